@@ -1,0 +1,772 @@
+//! cachet: the Cachet command-line client.
+//!
+//! Operators create issues, mint, redeem and freeze; collectors keep wallets and transfer;
+//! auditors look up stamps, histories and holdings. Every command takes `--json`.
+
+mod wallet;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use cachet_api::{Client, ClientError, HistoryEntry, TxInfo, TxStatus};
+use cachet_state::EventKind;
+use cachet_types::{
+    CountryCode, CurrencyCode, FaceValue, FreezeReason, Hash, IssueId, IssueRecord, OperatorId,
+    SignedTx, StampId, TxBody,
+};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::wallet::{Passphrase, Wallets};
+
+/// Default node: the development node's API.
+const DEFAULT_NODE: &str = "http://127.0.0.1:7600";
+
+/// cachet: issue, trade and audit digital postage stamps on a Cachet ledger.
+///
+/// Start a development node with `cachetd --dev`, import its operator key with
+/// `cachet wallet import operator <path it prints>`, then create an issue and mint.
+#[derive(Debug, Parser)]
+#[command(name = "cachet", version, about, long_about = None)]
+struct Cli {
+    /// Node API to talk to.
+    #[arg(long, global = true, env = "CACHET_NODE", default_value = DEFAULT_NODE)]
+    node: String,
+
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// Directory of wallet files [default: <user data dir>/cachet/wallets].
+    #[arg(long, global = true, env = "CACHET_WALLET_DIR")]
+    wallet_dir: Option<PathBuf>,
+
+    /// File holding the wallet passphrase (else CACHET_PASSPHRASE, else a prompt).
+    #[arg(long, global = true)]
+    passphrase_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create, list, show and import wallets (encrypted key files).
+    #[command(subcommand)]
+    Wallet(WalletCommand),
+    /// Create, show and close stamp issues (operators).
+    #[command(subcommand)]
+    Issue(IssueCommand),
+    /// Mint a range of serials of an issue to an owner (the issuing operator).
+    Mint {
+        /// Issue id, e.g. AT-2026-001.
+        issue: IssueId,
+        /// Serials: one number (42) or an inclusive range (1-100).
+        #[arg(long)]
+        serials: String,
+        /// Receiver: an address (cachet1...) or a wallet name.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Give a stamp you own to another account.
+    Transfer {
+        /// Stamp, e.g. AT-2026-001#42.
+        stamp: StampId,
+        /// Receiver: an address (cachet1...) or a wallet name.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Mark a stamp used as postage (the issuing operator).
+    Redeem {
+        /// Stamp.
+        stamp: StampId,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Freeze a stamp, e.g. reported stolen (the issuing operator).
+    Freeze {
+        /// Stamp.
+        stamp: StampId,
+        /// Why.
+        #[arg(long, value_enum)]
+        reason: Reason,
+        /// Case reference (police report, court file).
+        #[arg(long = "case")]
+        case_ref: String,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Lift a freeze (the issuing operator).
+    Unfreeze {
+        /// Stamp.
+        stamp: StampId,
+        /// Case reference of the decision.
+        #[arg(long = "case")]
+        case_ref: String,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Look up stamps.
+    #[command(subcommand)]
+    Stamp(StampCommand),
+    /// A stamp's provenance: every event from mint to now.
+    History {
+        /// Stamp.
+        stamp: StampId,
+        /// Events per page.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Start after this event number (from a previous page's `next`).
+        #[arg(long)]
+        after: Option<u32>,
+        /// Fetch every page.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Stamps held by an account.
+    Holdings {
+        /// Account: an address or a wallet name.
+        account: String,
+        /// Stamps per page.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Start after this stamp (from a previous page's `next`).
+        #[arg(long)]
+        after: Option<StampId>,
+        /// Fetch every page.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Chain information.
+    #[command(subcommand)]
+    Chain(ChainCommand),
+    /// Raw transactions: submit signed bytes, look up status.
+    #[command(subcommand)]
+    Tx(TxCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum WalletCommand {
+    /// Create a wallet with a new key.
+    New {
+        /// Wallet name.
+        name: String,
+    },
+    /// List wallets and their addresses.
+    List,
+    /// Show a wallet's address.
+    Address {
+        /// Wallet name.
+        name: String,
+    },
+    /// Import a key file (e.g. the dev operator key printed by `cachetd --dev`).
+    Import {
+        /// Name to give it.
+        name: String,
+        /// Key file to import.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IssueCommand {
+    /// Register a new stamp issue.
+    Create(CreateIssue),
+    /// Show an issue and its supply.
+    Show {
+        /// Issue id.
+        id: IssueId,
+    },
+    /// Close an issue: its print run is fixed forever.
+    Close {
+        /// Issue id.
+        id: IssueId,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+}
+
+#[derive(Debug, Args)]
+struct CreateIssue {
+    /// Issue id, e.g. AT-2026-001.
+    id: IssueId,
+    /// Title.
+    #[arg(long)]
+    title: String,
+    /// ISO 3166 country code [default: the operator's].
+    #[arg(long)]
+    country: Option<CountryCode>,
+    /// Year of issue.
+    #[arg(long)]
+    year: u16,
+    /// WNS number, if registered.
+    #[arg(long)]
+    wns: Option<String>,
+    /// Face value in minor units (cents).
+    #[arg(long)]
+    face_value: u64,
+    /// ISO 4217 currency.
+    #[arg(long)]
+    currency: CurrencyCode,
+    /// Artwork file (its SHA-256 is recorded).
+    #[arg(long, conflicts_with = "design_sha256")]
+    design_file: Option<PathBuf>,
+    /// SHA-256 of the artwork, hex, if the file is not at hand.
+    #[arg(long)]
+    design_sha256: Option<Hash>,
+    /// Where the artwork is published.
+    #[arg(long)]
+    design_uri: String,
+    /// Print run: serials 1..=N.
+    #[arg(long)]
+    print_run: u32,
+    /// Issuing operator [default: the operator the wallet belongs to].
+    #[arg(long)]
+    operator: Option<OperatorId>,
+    #[command(flatten)]
+    tx: TxOptions,
+}
+
+#[derive(Debug, Subcommand)]
+enum StampCommand {
+    /// A stamp's owner and status.
+    Show {
+        /// Stamp.
+        stamp: StampId,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ChainCommand {
+    /// Height, tip, state root, operators and node counters.
+    Info,
+}
+
+#[derive(Debug, Subcommand)]
+enum TxCommand {
+    /// Submit a signed transaction (hex, as written by --sign-only) and wait for it.
+    Submit {
+        /// File with the hex transaction ("-" for standard input).
+        file: PathBuf,
+        /// Return once accepted instead of waiting for finality.
+        #[arg(long)]
+        no_wait: bool,
+        /// Seconds to wait for finality.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// A transaction's status.
+    Status {
+        /// Transaction id.
+        id: Hash,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Reason {
+    Stolen,
+    Lost,
+    Disputed,
+    Fraud,
+    LegalOrder,
+}
+
+impl From<Reason> for FreezeReason {
+    fn from(reason: Reason) -> FreezeReason {
+        match reason {
+            Reason::Stolen => FreezeReason::Stolen,
+            Reason::Lost => FreezeReason::Lost,
+            Reason::Disputed => FreezeReason::Disputed,
+            Reason::Fraud => FreezeReason::Fraud,
+            Reason::LegalOrder => FreezeReason::LegalOrder,
+        }
+    }
+}
+
+/// Options of every command that signs a transaction.
+#[derive(Debug, Args)]
+struct TxOptions {
+    /// Wallet that signs.
+    #[arg(long, short = 'w')]
+    wallet: String,
+    /// Nonce to use [default: the node's next nonce for the wallet].
+    #[arg(long)]
+    nonce: Option<u64>,
+    /// Chain id to sign for [default: the node's].
+    #[arg(long)]
+    chain_id: Option<Hash>,
+    /// Print the signed transaction as hex and do not submit it.
+    #[arg(long)]
+    sign_only: bool,
+    /// Return once accepted instead of waiting for finality.
+    #[arg(long)]
+    no_wait: bool,
+    /// Seconds to wait for finality.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+}
+
+struct Context_ {
+    client: Client,
+    json: bool,
+    wallets: Wallets,
+    passphrase: Passphrase,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start: {error}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(error) = runtime.block_on(run(cli)) {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let ctx = Context_ {
+        client: Client::new(&cli.node)?,
+        json: cli.json,
+        wallets: Wallets::new(cli.wallet_dir)?,
+        passphrase: Passphrase {
+            file: cli.passphrase_file,
+        },
+    };
+    match cli.command {
+        Command::Wallet(command) => wallet(&ctx, command),
+        Command::Issue(IssueCommand::Create(args)) => create_issue(&ctx, args).await,
+        Command::Issue(IssueCommand::Show { id }) => {
+            let info = ctx.client.issue(&id).await?;
+            if ctx.json {
+                return print_json(&info);
+            }
+            let i = &info.issue;
+            let r = &i.record;
+            println!("{}  {}", r.id, r.title);
+            println!("  operator     {} ({})", r.operator, r.country);
+            println!("  year         {}", r.year);
+            if let Some(wns) = &r.wns_number {
+                println!("  WNS          {wns}");
+            }
+            println!(
+                "  face value   {} {}",
+                r.face_value.amount_minor, r.face_value.currency
+            );
+            println!("  design       {} {}", r.design_sha256, r.design_uri);
+            println!("  print run    {}", r.print_run);
+            println!(
+                "  supply       minted {}, redeemed {}, frozen {}, burned {}",
+                i.minted, i.redeemed, i.frozen, i.burned
+            );
+            println!("  status       {}", if i.closed { "closed" } else { "open" });
+            Ok(())
+        }
+        Command::Issue(IssueCommand::Close { id, tx }) => {
+            send(&ctx, &tx, TxBody::CloseIssue { issue: id }).await
+        }
+        Command::Mint {
+            issue,
+            serials,
+            to,
+            tx,
+        } => {
+            let (first_serial, last_serial) = parse_serials(&serials)?;
+            let owner = ctx.wallets.resolve(&to)?;
+            let body = TxBody::Mint {
+                issue,
+                first_serial,
+                last_serial,
+                owner,
+            };
+            send(&ctx, &tx, body).await
+        }
+        Command::Transfer { stamp, to, tx } => {
+            let to = ctx.wallets.resolve(&to)?;
+            let current = ctx.client.stamp(&stamp).await?;
+            let body = TxBody::Transfer {
+                stamp,
+                last_event: current.last_event,
+                to,
+            };
+            send(&ctx, &tx, body).await
+        }
+        Command::Redeem { stamp, tx } => send(&ctx, &tx, TxBody::Redeem { stamp }).await,
+        Command::Freeze {
+            stamp,
+            reason,
+            case_ref,
+            tx,
+        } => {
+            let body = TxBody::Freeze {
+                stamp,
+                reason: reason.into(),
+                case_ref,
+            };
+            send(&ctx, &tx, body).await
+        }
+        Command::Unfreeze {
+            stamp,
+            case_ref,
+            tx,
+        } => send(&ctx, &tx, TxBody::Unfreeze { stamp, case_ref }).await,
+        Command::Stamp(StampCommand::Show { stamp }) => {
+            let info = ctx.client.stamp(&stamp).await?;
+            if ctx.json {
+                return print_json(&info);
+            }
+            println!("{}", info.stamp);
+            println!("  owner        {}", info.owner);
+            println!("  status       {}", status_text(&info.status));
+            println!("  events       {}", info.event_count);
+            println!("  last event   {}", info.last_event);
+            Ok(())
+        }
+        Command::History {
+            stamp,
+            limit,
+            after,
+            all,
+        } => history(&ctx, stamp, limit, after, all).await,
+        Command::Holdings {
+            account,
+            limit,
+            after,
+            all,
+        } => holdings(&ctx, &account, limit, after, all).await,
+        Command::Chain(ChainCommand::Info) => {
+            let info = ctx.client.chain().await?;
+            if ctx.json {
+                return print_json(&info);
+            }
+            println!("chain        {} ({})", info.chain_name, info.chain_id);
+            println!("height       {}", info.height);
+            println!("tip          {}", info.tip_hash);
+            println!("state root   {}", info.state_root);
+            println!("operators    {}", info.operators.len());
+            for op in &info.operators {
+                println!("  {} ({}) {}  issuer {}", op.id, op.country, op.name, op.issuer);
+            }
+            let m = &info.metrics;
+            println!(
+                "node         mempool {}, final {}, rejected {}, blocks {}, peers {}",
+                m.mempool_size, m.txs_final, m.txs_rejected, m.blocks_committed, m.peers
+            );
+            Ok(())
+        }
+        Command::Tx(TxCommand::Submit {
+            file,
+            no_wait,
+            timeout,
+        }) => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let bytes = hex::decode(text.trim()).context("the transaction file must be hex")?;
+            let info = ctx.client.submit_bytes(&bytes).await;
+            finish_tx(&ctx, info, no_wait, timeout, None).await
+        }
+        Command::Tx(TxCommand::Status { id }) => {
+            let info = ctx.client.tx(&id).await?;
+            if ctx.json {
+                return print_json(&info);
+            }
+            println!("tx {}: {}", info.tx_id, tx_status_text(&info.status));
+            Ok(())
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn parse_serials(text: &str) -> Result<(u32, u32)> {
+    let parse = |s: &str| -> Result<u32> {
+        s.trim()
+            .parse()
+            .with_context(|| format!("serials must be a number or a range like 1-100, got {text:?}"))
+    };
+    match text.split_once('-') {
+        Some((a, b)) => Ok((parse(a)?, parse(b)?)),
+        None => {
+            let n = parse(text)?;
+            Ok((n, n))
+        }
+    }
+}
+
+fn wallet(ctx: &Context_, command: WalletCommand) -> Result<()> {
+    match command {
+        WalletCommand::New { name } => {
+            let passphrase = ctx.passphrase.get_new()?;
+            let (path, address) = ctx.wallets.create(&name, &passphrase)?;
+            if ctx.json {
+                return print_json(&json!({"name": name, "address": address, "file": path}));
+            }
+            println!("created wallet {name}: {address}");
+            println!("key file {} (encrypted; keep a backup)", path.display());
+        }
+        WalletCommand::List => {
+            let list = ctx.wallets.list()?;
+            if ctx.json {
+                let items: Vec<_> = list
+                    .iter()
+                    .map(|(name, address)| json!({"name": name, "address": address}))
+                    .collect();
+                return print_json(&items);
+            }
+            if list.is_empty() {
+                println!("no wallets yet: create one with `cachet wallet new NAME`");
+            }
+            for (name, address) in list {
+                println!("{name:20} {address}");
+            }
+        }
+        WalletCommand::Address { name } => {
+            let file = ctx.wallets.read(&name)?;
+            if ctx.json {
+                return print_json(
+                    &json!({"name": name, "address": file.address, "public_key": file.public_key}),
+                );
+            }
+            println!("{}", file.address);
+        }
+        WalletCommand::Import { name, file } => {
+            let passphrase = ctx
+                .passphrase
+                .get(&format!("Passphrase of {}: ", file.display()))?;
+            let address = ctx.wallets.import(&name, &file, &passphrase)?;
+            if ctx.json {
+                return print_json(&json!({"name": name, "address": address}));
+            }
+            println!("imported wallet {name}: {address}");
+        }
+    }
+    Ok(())
+}
+
+async fn create_issue(ctx: &Context_, args: CreateIssue) -> Result<()> {
+    let genesis = ctx.client.genesis().await?;
+    let wallet = ctx.wallets.read(&args.tx.wallet)?;
+    let operator = match args.operator {
+        Some(id) => genesis
+            .operator(&id)
+            .with_context(|| format!("{id} is not an operator of this chain"))?
+            .clone(),
+        None => genesis
+            .operators
+            .iter()
+            .find(|op| op.issuer == wallet.address)
+            .with_context(|| {
+                format!(
+                    "wallet {} is not a genesis operator's issuer; name the operator with --operator",
+                    args.tx.wallet
+                )
+            })?
+            .clone(),
+    };
+    let design_sha256 = match (&args.design_file, args.design_sha256) {
+        (Some(path), _) => Hash::sha256(
+            &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        ),
+        (None, Some(hash)) => hash,
+        (None, None) => bail!("give --design-file or --design-sha256"),
+    };
+    let record = IssueRecord {
+        id: args.id,
+        operator: operator.id.clone(),
+        title: args.title,
+        country: args.country.unwrap_or(operator.country),
+        year: args.year,
+        wns_number: args.wns,
+        face_value: FaceValue {
+            amount_minor: args.face_value,
+            currency: args.currency,
+        },
+        design_sha256,
+        design_uri: args.design_uri,
+        print_run: args.print_run,
+    };
+    record.check_fields()?;
+    send(ctx, &args.tx, TxBody::CreateIssue { record }).await
+}
+
+/// Signs `body` with the wallet, submits it, and waits for finality unless told not to.
+async fn send(ctx: &Context_, options: &TxOptions, body: TxBody) -> Result<()> {
+    let key = ctx.wallets.unlock(&options.wallet, &ctx.passphrase)?;
+    let chain_id = match options.chain_id {
+        Some(id) => id,
+        None => ctx.client.chain().await?.chain_id,
+    };
+    let nonce = match options.nonce {
+        Some(nonce) => nonce,
+        None => {
+            ctx.client
+                .account(&key.public_key().address())
+                .await?
+                .next_nonce
+        }
+    };
+    let kind = body.kind();
+    let tx = SignedTx::sign(chain_id, &key, nonce, body);
+    if options.sign_only {
+        if ctx.json {
+            return print_json(&json!({"tx_id": tx.id(), "tx": hex::encode(tx.to_bytes())}));
+        }
+        println!("{}", hex::encode(tx.to_bytes()));
+        return Ok(());
+    }
+    let submitted = ctx.client.submit(&tx).await;
+    finish_tx(ctx, submitted, options.no_wait, options.timeout, Some(kind)).await
+}
+
+/// Reports a submission, waiting for finality unless `no_wait`.
+async fn finish_tx(
+    ctx: &Context_,
+    submitted: Result<TxInfo, ClientError>,
+    no_wait: bool,
+    timeout_s: u64,
+    kind: Option<&str>,
+) -> Result<()> {
+    let info = match submitted {
+        Ok(info) => info,
+        Err(ClientError::Api { code, message, .. }) => {
+            bail!("rejected: {code}: {message}");
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let id = info.tx_id;
+    let mut status = info.status;
+    let deadline = Instant::now() + Duration::from_secs(timeout_s);
+    while status == TxStatus::Pending && !no_wait {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!("tx {id} is still pending after {timeout_s} s; check later with `cachet tx status {id}`");
+        }
+        // The node holds the request until the transaction settles or the wait ends.
+        let wait_ms = left.as_millis().min(10_000) as u64;
+        status = ctx.client.tx_wait(&id, wait_ms).await?.status;
+    }
+    if ctx.json {
+        print_json(&json!({"tx_id": id, "kind": kind, "outcome": status}))?;
+    } else {
+        println!("tx {id}: {}", tx_status_text(&status));
+    }
+    match status {
+        TxStatus::Rejected { reason, message } => bail!("rejected: {reason}: {message}"),
+        TxStatus::Unknown => bail!("the node no longer knows tx {id}"),
+        _ => Ok(()),
+    }
+}
+
+fn tx_status_text(status: &TxStatus) -> String {
+    match status {
+        TxStatus::Pending => "pending".into(),
+        TxStatus::Final { height, index } => format!("final at height {height} (index {index})"),
+        TxStatus::Rejected { reason, message } => format!("rejected: {reason}: {message}"),
+        TxStatus::Unknown => "unknown".into(),
+    }
+}
+
+fn status_text(status: &cachet_state::StampStatus) -> String {
+    match status {
+        cachet_state::StampStatus::Frozen { reason, case_ref } => {
+            format!("frozen ({reason:?}, case {case_ref})").to_lowercase()
+        }
+        other => other.name().into(),
+    }
+}
+
+fn event_text(entry: &HistoryEntry) -> String {
+    match &entry.kind {
+        EventKind::Minted { owner } => format!("minted to {owner}"),
+        EventKind::Transferred { from, to } => format!("transferred {from} -> {to}"),
+        EventKind::Redeemed => "redeemed".into(),
+        EventKind::Frozen { reason, case_ref } => {
+            format!("frozen: {reason:?}, case {case_ref}").to_lowercase()
+        }
+        EventKind::Unfrozen { case_ref } => format!("unfrozen, case {case_ref}"),
+    }
+}
+
+async fn history(
+    ctx: &Context_,
+    stamp: StampId,
+    limit: usize,
+    after: Option<u32>,
+    all: bool,
+) -> Result<()> {
+    let mut after = after;
+    let mut events = Vec::new();
+    let next = loop {
+        let page = ctx.client.history(&stamp, after, limit).await?;
+        events.extend(page.events);
+        match page.next {
+            Some(next) if all => after = Some(next),
+            other => break other,
+        }
+    };
+    if ctx.json {
+        return print_json(&json!({"stamp": stamp, "events": events, "next": next}));
+    }
+    println!("{stamp}: {} events shown", events.len());
+    for e in &events {
+        println!(
+            "  #{:<3} height {:<6} {}\n        signer {}  tx {}",
+            e.seq,
+            e.height,
+            event_text(e),
+            e.signer,
+            e.tx_id
+        );
+    }
+    if let Some(next) = next {
+        println!("more: cachet history {stamp} --after {next}");
+    }
+    Ok(())
+}
+
+async fn holdings(
+    ctx: &Context_,
+    account: &str,
+    limit: usize,
+    after: Option<StampId>,
+    all: bool,
+) -> Result<()> {
+    let owner = ctx.wallets.resolve(account)?;
+    let mut after = after;
+    let mut stamps = Vec::new();
+    let next = loop {
+        let page = ctx.client.holdings(&owner, after.as_ref(), limit).await?;
+        stamps.extend(page.stamps);
+        match page.next {
+            Some(next) if all => after = Some(next),
+            other => break other,
+        }
+    };
+    if ctx.json {
+        return print_json(&json!({"owner": owner, "stamps": stamps, "next": next}));
+    }
+    println!("{owner} holds {} stamps (this page)", stamps.len());
+    for stamp in &stamps {
+        println!("  {stamp}");
+    }
+    if let Some(next) = next {
+        println!("more: cachet holdings {account} --after '{next}'");
+    }
+    Ok(())
+}

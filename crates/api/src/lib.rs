@@ -1,0 +1,414 @@
+//! Cachet's HTTP API: the JSON shapes of requests and responses, and a typed client.
+//!
+//! Routes (all under `/v1`, documented in `specs/api.md`):
+//! `POST /tx`, `GET /tx/{id}`, `GET /chain`, `GET /genesis`, `GET /block/{height}`,
+//! `GET /issue/{id}`, `GET /stamp/{id}`, `GET /stamp/{id}/history?after=&limit=`,
+//! `GET /account/{address}`, `GET /account/{address}/holdings?after=&limit=`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use cachet_state::{EventKind, IssueState, StampStatus};
+use cachet_types::{
+    Address, BlockHeader, ChainParams, CommitCertificate, Genesis, Hash, IssueId, Operator,
+    PublicKey, SignedTx, StampId,
+};
+
+/// Most items one page may hold; larger `limit`s are clamped.
+pub const MAX_PAGE_LIMIT: usize = 1000;
+/// Page size when none is given.
+pub const DEFAULT_PAGE_LIMIT: usize = 100;
+
+/// Body of `POST /v1/tx`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubmitTx {
+    /// Canonical transaction bytes, hex.
+    pub tx: String,
+}
+
+/// Where a transaction stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum TxStatus {
+    /// Waiting in the mempool.
+    Pending,
+    /// In a certified block.
+    Final {
+        /// Block height.
+        height: u64,
+        /// Position in the block.
+        index: u32,
+    },
+    /// Refused, with its reason.
+    Rejected {
+        /// Stable reason code (`not_owner`, `over_print_run`, ...).
+        reason: String,
+        /// Human explanation.
+        message: String,
+    },
+    /// Never seen, or forgotten.
+    Unknown,
+}
+
+/// Answer to `POST /v1/tx` and `GET /v1/tx/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TxInfo {
+    /// Transaction id.
+    pub tx_id: Hash,
+    /// Status.
+    #[serde(flatten)]
+    pub status: TxStatus,
+    /// The transaction, when final.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tx: Option<SignedTx>,
+}
+
+/// Error body of every failing request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ApiErrorDetail,
+}
+
+/// A failure's code and message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiErrorDetail {
+    /// Stable code: a rejection reason, or `not_found`, `bad_request`, `busy`, `internal`.
+    pub code: String,
+    /// Explanation.
+    pub message: String,
+}
+
+/// Node counters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NodeMetrics {
+    /// Transactions waiting.
+    pub mempool_size: usize,
+    /// Transactions finalized since start.
+    pub txs_final: u64,
+    /// Transactions rejected since start.
+    pub txs_rejected: u64,
+    /// Blocks committed since start.
+    pub blocks_committed: u64,
+    /// Connected peers.
+    pub peers: usize,
+}
+
+/// Answer to `GET /v1/chain`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChainInfo {
+    /// Chain id (genesis hash).
+    pub chain_id: Hash,
+    /// Chain name.
+    pub chain_name: String,
+    /// Height of the last final block.
+    pub height: u64,
+    /// Hash of that block.
+    pub tip_hash: Hash,
+    /// State commitment after it.
+    pub state_root: Hash,
+    /// Its time.
+    pub time_ms: u64,
+    /// Operators.
+    pub operators: Vec<Operator>,
+    /// Chain limits.
+    pub params: ChainParams,
+    /// Counters.
+    pub metrics: NodeMetrics,
+    /// Node software version.
+    pub version: String,
+}
+
+/// Answer to `GET /v1/account/{address}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountInfo {
+    /// Address.
+    pub address: Address,
+    /// Public key.
+    pub public_key: PublicKey,
+    /// Nonce of the last final transaction.
+    pub nonce: u64,
+    /// Nonce to use for the next transaction (counts pending ones).
+    pub next_nonce: u64,
+    /// The genesis operator this account issues for, if any.
+    pub operator: Option<String>,
+}
+
+/// Answer to `GET /v1/issue/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssueInfo {
+    /// The issue.
+    #[serde(flatten)]
+    pub issue: IssueState,
+}
+
+/// Answer to `GET /v1/stamp/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StampInfo {
+    /// Stamp id.
+    pub stamp: StampId,
+    /// Owner.
+    pub owner: Address,
+    /// Status.
+    #[serde(flatten)]
+    pub status: StampStatus,
+    /// Head of the stamp's event chain.
+    pub last_event: Hash,
+    /// Number of events.
+    pub event_count: u32,
+}
+
+/// One entry of a history page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Sequence number, from 0.
+    pub seq: u32,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+    /// Event hash.
+    pub event_hash: Hash,
+    /// Previous event hash.
+    pub prev_event: Hash,
+    /// Transaction id.
+    pub tx_id: Hash,
+    /// Signer's address.
+    pub signer: Address,
+    /// Block height.
+    pub height: u64,
+    /// Block time.
+    pub time_ms: u64,
+}
+
+/// Answer to `GET /v1/stamp/{id}/history`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryPage {
+    /// Stamp.
+    pub stamp: StampId,
+    /// Events, oldest first.
+    pub events: Vec<HistoryEntry>,
+    /// Cursor for the next page (`after=`), if there may be more.
+    pub next: Option<u32>,
+}
+
+/// Answer to `GET /v1/account/{address}/holdings`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HoldingsPage {
+    /// Owner.
+    pub owner: Address,
+    /// Stamps held, in stable order.
+    pub stamps: Vec<StampId>,
+    /// Cursor for the next page (`after=`), if there may be more.
+    pub next: Option<StampId>,
+}
+
+/// Answer to `GET /v1/block/{height}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockInfo {
+    /// Header hash.
+    pub hash: Hash,
+    /// Header.
+    pub header: BlockHeader,
+    /// Transaction ids, in order.
+    pub tx_ids: Vec<Hash>,
+    /// Commit certificate.
+    pub certificate: CommitCertificate,
+}
+
+/// What went wrong talking to a node.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// The node could not be reached.
+    #[error("cannot reach the node at {url}: {reason} (is cachetd running? set --node or CACHET_NODE)")]
+    Unreachable {
+        /// URL tried.
+        url: String,
+        /// Cause.
+        reason: String,
+    },
+    /// The node answered with an error.
+    #[error("{message} [{code}]")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Error code.
+        code: String,
+        /// Message.
+        message: String,
+    },
+    /// The answer was not what the API promises.
+    #[error("unexpected answer from the node: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// True if the node said the thing does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClientError::Api { status: 404, .. })
+    }
+}
+
+/// A typed client for one node.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// Percent-encodes a path segment (stamp ids carry `#`).
+pub fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+impl Client {
+    /// A client for the node at `base` (e.g. `http://127.0.0.1:7600`).
+    pub fn new(base: &str) -> Result<Client, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| ClientError::Unreachable {
+                url: base.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(Client {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+        })
+    }
+
+    async fn answer<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        response: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<T, ClientError> {
+        let response = response.map_err(|e| ClientError::Unreachable {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+        } else {
+            let body: ErrorBody = serde_json::from_slice(&bytes).map_err(|_| {
+                ClientError::Decode(format!(
+                    "HTTP {status}: {}",
+                    String::from_utf8_lossy(&bytes).chars().take(200).collect::<String>()
+                ))
+            })?;
+            Err(ClientError::Api {
+                status: status.as_u16(),
+                code: body.error.code,
+                message: body.error.message,
+            })
+        }
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let response = self.http.get(&url).send().await;
+        self.answer(&url, response).await
+    }
+
+    /// Submits a signed transaction.
+    pub async fn submit(&self, tx: &SignedTx) -> Result<TxInfo, ClientError> {
+        self.submit_bytes(&tx.to_bytes()).await
+    }
+
+    /// Submits raw transaction bytes (the node checks them).
+    pub async fn submit_bytes(&self, bytes: &[u8]) -> Result<TxInfo, ClientError> {
+        let url = format!("{}/v1/tx", self.base);
+        let body = SubmitTx {
+            tx: hex::encode(bytes),
+        };
+        let response = self.http.post(&url).json(&body).send().await;
+        self.answer(&url, response).await
+    }
+
+    /// A transaction's status.
+    pub async fn tx(&self, id: &Hash) -> Result<TxInfo, ClientError> {
+        self.get(&format!("/v1/tx/{id}")).await
+    }
+
+    /// A transaction's status, letting the node hold the request up to `wait_ms` while the
+    /// transaction is pending.
+    pub async fn tx_wait(&self, id: &Hash, wait_ms: u64) -> Result<TxInfo, ClientError> {
+        self.get(&format!("/v1/tx/{id}?wait_ms={wait_ms}")).await
+    }
+
+    /// Chain summary.
+    pub async fn chain(&self) -> Result<ChainInfo, ClientError> {
+        self.get("/v1/chain").await
+    }
+
+    /// The genesis.
+    pub async fn genesis(&self) -> Result<Genesis, ClientError> {
+        self.get("/v1/genesis").await
+    }
+
+    /// A block.
+    pub async fn block(&self, height: u64) -> Result<BlockInfo, ClientError> {
+        self.get(&format!("/v1/block/{height}")).await
+    }
+
+    /// An issue.
+    pub async fn issue(&self, id: &IssueId) -> Result<IssueInfo, ClientError> {
+        self.get(&format!("/v1/issue/{}", path_segment(id.as_str())))
+            .await
+    }
+
+    /// A stamp.
+    pub async fn stamp(&self, id: &StampId) -> Result<StampInfo, ClientError> {
+        self.get(&format!("/v1/stamp/{}", path_segment(&id.to_string())))
+            .await
+    }
+
+    /// A page of a stamp's history.
+    pub async fn history(
+        &self,
+        id: &StampId,
+        after: Option<u32>,
+        limit: usize,
+    ) -> Result<HistoryPage, ClientError> {
+        let mut path = format!(
+            "/v1/stamp/{}/history?limit={limit}",
+            path_segment(&id.to_string())
+        );
+        if let Some(after) = after {
+            path.push_str(&format!("&after={after}"));
+        }
+        self.get(&path).await
+    }
+
+    /// An account.
+    pub async fn account(&self, address: &Address) -> Result<AccountInfo, ClientError> {
+        self.get(&format!("/v1/account/{address}")).await
+    }
+
+    /// A page of an account's holdings.
+    pub async fn holdings(
+        &self,
+        address: &Address,
+        after: Option<&StampId>,
+        limit: usize,
+    ) -> Result<HoldingsPage, ClientError> {
+        let mut path = format!("/v1/account/{address}/holdings?limit={limit}");
+        if let Some(after) = after {
+            path.push_str(&format!("&after={}", path_segment(&after.to_string())));
+        }
+        self.get(&path).await
+    }
+}

@@ -1,0 +1,444 @@
+//! Applying transactions to a state view: the rules of the ledger (`specs/state.md`).
+//!
+//! Deterministic and pure: the same view, environment and transactions give the same writes,
+//! events and rejections on every node. Each transaction applies atomically: a rejected one
+//! leaves no trace.
+
+use std::collections::BTreeMap;
+
+use cachet_types::{
+    Address, Genesis, Hash, IssueId, Operator, PublicKey, StampId, TxBody, VerifiedTx,
+};
+
+use crate::records::{
+    event_hash, AccountState, EventKind, IssueState, StampEvent, StampState, StampStatus, StateKey,
+    StateValue,
+};
+use crate::rejection::Rejection;
+use crate::{StateError, StateView};
+
+/// Facts about the block being built or checked.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockEnv<'g> {
+    /// The genesis (operators and limits).
+    pub genesis: &'g Genesis,
+    /// Height of the block.
+    pub height: u64,
+    /// Time of the block, milliseconds since the Unix epoch.
+    pub time_ms: u64,
+}
+
+/// Why applying a transaction stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The transaction breaks a rule.
+    #[error("{0}")]
+    Rejected(#[from] Rejection),
+    /// The state could not be read.
+    #[error("{0}")]
+    State(#[from] StateError),
+}
+
+/// The result of executing a block's transactions.
+#[derive(Debug, Default)]
+pub struct StateChanges {
+    /// Final value of every key written, sorted by key.
+    pub writes: BTreeMap<StateKey, StateValue>,
+    /// Stamp events, in order.
+    pub events: Vec<StampEvent>,
+}
+
+/// Executes transactions in order over a view, collecting their effects.
+pub struct BlockExecution<'a, V: StateView + ?Sized> {
+    view: &'a V,
+    env: BlockEnv<'a>,
+    changes: StateChanges,
+    applied: u32,
+}
+
+/// Writes of one transaction, staged until it succeeds.
+struct Scratch<'s, 'a, V: StateView + ?Sized> {
+    exec: &'s BlockExecution<'a, V>,
+    writes: BTreeMap<StateKey, StateValue>,
+    events: Vec<StampEvent>,
+}
+
+impl<'s, 'a, V: StateView + ?Sized> Scratch<'s, 'a, V> {
+    fn get(&self, key: &StateKey) -> Result<Option<StateValue>, StateError> {
+        if let Some(value) = self.writes.get(key) {
+            return Ok(Some(value.clone()));
+        }
+        if let Some(value) = self.exec.changes.writes.get(key) {
+            return Ok(Some(value.clone()));
+        }
+        self.exec.view.get(key)
+    }
+
+    fn issue(&self, id: &IssueId) -> Result<IssueState, ApplyError> {
+        match self.get(&StateKey::Issue(id.clone()))? {
+            Some(StateValue::Issue(issue)) => Ok(issue),
+            Some(_) => Err(StateError::WrongKind.into()),
+            None => Err(Rejection::UnknownIssue(id.clone()).into()),
+        }
+    }
+
+    fn stamp(&self, id: &StampId) -> Result<StampState, ApplyError> {
+        match self.get(&StateKey::Stamp(id.clone()))? {
+            Some(StateValue::Stamp(stamp)) => Ok(stamp),
+            Some(_) => Err(StateError::WrongKind.into()),
+            None => Err(Rejection::UnknownStamp(id.clone()).into()),
+        }
+    }
+
+    fn put_issue(&mut self, issue: IssueState) {
+        self.writes.insert(
+            StateKey::Issue(issue.record.id.clone()),
+            StateValue::Issue(issue),
+        );
+    }
+
+    /// Records an event for a stamp and returns its new record.
+    fn event(
+        &mut self,
+        ctx: &TxContext<'_>,
+        id: &StampId,
+        previous: Option<StampState>,
+        owner: Address,
+        status: StampStatus,
+        kind: EventKind,
+    ) -> Result<(), ApplyError> {
+        let (prev_event, seq) = match &previous {
+            Some(stamp) => (stamp.last_event, stamp.event_count),
+            None => (Hash::ZERO, 0),
+        };
+        let hash = event_hash(id, &prev_event, &ctx.tx_id);
+        self.events.push(StampEvent {
+            stamp: id.clone(),
+            seq,
+            event_hash: hash,
+            prev_event,
+            tx_id: ctx.tx_id,
+            height: ctx.height,
+            time_ms: ctx.time_ms,
+            tx_index: ctx.tx_index,
+            signer: ctx.signer,
+            kind,
+        });
+        let event_count = seq.checked_add(1).ok_or(Rejection::Overflow)?;
+        self.writes.insert(
+            StateKey::Stamp(id.clone()),
+            StateValue::Stamp(StampState {
+                owner,
+                status,
+                last_event: hash,
+                event_count,
+            }),
+        );
+        Ok(())
+    }
+}
+
+struct TxContext<'t> {
+    tx_id: Hash,
+    signer: PublicKey,
+    height: u64,
+    time_ms: u64,
+    tx_index: u32,
+    operator: Option<&'t Operator>,
+}
+
+impl<'a, V: StateView + ?Sized> BlockExecution<'a, V> {
+    /// Starts executing a block over `view`.
+    pub fn new(view: &'a V, env: BlockEnv<'a>) -> Self {
+        BlockExecution {
+            view,
+            env,
+            changes: StateChanges::default(),
+            applied: 0,
+        }
+    }
+
+    /// Number of transactions applied so far.
+    pub fn applied(&self) -> u32 {
+        self.applied
+    }
+
+    /// Applies one verified transaction, or refuses it and changes nothing.
+    pub fn apply(&mut self, tx: &VerifiedTx) -> Result<(), ApplyError> {
+        let signed = tx.tx();
+        let ctx = TxContext {
+            tx_id: tx.id(),
+            signer: signed.signer,
+            height: self.env.height,
+            time_ms: self.env.time_ms,
+            tx_index: self.applied,
+            operator: self
+                .env
+                .genesis
+                .operators
+                .iter()
+                .find(|op| op.issuer.public_key() == &signed.signer),
+        };
+        let mut scratch = Scratch {
+            exec: self,
+            writes: BTreeMap::new(),
+            events: Vec::new(),
+        };
+
+        // Nonce: exactly one more than the signer's last.
+        let account_key = StateKey::Account(signed.signer);
+        let account = match scratch.get(&account_key)? {
+            Some(StateValue::Account(account)) => account,
+            Some(_) => return Err(StateError::WrongKind.into()),
+            None => AccountState::default(),
+        };
+        let expected = account.nonce.checked_add(1).ok_or(Rejection::Overflow)?;
+        if signed.nonce <= account.nonce {
+            return Err(Rejection::StaleNonce {
+                got: signed.nonce,
+                last: account.nonce,
+            }
+            .into());
+        }
+        if signed.nonce != expected {
+            return Err(Rejection::NonceGap {
+                got: signed.nonce,
+                expected,
+            }
+            .into());
+        }
+        scratch.writes.insert(
+            account_key,
+            StateValue::Account(AccountState {
+                nonce: signed.nonce,
+            }),
+        );
+
+        apply_body(&mut scratch, &ctx, self.env, &signed.body)?;
+
+        let Scratch { writes, events, .. } = scratch;
+        self.changes.writes.extend(writes);
+        self.changes.events.extend(events);
+        self.applied = self.applied.checked_add(1).ok_or(Rejection::Overflow)?;
+        Ok(())
+    }
+
+    /// Ends execution and returns the block's effects.
+    pub fn finish(self) -> StateChanges {
+        self.changes
+    }
+}
+
+/// Requires the signer to be the operator that issued `issue`; returns the issue.
+fn issuer_only<V: StateView + ?Sized>(
+    scratch: &Scratch<'_, '_, V>,
+    ctx: &TxContext<'_>,
+    issue: &IssueId,
+) -> Result<IssueState, ApplyError> {
+    let state = scratch.issue(issue)?;
+    match ctx.operator {
+        Some(op) if op.id == state.record.operator => Ok(state),
+        Some(_) => Err(Rejection::NotIssuer(issue.clone(), state.record.operator.clone()).into()),
+        None => Err(Rejection::NotOperator.into()),
+    }
+}
+
+fn bump(counter: u32, by: i64) -> Result<u32, Rejection> {
+    u32::try_from(i64::from(counter) + by).map_err(|_| Rejection::Overflow)
+}
+
+fn apply_body<V: StateView + ?Sized>(
+    scratch: &mut Scratch<'_, '_, V>,
+    ctx: &TxContext<'_>,
+    env: BlockEnv<'_>,
+    body: &TxBody,
+) -> Result<(), ApplyError> {
+    let params = &env.genesis.params;
+    match body {
+        TxBody::CreateIssue { record } => {
+            let operator = ctx.operator.ok_or(Rejection::NotOperator)?;
+            if operator.id != record.operator {
+                return Err(Rejection::NotIssuer(record.id.clone(), record.operator.clone()).into());
+            }
+            if record.print_run == 0 || record.print_run > params.max_print_run {
+                return Err(Rejection::PrintRunTooLarge {
+                    print_run: record.print_run,
+                    limit: params.max_print_run,
+                }
+                .into());
+            }
+            if scratch.get(&StateKey::Issue(record.id.clone()))?.is_some() {
+                return Err(Rejection::IssueExists(record.id.clone()).into());
+            }
+            scratch.put_issue(IssueState {
+                record: record.clone(),
+                closed: false,
+                created_height: ctx.height,
+                minted: 0,
+                redeemed: 0,
+                frozen: 0,
+                burned: 0,
+            });
+        }
+        TxBody::Mint {
+            issue,
+            first_serial,
+            last_serial,
+            owner,
+        } => {
+            let mut state = issuer_only(scratch, ctx, issue)?;
+            if state.closed {
+                return Err(Rejection::IssueClosed(issue.clone()).into());
+            }
+            let (first, last) = (*first_serial, *last_serial);
+            let range_error = |rule: &str| Rejection::InvalidRange {
+                first,
+                last,
+                rule: rule.to_string(),
+            };
+            if first == 0 || last < first {
+                return Err(range_error("serials start at 1 and first <= last").into());
+            }
+            let count = last - first + 1;
+            if count > params.max_mint_per_tx {
+                return Err(range_error("more serials than one mint may create").into());
+            }
+            if last > state.record.print_run {
+                return Err(Rejection::OverPrintRun {
+                    serial: first.max(state.record.print_run.saturating_add(1)),
+                    print_run: state.record.print_run,
+                }
+                .into());
+            }
+            if owner.public_key().is_weak() {
+                return Err(Rejection::WeakKey.into());
+            }
+            for serial in first..=last {
+                let id = StampId::new(issue.clone(), serial);
+                if scratch.get(&StateKey::Stamp(id.clone()))?.is_some() {
+                    return Err(Rejection::DuplicateSerial(id).into());
+                }
+                scratch.event(
+                    ctx,
+                    &id,
+                    None,
+                    *owner,
+                    StampStatus::Active,
+                    EventKind::Minted { owner: *owner },
+                )?;
+            }
+            state.minted = state.minted.checked_add(count).ok_or(Rejection::Overflow)?;
+            scratch.put_issue(state);
+        }
+        TxBody::CloseIssue { issue } => {
+            let mut state = issuer_only(scratch, ctx, issue)?;
+            if state.closed {
+                return Err(Rejection::IssueClosed(issue.clone()).into());
+            }
+            state.closed = true;
+            scratch.put_issue(state);
+        }
+        TxBody::Transfer {
+            stamp,
+            last_event,
+            to,
+        } => {
+            let current = scratch.stamp(stamp)?;
+            if current.owner.public_key() != &ctx.signer {
+                return Err(Rejection::NotOwner(stamp.clone()).into());
+            }
+            require_active(stamp, &current.status)?;
+            if current.last_event != *last_event {
+                return Err(Rejection::StaleEvent {
+                    stamp: stamp.clone(),
+                    current: current.last_event,
+                }
+                .into());
+            }
+            if to.public_key().is_weak() {
+                return Err(Rejection::WeakKey.into());
+            }
+            let from = current.owner;
+            scratch.event(
+                ctx,
+                stamp,
+                Some(current),
+                *to,
+                StampStatus::Active,
+                EventKind::Transferred { from, to: *to },
+            )?;
+        }
+        TxBody::Redeem { stamp } => {
+            let mut issue = issuer_only(scratch, ctx, &stamp.issue)?;
+            let current = scratch.stamp(stamp)?;
+            require_active(stamp, &current.status)?;
+            let owner = current.owner;
+            scratch.event(
+                ctx,
+                stamp,
+                Some(current),
+                owner,
+                StampStatus::Redeemed,
+                EventKind::Redeemed,
+            )?;
+            issue.redeemed = bump(issue.redeemed, 1)?;
+            scratch.put_issue(issue);
+        }
+        TxBody::Freeze {
+            stamp,
+            reason,
+            case_ref,
+        } => {
+            let mut issue = issuer_only(scratch, ctx, &stamp.issue)?;
+            let current = scratch.stamp(stamp)?;
+            require_active(stamp, &current.status)?;
+            let owner = current.owner;
+            scratch.event(
+                ctx,
+                stamp,
+                Some(current),
+                owner,
+                StampStatus::Frozen {
+                    reason: *reason,
+                    case_ref: case_ref.clone(),
+                },
+                EventKind::Frozen {
+                    reason: *reason,
+                    case_ref: case_ref.clone(),
+                },
+            )?;
+            issue.frozen = bump(issue.frozen, 1)?;
+            scratch.put_issue(issue);
+        }
+        TxBody::Unfreeze { stamp, case_ref } => {
+            let mut issue = issuer_only(scratch, ctx, &stamp.issue)?;
+            let current = scratch.stamp(stamp)?;
+            if !matches!(current.status, StampStatus::Frozen { .. }) {
+                return Err(Rejection::NotFrozen(stamp.clone()).into());
+            }
+            let owner = current.owner;
+            scratch.event(
+                ctx,
+                stamp,
+                Some(current),
+                owner,
+                StampStatus::Active,
+                EventKind::Unfrozen {
+                    case_ref: case_ref.clone(),
+                },
+            )?;
+            issue.frozen = bump(issue.frozen, -1)?;
+            scratch.put_issue(issue);
+        }
+    }
+    Ok(())
+}
+
+fn require_active(stamp: &StampId, status: &StampStatus) -> Result<(), Rejection> {
+    match status {
+        StampStatus::Active => Ok(()),
+        StampStatus::Frozen { .. } => Err(Rejection::Frozen(stamp.clone())),
+        StampStatus::Redeemed => Err(Rejection::Redeemed(stamp.clone())),
+        StampStatus::Burned => Err(Rejection::Burned(stamp.clone())),
+    }
+}

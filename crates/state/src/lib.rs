@@ -1,0 +1,76 @@
+//! Cachet's state machine: the ledger's rules, applied to a state view, and the sparse Merkle
+//! tree whose root is every block's state commitment.
+//!
+//! Pure and deterministic: no I/O, no clock, no threads. Storage implements [`StateView`] and
+//! [`smt::NodeSource`]; this crate says what to write, the store writes it.
+
+pub mod execute;
+pub mod records;
+pub mod rejection;
+pub mod smt;
+
+use cachet_types::Hash;
+
+pub use execute::{ApplyError, BlockEnv, BlockExecution, StateChanges};
+pub use records::{
+    event_hash, AccountState, EventKind, IssueState, StampEvent, StampState, StampStatus,
+    StateKey, StateValue,
+};
+pub use rejection::Rejection;
+
+/// The state could not be read: a storage failure or a corrupt store. Not the transaction's
+/// fault; the node must stop rather than guess.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// The backing store failed.
+    #[error("state store failed: {0}")]
+    Store(String),
+    /// A stored value does not decode.
+    #[error("state store holds a corrupt value: {0}")]
+    Corrupt(String),
+    /// A key holds a value of the wrong kind.
+    #[error("state store holds a value of the wrong kind")]
+    WrongKind,
+    /// A tree node the root refers to is missing.
+    #[error("state tree node missing at depth {depth} prefix {prefix}")]
+    MissingNode {
+        /// Depth.
+        depth: u8,
+        /// Prefix.
+        prefix: Hash,
+    },
+    /// A tree node does not hash to what its parent says.
+    #[error("state tree node corrupt at depth {depth} prefix {prefix}")]
+    CorruptNode {
+        /// Depth.
+        depth: u8,
+        /// Prefix.
+        prefix: Hash,
+    },
+    /// Two updates for one tree key.
+    #[error("duplicate key in state tree update")]
+    DuplicateKey,
+}
+
+/// Read access to the committed state.
+pub trait StateView {
+    /// The value under `key`, if any.
+    fn get(&self, key: &StateKey) -> Result<Option<StateValue>, StateError>;
+}
+
+/// Applies a block's writes to the state tree: returns the new root and the node writes.
+pub fn commit_tree(
+    nodes: &dyn smt::NodeSource,
+    root: smt::Child,
+    writes: &std::collections::BTreeMap<StateKey, StateValue>,
+) -> Result<(smt::Child, Vec<(smt::NodeKey, Option<smt::Node>)>), StateError> {
+    let mut leaves: Vec<(Hash, Hash)> = writes
+        .iter()
+        .map(|(key, value)| (key.tree_key(), value.tree_value()))
+        .collect();
+    leaves.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    if leaves.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+        return Err(StateError::DuplicateKey);
+    }
+    smt::update(nodes, root, &leaves)
+}

@@ -1,0 +1,193 @@
+//! What the ledger state holds: issues, stamps and accounts, keyed for storage and the tree.
+
+use bincode::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+
+use cachet_types::codec;
+use cachet_types::{Address, FreezeReason, Hash, IssueId, IssueRecord, PublicKey, StampId};
+
+const STATE_KEY_TAG: &str = "cachet/state-key";
+const STATE_VALUE_TAG: &str = "cachet/state-value";
+const EVENT_TAG: &str = "cachet/stamp-event";
+
+/// A key in the state.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
+pub enum StateKey {
+    /// An issue.
+    Issue(IssueId),
+    /// A stamp.
+    Stamp(StampId),
+    /// A signer's account (nonce).
+    Account(PublicKey),
+}
+
+impl StateKey {
+    /// Canonical bytes, used as the storage key.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// The key's position in the state tree.
+    pub fn tree_key(&self) -> Hash {
+        Hash::tagged(STATE_KEY_TAG, &[&self.to_bytes()])
+    }
+}
+
+/// A value in the state.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum StateValue {
+    /// An issue.
+    Issue(IssueState),
+    /// A stamp.
+    Stamp(StampState),
+    /// An account.
+    Account(AccountState),
+}
+
+impl StateValue {
+    /// Canonical bytes, as stored.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// The value's hash in the state tree.
+    pub fn tree_value(&self) -> Hash {
+        Hash::tagged(STATE_VALUE_TAG, &[&self.to_bytes()])
+    }
+}
+
+/// An issue and its supply.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct IssueState {
+    /// The philatelic record.
+    pub record: IssueRecord,
+    /// Closed issues mint nothing more.
+    pub closed: bool,
+    /// Height of the block that created it.
+    pub created_height: u64,
+    /// Stamps minted so far.
+    pub minted: u32,
+    /// Stamps redeemed as postage.
+    pub redeemed: u32,
+    /// Stamps frozen right now.
+    pub frozen: u32,
+    /// Stamps destroyed.
+    pub burned: u32,
+}
+
+/// What can be done with a stamp now.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum StampStatus {
+    /// Can be transferred, redeemed or frozen.
+    Active,
+    /// Held by a freeze; nothing moves it until unfrozen.
+    Frozen {
+        /// Why.
+        reason: FreezeReason,
+        /// Case reference.
+        case_ref: String,
+    },
+    /// Used as postage; final.
+    Redeemed,
+    /// Destroyed; final.
+    Burned,
+}
+
+impl StampStatus {
+    /// Short name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StampStatus::Active => "active",
+            StampStatus::Frozen { .. } => "frozen",
+            StampStatus::Redeemed => "redeemed",
+            StampStatus::Burned => "burned",
+        }
+    }
+}
+
+/// A stamp's current record.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct StampState {
+    /// Current owner.
+    pub owner: Address,
+    /// Current status.
+    pub status: StampStatus,
+    /// Hash of the stamp's latest event (the head of its own hash chain).
+    pub last_event: Hash,
+    /// Number of events so far (the next event's sequence number).
+    pub event_count: u32,
+}
+
+/// A signer's account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+pub struct AccountState {
+    /// Nonce of the signer's last final transaction (0: none yet).
+    pub nonce: u64,
+}
+
+/// What happened to a stamp in one event.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum EventKind {
+    /// Minted to an owner.
+    Minted {
+        /// First owner.
+        owner: Address,
+    },
+    /// Moved between owners.
+    Transferred {
+        /// Previous owner.
+        from: Address,
+        /// New owner.
+        to: Address,
+    },
+    /// Used as postage.
+    Redeemed,
+    /// Frozen.
+    Frozen {
+        /// Why.
+        reason: FreezeReason,
+        /// Case reference.
+        case_ref: String,
+    },
+    /// Freeze lifted.
+    Unfrozen {
+        /// Case reference.
+        case_ref: String,
+    },
+}
+
+/// One entry of a stamp's history.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct StampEvent {
+    /// The stamp.
+    pub stamp: StampId,
+    /// Position in the stamp's history, from 0.
+    pub seq: u32,
+    /// This event's hash: `H(stamp-event, stamp || previous event hash || tx id)`.
+    pub event_hash: Hash,
+    /// The previous event's hash (zero for the mint).
+    pub prev_event: Hash,
+    /// Transaction that caused it.
+    pub tx_id: Hash,
+    /// Block height.
+    pub height: u64,
+    /// Block time, milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// Position of the transaction in its block.
+    pub tx_index: u32,
+    /// Who signed the transaction.
+    pub signer: PublicKey,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// The hash that links a stamp's events into a chain.
+pub fn event_hash(stamp: &StampId, prev_event: &Hash, tx_id: &Hash) -> Hash {
+    Hash::tagged(
+        EVENT_TAG,
+        &[&codec::encode(stamp), prev_event.as_bytes(), tx_id.as_bytes()],
+    )
+}

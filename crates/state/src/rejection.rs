@@ -1,0 +1,170 @@
+//! Named reasons a transaction is refused (`specs/state.md` lists them all).
+
+use cachet_types::{Hash, IssueId, OperatorId, StampId, TxCheckError};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Why a transaction was refused. Every variant has a stable code ([`Rejection::code`]) that
+/// the API and CLI show.
+#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason", content = "detail")]
+pub enum Rejection {
+    /// Bytes are not a canonical transaction.
+    #[error("malformed transaction: {0}")]
+    Malformed(String),
+    /// Larger than the chain allows.
+    #[error("transaction of {size} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// Size.
+        size: usize,
+        /// Limit.
+        limit: usize,
+    },
+    /// Signed for another chain.
+    #[error("transaction is for another chain ({0})")]
+    WrongChain(Hash),
+    /// Signature does not verify.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// Signer or receiver key is weak or invalid.
+    #[error("weak or invalid public key")]
+    WeakKey,
+    /// A field breaks its rules.
+    #[error("invalid field: {0}")]
+    InvalidField(String),
+    /// Nonce already used.
+    #[error("stale nonce {got}: the signer's last nonce is {last}")]
+    StaleNonce {
+        /// Nonce given.
+        got: u64,
+        /// Signer's last final nonce.
+        last: u64,
+    },
+    /// Nonce skips ahead.
+    #[error("nonce gap: got {got}, expected {expected}")]
+    NonceGap {
+        /// Nonce given.
+        got: u64,
+        /// Nonce expected.
+        expected: u64,
+    },
+    /// Signer is not an operator in the genesis.
+    #[error("signer is not a genesis operator")]
+    NotOperator,
+    /// Signer is an operator, but not the issue's.
+    #[error("signer is not the issuer of {0} (operator {1})")]
+    NotIssuer(IssueId, OperatorId),
+    /// Issue already exists.
+    #[error("issue {0} already exists")]
+    IssueExists(IssueId),
+    /// No such issue.
+    #[error("unknown issue {0}")]
+    UnknownIssue(IssueId),
+    /// Issue closed.
+    #[error("issue {0} is closed")]
+    IssueClosed(IssueId),
+    /// Serial range empty, zero, or too long.
+    #[error("invalid serial range {first}..={last}: {rule}")]
+    InvalidRange {
+        /// First serial.
+        first: u32,
+        /// Last serial.
+        last: u32,
+        /// Rule broken.
+        rule: String,
+    },
+    /// Mint beyond the print run.
+    #[error("serial {serial} is over the print run of {print_run}")]
+    OverPrintRun {
+        /// First serial over.
+        serial: u32,
+        /// Print run.
+        print_run: u32,
+    },
+    /// Print run above the chain's limit.
+    #[error("print run {print_run} exceeds the chain limit {limit}")]
+    PrintRunTooLarge {
+        /// Requested.
+        print_run: u32,
+        /// Limit.
+        limit: u32,
+    },
+    /// Serial already minted.
+    #[error("stamp {0} was already minted")]
+    DuplicateSerial(StampId),
+    /// No such stamp.
+    #[error("unknown stamp {0}")]
+    UnknownStamp(StampId),
+    /// Signer does not own the stamp.
+    #[error("signer does not own {0}")]
+    NotOwner(StampId),
+    /// `last_event` is not the stamp's current last event.
+    #[error("stamp {stamp} has moved on: its last event is {current}")]
+    StaleEvent {
+        /// Stamp.
+        stamp: StampId,
+        /// Its current last event.
+        current: Hash,
+    },
+    /// Stamp frozen.
+    #[error("stamp {0} is frozen")]
+    Frozen(StampId),
+    /// Stamp redeemed.
+    #[error("stamp {0} is redeemed")]
+    Redeemed(StampId),
+    /// Stamp burned.
+    #[error("stamp {0} is burned")]
+    Burned(StampId),
+    /// Unfreeze of a stamp that is not frozen.
+    #[error("stamp {0} is not frozen")]
+    NotFrozen(StampId),
+    /// A counter would overflow.
+    #[error("counter overflow")]
+    Overflow,
+}
+
+impl Rejection {
+    /// Stable snake_case code of the reason.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::Malformed(_) => "malformed",
+            Rejection::TooLarge { .. } => "too_large",
+            Rejection::WrongChain(_) => "wrong_chain",
+            Rejection::BadSignature => "bad_signature",
+            Rejection::WeakKey => "weak_key",
+            Rejection::InvalidField(_) => "invalid_field",
+            Rejection::StaleNonce { .. } => "stale_nonce",
+            Rejection::NonceGap { .. } => "nonce_gap",
+            Rejection::NotOperator => "not_operator",
+            Rejection::NotIssuer(..) => "not_issuer",
+            Rejection::IssueExists(_) => "issue_exists",
+            Rejection::UnknownIssue(_) => "unknown_issue",
+            Rejection::IssueClosed(_) => "issue_closed",
+            Rejection::InvalidRange { .. } => "invalid_range",
+            Rejection::OverPrintRun { .. } => "over_print_run",
+            Rejection::PrintRunTooLarge { .. } => "print_run_too_large",
+            Rejection::DuplicateSerial(_) => "duplicate_serial",
+            Rejection::UnknownStamp(_) => "unknown_stamp",
+            Rejection::NotOwner(_) => "not_owner",
+            Rejection::StaleEvent { .. } => "stale_event",
+            Rejection::Frozen(_) => "frozen",
+            Rejection::Redeemed(_) => "redeemed",
+            Rejection::Burned(_) => "burned",
+            Rejection::NotFrozen(_) => "not_frozen",
+            Rejection::Overflow => "overflow",
+        }
+    }
+}
+
+impl From<TxCheckError> for Rejection {
+    fn from(error: TxCheckError) -> Rejection {
+        use cachet_types::SignatureError;
+        match error {
+            TxCheckError::Malformed(e) => Rejection::Malformed(e.to_string()),
+            TxCheckError::WrongChain { found, .. } => Rejection::WrongChain(found),
+            TxCheckError::Signature(SignatureError::BadSignature) => Rejection::BadSignature,
+            TxCheckError::Signature(_) => Rejection::WeakKey,
+            TxCheckError::InvalidField(e) => Rejection::InvalidField(e.to_string()),
+        }
+    }
+}

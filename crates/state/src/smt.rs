@@ -1,0 +1,431 @@
+//! Sparse Merkle tree over the state: the state commitment in every block header.
+//!
+//! Keys and values are 32-byte hashes. The tree is the full binary tree of depth 256 in which
+//! every subtree holding no leaf hashes to zero and every subtree holding exactly one leaf is
+//! that leaf, stored where its path first becomes unique. So the root is a function of the
+//! set of (key, value) pairs alone, and a proof of one key is its leaf plus one sibling hash
+//! per level above it (`specs/state.md`).
+//!
+//! Only inner nodes with two or more leaves below are stored, under their path
+//! ([`NodeKey`]); a stored node holds both children's summaries, so a walk costs one read per
+//! level. Reads come from a [`NodeSource`] (the store), writes go back as a list.
+
+use bincode::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+
+use cachet_types::Hash;
+
+use crate::StateError;
+
+const LEAF_TAG: &str = "cachet/smt-leaf";
+const NODE_TAG: &str = "cachet/smt-node";
+
+/// A subtree as its parent sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub enum Child {
+    /// No leaf below.
+    #[default]
+    Empty,
+    /// Exactly one leaf below.
+    Leaf {
+        /// Leaf key.
+        key: Hash,
+        /// Hash of the leaf's value.
+        value: Hash,
+    },
+    /// Two or more leaves below: a stored node with this hash.
+    Node(Hash),
+}
+
+impl Child {
+    /// The subtree's hash.
+    pub fn hash(&self) -> Hash {
+        match self {
+            Child::Empty => Hash::ZERO,
+            Child::Leaf { key, value } => leaf_hash(key, value),
+            Child::Node(hash) => *hash,
+        }
+    }
+}
+
+/// Hash of a leaf.
+pub fn leaf_hash(key: &Hash, value: &Hash) -> Hash {
+    Hash::tagged(LEAF_TAG, &[key.as_bytes(), value.as_bytes()])
+}
+
+/// Hash of an inner node.
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    Hash::tagged(NODE_TAG, &[left.as_bytes(), right.as_bytes()])
+}
+
+/// A stored inner node: its two children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct Node {
+    /// Subtree where the next key bit is 0.
+    pub left: Child,
+    /// Subtree where the next key bit is 1.
+    pub right: Child,
+}
+
+impl Node {
+    fn hash(&self) -> Hash {
+        node_hash(&self.left.hash(), &self.right.hash())
+    }
+}
+
+/// Where an inner node sits: its depth and the key bits above it (the rest zeroed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeKey {
+    /// Depth, 0 for the root.
+    pub depth: u8,
+    /// First `depth` bits of every key below, the rest zero.
+    pub prefix: Hash,
+}
+
+impl NodeKey {
+    /// 33-byte storage key: depth then prefix.
+    pub fn to_bytes(&self) -> [u8; 33] {
+        let mut out = [0u8; 33];
+        out[0] = self.depth;
+        out[1..].copy_from_slice(self.prefix.as_bytes());
+        out
+    }
+
+    fn child(&self, bit: bool) -> NodeKey {
+        let mut prefix = self.prefix;
+        if bit {
+            set_bit(&mut prefix, self.depth);
+        }
+        NodeKey {
+            depth: self.depth.saturating_add(1),
+            prefix,
+        }
+    }
+}
+
+/// Reads stored inner nodes.
+pub trait NodeSource {
+    /// The node at `key`, if stored.
+    fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError>;
+}
+
+/// Bit `depth` of `key`, most significant first.
+pub fn bit(key: &Hash, depth: u8) -> bool {
+    let byte = key.0[usize::from(depth / 8)];
+    (byte >> (7 - depth % 8)) & 1 == 1
+}
+
+fn set_bit(key: &mut Hash, depth: u8) {
+    key.0[usize::from(depth / 8)] |= 1 << (7 - depth % 8);
+}
+
+/// Result of an update: the new root and the nodes to write (None: delete).
+#[derive(Debug, Default)]
+pub struct SmtUpdate {
+    /// New root.
+    pub root: Option<Child>,
+    /// Node writes, in no particular order; each key at most once.
+    pub writes: Vec<(NodeKey, Option<Node>)>,
+}
+
+/// Inserts or replaces `updates` (sorted by key, unique) in the tree rooted at `root`.
+pub fn update(
+    source: &dyn NodeSource,
+    root: Child,
+    updates: &[(Hash, Hash)],
+) -> Result<(Child, Vec<(NodeKey, Option<Node>)>), StateError> {
+    debug_assert!(updates.windows(2).all(|w| w[0].0 < w[1].0));
+    let mut writes = Vec::new();
+    let top = NodeKey {
+        depth: 0,
+        prefix: Hash::ZERO,
+    };
+    let root = update_at(source, top, root, updates, &mut writes)?;
+    Ok((root, writes))
+}
+
+fn split(updates: &[(Hash, Hash)], depth: u8) -> (&[(Hash, Hash)], &[(Hash, Hash)]) {
+    // Sorted keys sharing the prefix: the 0-bit ones come first.
+    let at = updates.partition_point(|(key, _)| !bit(key, depth));
+    updates.split_at(at)
+}
+
+fn update_at(
+    source: &dyn NodeSource,
+    at: NodeKey,
+    current: Child,
+    updates: &[(Hash, Hash)],
+    writes: &mut Vec<(NodeKey, Option<Node>)>,
+) -> Result<Child, StateError> {
+    if updates.is_empty() {
+        return Ok(current);
+    }
+    match current {
+        Child::Empty => build(at, updates, writes),
+        Child::Leaf { key, value } => {
+            let mut leaves = updates.to_vec();
+            if let Err(pos) = leaves.binary_search_by(|(k, _)| k.cmp(&key)) {
+                leaves.insert(pos, (key, value));
+            }
+            build(at, &leaves, writes)
+        }
+        Child::Node(expected) => {
+            let node = source.node(&at)?.ok_or(StateError::MissingNode {
+                depth: at.depth,
+                prefix: at.prefix,
+            })?;
+            if node.hash() != expected {
+                return Err(StateError::CorruptNode {
+                    depth: at.depth,
+                    prefix: at.prefix,
+                });
+            }
+            let (left_updates, right_updates) = split(updates, at.depth);
+            let left = update_at(source, at.child(false), node.left, left_updates, writes)?;
+            let right = update_at(source, at.child(true), node.right, right_updates, writes)?;
+            Ok(join(at, left, right, writes))
+        }
+    }
+}
+
+fn build(
+    at: NodeKey,
+    leaves: &[(Hash, Hash)],
+    writes: &mut Vec<(NodeKey, Option<Node>)>,
+) -> Result<Child, StateError> {
+    match leaves {
+        [] => Ok(Child::Empty),
+        [(key, value)] => Ok(Child::Leaf {
+            key: *key,
+            value: *value,
+        }),
+        _ => {
+            if at.depth == u8::MAX {
+                // Two distinct 256-bit keys always differ before the last bit.
+                return Err(StateError::DuplicateKey);
+            }
+            let (left, right) = split(leaves, at.depth);
+            let left = build(at.child(false), left, writes)?;
+            let right = build(at.child(true), right, writes)?;
+            Ok(join(at, left, right, writes))
+        }
+    }
+}
+
+fn join(
+    at: NodeKey,
+    left: Child,
+    right: Child,
+    writes: &mut Vec<(NodeKey, Option<Node>)>,
+) -> Child {
+    match (left, right) {
+        (Child::Empty, Child::Empty) => {
+            writes.push((at, None));
+            Child::Empty
+        }
+        (leaf @ Child::Leaf { .. }, Child::Empty) | (Child::Empty, leaf @ Child::Leaf { .. }) => {
+            writes.push((at, None));
+            leaf
+        }
+        _ => {
+            let node = Node { left, right };
+            writes.push((at, Some(node)));
+            Child::Node(node.hash())
+        }
+    }
+}
+
+/// Proof of one key's value, or of its absence, against a root hash.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct SmtProof {
+    /// Sibling hashes from the root down to where the walk ended.
+    pub siblings: Vec<Hash>,
+    /// The leaf where the walk ended (the key's own, or another with the same prefix), or
+    /// None for an empty subtree.
+    pub leaf: Option<(Hash, Hash)>,
+}
+
+/// Builds the proof for `key` in the tree rooted at `root`.
+pub fn prove(source: &dyn NodeSource, root: Child, key: &Hash) -> Result<SmtProof, StateError> {
+    let mut siblings = Vec::new();
+    let mut at = NodeKey {
+        depth: 0,
+        prefix: Hash::ZERO,
+    };
+    let mut current = root;
+    loop {
+        match current {
+            Child::Empty => return Ok(SmtProof { siblings, leaf: None }),
+            Child::Leaf { key, value } => {
+                return Ok(SmtProof {
+                    siblings,
+                    leaf: Some((key, value)),
+                });
+            }
+            Child::Node(_) => {
+                let node = source.node(&at)?.ok_or(StateError::MissingNode {
+                    depth: at.depth,
+                    prefix: at.prefix,
+                })?;
+                let go_right = bit(key, at.depth);
+                let (next, sibling) = if go_right {
+                    (node.right, node.left)
+                } else {
+                    (node.left, node.right)
+                };
+                siblings.push(sibling.hash());
+                at = at.child(go_right);
+                current = next;
+            }
+        }
+    }
+}
+
+/// Checks a proof: `value` Some(v) claims key holds v; None claims the key is absent.
+pub fn verify(root: &Hash, key: &Hash, value: Option<&Hash>, proof: &SmtProof) -> bool {
+    if proof.siblings.len() > 256 {
+        return false;
+    }
+    let depth = proof.siblings.len();
+    let start = match (&proof.leaf, value) {
+        (Some((leaf_key, leaf_value)), Some(v)) => {
+            if leaf_key != key || leaf_value != v {
+                return false;
+            }
+            leaf_hash(leaf_key, leaf_value)
+        }
+        (Some((leaf_key, leaf_value)), None) => {
+            // Absence: another key sits where ours would be; it must share our path.
+            let shares_path = (0..depth).all(|d| bit(leaf_key, d as u8) == bit(key, d as u8));
+            if leaf_key == key || !shares_path {
+                return false;
+            }
+            leaf_hash(leaf_key, leaf_value)
+        }
+        (None, None) => Hash::ZERO,
+        (None, Some(_)) => return false,
+    };
+    let mut hash = start;
+    for (d, sibling) in proof.siblings.iter().enumerate().rev() {
+        hash = if bit(key, d as u8) {
+            node_hash(sibling, &hash)
+        } else {
+            node_hash(&hash, sibling)
+        };
+    }
+    hash == *root
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Memory(BTreeMap<NodeKey, Node>);
+
+    impl NodeSource for Memory {
+        fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
+            Ok(self.0.get(key).copied())
+        }
+    }
+
+    impl Memory {
+        fn apply(&mut self, root: Child, updates: &BTreeMap<Hash, Hash>) -> Child {
+            let list: Vec<(Hash, Hash)> = updates.iter().map(|(k, v)| (*k, *v)).collect();
+            let (root, writes) = update(self, root, &list).unwrap();
+            for (key, node) in writes {
+                match node {
+                    Some(node) => self.0.insert(key, node),
+                    None => self.0.remove(&key),
+                };
+            }
+            root
+        }
+    }
+
+    fn h(n: u64) -> Hash {
+        Hash::sha256(&n.to_be_bytes())
+    }
+
+    /// Reference: the root computed from scratch from the full set of leaves.
+    fn reference_root(all: &BTreeMap<Hash, Hash>) -> Hash {
+        let mut scratch = Memory::default();
+        scratch.apply(Child::Empty, all).hash()
+    }
+
+    #[test]
+    fn incremental_updates_match_a_fresh_build() {
+        let mut tree = Memory::default();
+        let mut root = Child::Empty;
+        let mut all = BTreeMap::new();
+        for round in 0..20u64 {
+            let mut batch = BTreeMap::new();
+            for i in 0..(round * 7 % 23 + 1) {
+                // Mix new keys with overwrites of old ones.
+                let key = h((round * 31 + i * 17) % 200);
+                batch.insert(key, h(round * 1000 + i));
+            }
+            root = tree.apply(root, &batch);
+            all.extend(batch);
+            assert_eq!(root.hash(), reference_root(&all), "round {round}");
+        }
+        // Leaf-count-independent order: inserting in one batch gives the same root.
+        assert_eq!(root.hash(), Memory::default().apply(Child::Empty, &all).hash());
+    }
+
+    #[test]
+    fn proofs_of_presence_and_absence() {
+        let mut tree = Memory::default();
+        let all: BTreeMap<Hash, Hash> = (0..50).map(|i| (h(i), h(i + 1000))).collect();
+        let root = tree.apply(Child::Empty, &all);
+        let root_hash = root.hash();
+        for (key, value) in &all {
+            let proof = prove(&tree, root, key).unwrap();
+            assert!(verify(&root_hash, key, Some(value), &proof));
+            assert!(!verify(&root_hash, key, Some(&h(7)), &proof));
+            assert!(!verify(&root_hash, key, None, &proof));
+        }
+        for absent in 5000..5020 {
+            let key = h(absent);
+            let proof = prove(&tree, root, &key).unwrap();
+            assert!(verify(&root_hash, &key, None, &proof));
+            assert!(!verify(&root_hash, &key, Some(&h(1)), &proof));
+        }
+        // A proof against an older root fails after an update (stale proof).
+        let key = h(3);
+        let old = prove(&tree, root, &key).unwrap();
+        let root2 = tree.apply(root, &BTreeMap::from([(key, h(9999))]));
+        assert!(!verify(&root2.hash(), &key, Some(&h(1003)), &old));
+        let new = prove(&tree, root2, &key).unwrap();
+        assert!(verify(&root2.hash(), &key, Some(&h(9999)), &new));
+    }
+
+    #[test]
+    fn empty_and_single_leaf_trees() {
+        let tree = Memory::default();
+        assert_eq!(Child::Empty.hash(), Hash::ZERO);
+        let proof = prove(&tree, Child::Empty, &h(1)).unwrap();
+        assert!(verify(&Hash::ZERO, &h(1), None, &proof));
+        let mut tree = Memory::default();
+        let root = tree.apply(Child::Empty, &BTreeMap::from([(h(1), h(2))]));
+        assert_eq!(root.hash(), leaf_hash(&h(1), &h(2)));
+        assert!(tree.0.is_empty());
+    }
+
+    #[test]
+    fn tampered_store_is_detected() {
+        let mut tree = Memory::default();
+        let all: BTreeMap<Hash, Hash> = (0..10).map(|i| (h(i), h(i))).collect();
+        let root = tree.apply(Child::Empty, &all);
+        let top = NodeKey { depth: 0, prefix: Hash::ZERO };
+        let node = tree.0[&top];
+        tree.0.insert(top, Node { left: node.right, right: node.left });
+        let result = update(&tree, root, &[(h(100), h(1))]);
+        assert!(matches!(result, Err(StateError::CorruptNode { depth: 0, .. })));
+        tree.0.remove(&top);
+        let result = update(&tree, root, &[(h(100), h(1))]);
+        assert!(matches!(result, Err(StateError::MissingNode { depth: 0, .. })));
+    }
+}

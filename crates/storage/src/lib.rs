@@ -1,0 +1,520 @@
+//! The ledger on disk: blocks, transactions, state, the state tree and query indexes in
+//! RocksDB, written one atomic batch per block.
+//!
+//! Column families (`specs/storage.md`):
+//! - `blocks`: height (u64 BE) -> certified block
+//! - `block_index`: block hash -> height
+//! - `tx_index`: tx id -> height (u64 BE) || position (u32 BE)
+//! - `state`: state key -> state value
+//! - `tree`: state tree node key (depth || prefix) -> node
+//! - `history`: stamp id || seq (u32 BE) -> stamp event
+//! - `holdings`: owner key || stamp id -> (empty)
+//! - `meta`: `genesis` -> genesis, `tip` -> tip record
+//!
+//! Each block's batch carries every family's updates and the new tip, written with the WAL
+//! and synced: after a crash the store holds whole blocks only. One writer; readers may run
+//! concurrently and see some committed tip.
+
+use std::path::Path;
+
+use bincode::{Decode, Encode};
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use thiserror::Error;
+
+pub mod ledger;
+
+pub use ledger::{Ledger, LedgerError, Proposal};
+
+use cachet_state::smt::{self, Child, Node, NodeKey, NodeSource};
+use cachet_state::{
+    EventKind, StampEvent, StateChanges, StateError, StateKey, StateValue, StateView,
+};
+use cachet_types::codec::{self, CodecError};
+use cachet_types::{Address, CertifiedBlock, Genesis, Hash, StampId};
+
+const CF_BLOCKS: &str = "blocks";
+const CF_BLOCK_INDEX: &str = "block_index";
+const CF_TX_INDEX: &str = "tx_index";
+const CF_STATE: &str = "state";
+const CF_TREE: &str = "tree";
+const CF_HISTORY: &str = "history";
+const CF_HOLDINGS: &str = "holdings";
+const CF_META: &str = "meta";
+const FAMILIES: [&str; 8] = [
+    CF_BLOCKS,
+    CF_BLOCK_INDEX,
+    CF_TX_INDEX,
+    CF_STATE,
+    CF_TREE,
+    CF_HISTORY,
+    CF_HOLDINGS,
+    CF_META,
+];
+const META_GENESIS: &[u8] = b"genesis";
+const META_TIP: &[u8] = b"tip";
+
+/// Largest stored value we decode (a block at most; the chain caps blocks well below).
+const MAX_VALUE_BYTES: usize = codec::MAX_DECODE_BYTES;
+
+/// How many blocks below the tip are re-checked on open.
+pub const OPEN_CHECK_DEPTH: u64 = 64;
+
+/// Storage failures. Reads and writes that fail are operating errors: the node stops.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// RocksDB failed.
+    #[error("database error: {0}")]
+    Db(String),
+    /// Stored bytes do not decode, or links do not hold.
+    #[error("store is corrupt: {0}")]
+    Corrupt(String),
+    /// The directory holds another chain.
+    #[error("data directory holds chain {found}, not {expected}; use another --data-dir")]
+    WrongChain {
+        /// Chain asked for.
+        expected: Hash,
+        /// Chain on disk.
+        found: Hash,
+    },
+    /// A block does not extend the tip.
+    #[error("block {height} does not extend the tip at {tip}")]
+    NotNext {
+        /// Block height.
+        height: u64,
+        /// Tip height.
+        tip: u64,
+    },
+}
+
+impl From<rocksdb::Error> for StoreError {
+    fn from(error: rocksdb::Error) -> Self {
+        StoreError::Db(error.into_string())
+    }
+}
+
+fn corrupt(what: &str, error: CodecError) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {error}"))
+}
+
+/// The last committed block, as recorded in `meta`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct Tip {
+    /// Height (0: only the genesis).
+    pub height: u64,
+    /// Hash of the tip header (the chain id at height 0).
+    pub block_hash: Hash,
+    /// Root of the state tree after the tip.
+    pub state_root: Child,
+    /// Time of the tip block (genesis time at height 0).
+    pub time_ms: u64,
+}
+
+/// Where a transaction is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxLocation {
+    /// Block height.
+    pub height: u64,
+    /// Position in the block.
+    pub index: u32,
+}
+
+/// The ledger store.
+pub struct Store {
+    db: DB,
+    genesis: Genesis,
+    chain_id: Hash,
+}
+
+fn stamp_key(stamp: &StampId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48);
+    codec::encode_into(stamp, &mut out);
+    out
+}
+
+fn history_key(stamp: &StampId, seq: u32) -> Vec<u8> {
+    let mut key = stamp_key(stamp);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn holding_key(owner: &Address, stamp: &StampId) -> Vec<u8> {
+    let mut key = owner.public_key().0.to_vec();
+    codec::encode_into(stamp, &mut key);
+    key
+}
+
+impl Store {
+    /// Opens (or creates) the store for `genesis` at `path`, and checks the chain at its tip.
+    pub fn open(path: &Path, genesis: &Genesis) -> Result<Store, StoreError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_paranoid_checks(true);
+        let families = FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let db = DB::open_cf_descriptors(&options, path, families)?;
+        let chain_id = genesis.chain_id();
+        let store = Store {
+            db,
+            genesis: genesis.clone(),
+            chain_id,
+        };
+        match store.db.get_cf(store.cf(CF_META), META_GENESIS)? {
+            Some(bytes) => {
+                let stored: Genesis =
+                    codec::decode(&bytes, MAX_VALUE_BYTES).map_err(|e| corrupt("genesis", e))?;
+                if stored.chain_id() != chain_id {
+                    return Err(StoreError::WrongChain {
+                        expected: chain_id,
+                        found: stored.chain_id(),
+                    });
+                }
+                store.check_tip()?;
+            }
+            None => {
+                let mut batch = WriteBatch::default();
+                batch.put_cf(store.cf(CF_META), META_GENESIS, codec::encode(genesis));
+                let tip = Tip {
+                    height: 0,
+                    block_hash: chain_id,
+                    state_root: Child::Empty,
+                    time_ms: genesis.genesis_time_ms,
+                };
+                batch.put_cf(store.cf(CF_META), META_TIP, codec::encode(&tip));
+                store.write(batch)?;
+            }
+        }
+        Ok(store)
+    }
+
+    fn cf(&self, name: &str) -> &ColumnFamily {
+        // Every family in FAMILIES is opened with the database, so the handle exists.
+        match self.db.cf_handle(name) {
+            Some(cf) => cf,
+            None => unreachable!("column family {name} is opened with the database"),
+        }
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(batch, &options)?;
+        Ok(())
+    }
+
+    /// The genesis this store holds.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> Hash {
+        self.chain_id
+    }
+
+    /// The last committed block.
+    pub fn tip(&self) -> Result<Tip, StoreError> {
+        let bytes = self
+            .db
+            .get_cf(self.cf(CF_META), META_TIP)?
+            .ok_or_else(|| StoreError::Corrupt("tip record missing".into()))?;
+        codec::decode(&bytes, 1024).map_err(|e| corrupt("tip record", e))
+    }
+
+    /// Checks the last blocks below the tip: stored, decodable, hash-linked, and the tip's
+    /// state root matching its header.
+    fn check_tip(&self) -> Result<(), StoreError> {
+        let tip = self.tip()?;
+        if tip.height == 0 {
+            return Ok(());
+        }
+        let top = self.block(tip.height)?.ok_or_else(|| {
+            StoreError::Corrupt(format!("tip block {} is missing", tip.height))
+        })?;
+        if top.block.header.hash() != tip.block_hash {
+            return Err(StoreError::Corrupt(format!(
+                "block {} does not hash to the recorded tip",
+                tip.height
+            )));
+        }
+        if top.block.header.state_root != tip.state_root.hash() {
+            return Err(StoreError::Corrupt(format!(
+                "state root of block {} does not match the stored state",
+                tip.height
+            )));
+        }
+        let lowest = tip.height.saturating_sub(OPEN_CHECK_DEPTH).max(1);
+        let mut child = top;
+        for height in (lowest..tip.height).rev() {
+            let block = self
+                .block(height)?
+                .ok_or_else(|| StoreError::Corrupt(format!("block {height} is missing")))?;
+            if child.block.header.prev_hash != block.block.header.hash() {
+                return Err(StoreError::Corrupt(format!(
+                    "block {} does not link to block {height}",
+                    height + 1
+                )));
+            }
+            child = block;
+        }
+        if lowest == 1 && child.block.header.prev_hash != self.chain_id {
+            return Err(StoreError::Corrupt(
+                "block 1 does not link to the genesis".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The certified block at `height`.
+    pub fn block(&self, height: u64) -> Result<Option<CertifiedBlock>, StoreError> {
+        match self.db.get_cf(self.cf(CF_BLOCKS), height.to_be_bytes())? {
+            Some(bytes) => codec::decode(&bytes, MAX_VALUE_BYTES)
+                .map(Some)
+                .map_err(|e| corrupt(&format!("block {height}"), e)),
+            None => Ok(None),
+        }
+    }
+
+    /// The raw stored bytes of the block at `height` (for audits and sync).
+    pub fn block_bytes(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_BLOCKS), height.to_be_bytes())?)
+    }
+
+    /// The height of the block with this hash.
+    pub fn block_height(&self, hash: &Hash) -> Result<Option<u64>, StoreError> {
+        match self.db.get_cf(self.cf(CF_BLOCK_INDEX), hash.as_bytes())? {
+            Some(bytes) => {
+                let bytes: [u8; 8] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("block index entry".into()))?;
+                Ok(Some(u64::from_be_bytes(bytes)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Where a final transaction is.
+    pub fn tx_location(&self, id: &Hash) -> Result<Option<TxLocation>, StoreError> {
+        match self.db.get_cf(self.cf(CF_TX_INDEX), id.as_bytes())? {
+            Some(bytes) if bytes.len() == 12 => {
+                let mut height = [0u8; 8];
+                let mut index = [0u8; 4];
+                height.copy_from_slice(&bytes[..8]);
+                index.copy_from_slice(&bytes[8..]);
+                Ok(Some(TxLocation {
+                    height: u64::from_be_bytes(height),
+                    index: u32::from_be_bytes(index),
+                }))
+            }
+            Some(_) => Err(StoreError::Corrupt("tx index entry".into())),
+            None => Ok(None),
+        }
+    }
+
+    /// A state value.
+    pub fn state(&self, key: &StateKey) -> Result<Option<StateValue>, StoreError> {
+        match self.db.get_cf(self.cf(CF_STATE), key.to_bytes())? {
+            Some(bytes) => codec::decode(&bytes, MAX_VALUE_BYTES)
+                .map(Some)
+                .map_err(|e| corrupt("state value", e)),
+            None => Ok(None),
+        }
+    }
+
+    /// A page of a stamp's history: events with seq > `after` (or from the start), at most
+    /// `limit`.
+    pub fn history(
+        &self,
+        stamp: &StampId,
+        after: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<StampEvent>, StoreError> {
+        let start_seq = match after {
+            Some(seq) => match seq.checked_add(1) {
+                Some(next) => next,
+                None => return Ok(Vec::new()),
+            },
+            None => 0,
+        };
+        let prefix = stamp_key(stamp);
+        let start = history_key(stamp, start_seq);
+        let mut events = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_HISTORY),
+            rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            if events.len() >= limit {
+                break;
+            }
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) || key.len() != prefix.len() + 4 {
+                break;
+            }
+            let event: StampEvent =
+                codec::decode(&value, MAX_VALUE_BYTES).map_err(|e| corrupt("history", e))?;
+            events.push(event);
+        }
+        Ok(events)
+    }
+
+    /// A page of the stamps `owner` holds, ordered by stamp key, after `after`.
+    pub fn holdings(
+        &self,
+        owner: &Address,
+        after: Option<&StampId>,
+        limit: usize,
+    ) -> Result<Vec<StampId>, StoreError> {
+        let prefix = owner.public_key().0;
+        let start = match after {
+            Some(stamp) => {
+                let mut key = holding_key(owner, stamp);
+                key.push(0); // strictly after
+                key
+            }
+            None => prefix.to_vec(),
+        };
+        let mut stamps = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_HOLDINGS),
+            rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            if stamps.len() >= limit {
+                break;
+            }
+            let (key, _) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let mut bytes = vec![codec::FORMAT_VERSION];
+            bytes.extend_from_slice(&key[32..]);
+            let stamp: StampId = codec::decode(&bytes, 256).map_err(|e| corrupt("holding", e))?;
+            stamps.push(stamp);
+        }
+        Ok(stamps)
+    }
+
+    /// Writes a certified block and its effects in one synced batch.
+    ///
+    /// The caller has checked the certificate, executed the transactions against this store's
+    /// state at the tip, and computed the tree update; `new_root` must equal the header's
+    /// state root.
+    pub fn commit(
+        &self,
+        certified: &CertifiedBlock,
+        changes: &StateChanges,
+        tree_writes: &[(NodeKey, Option<Node>)],
+        new_root: Child,
+    ) -> Result<Tip, StoreError> {
+        let tip = self.tip()?;
+        let header = &certified.block.header;
+        if header.height != tip.height + 1 || header.prev_hash != tip.block_hash {
+            return Err(StoreError::NotNext {
+                height: header.height,
+                tip: tip.height,
+            });
+        }
+        // Halting beats forking: a root mismatch here is a bug upstream.
+        assert_eq!(
+            new_root.hash(),
+            header.state_root,
+            "state root mismatch at commit"
+        );
+        let block_hash = header.hash();
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.cf(CF_BLOCKS),
+            header.height.to_be_bytes(),
+            codec::encode(certified),
+        );
+        batch.put_cf(
+            self.cf(CF_BLOCK_INDEX),
+            block_hash.as_bytes(),
+            header.height.to_be_bytes(),
+        );
+        for (index, tx) in certified.block.txs.iter().enumerate() {
+            let mut location = header.height.to_be_bytes().to_vec();
+            location.extend_from_slice(&(index as u32).to_be_bytes());
+            batch.put_cf(self.cf(CF_TX_INDEX), tx.id().as_bytes(), location);
+        }
+        for (key, value) in &changes.writes {
+            batch.put_cf(self.cf(CF_STATE), key.to_bytes(), value.to_bytes());
+        }
+        for (key, node) in tree_writes {
+            match node {
+                Some(node) => {
+                    batch.put_cf(self.cf(CF_TREE), key.to_bytes(), codec::encode(node))
+                }
+                None => batch.delete_cf(self.cf(CF_TREE), key.to_bytes()),
+            }
+        }
+        for event in &changes.events {
+            batch.put_cf(
+                self.cf(CF_HISTORY),
+                history_key(&event.stamp, event.seq),
+                codec::encode(event),
+            );
+            match &event.kind {
+                EventKind::Minted { owner } => {
+                    batch.put_cf(self.cf(CF_HOLDINGS), holding_key(owner, &event.stamp), [])
+                }
+                EventKind::Transferred { from, to } => {
+                    batch.delete_cf(self.cf(CF_HOLDINGS), holding_key(from, &event.stamp));
+                    batch.put_cf(self.cf(CF_HOLDINGS), holding_key(to, &event.stamp), []);
+                }
+                _ => {}
+            }
+        }
+        let new_tip = Tip {
+            height: header.height,
+            block_hash,
+            state_root: new_root,
+            time_ms: header.time_ms,
+        };
+        batch.put_cf(self.cf(CF_META), META_TIP, codec::encode(&new_tip));
+        self.write(batch)?;
+        Ok(new_tip)
+    }
+
+    /// Proof of one state key's current value against the tip's state root.
+    pub fn prove(&self, key: &StateKey) -> Result<(Tip, smt::SmtProof), StoreError> {
+        let tip = self.tip()?;
+        let proof = smt::prove(self, tip.state_root, &key.tree_key())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok((tip, proof))
+    }
+
+    /// Approximate on-disk size in bytes, for metrics.
+    pub fn approximate_size(&self) -> u64 {
+        FAMILIES
+            .iter()
+            .filter_map(|name| {
+                self.db
+                    .property_int_value_cf(self.cf(name), "rocksdb.total-sst-files-size")
+                    .ok()
+                    .flatten()
+            })
+            .sum()
+    }
+}
+
+impl StateView for Store {
+    fn get(&self, key: &StateKey) -> Result<Option<StateValue>, StateError> {
+        self.state(key).map_err(|e| StateError::Store(e.to_string()))
+    }
+}
+
+impl NodeSource for Store {
+    fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
+        match self.db.get_cf(self.cf(CF_TREE), key.to_bytes()) {
+            Ok(Some(bytes)) => codec::decode(&bytes, 1024)
+                .map(Some)
+                .map_err(|e| StateError::Corrupt(e.to_string())),
+            Ok(None) => Ok(None),
+            Err(e) => Err(StateError::Store(e.into_string())),
+        }
+    }
+}

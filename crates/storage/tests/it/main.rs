@@ -1,0 +1,190 @@
+//! The ledger on real RocksDB: commit, reopen, queries, the sync path, and corruption.
+
+use cachet_state::{StateKey, StateValue};
+use cachet_storage::{Ledger, LedgerError, Store, StoreError};
+use cachet_testkit::{address, issue_record, key, stamp, TestChain, TxFactory};
+use cachet_types::{CertifiedBlock, CommitCertificate, Hash, SignedTx, TxBody, VerifiedTx};
+
+const ISSUE: &str = "AT-2026-001";
+
+fn verified(txs: Vec<SignedTx>) -> Vec<VerifiedTx> {
+    txs.into_iter().map(VerifiedTx::new_unchecked).collect()
+}
+
+/// Builds, certifies (single validator) and commits one block.
+fn produce(ledger: &Ledger, chain: &TestChain, txs: Vec<SignedTx>, time_ms: u64) -> CertifiedBlock {
+    let proposal = ledger.build(verified(txs), time_ms, 0).unwrap();
+    assert!(proposal.rejected.is_empty(), "{:?}", proposal.rejected);
+    let cert = CommitCertificate::sign(&proposal.block.header, 0, &[(0, chain.validator(0))]);
+    ledger.commit_proposal(proposal, cert).unwrap().1
+}
+
+fn setup_blocks(chain: &TestChain) -> Vec<Vec<SignedTx>> {
+    let mut f = TxFactory::new(chain.chain_id);
+    let op = chain.issuer(0);
+    let mint = |first, last, to: &str| TxBody::Mint {
+        issue: cachet_testkit::issue_id(ISSUE),
+        first_serial: first,
+        last_serial: last,
+        owner: address(to),
+    };
+    let b1 = vec![
+        f.sign(op, TxBody::CreateIssue { record: issue_record(ISSUE, "AT-POST", 500) }),
+        f.sign(op, mint(1, 250, "alice")),
+    ];
+    // Block 2: alice sends #42 to bob; the first mint's event is the last event.
+    let mint_tx_id = b1[1].id();
+    let ev = cachet_state::event_hash(&stamp(ISSUE, 42), &Hash::ZERO, &mint_tx_id);
+    let b2 = vec![f.sign(
+        &key("alice"),
+        TxBody::Transfer { stamp: stamp(ISSUE, 42), last_event: ev, to: address("bob") },
+    )];
+    vec![b1, b2]
+}
+
+#[test]
+fn blocks_commit_survive_reopen_and_answer_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(1);
+    let blocks = setup_blocks(&chain);
+    let root_before;
+    {
+        let ledger = Ledger::new(Store::open(dir.path(), &chain.genesis).unwrap());
+        for (i, txs) in blocks.iter().enumerate() {
+            produce(&ledger, &chain, txs.clone(), chain.genesis.genesis_time_ms + 1000 * (i as u64 + 1));
+        }
+        root_before = ledger.store().tip().unwrap().state_root.hash();
+    }
+    let store = Store::open(dir.path(), &chain.genesis).unwrap();
+    let tip = store.tip().unwrap();
+    assert_eq!(tip.height, 2);
+    assert_eq!(tip.state_root.hash(), root_before);
+
+    // Transaction index.
+    let transfer_id = blocks[1][0].id();
+    let loc = store.tx_location(&transfer_id).unwrap().unwrap();
+    assert_eq!((loc.height, loc.index), (2, 0));
+    assert_eq!(store.block_height(&tip.block_hash).unwrap(), Some(2));
+
+    // History of #42: mint then transfer.
+    let history = store.history(&stamp(ISSUE, 42), None, 10).unwrap();
+    assert_eq!(history.len(), 2);
+    assert!(matches!(history[0].kind, cachet_state::EventKind::Minted { .. }));
+    assert!(matches!(history[1].kind, cachet_state::EventKind::Transferred { .. }));
+    assert_eq!(history[1].height, 2);
+    assert_eq!(store.history(&stamp(ISSUE, 42), Some(0), 10).unwrap().len(), 1);
+    assert!(store.history(&stamp(ISSUE, 43), Some(0), 10).unwrap().is_empty());
+    // A stamp id that is a prefix of another does not leak into its history.
+    assert_eq!(store.history(&stamp(ISSUE, 4), None, 10).unwrap().len(), 1);
+
+    // Holdings page through alice's 249 stamps without gaps or repeats.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.holdings(&address("alice"), after.as_ref(), 100).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().cloned();
+        seen.extend(page);
+    }
+    assert_eq!(seen.len(), 249);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 249);
+    assert!(!seen.contains(&stamp(ISSUE, 42)));
+    assert_eq!(store.holdings(&address("bob"), None, 10).unwrap(), vec![stamp(ISSUE, 42)]);
+
+    // The state proof of a stamp checks against the tip's root.
+    let key = StateKey::Stamp(stamp(ISSUE, 42));
+    let value = store.state(&key).unwrap().unwrap();
+    let (tip, proof) = store.prove(&key).unwrap();
+    assert!(cachet_state::smt::verify(
+        &tip.state_root.hash(),
+        &key.tree_key(),
+        Some(&value.tree_value()),
+        &proof
+    ));
+    assert!(matches!(value, StateValue::Stamp(s) if s.owner == address("bob")));
+}
+
+#[test]
+fn a_follower_replays_certified_blocks_to_the_same_state() {
+    let chain = TestChain::new(1);
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let a = Ledger::new(Store::open(dir_a.path(), &chain.genesis).unwrap());
+    let b = Ledger::new(Store::open(dir_b.path(), &chain.genesis).unwrap());
+    for (i, txs) in setup_blocks(&chain).into_iter().enumerate() {
+        let block = produce(&a, &chain, txs, chain.genesis.genesis_time_ms + 1 + i as u64);
+        // Out of order is refused; in order is applied.
+        b.commit_certified(&block).unwrap();
+        assert!(matches!(b.commit_certified(&block), Err(LedgerError::InvalidBlock { .. })));
+    }
+    assert_eq!(a.store().tip().unwrap(), b.store().tip().unwrap());
+}
+
+#[test]
+fn uncertified_or_altered_blocks_are_refused() {
+    let chain = TestChain::new(1);
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let a = Ledger::new(Store::open(dir_a.path(), &chain.genesis).unwrap());
+    let b = Ledger::new(Store::open(dir_b.path(), &chain.genesis).unwrap());
+    let block = produce(&a, &chain, setup_blocks(&chain).remove(0), chain.genesis.genesis_time_ms + 5);
+
+    let mut unsigned = block.clone();
+    unsigned.certificate.signatures.clear();
+    assert!(matches!(b.commit_certified(&unsigned), Err(LedgerError::Certificate(_))));
+
+    let mut wrong_signer = block.clone();
+    let cert = CommitCertificate::sign(&block.block.header, 0, &[(0, &key("mallory"))]);
+    wrong_signer.certificate = cert;
+    assert!(matches!(b.commit_certified(&wrong_signer), Err(LedgerError::Certificate(_))));
+
+    // A transaction dropped after certification: the header no longer matches.
+    let mut dropped = block.clone();
+    dropped.block.txs.pop();
+    assert!(matches!(b.commit_certified(&dropped), Err(LedgerError::InvalidBlock { .. })));
+    assert_eq!(b.store().tip().unwrap().height, 0);
+    b.commit_certified(&block).unwrap();
+}
+
+#[test]
+fn another_chains_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = TestChain::new(1);
+    let two = TestChain::new(2);
+    drop(Store::open(dir.path(), &one.genesis).unwrap());
+    assert!(matches!(
+        Store::open(dir.path(), &two.genesis),
+        Err(StoreError::WrongChain { .. })
+    ));
+}
+
+#[test]
+fn a_corrupt_block_is_reported_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = TestChain::new(1);
+    {
+        let ledger = Ledger::new(Store::open(dir.path(), &chain.genesis).unwrap());
+        for (i, txs) in setup_blocks(&chain).into_iter().enumerate() {
+            produce(&ledger, &chain, txs, chain.genesis.genesis_time_ms + 1 + i as u64);
+        }
+    }
+    {
+        // Flip one byte of block 1 behind the store's back.
+        let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path()).unwrap();
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), &cfs).unwrap();
+        let cf = db.cf_handle("blocks").unwrap();
+        let mut bytes = db.get_cf(cf, 1u64.to_be_bytes()).unwrap().unwrap();
+        let last = bytes.len() - 10;
+        bytes[last] ^= 0x01;
+        db.put_cf(cf, 1u64.to_be_bytes(), bytes).unwrap();
+    }
+    match Store::open(dir.path(), &chain.genesis) {
+        Err(StoreError::Corrupt(message)) => assert!(message.contains("block 1") || message.contains("link"), "{message}"),
+        Err(other) => panic!("expected corruption, got {other}"),
+        Ok(_) => panic!("a corrupt store opened silently"),
+    }
+}

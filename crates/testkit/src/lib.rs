@@ -1,0 +1,262 @@
+//! Deterministic fixtures for tests and benchmarks: keys from names, genesis files with N
+//! operators, issue records and signed transactions with tracked nonces.
+
+use std::collections::BTreeMap;
+
+use cachet_state::smt::{Child, Node, NodeKey, NodeSource};
+use cachet_state::{
+    commit_tree, ApplyError, BlockEnv, BlockExecution, IssueState, Rejection, StampEvent,
+    StampState, StateError, StateKey, StateValue, StateView,
+};
+use cachet_types::{
+    Address, ChainParams, CountryCode, CurrencyCode, FaceValue, Genesis, Hash, IssueId,
+    IssueRecord, Operator, OperatorId, PublicKey, SignedTx, SigningKey, StampId, TxBody,
+};
+
+/// The key named `name`: the same on every run.
+pub fn key(name: &str) -> SigningKey {
+    SigningKey::from_seed(Hash::tagged("cachet/testkit-key", &[name.as_bytes()]).0)
+}
+
+/// Country codes used for test operators, in order.
+const COUNTRIES: [&str; 8] = ["AT", "DE", "CH", "FR", "IT", "NL", "BE", "SE"];
+
+/// A test chain: its genesis and the operators' keys.
+#[derive(Debug, Clone)]
+pub struct TestChain {
+    /// The genesis.
+    pub genesis: Genesis,
+    /// Its chain id.
+    pub chain_id: Hash,
+    /// Per operator: (validator key, issuer key).
+    pub operator_keys: Vec<(SigningKey, SigningKey)>,
+}
+
+impl TestChain {
+    /// A chain with `operators` operators (1 to 8) named `AT-POST`, `DE-POST`, ...
+    pub fn new(operators: usize) -> TestChain {
+        TestChain::with_params(operators, ChainParams::default())
+    }
+
+    /// Same, with chosen parameters.
+    pub fn with_params(operators: usize, params: ChainParams) -> TestChain {
+        let mut list = Vec::new();
+        let mut keys = Vec::new();
+        for country in COUNTRIES.iter().take(operators) {
+            let validator = key(&format!("{country}-validator"));
+            let issuer = key(&format!("{country}-issuer"));
+            list.push(Operator {
+                id: operator_id(country),
+                country: CountryCode::parse(country).unwrap_or_else(|e| panic!("{e}")),
+                name: format!("{country} Post"),
+                validator_key: validator.public_key(),
+                issuer: issuer.public_key().address(),
+            });
+            keys.push((validator, issuer));
+        }
+        let genesis = Genesis {
+            chain_name: "cachet-test".into(),
+            genesis_time_ms: 1_767_225_600_000,
+            operators: list,
+            params,
+        };
+        TestChain {
+            chain_id: genesis.chain_id(),
+            genesis,
+            operator_keys: keys,
+        }
+    }
+
+    /// Operator `index`'s issuer key.
+    pub fn issuer(&self, index: usize) -> &SigningKey {
+        &self.operator_keys[index].1
+    }
+
+    /// Operator `index`'s validator key.
+    pub fn validator(&self, index: usize) -> &SigningKey {
+        &self.operator_keys[index].0
+    }
+}
+
+/// `AT` -> `AT-POST`.
+pub fn operator_id(country: &str) -> OperatorId {
+    OperatorId::parse(&format!("{country}-POST")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// An issue id from text (panics on invalid input: fixtures only).
+pub fn issue_id(text: &str) -> IssueId {
+    IssueId::parse(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A stamp id.
+pub fn stamp(issue: &str, serial: u32) -> StampId {
+    StampId::new(issue_id(issue), serial)
+}
+
+/// A plausible issue record for operator `AT-POST` style ids.
+pub fn issue_record(id: &str, operator: &str, print_run: u32) -> IssueRecord {
+    IssueRecord {
+        id: issue_id(id),
+        operator: OperatorId::parse(operator).unwrap_or_else(|e| panic!("{e}")),
+        title: "Alpine Flowers".into(),
+        country: CountryCode::parse(&operator[..2]).unwrap_or_else(|e| panic!("{e}")),
+        year: 2026,
+        wns_number: Some("AT001.26".into()),
+        face_value: FaceValue {
+            amount_minor: 120,
+            currency: CurrencyCode::parse("EUR").unwrap_or_else(|e| panic!("{e}")),
+        },
+        design_sha256: Hash::sha256(id.as_bytes()),
+        design_uri: format!("https://stamps.example/{id}.png"),
+        print_run,
+    }
+}
+
+/// Signs transactions, tracking each signer's next nonce.
+#[derive(Debug, Clone)]
+pub struct TxFactory {
+    chain_id: Hash,
+    nonces: BTreeMap<PublicKey, u64>,
+}
+
+impl TxFactory {
+    /// A factory for `chain_id`, with every nonce at 0.
+    pub fn new(chain_id: Hash) -> TxFactory {
+        TxFactory {
+            chain_id,
+            nonces: BTreeMap::new(),
+        }
+    }
+
+    /// Signs `body` with `key` at the signer's next nonce.
+    pub fn sign(&mut self, key: &SigningKey, body: TxBody) -> SignedTx {
+        let nonce = self.nonces.entry(key.public_key()).or_insert(0);
+        *nonce += 1;
+        SignedTx::sign(self.chain_id, key, *nonce, body)
+    }
+
+    /// Gives back the last nonce handed to `key` (its transaction was refused, so the nonce
+    /// is still free).
+    pub fn release(&mut self, key: &SigningKey) {
+        if let Some(nonce) = self.nonces.get_mut(&key.public_key()) {
+            *nonce = nonce.saturating_sub(1);
+        }
+    }
+
+    /// The next nonce `key` would use.
+    pub fn next_nonce(&self, key: &SigningKey) -> u64 {
+        self.nonces.get(&key.public_key()).copied().unwrap_or(0) + 1
+    }
+}
+
+/// The address of the key named `name`.
+pub fn address(name: &str) -> Address {
+    key(name).public_key().address()
+}
+
+/// The ledger state held in memory: a reference implementation of the store's state side,
+/// for tests of the state machine and, later, the simulator.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryState {
+    values: BTreeMap<StateKey, StateValue>,
+    nodes: BTreeMap<NodeKey, Node>,
+    root: Child,
+    /// Every stamp event so far, in order.
+    pub events: Vec<StampEvent>,
+    height: u64,
+}
+
+impl StateView for MemoryState {
+    fn get(&self, key: &StateKey) -> Result<Option<StateValue>, StateError> {
+        Ok(self.values.get(key).cloned())
+    }
+}
+
+impl NodeSource for MemoryState {
+    fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
+        Ok(self.nodes.get(key).copied())
+    }
+}
+
+impl MemoryState {
+    /// An empty state.
+    pub fn new() -> MemoryState {
+        MemoryState::default()
+    }
+
+    /// Applies transactions as one block (verifying signatures first); rejected ones are
+    /// left out. Returns each transaction's outcome.
+    pub fn apply_block(
+        &mut self,
+        genesis: &Genesis,
+        txs: &[SignedTx],
+    ) -> Vec<Result<(), Rejection>> {
+        let chain_id = genesis.chain_id();
+        let height = self.height + 1;
+        let env = BlockEnv {
+            genesis,
+            height,
+            time_ms: genesis.genesis_time_ms + height * 1000,
+        };
+        let mut outcomes = Vec::new();
+        let mut execution = BlockExecution::new(&*self, env);
+        for tx in txs {
+            let outcome = match tx.clone().verify(&chain_id) {
+                Ok(verified) => match execution.apply(&verified) {
+                    Ok(()) => Ok(()),
+                    Err(ApplyError::Rejected(reason)) => Err(reason),
+                    Err(ApplyError::State(error)) => panic!("memory state failed: {error}"),
+                },
+                Err(error) => Err(Rejection::from(error)),
+            };
+            outcomes.push(outcome);
+        }
+        let changes = execution.finish();
+        let (root, writes) =
+            commit_tree(&*self, self.root, &changes.writes).unwrap_or_else(|e| panic!("{e}"));
+        for (key, node) in writes {
+            match node {
+                Some(node) => self.nodes.insert(key, node),
+                None => self.nodes.remove(&key),
+            };
+        }
+        self.values.extend(changes.writes);
+        self.events.extend(changes.events);
+        self.root = root;
+        self.height = height;
+        outcomes
+    }
+
+    /// Applies one transaction as its own block.
+    pub fn apply_one(&mut self, genesis: &Genesis, tx: &SignedTx) -> Result<(), Rejection> {
+        self.apply_block(genesis, std::slice::from_ref(tx))
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    /// The state root.
+    pub fn root_hash(&self) -> Hash {
+        self.root.hash()
+    }
+
+    /// The state tree's root.
+    pub fn root(&self) -> Child {
+        self.root
+    }
+
+    /// A stamp's record.
+    pub fn stamp(&self, id: &StampId) -> Option<StampState> {
+        match self.values.get(&StateKey::Stamp(id.clone())) {
+            Some(StateValue::Stamp(stamp)) => Some(stamp.clone()),
+            _ => None,
+        }
+    }
+
+    /// An issue's state.
+    pub fn issue(&self, id: &str) -> Option<IssueState> {
+        match self.values.get(&StateKey::Issue(issue_id(id))) {
+            Some(StateValue::Issue(issue)) => Some(issue.clone()),
+            _ => None,
+        }
+    }
+}

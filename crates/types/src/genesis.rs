@@ -1,0 +1,144 @@
+//! The genesis: chain name, operators, parameters. Its hash is the chain id.
+
+use bincode::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::codec;
+use crate::hash::Hash;
+use crate::ids::{check_text, CountryCode, IdError, OperatorId};
+use crate::keys::{Address, PublicKey};
+use crate::tx::limits;
+
+/// Hash tag of the genesis (the chain id).
+pub const GENESIS_TAG: &str = "cachet/genesis";
+
+/// Most operators a chain may have (validator indices are u16; votes scale with the square).
+pub const MAX_OPERATORS: usize = 128;
+
+/// A member postal operator.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct Operator {
+    /// Short id, e.g. `AT-POST`.
+    pub id: OperatorId,
+    /// Country.
+    pub country: CountryCode,
+    /// Display name.
+    pub name: String,
+    /// Key that signs the operator's consensus votes (held by its node).
+    pub validator_key: PublicKey,
+    /// Account that signs the operator's transactions (issue, mint, redeem, freeze).
+    pub issuer: Address,
+}
+
+/// Consensus-wide limits, fixed in the genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct ChainParams {
+    /// Most transactions in one block.
+    pub max_block_txs: u32,
+    /// Most bytes of transactions in one block.
+    pub max_block_bytes: u32,
+    /// Largest encoded transaction.
+    pub max_tx_bytes: u32,
+    /// Most serials one mint transaction may create.
+    pub max_mint_per_tx: u32,
+    /// Largest print run of an issue.
+    pub max_print_run: u32,
+}
+
+impl Default for ChainParams {
+    fn default() -> Self {
+        ChainParams {
+            max_block_txs: 10_000,
+            max_block_bytes: 8 * 1024 * 1024,
+            max_tx_bytes: 4096,
+            max_mint_per_tx: 10_000,
+            max_print_run: 100_000_000,
+        }
+    }
+}
+
+/// The founding document of a chain.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct Genesis {
+    /// Human name, e.g. `cachet-dev`.
+    pub chain_name: String,
+    /// Genesis time, milliseconds since the Unix epoch; block times start after it.
+    pub genesis_time_ms: u64,
+    /// The operators, in validator-index order.
+    pub operators: Vec<Operator>,
+    /// Limits.
+    pub params: ChainParams,
+}
+
+/// Why a genesis is not usable.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum GenesisError {
+    /// No operators, or too many.
+    #[error("a genesis needs 1 to {MAX_OPERATORS} operators, this one has {0}")]
+    OperatorCount(usize),
+    /// Two operators share an id or a key.
+    #[error("operator {0} appears twice (same id, validator key or issuer account)")]
+    Duplicate(OperatorId),
+    /// A key is weak or invalid.
+    #[error("operator {0} has a weak or invalid key")]
+    WeakKey(OperatorId),
+    /// A field is out of bounds.
+    #[error("{0}")]
+    Field(#[from] IdError),
+    /// A parameter is zero or inconsistent.
+    #[error("invalid chain parameter: {0}")]
+    Param(&'static str),
+}
+
+impl Genesis {
+    /// The chain id: tagged hash of the canonical genesis encoding.
+    pub fn chain_id(&self) -> Hash {
+        Hash::tagged(GENESIS_TAG, &[&codec::encode(self)])
+    }
+
+    /// Checks the genesis is well formed.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        check_text("chain name", &self.chain_name, 1, 64)?;
+        let count = self.operators.len();
+        if count == 0 || count > MAX_OPERATORS {
+            return Err(GenesisError::OperatorCount(count));
+        }
+        for (i, op) in self.operators.iter().enumerate() {
+            check_text("operator name", &op.name, 1, limits::OPERATOR_NAME_MAX)?;
+            if op.validator_key.is_weak() || op.issuer.public_key().is_weak() {
+                return Err(GenesisError::WeakKey(op.id.clone()));
+            }
+            let clash = self.operators[..i].iter().any(|other| {
+                other.id == op.id
+                    || other.validator_key == op.validator_key
+                    || other.issuer == op.issuer
+            });
+            if clash {
+                return Err(GenesisError::Duplicate(op.id.clone()));
+            }
+        }
+        let p = &self.params;
+        if p.max_block_txs == 0
+            || p.max_tx_bytes < 256
+            || p.max_block_bytes < p.max_tx_bytes
+            || p.max_mint_per_tx == 0
+            || p.max_print_run == 0
+        {
+            return Err(GenesisError::Param(
+                "limits must be positive, max_tx_bytes >= 256 and max_block_bytes >= max_tx_bytes",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The validator keys, by index.
+    pub fn validator_keys(&self) -> Vec<PublicKey> {
+        self.operators.iter().map(|op| op.validator_key).collect()
+    }
+
+    /// The operator with this id.
+    pub fn operator(&self, id: &OperatorId) -> Option<&Operator> {
+        self.operators.iter().find(|op| op.id == *id)
+    }
+}

@@ -1,0 +1,380 @@
+//! Ed25519 keys and signatures under one validity rule, and account addresses.
+//!
+//! Cachet verifies every signature under the ZIP-215 rules as implemented by
+//! `ed25519-consensus`: single and batch verification accept exactly the same signatures, so
+//! nodes that batch and nodes that do not can never disagree (`specs/signing.md`). Small-order
+//! ("weak") public keys, for which anyone can forge signatures under cofactored rules, are
+//! refused as signers, owners and validators.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bech32::{Bech32m, Hrp};
+use bincode::{Decode, Encode};
+use curve25519_dalek_ng::edwards::CompressedEdwardsY;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Human-readable prefix of account addresses.
+pub const ADDRESS_HRP: &str = "cachet";
+
+/// An ed25519 public key (32 bytes, as transmitted; validity is checked when used).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
+#[derive(Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PublicKey(pub [u8; 32]);
+
+/// An ed25519 signature (R || s).
+#[derive(Clone, Copy, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Signature(pub [u8; 64]);
+
+/// Why a signature or key was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum SignatureError {
+    /// The key bytes are not a point on the curve.
+    #[error("public key is not a valid curve point")]
+    InvalidKey,
+    /// The key is of small order: anyone could sign for it.
+    #[error("public key is a weak (small-order) key")]
+    WeakKey,
+    /// The signature does not verify.
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
+impl PublicKey {
+    /// True if the key does not decode to a curve point, or is of small order.
+    pub fn is_weak(&self) -> bool {
+        match CompressedEdwardsY(self.0).decompress() {
+            Some(point) => point.is_small_order(),
+            None => true,
+        }
+    }
+
+    /// Verifies `signature` over `message` under ZIP-215, refusing weak keys.
+    pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), SignatureError> {
+        let key = self.verification_key()?;
+        key.verify(&ed25519_consensus::Signature::from(signature.0), message)
+            .map_err(|_| SignatureError::BadSignature)
+    }
+
+    fn verification_key(&self) -> Result<ed25519_consensus::VerificationKey, SignatureError> {
+        if self.is_weak() {
+            return Err(SignatureError::WeakKey);
+        }
+        ed25519_consensus::VerificationKey::try_from(self.0)
+            .map_err(|_| SignatureError::InvalidKey)
+    }
+
+    /// The account address of this key.
+    pub fn address(&self) -> Address {
+        Address(*self)
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", hex::encode(self.0))
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// Text that is not a key, signature or address.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid {what}: {text:?}")]
+pub struct KeyParseError {
+    /// What was expected.
+    pub what: &'static str,
+    /// The text given.
+    pub text: String,
+}
+
+fn parse_hex<const N: usize>(text: &str, what: &'static str) -> Result<[u8; N], KeyParseError> {
+    let error = || KeyParseError {
+        what,
+        text: text.to_string(),
+    };
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(error());
+    }
+    let mut bytes = [0u8; N];
+    hex::decode_to_slice(text, &mut bytes).map_err(|_| error())?;
+    Ok(bytes)
+}
+
+impl FromStr for PublicKey {
+    type Err = KeyParseError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        parse_hex(text, "public key (64 hex digits)").map(PublicKey)
+    }
+}
+
+impl TryFrom<String> for PublicKey {
+    type Error = KeyParseError;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<PublicKey> for String {
+    fn from(key: PublicKey) -> String {
+        key.to_string()
+    }
+}
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({})", hex::encode(self.0))
+    }
+}
+
+impl TryFrom<String> for Signature {
+    type Error = KeyParseError;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        parse_hex(&text, "signature (128 hex digits)").map(Signature)
+    }
+}
+
+impl From<Signature> for String {
+    fn from(signature: Signature) -> String {
+        hex::encode(signature.0)
+    }
+}
+
+/// An ed25519 signing key. Its bytes are wiped on drop (by `ed25519-consensus`).
+#[derive(Clone)]
+pub struct SigningKey(ed25519_consensus::SigningKey);
+
+impl SigningKey {
+    /// The key for a 32-byte seed.
+    pub fn from_seed(seed: [u8; 32]) -> SigningKey {
+        SigningKey(ed25519_consensus::SigningKey::from(seed))
+    }
+
+    /// The 32-byte seed, for encrypted storage.
+    pub fn seed(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(self.0.verification_key().to_bytes())
+    }
+
+    /// Signs a message.
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        Signature(self.0.sign(message).to_bytes())
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SigningKey(public {})", self.public_key())
+    }
+}
+
+/// Verifies many signatures at once; accepts exactly what single verification accepts.
+#[derive(Default)]
+pub struct BatchVerifier {
+    inner: ed25519_consensus::batch::Verifier,
+    weak_key: bool,
+    len: usize,
+}
+
+impl BatchVerifier {
+    /// An empty batch.
+    pub fn new() -> BatchVerifier {
+        BatchVerifier::default()
+    }
+
+    /// Adds one (key, message, signature) triple.
+    pub fn queue(&mut self, key: &PublicKey, message: &[u8], signature: &Signature) {
+        if key.is_weak() {
+            self.weak_key = true;
+            return;
+        }
+        let key_bytes = ed25519_consensus::VerificationKeyBytes::from(key.0);
+        let sig = ed25519_consensus::Signature::from(signature.0);
+        self.inner.queue((key_bytes, sig, message));
+        self.len += 1;
+    }
+
+    /// Number of signatures queued.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if nothing was queued.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0 && !self.weak_key
+    }
+
+    /// Verifies the whole batch: Ok only if every queued signature is valid.
+    ///
+    /// The random coefficients come from `rng`; the verdict does not depend on them
+    /// (ZIP-215), only the chance of a false accept, which is negligible.
+    pub fn verify<R: rand_core::RngCore + rand_core::CryptoRng>(
+        self,
+        rng: R,
+    ) -> Result<(), SignatureError> {
+        if self.weak_key {
+            return Err(SignatureError::WeakKey);
+        }
+        self.inner
+            .verify(rng)
+            .map_err(|_| SignatureError::BadSignature)
+    }
+}
+
+/// An account: an ed25519 public key, shown as a bech32m string (`cachet1...`) with a
+/// checksum, so a mistyped address is caught before anything is signed.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
+#[derive(Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Address(pub PublicKey);
+
+impl Address {
+    /// The public key behind the address.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.0
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hrp = Hrp::parse_unchecked(ADDRESS_HRP);
+        match bech32::encode::<Bech32m>(hrp, &self.0.0) {
+            Ok(text) => f.write_str(&text),
+            Err(_) => Err(fmt::Error),
+        }
+    }
+}
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Address({self})")
+    }
+}
+
+impl FromStr for Address {
+    type Err = KeyParseError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let error = || KeyParseError {
+            what: "address (cachet1..., bech32m with checksum)",
+            text: text.to_string(),
+        };
+        let checked = bech32::primitives::decode::CheckedHrpstring::new::<Bech32m>(text)
+            .map_err(|_| error())?;
+        if checked.hrp().as_str() != ADDRESS_HRP || text.bytes().any(|b| b.is_ascii_uppercase())
+        {
+            return Err(error());
+        }
+        let bytes: Vec<u8> = checked.byte_iter().collect();
+        let key: [u8; 32] = bytes.try_into().map_err(|_| error())?;
+        Ok(Address(PublicKey(key)))
+    }
+}
+
+impl TryFrom<String> for Address {
+    type Error = KeyParseError;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<Address> for String {
+    fn from(address: Address) -> String {
+        address.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_seed([n; 32])
+    }
+
+    #[test]
+    fn sign_verify_and_tamper() {
+        let k = key(1);
+        let sig = k.sign(b"mint");
+        assert_eq!(k.public_key().verify(b"mint", &sig), Ok(()));
+        assert_eq!(
+            k.public_key().verify(b"mint!", &sig),
+            Err(SignatureError::BadSignature)
+        );
+        assert_eq!(
+            key(2).public_key().verify(b"mint", &sig),
+            Err(SignatureError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn identity_point_is_weak_and_refused() {
+        // The identity point (y = 1) has order 1: with it, (R = identity, s = 0) would
+        // verify under cofactored rules for any message.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let weak = PublicKey(identity);
+        assert!(weak.is_weak());
+        let mut forged = [0u8; 64];
+        forged[0] = 1;
+        assert_eq!(
+            weak.verify(b"anything", &Signature(forged)),
+            Err(SignatureError::WeakKey)
+        );
+        let mut batch = BatchVerifier::new();
+        batch.queue(&weak, b"anything", &Signature(forged));
+        assert_eq!(
+            batch.verify(rand_core::OsRng),
+            Err(SignatureError::WeakKey)
+        );
+        assert!(!key(3).public_key().is_weak());
+    }
+
+    #[test]
+    fn batch_agrees_with_single() {
+        let mut batch = BatchVerifier::new();
+        let messages: Vec<Vec<u8>> = (0..16u8).map(|i| vec![i; 10]).collect();
+        for (i, m) in messages.iter().enumerate() {
+            let k = key(i as u8 + 10);
+            batch.queue(&k.public_key(), m, &k.sign(m));
+        }
+        assert_eq!(batch.len(), 16);
+        assert_eq!(batch.verify(rand_core::OsRng), Ok(()));
+
+        let mut batch = BatchVerifier::new();
+        for (i, m) in messages.iter().enumerate() {
+            let k = key(i as u8 + 10);
+            let sig = if i == 7 { k.sign(b"other") } else { k.sign(m) };
+            batch.queue(&k.public_key(), m, &sig);
+        }
+        assert_eq!(
+            batch.verify(rand_core::OsRng),
+            Err(SignatureError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn address_round_trip_and_checksum() {
+        let address = key(5).public_key().address();
+        let text = address.to_string();
+        assert!(text.starts_with("cachet1"));
+        assert_eq!(text.parse::<Address>().unwrap(), address);
+        // Change one character: the checksum catches it.
+        let mut chars: Vec<char> = text.chars().collect();
+        let i = 12;
+        chars[i] = if chars[i] == 'q' { 'p' } else { 'q' };
+        let typo: String = chars.into_iter().collect();
+        assert!(typo.parse::<Address>().is_err());
+        assert!(text.to_uppercase().parse::<Address>().is_err());
+    }
+}

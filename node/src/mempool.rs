@@ -1,0 +1,234 @@
+//! The mempool: verified transactions waiting for a block, bounded, in arrival order.
+//!
+//! Admission is strict about nonces: a signer's pending transactions always run contiguously
+//! from its last final nonce + 1, so a block can take them in arrival order. Outcomes of
+//! rejected transactions are remembered (bounded) so clients can learn why.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use cachet_state::Rejection;
+use cachet_types::{Hash, PublicKey, VerifiedTx};
+
+/// Why the mempool refused a transaction without it being the transaction's fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmitError {
+    /// The transaction breaks a rule.
+    #[error("{0}")]
+    Rejected(Rejection),
+    /// Another pending transaction already uses this nonce.
+    #[error("nonce {0} is already used by a pending transaction of this signer")]
+    NonceInUse(u64),
+    /// No room.
+    #[error("mempool is full ({0} transactions); retry later")]
+    Full(usize),
+}
+
+/// The pending pool.
+pub struct Mempool {
+    max_txs: usize,
+    max_remembered: usize,
+    txs: HashMap<Hash, VerifiedTx>,
+    arrival: VecDeque<Hash>,
+    by_signer: BTreeMap<PublicKey, BTreeMap<u64, Hash>>,
+    outcomes: HashMap<Hash, Rejection>,
+    outcome_order: VecDeque<Hash>,
+}
+
+impl Mempool {
+    /// A pool holding at most `max_txs`, remembering the last `max_remembered` rejections.
+    pub fn new(max_txs: usize, max_remembered: usize) -> Mempool {
+        Mempool {
+            max_txs,
+            max_remembered,
+            txs: HashMap::new(),
+            arrival: VecDeque::new(),
+            by_signer: BTreeMap::new(),
+            outcomes: HashMap::new(),
+            outcome_order: VecDeque::new(),
+        }
+    }
+
+    /// Number of pending transactions.
+    pub fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// True if `id` is pending.
+    pub fn contains(&self, id: &Hash) -> bool {
+        self.txs.contains_key(id)
+    }
+
+    /// The remembered rejection of `id`.
+    pub fn rejection(&self, id: &Hash) -> Option<&Rejection> {
+        self.outcomes.get(id)
+    }
+
+    /// A pending transaction.
+    pub fn get(&self, id: &Hash) -> Option<&VerifiedTx> {
+        self.txs.get(id)
+    }
+
+    /// The nonce `signer` should use next, given its last final nonce.
+    ///
+    /// Pending nonces are contiguous, so this is one past the larger of the final nonce and
+    /// the last pending one; it stays right while a committed block is not yet settled here.
+    pub fn next_nonce(&self, signer: &PublicKey, final_nonce: u64) -> u64 {
+        let last_pending = self
+            .by_signer
+            .get(signer)
+            .and_then(|m| m.keys().next_back().copied())
+            .unwrap_or(0);
+        final_nonce.max(last_pending) + 1
+    }
+
+    /// Admits a verified transaction whose signer's last final nonce is `final_nonce`.
+    pub fn admit(&mut self, tx: VerifiedTx, final_nonce: u64) -> Result<(), AdmitError> {
+        let signer = tx.tx().signer;
+        let nonce = tx.tx().nonce;
+        if nonce <= final_nonce {
+            return Err(AdmitError::Rejected(Rejection::StaleNonce {
+                got: nonce,
+                last: final_nonce,
+            }));
+        }
+        let expected = self.next_nonce(&signer, final_nonce);
+        if nonce < expected {
+            return Err(AdmitError::NonceInUse(nonce));
+        }
+        if nonce > expected {
+            return Err(AdmitError::Rejected(Rejection::NonceGap {
+                got: nonce,
+                expected,
+            }));
+        }
+        if self.txs.len() >= self.max_txs {
+            return Err(AdmitError::Full(self.max_txs));
+        }
+        let id = tx.id();
+        self.by_signer.entry(signer).or_default().insert(nonce, id);
+        self.arrival.push_back(id);
+        self.txs.insert(id, tx);
+        Ok(())
+    }
+
+    /// Up to `max` pending transactions in arrival order (cloned; they stay pending until
+    /// [`Mempool::settle`]).
+    pub fn candidates(&self, max: usize) -> Vec<VerifiedTx> {
+        self.arrival
+            .iter()
+            .filter_map(|id| self.txs.get(id))
+            .take(max)
+            .cloned()
+            .collect()
+    }
+
+    /// Removes transactions that became final, and those a block refused (remembering why).
+    pub fn settle(&mut self, finalized: &[Hash], rejected: &[(Hash, Rejection)]) {
+        for id in finalized {
+            self.remove(id);
+        }
+        for (id, reason) in rejected {
+            self.remove(id);
+            self.remember(*id, reason.clone());
+        }
+    }
+
+    /// Remembers a rejection (admission or block building), forgetting the oldest if full.
+    pub fn remember(&mut self, id: Hash, reason: Rejection) {
+        if self.outcomes.insert(id, reason).is_none() {
+            self.outcome_order.push_back(id);
+        }
+        while self.outcome_order.len() > self.max_remembered {
+            if let Some(old) = self.outcome_order.pop_front() {
+                self.outcomes.remove(&old);
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &Hash) {
+        if let Some(tx) = self.txs.remove(id) {
+            let signer = tx.tx().signer;
+            if let Some(nonces) = self.by_signer.get_mut(&signer) {
+                nonces.remove(&tx.tx().nonce);
+                if nonces.is_empty() {
+                    self.by_signer.remove(&signer);
+                }
+            }
+            // Removal is almost always from the front (oldest first).
+            if self.arrival.front() == Some(id) {
+                self.arrival.pop_front();
+            } else if let Some(pos) = self.arrival.iter().position(|x| x == id) {
+                self.arrival.remove(pos);
+            }
+        }
+    }
+
+    /// Drops every pending transaction of `signer` with a nonce above `nonce`: once a
+    /// transaction is refused, later ones of the same signer can never apply.
+    pub fn drop_after(&mut self, signer: &PublicKey, nonce: u64) -> Vec<(Hash, u64)> {
+        let doomed: Vec<(Hash, u64)> = self
+            .by_signer
+            .get(signer)
+            .map(|m| m.range(nonce + 1..).map(|(n, id)| (*id, *n)).collect())
+            .unwrap_or_default();
+        for (id, _) in &doomed {
+            self.remove(id);
+        }
+        doomed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cachet_testkit::{key, stamp, TxFactory};
+    use cachet_types::{Hash, TxBody};
+
+    fn tx(factory: &mut TxFactory, name: &str) -> VerifiedTx {
+        let body = TxBody::Redeem {
+            stamp: stamp("AT-2026-001", 1),
+        };
+        VerifiedTx::new_unchecked(factory.sign(&key(name), body))
+    }
+
+    #[test]
+    fn nonces_must_be_contiguous() {
+        let mut pool = Mempool::new(10, 10);
+        let mut factory = TxFactory::new(Hash::ZERO);
+        let first = tx(&mut factory, "a");
+        let second = tx(&mut factory, "a");
+        let third = tx(&mut factory, "a");
+        assert!(matches!(
+            pool.admit(second.clone(), 0),
+            Err(AdmitError::Rejected(Rejection::NonceGap { got: 2, expected: 1 }))
+        ));
+        pool.admit(first.clone(), 0).unwrap();
+        assert_eq!(pool.admit(first.clone(), 0), Err(AdmitError::NonceInUse(1)));
+        pool.admit(second, 0).unwrap();
+        assert!(matches!(
+            pool.admit(first, 5),
+            Err(AdmitError::Rejected(Rejection::StaleNonce { got: 1, last: 5 }))
+        ));
+        assert_eq!(pool.next_nonce(&key("a").public_key(), 0), 3);
+        let dropped = pool.drop_after(&key("a").public_key(), 1);
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(pool.len(), 1);
+        pool.admit(third, 0).unwrap_err();
+    }
+
+    #[test]
+    fn bounded_pool_and_memory() {
+        let mut pool = Mempool::new(2, 1);
+        let mut factory = TxFactory::new(Hash::ZERO);
+        pool.admit(tx(&mut factory, "a"), 0).unwrap();
+        pool.admit(tx(&mut factory, "b"), 0).unwrap();
+        assert_eq!(pool.admit(tx(&mut factory, "c"), 0), Err(AdmitError::Full(2)));
+        let ids: Vec<Hash> = pool.candidates(10).iter().map(VerifiedTx::id).collect();
+        assert_eq!(ids.len(), 2);
+        pool.settle(&ids[..1], &[(ids[1], Rejection::BadSignature)]);
+        assert_eq!(pool.len(), 0);
+        assert_eq!(pool.rejection(&ids[1]), Some(&Rejection::BadSignature));
+        pool.remember(Hash::ZERO, Rejection::WeakKey);
+        assert_eq!(pool.rejection(&ids[1]), None, "oldest outcome forgotten");
+    }
+}
