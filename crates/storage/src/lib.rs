@@ -56,8 +56,8 @@ const META_TIP: &[u8] = b"tip";
 /// Largest stored value we decode (a block at most; the chain caps blocks well below).
 const MAX_VALUE_BYTES: usize = codec::MAX_DECODE_BYTES;
 
-/// How many blocks below the tip are re-checked on open.
-pub const OPEN_CHECK_DEPTH: u64 = 64;
+/// How many blocks at the tip are re-checked on open (certificate, transaction root, links).
+pub const OPEN_CHECK_DEPTH: u64 = 16;
 
 /// Storage failures. Reads and writes that fail are operating errors: the node stops.
 #[derive(Debug, Error)]
@@ -222,8 +222,9 @@ impl Store {
         codec::decode(&bytes, 1024).map_err(|e| corrupt("tip record", e))
     }
 
-    /// Checks the last blocks below the tip: stored, decodable, hash-linked, and the tip's
-    /// state root matching its header.
+    /// Checks the blocks at the tip: stored, decodable, certified by the genesis validators,
+    /// their transactions matching the header, hash-linked, and the tip's state root matching
+    /// the stored state. The full audit from genesis is a separate, longer job.
     fn check_tip(&self) -> Result<(), StoreError> {
         let tip = self.tip()?;
         if tip.height == 0 {
@@ -244,12 +245,14 @@ impl Store {
                 tip.height
             )));
         }
-        let lowest = tip.height.saturating_sub(OPEN_CHECK_DEPTH).max(1);
+        let lowest = tip.height.saturating_sub(OPEN_CHECK_DEPTH - 1).max(1);
+        self.check_block_contents(&top)?;
         let mut child = top;
         for height in (lowest..tip.height).rev() {
             let block = self
                 .block(height)?
                 .ok_or_else(|| StoreError::Corrupt(format!("block {height} is missing")))?;
+            self.check_block_contents(&block)?;
             if child.block.header.prev_hash != block.block.header.hash() {
                 return Err(StoreError::Corrupt(format!(
                     "block {} does not link to block {height}",
@@ -262,6 +265,24 @@ impl Store {
             return Err(StoreError::Corrupt(
                 "block 1 does not link to the genesis".into(),
             ));
+        }
+        Ok(())
+    }
+
+    /// Checks one stored block on its own: certificate and transaction root.
+    fn check_block_contents(&self, certified: &CertifiedBlock) -> Result<(), StoreError> {
+        let header = &certified.block.header;
+        let validators = self.genesis.validator_keys();
+        certified
+            .certificate
+            .verify(header, &validators)
+            .map_err(|e| StoreError::Corrupt(format!("block {}: {e}", header.height)))?;
+        let ids: Vec<Hash> = certified.block.txs.iter().map(|tx| tx.id()).collect();
+        if cachet_types::merkle::tx_root(&ids) != header.tx_root {
+            return Err(StoreError::Corrupt(format!(
+                "block {}: transactions do not match the header",
+                header.height
+            )));
         }
         Ok(())
     }
