@@ -663,13 +663,16 @@ async fn finish_tx(
     }
     if ctx.json {
         print_json(&json!({"tx_id": id, "kind": kind, "outcome": status}))?;
-    } else {
-        println!("tx {id}: {}", tx_status_text(&status));
     }
     match status {
-        TxStatus::Rejected { reason, message } => bail!("rejected: {reason}: {message}"),
+        TxStatus::Rejected { reason, message } => bail!("rejected: {reason}: {message} (tx {id})"),
         TxStatus::Unknown => bail!("the node no longer knows tx {id}"),
-        _ => Ok(()),
+        status => {
+            if !ctx.json {
+                println!("tx {id}: {}", tx_status_text(&status));
+            }
+            Ok(())
+        }
     }
 }
 
@@ -682,13 +685,28 @@ fn tx_status_text(status: &TxStatus) -> String {
     }
 }
 
+fn reason_text(reason: &FreezeReason) -> &'static str {
+    match reason {
+        FreezeReason::Stolen => "stolen",
+        FreezeReason::Lost => "lost",
+        FreezeReason::Disputed => "disputed",
+        FreezeReason::Fraud => "fraud",
+        FreezeReason::LegalOrder => "legal order",
+    }
+}
+
 fn status_text(status: &cachet_state::StampStatus) -> String {
     match status {
         cachet_state::StampStatus::Frozen { reason, case_ref } => {
-            format!("frozen ({reason:?}, case {case_ref})").to_lowercase()
+            format!("frozen ({}, case {case_ref})", reason_text(reason))
         }
         other => other.name().into(),
     }
+}
+
+fn time_text(time_ms: u64) -> String {
+    let time = std::time::UNIX_EPOCH + Duration::from_millis(time_ms);
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 fn event_text(entry: &HistoryEntry) -> String {
@@ -697,7 +715,7 @@ fn event_text(entry: &HistoryEntry) -> String {
         EventKind::Transferred { from, to } => format!("transferred {from} -> {to}"),
         EventKind::Redeemed => "redeemed".into(),
         EventKind::Frozen { reason, case_ref } => {
-            format!("frozen: {reason:?}, case {case_ref}").to_lowercase()
+            format!("frozen: {}, case {case_ref}", reason_text(reason))
         }
         EventKind::Unfrozen { case_ref } => format!("unfrozen, case {case_ref}"),
     }
@@ -726,9 +744,10 @@ async fn history(
     println!("{stamp}: {} events shown", events.len());
     for e in &events {
         println!(
-            "  #{:<3} height {:<6} {}\n        signer {}  tx {}",
+            "  #{:<3} height {:<6} {}  {}\n        signer {}  tx {}",
             e.seq,
             e.height,
+            time_text(e.time_ms),
             event_text(e),
             e.signer,
             e.tx_id

@@ -25,6 +25,7 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -41,6 +42,8 @@ fn main() {
 
 async fn run(options: Options) -> Result<()> {
     let setup = setup::prepare(&options)?;
+    // A stale address from a killed run must not be mistaken for this one.
+    let _ = std::fs::remove_file(setup.data_dir.join("api.addr"));
     let store = Store::open(&setup.data_dir.join("db"), &setup.genesis)
         .with_context(|| format!("cannot open the ledger in {}", setup.data_dir.display()))?;
     let tip = store.tip()?;
@@ -53,7 +56,10 @@ async fn run(options: Options) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", options.api_addr))?;
     let bound = listener.local_addr()?;
     let addr_file = setup.data_dir.join("api.addr");
-    std::fs::write(&addr_file, format!("http://{bound}\n"))
+    // Written whole then renamed, so a reader never sees half an address.
+    let tmp = setup.data_dir.join("api.addr.tmp");
+    std::fs::write(&tmp, format!("http://{bound}\n"))
+        .and_then(|()| std::fs::rename(&tmp, &addr_file))
         .with_context(|| format!("cannot write {}", addr_file.display()))?;
     tracing::info!(api = %format!("http://{bound}"), "API listening");
 

@@ -1,6 +1,8 @@
 //! Deterministic fixtures for tests and benchmarks: keys from names, genesis files with N
 //! operators, issue records and signed transactions with tracked nonces.
 
+pub mod process;
+
 use std::collections::BTreeMap;
 
 use cachet_state::smt::{Child, Node, NodeKey, NodeSource};

@@ -1,0 +1,200 @@
+//! End to end: a real `cachetd --dev` process driven by the real `cachet` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use cachet_testkit::process::{cachetd_binary, DevNode, DEV_PASSPHRASE};
+use serde_json::Value;
+
+const ISSUE: &str = "DEV-2026-001";
+
+struct Cli {
+    api: String,
+    wallets: PathBuf,
+}
+
+impl Cli {
+    fn command(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cachet"))
+            .args(args)
+            .env("CACHET_NODE", &self.api)
+            .env("CACHET_WALLET_DIR", &self.wallets)
+            .env("CACHET_PASSPHRASE", DEV_PASSPHRASE)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run cachet: {e}"))
+    }
+
+    /// Runs a command that must succeed; returns its standard output.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.command(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "cachet {args:?} failed: {stderr}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a command with --json that must succeed; returns the parsed output.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let text = self.ok(&all);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("cachet {args:?}: {e}: {text}"))
+    }
+
+    /// Runs a command that must fail with the named rejection, as one clear line.
+    fn refused(&self, args: &[&str], reason: &str) {
+        let out = self.command(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "cachet {args:?} should have failed");
+        assert!(
+            stderr.contains(&format!("rejected: {reason}:")),
+            "cachet {args:?}: expected {reason}, got: {stderr}"
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "one line of error: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+fn stamp(serial: u32) -> String {
+    format!("{ISSUE}#{serial}")
+}
+
+fn final_height(outcome: &Value) -> u64 {
+    assert_eq!(outcome["outcome"]["status"], "final", "{outcome}");
+    outcome["outcome"]["height"].as_u64().unwrap()
+}
+
+fn flip_signature_byte(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut bytes = hex::decode(text.trim()).unwrap();
+    let last = bytes.len() - 5; // inside the signature, the encoding's last field
+    bytes[last] ^= 0x01;
+    std::fs::write(path, hex::encode(bytes)).unwrap();
+}
+
+#[test]
+fn operator_and_collectors_walkthrough_with_every_rejection() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::start(
+        &cachetd_binary(Path::new(env!("CARGO_BIN_EXE_cachet"))),
+        &dir.path().join("node"),
+    );
+    let cli = Cli {
+        api: node.api().to_string(),
+        wallets: dir.path().join("wallets"),
+    };
+    let operator_key = node.data_dir().join("operator.key.json");
+    cli.ok(&["wallet", "import", "operator", operator_key.to_str().unwrap()]);
+    for name in ["alice", "bob", "mallory"] {
+        cli.ok(&["wallet", "new", name]);
+    }
+    let address = |name: &str| cli.json(&["wallet", "address", name])["address"].as_str().unwrap().to_string();
+    let (operator, alice, bob) = (address("operator"), address("alice"), address("bob"));
+
+    let created = cli.json(&[
+        "issue", "create", ISSUE, "--title", "Alpine Flowers", "--year", "2026",
+        "--face-value", "120", "--currency", "EUR",
+        "--design-sha256", "5f6c7c4a8b7f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aab",
+        "--design-uri", "https://stamps.example/alpine.png", "--print-run", "100", "-w", "operator",
+    ]);
+    final_height(&created);
+    let minted = final_height(&cli.json(&["mint", ISSUE, "--serials", "1-100", "--to", "alice", "-w", "operator"]));
+    let moved = final_height(&cli.json(&["transfer", &stamp(42), "--to", "bob", "-w", "alice"]));
+    final_height(&cli.json(&["redeem", &stamp(7), "-w", "operator"]));
+    final_height(&cli.json(&[
+        "freeze", &stamp(8), "--reason", "stolen", "--case", "POL-2026-118", "-w", "operator",
+    ]));
+
+    // History of #42: mint then transfer, with heights and signers.
+    let history = cli.json(&["history", &stamp(42)]);
+    let events = history["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{history}");
+    assert_eq!(events[0]["kind"], "minted");
+    assert_eq!(events[0]["height"].as_u64(), Some(minted));
+    assert_eq!(events[0]["signer"], operator.as_str());
+    assert_eq!(events[0]["owner"], alice.as_str());
+    assert_eq!(events[1]["kind"], "transferred");
+    assert_eq!(events[1]["height"].as_u64(), Some(moved));
+    assert_eq!(events[1]["signer"], alice.as_str());
+    assert_eq!(events[1]["to"], bob.as_str());
+    assert_eq!(events[1]["prev_event"], events[0]["event_hash"]);
+    let text = cli.ok(&["history", &stamp(42)]);
+    assert!(text.contains("minted to") && text.contains("transferred"), "{text}");
+
+    // Holdings of alice page correctly: 99 stamps in pages of 40, no gaps, no repeats.
+    let mut seen: Vec<String> = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..10 {
+        let mut args = vec!["holdings", "alice", "--limit", "40"];
+        if let Some(after) = &after {
+            args.extend(["--after", after.as_str()]);
+        }
+        let page = cli.json(&args);
+        let stamps = page["stamps"].as_array().unwrap();
+        assert!(stamps.len() <= 40);
+        seen.extend(stamps.iter().map(|s| s.as_str().unwrap().to_string()));
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 99);
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 99);
+    assert!(!seen.contains(&stamp(42)));
+    let all = cli.json(&["holdings", "alice", "--limit", "7", "--all"]);
+    assert_eq!(all["stamps"].as_array().unwrap().len(), 99);
+    assert_eq!(cli.json(&["holdings", "bob"])["stamps"][0], stamp(42).as_str());
+
+    // Supply and status.
+    let issue = cli.json(&["issue", "show", ISSUE]);
+    assert_eq!((issue["minted"].as_u64(), issue["redeemed"].as_u64(), issue["frozen"].as_u64()), (Some(100), Some(1), Some(1)));
+    assert_eq!(cli.json(&["stamp", "show", &stamp(8)])["status"], "frozen");
+    assert_eq!(cli.json(&["stamp", "show", &stamp(7)])["status"], "redeemed");
+
+    // Every violation comes back with its named rejection.
+    cli.refused(&["transfer", &stamp(1), "--to", "mallory", "-w", "mallory"], "not_owner");
+    cli.refused(&["mint", ISSUE, "--serials", "101", "--to", "alice", "-w", "operator"], "over_print_run");
+    cli.refused(&["mint", ISSUE, "--serials", "5", "--to", "alice", "-w", "operator"], "duplicate_serial");
+    cli.refused(&["transfer", &stamp(1), "--to", "bob", "-w", "alice", "--nonce", "1"], "stale_nonce");
+    let other_chain = "aa".repeat(32);
+    cli.refused(&["transfer", &stamp(1), "--to", "bob", "-w", "alice", "--chain-id", &other_chain], "wrong_chain");
+    let tx_file = dir.path().join("tx.hex");
+    let signed = cli.ok(&["transfer", &stamp(1), "--to", "bob", "-w", "alice", "--sign-only"]);
+    std::fs::write(&tx_file, signed.trim()).unwrap();
+    flip_signature_byte(&tx_file);
+    cli.refused(&["tx", "submit", tx_file.to_str().unwrap()], "bad_signature");
+    cli.refused(&["transfer", &stamp(8), "--to", "bob", "-w", "alice"], "frozen");
+    cli.refused(&["transfer", &stamp(7), "--to", "bob", "-w", "alice"], "redeemed");
+    cli.refused(&["mint", ISSUE, "--serials", "1", "--to", "mallory", "-w", "mallory"], "not_operator");
+    cli.refused(&["redeem", &stamp(3), "-w", "alice"], "not_operator");
+
+    // After all the refusals, the valid path still works (nonces were not burned).
+    final_height(&cli.json(&["transfer", &stamp(1), "--to", "bob", "-w", "alice"]));
+    let info = cli.json(&["chain", "info"]);
+    assert!(info["height"].as_u64().unwrap() >= 6);
+    assert_eq!(info["metrics"]["mempool_size"].as_u64(), Some(0));
+}
+
+#[test]
+fn bad_input_gives_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli {
+        // Nothing listens here: the error must say so and how to fix it.
+        api: "http://127.0.0.1:9".into(),
+        wallets: dir.path().join("wallets"),
+    };
+    for (args, expect) in [
+        (vec!["stamp", "show", "AT-2026-001#0"], "invalid"),
+        (vec!["stamp", "show", "AT-2026-001#4"], "cannot reach the node"),
+        (vec!["holdings", "cachet1qqqq"], "not a valid address"),
+        (vec!["transfer", "AT-2026-001#4", "--to", "bob", "-w", "nobody"], "no wallet named"),
+    ] {
+        let out = cli.command(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
