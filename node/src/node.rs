@@ -88,8 +88,9 @@ impl Node {
 
     /// The nonce a signer should use next (counting pending transactions).
     pub fn next_nonce(&self, signer: &PublicKey) -> Result<u64, StoreError> {
+        let pool = self.pool();
         let final_nonce = self.final_nonce(signer)?;
-        Ok(self.pool().next_nonce(signer, final_nonce))
+        Ok(pool.next_nonce(signer, final_nonce))
     }
 
     /// Checks and admits transaction bytes; returns the id and its status.
@@ -118,8 +119,14 @@ impl Node {
                 return Err(SubmitError::Rejected(reason));
             }
         };
-        let final_nonce = self.final_nonce(&verified.tx().signer)?;
-        let admitted = self.pool().admit(verified, final_nonce);
+        let admitted = {
+            // Read the final nonce under the pool lock: the producer commits a block, then
+            // settles the pool under this lock, so we see both, neither, or a commit
+            // without its settle, which `Mempool::next_nonce` allows for.
+            let mut pool = self.pool();
+            let final_nonce = self.final_nonce(&verified.tx().signer)?;
+            pool.admit(verified, final_nonce)
+        };
         match admitted {
             Ok(()) => {
                 self.work.notify_one();

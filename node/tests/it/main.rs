@@ -1,0 +1,190 @@
+//! The real node process: crash safety under load and clean shutdown.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cachet_api::{Client, TxStatus};
+use cachet_testkit::issue_record;
+use cachet_testkit::process::{DevNode, DEV_PASSPHRASE};
+use cachet_types::{Hash, IssueId, SignedTx, SigningKey, TxBody};
+
+const ISSUE: &str = "DEV-2026-001";
+
+fn operator_key(node: &DevNode) -> SigningKey {
+    cachet_keystore::load(&node.data_dir().join("operator.key.json"), DEV_PASSPHRASE)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Waits (bounded) until `id` is final; returns its height.
+async fn wait_final(client: &Client, id: &Hash) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match client.tx_wait(id, 5_000).await.unwrap().status {
+            TxStatus::Final { height, .. } => return height,
+            TxStatus::Pending => {}
+            other => panic!("tx {id} not final: {other:?}"),
+        }
+        assert!(Instant::now() < deadline, "tx {id} not final within 60 s");
+    }
+}
+
+/// Walks the chain through the API: every block links to the one before, block 1 to the
+/// genesis, and each hash is the hash of its header.
+async fn check_hash_chain(client: &Client) -> u64 {
+    let info = client.chain().await.unwrap();
+    let mut previous = info.chain_id;
+    for height in 1..=info.height {
+        let block = client.block(height).await.unwrap();
+        assert_eq!(block.header.prev_hash, previous, "block {height} does not link");
+        assert_eq!(block.header.hash(), block.hash, "block {height} hash");
+        assert_eq!(block.certificate.block_hash, block.hash);
+        previous = block.hash;
+    }
+    assert_eq!(previous, info.tip_hash);
+    info.height
+}
+
+#[test]
+fn sigkill_under_load_loses_no_final_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = DevNode::start(Path::new(env!("CARGO_BIN_EXE_cachetd")), &dir.path().join("node"));
+    let key = operator_key(&node);
+    let rt = runtime();
+    let client = Client::new(node.api()).unwrap();
+    let chain_id = rt.block_on(client.chain()).unwrap().chain_id;
+    let mut record = issue_record(ISSUE, "AT-POST", 1_000_000);
+    record.operator = cachet_types::OperatorId::parse("DEV-POST").unwrap();
+    let create = SignedTx::sign(chain_id, &key, 1, TxBody::CreateIssue { record });
+    rt.block_on(async {
+        client.submit(&create).await.unwrap();
+        wait_final(&client, &create.id()).await;
+    });
+
+    // Stream single-serial mints; a poller records every transaction reported final.
+    let reported: Arc<Mutex<BTreeMap<Hash, u64>>> = Arc::default();
+    let submitted: Arc<Mutex<Vec<Hash>>> = Arc::default();
+    let stream_error: Arc<Mutex<Option<String>>> = Arc::default();
+    let streamer = {
+        let (client, submitted, key) = (client.clone(), submitted.clone(), key.clone());
+        let stream_error = stream_error.clone();
+        rt.spawn(async move {
+            for serial in 1u32..=100_000 {
+                let tx = SignedTx::sign(chain_id, &key, u64::from(serial) + 1, TxBody::Mint {
+                    issue: IssueId::parse(ISSUE).unwrap(),
+                    first_serial: serial,
+                    last_serial: serial,
+                    owner: key.public_key().address(),
+                });
+                if let Err(error) = client.submit(&tx).await {
+                    // Expected once the node is killed; before that it fails the test.
+                    *stream_error.lock().unwrap() = Some(error.to_string());
+                    return;
+                }
+                submitted.lock().unwrap().push(tx.id());
+            }
+        })
+    };
+    let poller = {
+        let (client, submitted, reported) = (client.clone(), submitted.clone(), reported.clone());
+        let stream_error = stream_error.clone();
+        rt.spawn(async move {
+            let mut next = 0;
+            loop {
+                let id = { submitted.lock().unwrap().get(next).copied() };
+                let Some(id) = id else {
+                    tokio::task::yield_now().await;
+                    continue;
+                };
+                match client.tx_wait(&id, 2_000).await {
+                    Ok(info) => match info.status {
+                        TxStatus::Final { height, .. } => {
+                            reported.lock().unwrap().insert(id, height);
+                            next += 1;
+                        }
+                        TxStatus::Pending => {}
+                        other => {
+                            *stream_error.lock().unwrap() = Some(format!("tx {id}: {other:?}"));
+                            return;
+                        }
+                    },
+                    Err(_) => return, // the node is gone
+                }
+            }
+        })
+    };
+    // Kill once a good number are final and more are still streaming in.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while reported.lock().unwrap().len() < 500 {
+        if let Some(error) = stream_error.lock().unwrap().clone() {
+            panic!("stream failed before the kill: {error}");
+        }
+        assert!(Instant::now() < deadline, "fewer than 500 txs final within 120 s:\n{}", node.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    node.kill9();
+    rt.block_on(async {
+        let _ = streamer.await;
+        let _ = poller.await;
+    });
+    let reported = reported.lock().unwrap().clone();
+    let in_flight = submitted.lock().unwrap().len() - reported.len();
+    assert!(in_flight > 0, "the kill should land while transactions are in flight");
+
+    node.restart();
+    let client = Client::new(node.api()).unwrap();
+    rt.block_on(async {
+        for (id, height) in &reported {
+            match client.tx(id).await.unwrap().status {
+                TxStatus::Final { height: found, .. } => assert_eq!(found, *height, "tx {id} moved"),
+                other => panic!("tx {id} was reported final at {height}, now {other:?}"),
+            }
+        }
+        let tip = check_hash_chain(&client).await;
+        assert!(tip >= *reported.values().max().unwrap());
+        // The node goes on: the next nonce continues after the last final one.
+        let account = client.account(&key.public_key().address()).await.unwrap();
+        let tx = SignedTx::sign(chain_id, &key, account.next_nonce, TxBody::CloseIssue {
+            issue: IssueId::parse(ISSUE).unwrap(),
+        });
+        client.submit(&tx).await.unwrap();
+        wait_final(&client, &tx.id()).await;
+    });
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_restart_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = DevNode::start(Path::new(env!("CARGO_BIN_EXE_cachetd")), &dir.path().join("node"));
+    let key = operator_key(&node);
+    let rt = runtime();
+    let client = Client::new(node.api()).unwrap();
+    let chain_id = rt.block_on(client.chain()).unwrap().chain_id;
+    let mut record = issue_record(ISSUE, "AT-POST", 10);
+    record.operator = cachet_types::OperatorId::parse("DEV-POST").unwrap();
+    let tx = SignedTx::sign(chain_id, &key, 1, TxBody::CreateIssue { record });
+    let height = rt.block_on(async {
+        client.submit(&tx).await.unwrap();
+        wait_final(&client, &tx.id()).await
+    });
+    let before = rt.block_on(client.chain()).unwrap();
+    let status = node.terminate(Duration::from_secs(30));
+    assert!(status.success(), "exit status {status}:\n{}", node.log());
+    assert!(node.log().contains("stopped cleanly"));
+    node.restart();
+    let client = Client::new(node.api()).unwrap();
+    let after = rt.block_on(client.chain()).unwrap();
+    assert_eq!(after.height, before.height);
+    assert_eq!(after.state_root, before.state_root);
+    assert_eq!(after.chain_id, chain_id, "restart must reuse the dev chain, not make a new one");
+    assert!(matches!(rt.block_on(client.tx(&tx.id())).unwrap().status, TxStatus::Final { height: h, .. } if h == height));
+}
