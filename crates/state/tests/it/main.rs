@@ -349,3 +349,4 @@ fn a_block_applies_atomically_per_transaction_and_deterministically() {
     assert_eq!(one.root_hash(), two.root_hash());
     assert_ne!(one.root_hash(), Hash::ZERO);
 }
+mod golden;

@@ -1,0 +1,103 @@
+//! Golden vectors: the exact bytes and hashes of the wire and disk formats, checked against
+//! `specs/vectors/golden.json`. A difference is a format change: make it on purpose, bump the
+//! format version, and regenerate with `CACHET_UPDATE_VECTORS=1 cargo test -p cachet-state`.
+
+use std::collections::BTreeMap;
+
+use cachet_state::smt::{leaf_hash, node_hash};
+use cachet_state::{event_hash, StateKey, StateValue, StampState, StampStatus};
+use cachet_testkit::{address, issue_record, key, stamp, TestChain, TxFactory};
+use cachet_types::block::{vote_signing_bytes, VoteKind};
+use cachet_types::merkle::tx_root;
+use cachet_types::{codec, BlockHeader, CommitCertificate, FreezeReason, Hash, TxBody};
+use serde_json::{json, Value};
+
+fn vectors() -> BTreeMap<String, Value> {
+    let chain = TestChain::new(1);
+    let mut out = BTreeMap::new();
+    out.insert(
+        "genesis".into(),
+        json!({"json": chain.genesis, "encoding": hex::encode(codec::encode(&chain.genesis)), "chain_id": chain.chain_id}),
+    );
+    let mut factory = TxFactory::new(chain.chain_id);
+    let op = chain.issuer(0);
+    let s42 = stamp("AT-2026-001", 42);
+    let alice = key("alice");
+    let bodies: Vec<(&str, &cachet_types::SigningKey, TxBody)> = vec![
+        ("tx_create_issue", op, TxBody::CreateIssue { record: issue_record("AT-2026-001", "AT-POST", 100) }),
+        ("tx_mint", op, TxBody::Mint { issue: s42.issue.clone(), first_serial: 1, last_serial: 100, owner: address("alice") }),
+        ("tx_close_issue", op, TxBody::CloseIssue { issue: s42.issue.clone() }),
+        ("tx_redeem", op, TxBody::Redeem { stamp: stamp("AT-2026-001", 7) }),
+        ("tx_freeze", op, TxBody::Freeze { stamp: stamp("AT-2026-001", 8), reason: FreezeReason::Stolen, case_ref: "POL-2026-118".into() }),
+        ("tx_unfreeze", op, TxBody::Unfreeze { stamp: stamp("AT-2026-001", 8), case_ref: "POL-2026-118".into() }),
+        ("tx_transfer", &alice, TxBody::Transfer { stamp: s42.clone(), last_event: Hash::sha256(b"last"), to: address("bob") }),
+    ];
+    let mut ids = Vec::new();
+    for (name, signer, body) in bodies {
+        let tx = factory.sign(signer, body);
+        ids.push(tx.id());
+        out.insert(name.into(), json!({
+            "json": tx,
+            "signing_bytes": hex::encode(tx.signing_bytes()),
+            "encoding": hex::encode(tx.to_bytes()),
+            "tx_id": tx.id(),
+        }));
+    }
+    out.insert("tx_root_3".into(), json!({"ids": &ids[..3], "root": tx_root(&ids[..3])}));
+    out.insert("tx_root_empty".into(), json!({"root": tx_root(&[])}));
+    let header = BlockHeader {
+        chain_id: chain.chain_id,
+        height: 1,
+        prev_hash: chain.chain_id,
+        time_ms: chain.genesis.genesis_time_ms + 1000,
+        proposer: 0,
+        tx_count: 3,
+        tx_root: tx_root(&ids[..3]),
+        state_root: Hash::sha256(b"state"),
+    };
+    let cert = CommitCertificate::sign(&header, 0, &[(0, chain.validator(0))]);
+    out.insert("block_header".into(), json!({
+        "json": header, "encoding": hex::encode(codec::encode(&header)), "hash": header.hash(),
+    }));
+    out.insert("precommit".into(), json!({
+        "signing_bytes": hex::encode(vote_signing_bytes(&chain.chain_id, VoteKind::Precommit, 1, 0, &header.hash())),
+        "certificate": cert, "encoding": hex::encode(codec::encode(&cert)),
+    }));
+    let state_key = StateKey::Stamp(s42.clone());
+    let state_value = StateValue::Stamp(StampState {
+        owner: address("bob"),
+        status: StampStatus::Frozen { reason: FreezeReason::Stolen, case_ref: "POL-1".into() },
+        last_event: Hash::sha256(b"e"),
+        event_count: 2,
+    });
+    out.insert("state_stamp".into(), json!({
+        "key_encoding": hex::encode(state_key.to_bytes()),
+        "tree_key": state_key.tree_key(),
+        "value_encoding": hex::encode(state_value.to_bytes()),
+        "tree_value": state_value.tree_value(),
+        "leaf_hash": leaf_hash(&state_key.tree_key(), &state_value.tree_value()),
+        "node_hash_of_leaf_and_empty": node_hash(&leaf_hash(&state_key.tree_key(), &state_value.tree_value()), &Hash::ZERO),
+    }));
+    out.insert("event_hash".into(), json!({
+        "stamp": s42, "prev_event": Hash::ZERO, "tx_id": ids[1],
+        "event_hash": event_hash(&s42, &Hash::ZERO, &ids[1]),
+    }));
+    out
+}
+
+#[test]
+fn golden_vectors_match_specs() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs/vectors/golden.json");
+    let current = serde_json::to_string_pretty(&vectors()).unwrap() + "\n";
+    if std::env::var_os("CACHET_UPDATE_VECTORS").is_some() {
+        std::fs::write(&path, &current).unwrap();
+        return;
+    }
+    let stored = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let stored: BTreeMap<String, Value> = serde_json::from_str(&stored).unwrap();
+    for (name, value) in vectors() {
+        assert_eq!(stored.get(&name), Some(&value), "golden vector {name} changed: the format changed");
+    }
+    assert_eq!(stored.len(), vectors().len(), "golden.json has vectors this build does not produce");
+}

@@ -1,0 +1,190 @@
+//! Codec properties: every value round-trips, every byte form is canonical, and no input —
+//! however hostile — panics a decoder.
+
+use cachet_types::codec::{self, CodecError};
+use cachet_types::{
+    Address, Block, BlockHeader, CertifiedBlock, CommitCertificate, CountryCode, CurrencyCode,
+    FaceValue, FreezeReason, Genesis, Hash, IssueId, IssueRecord, SignedTx, SigningKey, StampId,
+    TxBody,
+};
+use proptest::prelude::*;
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_seed([n; 32])
+}
+
+fn hash() -> impl Strategy<Value = Hash> {
+    any::<[u8; 32]>().prop_map(Hash)
+}
+
+fn address() -> impl Strategy<Value = Address> {
+    any::<u8>().prop_map(|n| key(n).public_key().address())
+}
+
+fn issue_id() -> impl Strategy<Value = IssueId> {
+    "[A-Z]{2}-[0-9]{4}-[0-9]{3}".prop_map(|s| IssueId::parse(&s).unwrap())
+}
+
+fn stamp_id() -> impl Strategy<Value = StampId> {
+    (issue_id(), 1u32..).prop_map(|(issue, serial)| StampId::new(issue, serial))
+}
+
+fn record() -> impl Strategy<Value = IssueRecord> {
+    (issue_id(), "[A-Za-z ]{1,40}", 1840u16..3000, any::<u64>(), hash(), 1u32..)
+        .prop_map(|(id, title, year, amount, design, run)| IssueRecord {
+            id,
+            operator: cachet_types::OperatorId::parse("AT-POST").unwrap(),
+            title,
+            country: CountryCode::parse("AT").unwrap(),
+            year,
+            wns_number: if year % 2 == 0 { Some("AT001.26".into()) } else { None },
+            face_value: FaceValue {
+                amount_minor: amount,
+                currency: CurrencyCode::parse("EUR").unwrap(),
+            },
+            design_sha256: design,
+            design_uri: "https://stamps.example/a.png".into(),
+            print_run: run,
+        })
+}
+
+fn body() -> impl Strategy<Value = TxBody> {
+    prop_oneof![
+        record().prop_map(|record| TxBody::CreateIssue { record }),
+        (issue_id(), 1u32.., 1u32.., address()).prop_map(|(issue, a, b, owner)| TxBody::Mint {
+            issue,
+            first_serial: a,
+            last_serial: b,
+            owner
+        }),
+        issue_id().prop_map(|issue| TxBody::CloseIssue { issue }),
+        (stamp_id(), hash(), address()).prop_map(|(stamp, last_event, to)| TxBody::Transfer {
+            stamp,
+            last_event,
+            to
+        }),
+        stamp_id().prop_map(|stamp| TxBody::Redeem { stamp }),
+        (stamp_id(), "[A-Z0-9-]{1,20}").prop_map(|(stamp, case_ref)| TxBody::Freeze {
+            stamp,
+            reason: FreezeReason::Stolen,
+            case_ref
+        }),
+        (stamp_id(), "[A-Z0-9-]{1,20}")
+            .prop_map(|(stamp, case_ref)| TxBody::Unfreeze { stamp, case_ref }),
+    ]
+}
+
+fn signed_tx() -> impl Strategy<Value = SignedTx> {
+    (hash(), any::<u8>(), any::<u64>(), body())
+        .prop_map(|(chain, signer, nonce, body)| SignedTx::sign(chain, &key(signer), nonce, body))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn transactions_round_trip(tx in signed_tx()) {
+        let bytes = tx.to_bytes();
+        let back = SignedTx::from_bytes(&bytes, 1 << 20).unwrap();
+        prop_assert_eq!(&back, &tx);
+        prop_assert_eq!(back.id(), tx.id());
+        prop_assert!(tx.clone().verify(&tx.chain_id).is_ok());
+    }
+
+    #[test]
+    fn blocks_round_trip(txs in proptest::collection::vec(signed_tx(), 0..5), height in 1u64.., time in any::<u64>()) {
+        let header = BlockHeader {
+            chain_id: Hash::sha256(b"c"),
+            height,
+            prev_hash: Hash::sha256(b"p"),
+            time_ms: time,
+            proposer: 0,
+            tx_count: txs.len() as u32,
+            tx_root: Hash::ZERO,
+            state_root: Hash::ZERO,
+        };
+        let certificate = CommitCertificate::sign(&header, 0, &[(0, &key(1))]);
+        let certified = CertifiedBlock { block: Block { header, txs }, certificate };
+        let bytes = codec::encode(&certified);
+        let back: CertifiedBlock = codec::decode(&bytes, 1 << 24).unwrap();
+        prop_assert_eq!(back, certified);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let _ = SignedTx::from_bytes(&bytes, 4096);
+        let _ = codec::decode::<CertifiedBlock>(&bytes, 4096);
+        let _ = codec::decode::<Genesis>(&bytes, 4096);
+        let mut versioned = vec![codec::FORMAT_VERSION];
+        versioned.extend_from_slice(&bytes);
+        let _ = SignedTx::from_bytes(&versioned, 4096);
+        let _ = codec::decode::<CertifiedBlock>(&versioned, 4096);
+        let _ = codec::decode::<Genesis>(&versioned, 4096);
+    }
+
+    #[test]
+    fn mutated_transactions_never_panic_and_never_verify_as_other(tx in signed_tx(), at in any::<prop::sample::Index>(), bit in 0u8..8) {
+        let mut bytes = tx.to_bytes();
+        let i = at.index(bytes.len());
+        bytes[i] ^= 1 << bit;
+        if let Ok(mutated) = SignedTx::from_bytes(&bytes, 1 << 20) {
+            // Either it no longer verifies, or it is a different transaction with a
+            // different id (never the same id with other content).
+            prop_assert_ne!(mutated.id(), tx.id());
+            let chain = mutated.chain_id;
+            prop_assert!(mutated.verify(&chain).is_err());
+        }
+    }
+
+    #[test]
+    fn truncated_and_extended_inputs_are_refused(tx in signed_tx(), cut in any::<prop::sample::Index>(), extra in any::<u8>()) {
+        let bytes = tx.to_bytes();
+        let n = cut.index(bytes.len());
+        prop_assert!(SignedTx::from_bytes(&bytes[..n], 1 << 20).is_err());
+        let mut longer = bytes.clone();
+        longer.push(extra);
+        prop_assert_eq!(SignedTx::from_bytes(&longer, 1 << 20), Err(CodecError::TrailingBytes(1)));
+    }
+}
+
+#[test]
+fn bool_and_option_tags_must_be_canonical() {
+    let record = IssueRecord {
+        id: IssueId::parse("AT-2026-001").unwrap(),
+        operator: cachet_types::OperatorId::parse("AT-POST").unwrap(),
+        title: "T".into(),
+        country: CountryCode::parse("AT").unwrap(),
+        year: 2026,
+        wns_number: None,
+        face_value: FaceValue { amount_minor: 1, currency: CurrencyCode::parse("EUR").unwrap() },
+        design_sha256: Hash::ZERO,
+        design_uri: "u".into(),
+        print_run: 1,
+    };
+    let bytes = codec::encode(&record);
+    // Find the Option tag of wns_number (0) and set it to 2: not a valid Option.
+    let tag_at = bytes.len() - (8 + 8 + 3 + 32 + 8 + 1 + 4) - 1;
+    assert_eq!(bytes[tag_at], 0);
+    let mut bad = bytes.clone();
+    bad[tag_at] = 2;
+    assert!(codec::decode::<IssueRecord>(&bad, 4096).is_err());
+    // Unknown enum tag for the transaction kind.
+    let tx = SignedTx::sign(Hash::ZERO, &key(1), 1, TxBody::CloseIssue { issue: record.id.clone() });
+    let mut bytes = tx.to_bytes();
+    let kind_at = 1 + 32 + 32 + 8;
+    bytes[kind_at..kind_at + 4].copy_from_slice(&99u32.to_be_bytes());
+    assert!(matches!(SignedTx::from_bytes(&bytes, 4096), Err(CodecError::Malformed(_))));
+}
+
+#[test]
+fn invalid_utf8_and_invalid_ids_are_refused() {
+    let tx = SignedTx::sign(Hash::ZERO, &key(1), 1, TxBody::CloseIssue { issue: IssueId::parse("AT-2026-001").unwrap() });
+    let bytes = tx.to_bytes();
+    let id_at = 1 + 32 + 32 + 8 + 4 + 8; // after the kind tag and the string length
+    let mut lower = bytes.clone();
+    lower[id_at] = b'a';
+    assert!(SignedTx::from_bytes(&lower, 4096).is_err());
+    let mut not_utf8 = bytes.clone();
+    not_utf8[id_at] = 0xff;
+    assert!(SignedTx::from_bytes(&not_utf8, 4096).is_err());
+}
