@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use cachet_state::event_hash;
 use cachet_storage::{Ledger, Store};
-use cachet_testkit::{issue_id, issue_record, key, TestChain, TxFactory};
+use cachet_testkit::{TestChain, TxFactory, issue_id, issue_record, key};
 use cachet_types::rand_core::OsRng;
 use cachet_types::{
     BatchVerifier, ChainParams, CommitCertificate, Hash, SignedTx, SigningKey, StampId, TxBody,
@@ -77,7 +77,9 @@ fn main() {
     let transfers: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let block_txs: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let cores = threads();
-    println!("cachet ingest benchmark: {transfers} transfers, blocks of {block_txs}, {cores} cores");
+    println!(
+        "cachet ingest benchmark: {transfers} transfers, blocks of {block_txs}, {cores} cores"
+    );
 
     let rates = signature_rates(20_000);
     let single_core_single = 1e6 / rates.single_us;
@@ -107,7 +109,8 @@ fn main() {
     };
     let chain = TestChain::with_params(1, params);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let ledger = Ledger::new(Store::open(dir.path(), &chain.genesis).unwrap_or_else(|e| panic!("{e}")));
+    let ledger =
+        Ledger::new(Store::open(dir.path(), &chain.genesis).unwrap_or_else(|e| panic!("{e}")));
     let owners: Vec<SigningKey> = (0..OWNERS).map(|i| key(&format!("owner-{i}"))).collect();
     let mut factory = TxFactory::new(chain.chain_id);
     let operator = chain.issuer(0).clone();
@@ -115,14 +118,25 @@ fn main() {
     let mut commit = |txs: Vec<SignedTx>| {
         time_ms += 1000;
         let verified: Vec<VerifiedTx> = txs.into_iter().map(VerifiedTx::new_unchecked).collect();
-        let proposal = ledger.build(verified, time_ms, 0).unwrap_or_else(|e| panic!("{e}"));
-        assert!(proposal.rejected.is_empty(), "{:?}", proposal.rejected.first());
+        let proposal = ledger
+            .build(verified, time_ms, 0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            proposal.rejected.is_empty(),
+            "{:?}",
+            proposal.rejected.first()
+        );
         let cert = CommitCertificate::sign(&proposal.block.header, 0, &[(0, chain.validator(0))]);
-        ledger.commit_proposal(proposal, cert).unwrap_or_else(|e| panic!("{e}"));
+        ledger
+            .commit_proposal(proposal, cert)
+            .unwrap_or_else(|e| panic!("{e}"));
     };
-    let create = factory.sign(&operator, TxBody::CreateIssue {
-        record: issue_record(ISSUE, "AT-POST", transfers as u32),
-    });
+    let create = factory.sign(
+        &operator,
+        TxBody::CreateIssue {
+            record: issue_record(ISSUE, "AT-POST", transfers as u32),
+        },
+    );
     commit(vec![create]);
     let mut mint_ids = Vec::new();
     let mut first = 1u32;
@@ -132,12 +146,15 @@ fn main() {
         let mut txs = Vec::new();
         for serial in first..=last {
             let owner = owners[serial as usize % OWNERS].public_key().address();
-            txs.push(factory.sign(&operator, TxBody::Mint {
-                issue: issue_id(ISSUE),
-                first_serial: serial,
-                last_serial: serial,
-                owner,
-            }));
+            txs.push(factory.sign(
+                &operator,
+                TxBody::Mint {
+                    issue: issue_id(ISSUE),
+                    first_serial: serial,
+                    last_serial: serial,
+                    owner,
+                },
+            ));
         }
         mint_ids.extend(txs.iter().map(SignedTx::id));
         for chunk in txs.chunks(block_txs) {
@@ -157,10 +174,21 @@ fn main() {
                     let serial = *i as u32 + 1;
                     let stamp = StampId::new(issue_id(ISSUE), serial);
                     let from = &owners[serial as usize % OWNERS];
-                    let to = owners[(serial as usize + 1) % OWNERS].public_key().address();
+                    let to = owners[(serial as usize + 1) % OWNERS]
+                        .public_key()
+                        .address();
                     let last_event = event_hash(&stamp, &Hash::ZERO, &mint_ids[*i]);
-                    SignedTx::sign(chain_id, from, *nonce, TxBody::Transfer { stamp, last_event, to })
-                        .to_bytes()
+                    SignedTx::sign(
+                        chain_id,
+                        from,
+                        *nonce,
+                        TxBody::Transfer {
+                            stamp,
+                            last_event,
+                            to,
+                        },
+                    )
+                    .to_bytes()
                 })
                 .collect()
         })
@@ -181,18 +209,27 @@ fn main() {
             chunk
                 .iter()
                 .map(|b| {
-                    let tx = SignedTx::from_bytes(b, max_tx_bytes).unwrap_or_else(|e| panic!("{e}"));
+                    let tx =
+                        SignedTx::from_bytes(b, max_tx_bytes).unwrap_or_else(|e| panic!("{e}"));
                     tx.verify(&chain_id).unwrap_or_else(|e| panic!("{e}"))
                 })
                 .collect()
         });
         let t1 = Instant::now();
         time_ms += 1000;
-        let proposal = ledger.build(verified, time_ms, 0).unwrap_or_else(|e| panic!("{e}"));
-        assert!(proposal.rejected.is_empty(), "{:?}", proposal.rejected.first());
+        let proposal = ledger
+            .build(verified, time_ms, 0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            proposal.rejected.is_empty(),
+            "{:?}",
+            proposal.rejected.first()
+        );
         let t2 = Instant::now();
         let cert = CommitCertificate::sign(&proposal.block.header, 0, &[(0, chain.validator(0))]);
-        ledger.commit_proposal(proposal, cert).unwrap_or_else(|e| panic!("{e}"));
+        ledger
+            .commit_proposal(proposal, cert)
+            .unwrap_or_else(|e| panic!("{e}"));
         let t3 = Instant::now();
         verify_time += t1 - t0;
         execute_time += t2 - t1;
@@ -201,8 +238,13 @@ fn main() {
     let total = start.elapsed();
     let rate = transfers as f64 / total.as_secs_f64();
     let per_tx = |d: Duration| d.as_secs_f64() * 1e6 / transfers as f64;
-    println!("ingest (decode + verify on {cores} cores + execute + state tree + certify + commit):");
-    println!("  {rate:8.0} transfers/s   ({:.1} us/transfer)", per_tx(total));
+    println!(
+        "ingest (decode + verify on {cores} cores + execute + state tree + certify + commit):"
+    );
+    println!(
+        "  {rate:8.0} transfers/s   ({:.1} us/transfer)",
+        per_tx(total)
+    );
     println!(
         "  breakdown per transfer: decode+verify {:.1} us, execute+tree {:.1} us, commit {:.1} us",
         per_tx(verify_time),
@@ -217,5 +259,9 @@ fn main() {
         100.0 * rate / batch_bound
     );
     let tip = ledger.store().tip().unwrap_or_else(|e| panic!("{e}"));
-    println!("  final height {}, state root {}", tip.height, tip.state_root.hash().short());
+    println!(
+        "  final height {}, state root {}",
+        tip.height,
+        tip.state_root.hash().short()
+    );
 }

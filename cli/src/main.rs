@@ -8,7 +8,7 @@ mod wallet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use cachet_api::{Client, ClientError, HistoryEntry, TxInfo, TxStatus};
 use cachet_state::EventKind;
 use cachet_types::{
@@ -320,7 +320,10 @@ struct Context_ {
 
 fn main() {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start: {error}");
@@ -368,7 +371,10 @@ async fn run(cli: Cli) -> Result<()> {
                 "  supply       minted {}, redeemed {}, frozen {}, burned {}",
                 i.minted, i.redeemed, i.frozen, i.burned
             );
-            println!("  status       {}", if i.closed { "closed" } else { "open" });
+            println!(
+                "  status       {}",
+                if i.closed { "closed" } else { "open" }
+            );
             Ok(())
         }
         Command::Issue(IssueCommand::Close { id, tx }) => {
@@ -454,7 +460,10 @@ async fn run(cli: Cli) -> Result<()> {
             println!("state root   {}", info.state_root);
             println!("operators    {}", info.operators.len());
             for op in &info.operators {
-                println!("  {} ({}) {}  issuer {}", op.id, op.country, op.name, op.issuer);
+                println!(
+                    "  {} ({}) {}  issuer {}",
+                    op.id, op.country, op.name, op.issuer
+                );
             }
             let m = &info.metrics;
             println!(
@@ -496,9 +505,9 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
 
 fn parse_serials(text: &str) -> Result<(u32, u32)> {
     let parse = |s: &str| -> Result<u32> {
-        s.trim()
-            .parse()
-            .with_context(|| format!("serials must be a number or a range like 1-100, got {text:?}"))
+        s.trim().parse().with_context(|| {
+            format!("serials must be a number or a range like 1-100, got {text:?}")
+        })
     };
     match text.split_once('-') {
         Some((a, b)) => Ok((parse(a)?, parse(b)?)),
@@ -655,7 +664,9 @@ async fn finish_tx(
     while status == TxStatus::Pending && !no_wait {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            bail!("tx {id} is still pending after {timeout_s} s; check later with `cachet tx status {id}`");
+            bail!(
+                "tx {id} is still pending after {timeout_s} s; check later with `cachet tx status {id}`"
+            );
         }
         // The node holds the request until the transaction settles or the wait ends.
         let wait_ms = left.as_millis().min(10_000) as u64;

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use cachet_keystore::{KdfParams, KeyFile};
 use cachet_types::{Address, SigningKey};
 

@@ -9,9 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cachet_api::{
-    AccountInfo, ApiErrorDetail, BlockInfo, ChainInfo, ErrorBody, HistoryEntry, HistoryPage,
-    HoldingsPage, IssueInfo, StampInfo, SubmitTx, TxInfo, TxStatus, DEFAULT_PAGE_LIMIT,
-    MAX_PAGE_LIMIT,
+    AccountInfo, ApiErrorDetail, BlockInfo, ChainInfo, DEFAULT_PAGE_LIMIT, ErrorBody, HistoryEntry,
+    HistoryPage, HoldingsPage, IssueInfo, MAX_PAGE_LIMIT, StampInfo, SubmitTx, TxInfo, TxStatus,
 };
 use cachet_state::{StateKey, StateValue};
 use cachet_storage::StoreError;
@@ -35,17 +34,29 @@ pub struct ApiError(StatusCode, String, String);
 
 impl ApiError {
     fn bad_request(message: impl ToString) -> ApiError {
-        ApiError(StatusCode::BAD_REQUEST, "bad_request".into(), message.to_string())
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            "bad_request".into(),
+            message.to_string(),
+        )
     }
     fn not_found(message: impl ToString) -> ApiError {
-        ApiError(StatusCode::NOT_FOUND, "not_found".into(), message.to_string())
+        ApiError(
+            StatusCode::NOT_FOUND,
+            "not_found".into(),
+            message.to_string(),
+        )
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         tracing::error!(%error, "storage error while serving a request");
-        ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal".into(), error.to_string())
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal".into(),
+            error.to_string(),
+        )
     }
 }
 
@@ -98,7 +109,13 @@ async fn submit_tx(
     // Signature checks and a store read: keep them off the async workers.
     let result = tokio::task::spawn_blocking(move || node.submit(&bytes))
         .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal".into(), e.to_string()))?;
+        .map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal".into(),
+                e.to_string(),
+            )
+        })?;
     match result {
         Ok((tx_id, status)) => {
             let code = if status == TxStatus::Pending {
@@ -106,7 +123,14 @@ async fn submit_tx(
             } else {
                 StatusCode::OK
             };
-            Ok((code, Json(TxInfo { tx_id, status, tx: None })))
+            Ok((
+                code,
+                Json(TxInfo {
+                    tx_id,
+                    status,
+                    tx: None,
+                }),
+            ))
         }
         Err(SubmitError::Rejected(reason)) => Err(ApiError(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -208,14 +232,24 @@ async fn block(State(state): State<ApiState>, Path(height): Path<String>) -> Api
 
 async fn issue(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<IssueInfo> {
     let id: IssueId = parse(&id)?;
-    match state.node.ledger().store().state(&StateKey::Issue(id.clone()))? {
+    match state
+        .node
+        .ledger()
+        .store()
+        .state(&StateKey::Issue(id.clone()))?
+    {
         Some(StateValue::Issue(issue)) => Ok(Json(IssueInfo { issue })),
         _ => Err(ApiError::not_found(format!("unknown issue {id}"))),
     }
 }
 
 fn load_stamp(state: &ApiState, id: &StampId) -> Result<StampInfo, ApiError> {
-    match state.node.ledger().store().state(&StateKey::Stamp(id.clone()))? {
+    match state
+        .node
+        .ledger()
+        .store()
+        .state(&StateKey::Stamp(id.clone()))?
+    {
         Some(StateValue::Stamp(stamp)) => Ok(StampInfo {
             stamp: id.clone(),
             owner: stamp.owner,
@@ -275,7 +309,10 @@ async fn history(
     }))
 }
 
-async fn account(State(state): State<ApiState>, Path(address): Path<String>) -> ApiResult<AccountInfo> {
+async fn account(
+    State(state): State<ApiState>,
+    Path(address): Path<String>,
+) -> ApiResult<AccountInfo> {
     let address: Address = parse(&address)?;
     let key = *address.public_key();
     let nonce = state.node.final_nonce(&key)?;

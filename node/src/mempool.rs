@@ -181,7 +181,7 @@ impl Mempool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cachet_testkit::{key, stamp, TxFactory};
+    use cachet_testkit::{TxFactory, key, stamp};
     use cachet_types::{Hash, TxBody};
 
     fn tx(factory: &mut TxFactory, name: &str) -> VerifiedTx {
@@ -200,14 +200,20 @@ mod tests {
         let third = tx(&mut factory, "a");
         assert!(matches!(
             pool.admit(second.clone(), 0),
-            Err(AdmitError::Rejected(Rejection::NonceGap { got: 2, expected: 1 }))
+            Err(AdmitError::Rejected(Rejection::NonceGap {
+                got: 2,
+                expected: 1
+            }))
         ));
         pool.admit(first.clone(), 0).unwrap();
         assert_eq!(pool.admit(first.clone(), 0), Err(AdmitError::NonceInUse(1)));
         pool.admit(second, 0).unwrap();
         assert!(matches!(
             pool.admit(first, 5),
-            Err(AdmitError::Rejected(Rejection::StaleNonce { got: 1, last: 5 }))
+            Err(AdmitError::Rejected(Rejection::StaleNonce {
+                got: 1,
+                last: 5
+            }))
         ));
         assert_eq!(pool.next_nonce(&key("a").public_key(), 0), 3);
         let dropped = pool.drop_after(&key("a").public_key(), 1);
@@ -222,7 +228,10 @@ mod tests {
         let mut factory = TxFactory::new(Hash::ZERO);
         pool.admit(tx(&mut factory, "a"), 0).unwrap();
         pool.admit(tx(&mut factory, "b"), 0).unwrap();
-        assert_eq!(pool.admit(tx(&mut factory, "c"), 0), Err(AdmitError::Full(2)));
+        assert_eq!(
+            pool.admit(tx(&mut factory, "c"), 0),
+            Err(AdmitError::Full(2))
+        );
         let ids: Vec<Hash> = pool.candidates(10).iter().map(VerifiedTx::id).collect();
         assert_eq!(ids.len(), 2);
         pool.settle(&ids[..1], &[(ids[1], Rejection::BadSignature)]);

@@ -1,14 +1,14 @@
 //! The node's core: admission of transactions, block production on the development chain,
 //! and the status of transactions. Shared by the API handlers and the producer task.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cachet_api::{NodeMetrics, TxStatus};
 use cachet_state::{AccountState, Rejection, StateKey, StateValue};
 use cachet_storage::{Ledger, LedgerError, StoreError, Tip};
 use cachet_types::{CommitCertificate, Hash, PublicKey, SignedTx, SigningKey, VerifiedTx};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{Notify, watch};
 
 use crate::mempool::{AdmitError, Mempool};
 use crate::setup::now_ms;
@@ -41,7 +41,11 @@ pub struct Node {
 
 impl Node {
     /// A node over an open ledger, producing blocks with `validator`.
-    pub fn new(ledger: Ledger, mempool: Mempool, validator: (u16, SigningKey)) -> Result<Node, StoreError> {
+    pub fn new(
+        ledger: Ledger,
+        mempool: Mempool,
+        validator: (u16, SigningKey),
+    ) -> Result<Node, StoreError> {
         let tip = ledger.store().tip()?;
         let (tip_sender, _) = watch::channel(tip);
         Ok(Node {
@@ -74,7 +78,9 @@ impl Node {
     fn pool(&self) -> std::sync::MutexGuard<'_, Mempool> {
         // A panic while holding the lock is a bug that already stopped a task; the pool's
         // data stays consistent between calls, so keep serving.
-        self.mempool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.mempool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A signer's last final nonce.
@@ -213,14 +219,21 @@ impl Node {
         for (signer, nonce) in doomed {
             for (id, got) in pool.drop_after(&signer, nonce) {
                 // The refused transaction did not use its nonce: later ones now skip it.
-                pool.remember(id, Rejection::NonceGap { got, expected: nonce });
+                pool.remember(
+                    id,
+                    Rejection::NonceGap {
+                        got,
+                        expected: nonce,
+                    },
+                );
                 dropped += 1;
             }
         }
         drop(pool);
         self.txs_rejected.fetch_add(dropped, Ordering::Relaxed);
         if let Some(tip) = committed {
-            self.txs_final.fetch_add(included.len() as u64, Ordering::Relaxed);
+            self.txs_final
+                .fetch_add(included.len() as u64, Ordering::Relaxed);
             self.blocks_committed.fetch_add(1, Ordering::Relaxed);
             tracing::info!(height = tip.height, txs = included.len(), rejected = rejected.len(), hash = %tip.block_hash.short(), "block final");
             self.tip_sender.send_replace(tip);

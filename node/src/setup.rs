@@ -4,11 +4,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use cachet_keystore::KdfParams;
-use cachet_types::{
-    ChainParams, CountryCode, Genesis, Operator, OperatorId, SigningKey,
-};
+use cachet_types::{ChainParams, CountryCode, Genesis, Operator, OperatorId, SigningKey};
 use clap::Parser;
 
 /// Passphrase of the development chain's key files. The dev chain is for trying Cachet on

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use cachet_testkit::process::{cachetd_binary, DevNode, DEV_PASSPHRASE};
+use cachet_testkit::process::{DEV_PASSPHRASE, DevNode, cachetd_binary};
 use serde_json::Value;
 
 const ISSUE: &str = "DEV-2026-001";
@@ -49,7 +49,11 @@ impl Cli {
             stderr.contains(&format!("rejected: {reason}:")),
             "cachet {args:?}: expected {reason}, got: {stderr}"
         );
-        assert_eq!(stderr.trim().lines().count(), 1, "one line of error: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "one line of error: {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
@@ -83,25 +87,66 @@ fn operator_and_collectors_walkthrough_with_every_rejection() {
         wallets: dir.path().join("wallets"),
     };
     let operator_key = node.data_dir().join("operator.key.json");
-    cli.ok(&["wallet", "import", "operator", operator_key.to_str().unwrap()]);
+    cli.ok(&[
+        "wallet",
+        "import",
+        "operator",
+        operator_key.to_str().unwrap(),
+    ]);
     for name in ["alice", "bob", "mallory"] {
         cli.ok(&["wallet", "new", name]);
     }
-    let address = |name: &str| cli.json(&["wallet", "address", name])["address"].as_str().unwrap().to_string();
+    let address = |name: &str| {
+        cli.json(&["wallet", "address", name])["address"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     let (operator, alice, bob) = (address("operator"), address("alice"), address("bob"));
 
     let created = cli.json(&[
-        "issue", "create", ISSUE, "--title", "Alpine Flowers", "--year", "2026",
-        "--face-value", "120", "--currency", "EUR",
-        "--design-sha256", "5f6c7c4a8b7f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aab",
-        "--design-uri", "https://stamps.example/alpine.png", "--print-run", "100", "-w", "operator",
+        "issue",
+        "create",
+        ISSUE,
+        "--title",
+        "Alpine Flowers",
+        "--year",
+        "2026",
+        "--face-value",
+        "120",
+        "--currency",
+        "EUR",
+        "--design-sha256",
+        "5f6c7c4a8b7f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aab",
+        "--design-uri",
+        "https://stamps.example/alpine.png",
+        "--print-run",
+        "100",
+        "-w",
+        "operator",
     ]);
     final_height(&created);
-    let minted = final_height(&cli.json(&["mint", ISSUE, "--serials", "1-100", "--to", "alice", "-w", "operator"]));
+    let minted = final_height(&cli.json(&[
+        "mint",
+        ISSUE,
+        "--serials",
+        "1-100",
+        "--to",
+        "alice",
+        "-w",
+        "operator",
+    ]));
     let moved = final_height(&cli.json(&["transfer", &stamp(42), "--to", "bob", "-w", "alice"]));
     final_height(&cli.json(&["redeem", &stamp(7), "-w", "operator"]));
     final_height(&cli.json(&[
-        "freeze", &stamp(8), "--reason", "stolen", "--case", "POL-2026-118", "-w", "operator",
+        "freeze",
+        &stamp(8),
+        "--reason",
+        "stolen",
+        "--case",
+        "POL-2026-118",
+        "-w",
+        "operator",
     ]));
 
     // History of #42: mint then transfer, with heights and signers.
@@ -118,7 +163,10 @@ fn operator_and_collectors_walkthrough_with_every_rejection() {
     assert_eq!(events[1]["to"], bob.as_str());
     assert_eq!(events[1]["prev_event"], events[0]["event_hash"]);
     let text = cli.ok(&["history", &stamp(42)]);
-    assert!(text.contains("minted to") && text.contains("transferred"), "{text}");
+    assert!(
+        text.contains("minted to") && text.contains("transferred"),
+        "{text}"
+    );
 
     // Holdings of alice page correctly: 99 stamps in pages of 40, no gaps, no repeats.
     let mut seen: Vec<String> = Vec::new();
@@ -145,29 +193,122 @@ fn operator_and_collectors_walkthrough_with_every_rejection() {
     assert!(!seen.contains(&stamp(42)));
     let all = cli.json(&["holdings", "alice", "--limit", "7", "--all"]);
     assert_eq!(all["stamps"].as_array().unwrap().len(), 99);
-    assert_eq!(cli.json(&["holdings", "bob"])["stamps"][0], stamp(42).as_str());
+    assert_eq!(
+        cli.json(&["holdings", "bob"])["stamps"][0],
+        stamp(42).as_str()
+    );
 
     // Supply and status.
     let issue = cli.json(&["issue", "show", ISSUE]);
-    assert_eq!((issue["minted"].as_u64(), issue["redeemed"].as_u64(), issue["frozen"].as_u64()), (Some(100), Some(1), Some(1)));
+    assert_eq!(
+        (
+            issue["minted"].as_u64(),
+            issue["redeemed"].as_u64(),
+            issue["frozen"].as_u64()
+        ),
+        (Some(100), Some(1), Some(1))
+    );
     assert_eq!(cli.json(&["stamp", "show", &stamp(8)])["status"], "frozen");
-    assert_eq!(cli.json(&["stamp", "show", &stamp(7)])["status"], "redeemed");
+    assert_eq!(
+        cli.json(&["stamp", "show", &stamp(7)])["status"],
+        "redeemed"
+    );
 
     // Every violation comes back with its named rejection.
-    cli.refused(&["transfer", &stamp(1), "--to", "mallory", "-w", "mallory"], "not_owner");
-    cli.refused(&["mint", ISSUE, "--serials", "101", "--to", "alice", "-w", "operator"], "over_print_run");
-    cli.refused(&["mint", ISSUE, "--serials", "5", "--to", "alice", "-w", "operator"], "duplicate_serial");
-    cli.refused(&["transfer", &stamp(1), "--to", "bob", "-w", "alice", "--nonce", "1"], "stale_nonce");
+    cli.refused(
+        &["transfer", &stamp(1), "--to", "mallory", "-w", "mallory"],
+        "not_owner",
+    );
+    cli.refused(
+        &[
+            "mint",
+            ISSUE,
+            "--serials",
+            "101",
+            "--to",
+            "alice",
+            "-w",
+            "operator",
+        ],
+        "over_print_run",
+    );
+    cli.refused(
+        &[
+            "mint",
+            ISSUE,
+            "--serials",
+            "5",
+            "--to",
+            "alice",
+            "-w",
+            "operator",
+        ],
+        "duplicate_serial",
+    );
+    cli.refused(
+        &[
+            "transfer",
+            &stamp(1),
+            "--to",
+            "bob",
+            "-w",
+            "alice",
+            "--nonce",
+            "1",
+        ],
+        "stale_nonce",
+    );
     let other_chain = "aa".repeat(32);
-    cli.refused(&["transfer", &stamp(1), "--to", "bob", "-w", "alice", "--chain-id", &other_chain], "wrong_chain");
+    cli.refused(
+        &[
+            "transfer",
+            &stamp(1),
+            "--to",
+            "bob",
+            "-w",
+            "alice",
+            "--chain-id",
+            &other_chain,
+        ],
+        "wrong_chain",
+    );
     let tx_file = dir.path().join("tx.hex");
-    let signed = cli.ok(&["transfer", &stamp(1), "--to", "bob", "-w", "alice", "--sign-only"]);
+    let signed = cli.ok(&[
+        "transfer",
+        &stamp(1),
+        "--to",
+        "bob",
+        "-w",
+        "alice",
+        "--sign-only",
+    ]);
     std::fs::write(&tx_file, signed.trim()).unwrap();
     flip_signature_byte(&tx_file);
-    cli.refused(&["tx", "submit", tx_file.to_str().unwrap()], "bad_signature");
-    cli.refused(&["transfer", &stamp(8), "--to", "bob", "-w", "alice"], "frozen");
-    cli.refused(&["transfer", &stamp(7), "--to", "bob", "-w", "alice"], "redeemed");
-    cli.refused(&["mint", ISSUE, "--serials", "1", "--to", "mallory", "-w", "mallory"], "not_operator");
+    cli.refused(
+        &["tx", "submit", tx_file.to_str().unwrap()],
+        "bad_signature",
+    );
+    cli.refused(
+        &["transfer", &stamp(8), "--to", "bob", "-w", "alice"],
+        "frozen",
+    );
+    cli.refused(
+        &["transfer", &stamp(7), "--to", "bob", "-w", "alice"],
+        "redeemed",
+    );
+    cli.refused(
+        &[
+            "mint",
+            ISSUE,
+            "--serials",
+            "1",
+            "--to",
+            "mallory",
+            "-w",
+            "mallory",
+        ],
+        "not_operator",
+    );
     cli.refused(&["redeem", &stamp(3), "-w", "alice"], "not_operator");
 
     // After all the refusals, the valid path still works (nonces were not burned).
@@ -187,9 +328,15 @@ fn bad_input_gives_one_clear_line() {
     };
     for (args, expect) in [
         (vec!["stamp", "show", "AT-2026-001#0"], "invalid"),
-        (vec!["stamp", "show", "AT-2026-001#4"], "cannot reach the node"),
+        (
+            vec!["stamp", "show", "AT-2026-001#4"],
+            "cannot reach the node",
+        ),
         (vec!["holdings", "cachet1qqqq"], "not a valid address"),
-        (vec!["transfer", "AT-2026-001#4", "--to", "bob", "-w", "nobody"], "no wallet named"),
+        (
+            vec!["transfer", "AT-2026-001#4", "--to", "bob", "-w", "nobody"],
+            "no wallet named",
+        ),
     ] {
         let out = cli.command(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);

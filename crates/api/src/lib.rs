@@ -221,7 +221,9 @@ pub struct BlockInfo {
 #[derive(Debug, Error)]
 pub enum ClientError {
     /// The node could not be reached.
-    #[error("cannot reach the node at {url}: {reason} (is cachetd running? set --node or CACHET_NODE)")]
+    #[error(
+        "cannot reach the node at {url}: {reason} (is cachetd running? set --node or CACHET_NODE)"
+    )]
     Unreachable {
         /// URL tried.
         url: String,
@@ -306,7 +308,10 @@ impl Client {
             let body: ErrorBody = serde_json::from_slice(&bytes).map_err(|_| {
                 ClientError::Decode(format!(
                     "HTTP {status}: {}",
-                    String::from_utf8_lossy(&bytes).chars().take(200).collect::<String>()
+                    String::from_utf8_lossy(&bytes)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
                 ))
             })?;
             Err(ClientError::Api {

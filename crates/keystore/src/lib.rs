@@ -295,7 +295,10 @@ mod tests {
             open(&file, "wrong horse!", "k"),
             Err(KeystoreError::WrongPassphrase(_))
         ));
-        assert!(matches!(seal(&key, "short", FAST), Err(KeystoreError::WeakPassphrase)));
+        assert!(matches!(
+            seal(&key, "short", FAST),
+            Err(KeystoreError::WeakPassphrase)
+        ));
     }
 
     #[test]

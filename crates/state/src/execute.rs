@@ -11,8 +11,8 @@ use cachet_types::{
 };
 
 use crate::records::{
-    event_hash, AccountState, EventKind, IssueState, StampEvent, StampState, StampStatus, StateKey,
-    StateValue,
+    AccountState, EventKind, IssueState, StampEvent, StampState, StampStatus, StateKey, StateValue,
+    event_hash,
 };
 use crate::rejection::Rejection;
 use crate::{StateError, StateView};
@@ -258,7 +258,9 @@ fn apply_body<V: StateView + ?Sized>(
         TxBody::CreateIssue { record } => {
             let operator = ctx.operator.ok_or(Rejection::NotOperator)?;
             if operator.id != record.operator {
-                return Err(Rejection::NotIssuer(record.id.clone(), record.operator.clone()).into());
+                return Err(
+                    Rejection::NotIssuer(record.id.clone(), record.operator.clone()).into(),
+                );
             }
             if record.print_run == 0 || record.print_run > params.max_print_run {
                 return Err(Rejection::PrintRunTooLarge {

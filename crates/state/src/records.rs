@@ -188,6 +188,10 @@ pub struct StampEvent {
 pub fn event_hash(stamp: &StampId, prev_event: &Hash, tx_id: &Hash) -> Hash {
     Hash::tagged(
         EVENT_TAG,
-        &[&codec::encode(stamp), prev_event.as_bytes(), tx_id.as_bytes()],
+        &[
+            &codec::encode(stamp),
+            prev_event.as_bytes(),
+            tx_id.as_bytes(),
+        ],
     )
 }

@@ -255,7 +255,12 @@ pub fn prove(source: &dyn NodeSource, root: Child, key: &Hash) -> Result<SmtProo
     let mut current = root;
     loop {
         match current {
-            Child::Empty => return Ok(SmtProof { siblings, leaf: None }),
+            Child::Empty => {
+                return Ok(SmtProof {
+                    siblings,
+                    leaf: None,
+                });
+            }
             Child::Leaf { key, value } => {
                 return Ok(SmtProof {
                     siblings,
@@ -372,7 +377,10 @@ mod tests {
             assert_eq!(root.hash(), reference_root(&all), "round {round}");
         }
         // Leaf-count-independent order: inserting in one batch gives the same root.
-        assert_eq!(root.hash(), Memory::default().apply(Child::Empty, &all).hash());
+        assert_eq!(
+            root.hash(),
+            Memory::default().apply(Child::Empty, &all).hash()
+        );
     }
 
     #[test]
@@ -419,13 +427,28 @@ mod tests {
         let mut tree = Memory::default();
         let all: BTreeMap<Hash, Hash> = (0..10).map(|i| (h(i), h(i))).collect();
         let root = tree.apply(Child::Empty, &all);
-        let top = NodeKey { depth: 0, prefix: Hash::ZERO };
+        let top = NodeKey {
+            depth: 0,
+            prefix: Hash::ZERO,
+        };
         let node = tree.0[&top];
-        tree.0.insert(top, Node { left: node.right, right: node.left });
+        tree.0.insert(
+            top,
+            Node {
+                left: node.right,
+                right: node.left,
+            },
+        );
         let result = update(&tree, root, &[(h(100), h(1))]);
-        assert!(matches!(result, Err(StateError::CorruptNode { depth: 0, .. })));
+        assert!(matches!(
+            result,
+            Err(StateError::CorruptNode { depth: 0, .. })
+        ));
         tree.0.remove(&top);
         let result = update(&tree, root, &[(h(100), h(1))]);
-        assert!(matches!(result, Err(StateError::MissingNode { depth: 0, .. })));
+        assert!(matches!(
+            result,
+            Err(StateError::MissingNode { depth: 0, .. })
+        ));
     }
 }

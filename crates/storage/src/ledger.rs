@@ -7,13 +7,13 @@
 
 use cachet_state::smt::{Child, Node, NodeKey};
 use cachet_state::{
-    commit_tree, ApplyError, BlockEnv, BlockExecution, Rejection, StateChanges, StateError,
+    ApplyError, BlockEnv, BlockExecution, Rejection, StateChanges, StateError, commit_tree,
 };
 use cachet_types::merkle::tx_root;
 use cachet_types::rand_core::OsRng;
 use cachet_types::{
-    verify_batch, Block, BlockHeader, CertificateError, CertifiedBlock, CommitCertificate, Hash,
-    PublicKey, VerifiedTx,
+    Block, BlockHeader, CertificateError, CertifiedBlock, CommitCertificate, Hash, PublicKey,
+    VerifiedTx, verify_batch,
 };
 use thiserror::Error;
 
@@ -197,7 +197,9 @@ impl Ledger {
         }
         let txs = &certified.block.txs;
         if txs.len() != header.tx_count as usize || txs.len() > params.max_block_txs as usize {
-            return Err(invalid("transaction count mismatch or over the limit".into()));
+            return Err(invalid(
+                "transaction count mismatch or over the limit".into(),
+            ));
         }
         let verified = verify_batch(&self.store.chain_id(), txs.clone(), OsRng)
             .map_err(|(index, error)| invalid(format!("transaction {index}: {error}")))?;

@@ -18,7 +18,7 @@
 use std::path::Path;
 
 use bincode::{Decode, Encode};
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 use thiserror::Error;
 
 pub mod ledger;
@@ -230,9 +230,9 @@ impl Store {
         if tip.height == 0 {
             return Ok(());
         }
-        let top = self.block(tip.height)?.ok_or_else(|| {
-            StoreError::Corrupt(format!("tip block {} is missing", tip.height))
-        })?;
+        let top = self
+            .block(tip.height)?
+            .ok_or_else(|| StoreError::Corrupt(format!("tip block {} is missing", tip.height)))?;
         if top.block.header.hash() != tip.block_hash {
             return Err(StoreError::Corrupt(format!(
                 "block {} does not hash to the recorded tip",
@@ -466,9 +466,7 @@ impl Store {
         }
         for (key, node) in tree_writes {
             match node {
-                Some(node) => {
-                    batch.put_cf(self.cf(CF_TREE), key.to_bytes(), codec::encode(node))
-                }
+                Some(node) => batch.put_cf(self.cf(CF_TREE), key.to_bytes(), codec::encode(node)),
                 None => batch.delete_cf(self.cf(CF_TREE), key.to_bytes()),
             }
         }
@@ -524,7 +522,8 @@ impl Store {
 
 impl StateView for Store {
     fn get(&self, key: &StateKey) -> Result<Option<StateValue>, StateError> {
-        self.state(key).map_err(|e| StateError::Store(e.to_string()))
+        self.state(key)
+            .map_err(|e| StateError::Store(e.to_string()))
     }
 }
 

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use cachet_state::smt::{Child, Node, NodeKey, NodeSource};
 use cachet_state::{
-    commit_tree, ApplyError, BlockEnv, BlockExecution, IssueState, Rejection, StampEvent,
-    StampState, StateError, StateKey, StateValue, StateView,
+    ApplyError, BlockEnv, BlockExecution, IssueState, Rejection, StampEvent, StampState,
+    StateError, StateKey, StateValue, StateView, commit_tree,
 };
 use cachet_types::{
     Address, ChainParams, CountryCode, CurrencyCode, FaceValue, Genesis, Hash, IssueId,

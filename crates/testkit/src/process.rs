@@ -78,11 +78,21 @@ impl DevNode {
                 self.api = text.trim().to_string();
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("cachetd exited during start-up ({status}); log:\n{}", self.log());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "cachetd exited during start-up ({status}); log:\n{}",
+                    self.log()
+                );
             }
             if Instant::now() > deadline {
-                panic!("cachetd did not start within {START_TIMEOUT:?}; log:\n{}", self.log());
+                panic!(
+                    "cachetd did not start within {START_TIMEOUT:?}; log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -113,10 +123,16 @@ impl DevNode {
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
-        let mut child = self.child.take().unwrap_or_else(|| panic!("node is not running"));
+        let mut child = self
+            .child
+            .take()
+            .unwrap_or_else(|| panic!("node is not running"));
         let pid = child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "could not send SIGTERM to {pid}");
+        assert!(
+            sent.is_ok_and(|s| s.success()),
+            "could not send SIGTERM to {pid}"
+        );
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
@@ -124,7 +140,10 @@ impl DevNode {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("cachetd did not stop within {timeout:?} of SIGTERM; log:\n{}", self.log());
+                panic!(
+                    "cachetd did not stop within {timeout:?} of SIGTERM; log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -73,7 +73,14 @@ pub fn vote_signing_bytes(
     round: u32,
     block_hash: &Hash,
 ) -> Vec<u8> {
-    codec::encode(&(VOTE_SIGNING_DOMAIN, chain_id, kind, height, round, block_hash))
+    codec::encode(&(
+        VOTE_SIGNING_DOMAIN,
+        chain_id,
+        kind,
+        height,
+        round,
+        block_hash,
+    ))
 }
 
 /// One validator's precommit signature in a certificate.
@@ -116,7 +123,9 @@ pub enum CertificateError {
     #[error("certificate signature of validator {0} does not verify")]
     BadSignature(u16),
     /// Not more than two thirds.
-    #[error("certificate has {have} of {total} validator signatures; more than two thirds are needed")]
+    #[error(
+        "certificate has {have} of {total} validator signatures; more than two thirds are needed"
+    )]
     NoQuorum {
         /// Signatures present.
         have: usize,
@@ -255,7 +264,10 @@ mod tests {
 
         let mut dup = cert.clone();
         dup.signatures[1] = dup.signatures[0].clone();
-        assert_eq!(dup.verify(&h, &validators), Err(CertificateError::BadSigners));
+        assert_eq!(
+            dup.verify(&h, &validators),
+            Err(CertificateError::BadSigners)
+        );
 
         let mut other = h.clone();
         other.time_ms += 1;

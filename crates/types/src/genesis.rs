@@ -6,7 +6,7 @@ use thiserror::Error;
 
 use crate::codec;
 use crate::hash::Hash;
-use crate::ids::{check_text, CountryCode, IdError, OperatorId};
+use crate::ids::{CountryCode, IdError, OperatorId, check_text};
 use crate::keys::{Address, PublicKey};
 use crate::tx::limits;
 

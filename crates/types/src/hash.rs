@@ -8,8 +8,20 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// A 32-byte SHA-256 digest.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Encode, Decode)]
-#[derive(Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Encode,
+    Decode,
+    Serialize,
+    Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct Hash(pub [u8; 32]);
 
@@ -103,7 +115,10 @@ mod tests {
     #[test]
     fn tags_separate_domains() {
         assert_ne!(Hash::tagged("a", &[b"bc"]), Hash::tagged("ab", &[b"c"]));
-        assert_eq!(Hash::tagged("x", &[b"a", b"b"]), Hash::tagged("x", &[b"ab"]));
+        assert_eq!(
+            Hash::tagged("x", &[b"a", b"b"]),
+            Hash::tagged("x", &[b"ab"])
+        );
     }
 
     #[test]

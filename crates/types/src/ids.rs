@@ -123,7 +123,13 @@ pub struct OperatorId(String);
 impl OperatorId {
     /// Parses and validates an operator id.
     pub fn parse(text: &str) -> Result<OperatorId, IdError> {
-        check_code("operator id", text, 2, 16, "2-16 of A-Z, 0-9 and single inner '-'")?;
+        check_code(
+            "operator id",
+            text,
+            2,
+            16,
+            "2-16 of A-Z, 0-9 and single inner '-'",
+        )?;
         Ok(OperatorId(text.to_string()))
     }
 }
@@ -291,7 +297,14 @@ mod tests {
         let id: StampId = "AT-2026-001#42".parse().unwrap();
         assert_eq!(id.serial, 42);
         assert_eq!(id.to_string(), "AT-2026-001#42");
-        for bad in ["AT-2026-001#0", "AT-2026-001#042", "AT-2026-001", "AT#1", "AT-1#x", "AT-1#+1"] {
+        for bad in [
+            "AT-2026-001#0",
+            "AT-2026-001#042",
+            "AT-2026-001",
+            "AT#1",
+            "AT-1#x",
+            "AT-1#+1",
+        ] {
             assert!(bad.parse::<StampId>().is_err(), "{bad}");
         }
     }

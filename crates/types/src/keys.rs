@@ -19,8 +19,9 @@ use thiserror::Error;
 pub const ADDRESS_HRP: &str = "cachet";
 
 /// An ed25519 public key (32 bytes, as transmitted; validity is checked when used).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
-#[derive(Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode, Serialize, Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct PublicKey(pub [u8; 32]);
 
@@ -63,8 +64,7 @@ impl PublicKey {
         if self.is_weak() {
             return Err(SignatureError::WeakKey);
         }
-        ed25519_consensus::VerificationKey::try_from(self.0)
-            .map_err(|_| SignatureError::InvalidKey)
+        ed25519_consensus::VerificationKey::try_from(self.0).map_err(|_| SignatureError::InvalidKey)
     }
 
     /// The account address of this key.
@@ -234,8 +234,9 @@ impl BatchVerifier {
 
 /// An account: an ed25519 public key, shown as a bech32m string (`cachet1...`) with a
 /// checksum, so a mistyped address is caught before anything is signed.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
-#[derive(Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode, Serialize, Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct Address(pub PublicKey);
 
@@ -271,8 +272,7 @@ impl FromStr for Address {
         };
         let checked = bech32::primitives::decode::CheckedHrpstring::new::<Bech32m>(text)
             .map_err(|_| error())?;
-        if checked.hrp().as_str() != ADDRESS_HRP || text.bytes().any(|b| b.is_ascii_uppercase())
-        {
+        if checked.hrp().as_str() != ADDRESS_HRP || text.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(error());
         }
         let bytes: Vec<u8> = checked.byte_iter().collect();
@@ -333,10 +333,7 @@ mod tests {
         );
         let mut batch = BatchVerifier::new();
         batch.queue(&weak, b"anything", &Signature(forged));
-        assert_eq!(
-            batch.verify(rand_core::OsRng),
-            Err(SignatureError::WeakKey)
-        );
+        assert_eq!(batch.verify(rand_core::OsRng), Err(SignatureError::WeakKey));
         assert!(!key(3).public_key().is_weak());
     }
 

@@ -23,8 +23,7 @@ pub use hash::Hash;
 pub use ids::{CountryCode, CurrencyCode, IdError, IssueId, OperatorId, StampId};
 pub use keys::{Address, BatchVerifier, PublicKey, Signature, SignatureError, SigningKey};
 pub use tx::{
-    verify_batch, FaceValue, FreezeReason, IssueRecord, SignedTx, TxBody, TxCheckError,
-    VerifiedTx,
+    FaceValue, FreezeReason, IssueRecord, SignedTx, TxBody, TxCheckError, VerifiedTx, verify_batch,
 };
 
 /// Re-exported so callers of the batch verifier can pass an OS random source.

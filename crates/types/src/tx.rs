@@ -9,7 +9,7 @@ use thiserror::Error;
 
 use crate::codec::{self, CodecError};
 use crate::hash::Hash;
-use crate::ids::{check_text, CountryCode, CurrencyCode, IdError, IssueId, OperatorId, StampId};
+use crate::ids::{CountryCode, CurrencyCode, IdError, IssueId, OperatorId, StampId, check_text};
 use crate::keys::{Address, BatchVerifier, PublicKey, Signature, SignatureError, SigningKey};
 
 /// Domain tag in every transaction signature (16 bytes, zero-padded).

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use cachet_api::{Client, TxStatus};
 use cachet_testkit::issue_record;
-use cachet_testkit::process::{DevNode, DEV_PASSPHRASE};
+use cachet_testkit::process::{DEV_PASSPHRASE, DevNode};
 use cachet_types::{Hash, IssueId, SignedTx, SigningKey, TxBody};
 
 const ISSUE: &str = "DEV-2026-001";
@@ -45,7 +45,10 @@ async fn check_hash_chain(client: &Client) -> u64 {
     let mut previous = info.chain_id;
     for height in 1..=info.height {
         let block = client.block(height).await.unwrap();
-        assert_eq!(block.header.prev_hash, previous, "block {height} does not link");
+        assert_eq!(
+            block.header.prev_hash, previous,
+            "block {height} does not link"
+        );
         assert_eq!(block.header.hash(), block.hash, "block {height} hash");
         assert_eq!(block.certificate.block_hash, block.hash);
         previous = block.hash;
@@ -57,7 +60,10 @@ async fn check_hash_chain(client: &Client) -> u64 {
 #[test]
 fn sigkill_under_load_loses_no_final_transaction() {
     let dir = tempfile::tempdir().unwrap();
-    let mut node = DevNode::start(Path::new(env!("CARGO_BIN_EXE_cachetd")), &dir.path().join("node"));
+    let mut node = DevNode::start(
+        Path::new(env!("CARGO_BIN_EXE_cachetd")),
+        &dir.path().join("node"),
+    );
     let key = operator_key(&node);
     let rt = runtime();
     let client = Client::new(node.api()).unwrap();
@@ -79,12 +85,17 @@ fn sigkill_under_load_loses_no_final_transaction() {
         let stream_error = stream_error.clone();
         rt.spawn(async move {
             for serial in 1u32..=100_000 {
-                let tx = SignedTx::sign(chain_id, &key, u64::from(serial) + 1, TxBody::Mint {
-                    issue: IssueId::parse(ISSUE).unwrap(),
-                    first_serial: serial,
-                    last_serial: serial,
-                    owner: key.public_key().address(),
-                });
+                let tx = SignedTx::sign(
+                    chain_id,
+                    &key,
+                    u64::from(serial) + 1,
+                    TxBody::Mint {
+                        issue: IssueId::parse(ISSUE).unwrap(),
+                        first_serial: serial,
+                        last_serial: serial,
+                        owner: key.public_key().address(),
+                    },
+                );
                 if let Err(error) = client.submit(&tx).await {
                     // Expected once the node is killed; before that it fails the test.
                     *stream_error.lock().unwrap() = Some(error.to_string());
@@ -128,7 +139,11 @@ fn sigkill_under_load_loses_no_final_transaction() {
         if let Some(error) = stream_error.lock().unwrap().clone() {
             panic!("stream failed before the kill: {error}");
         }
-        assert!(Instant::now() < deadline, "fewer than 500 txs final within 120 s:\n{}", node.log());
+        assert!(
+            Instant::now() < deadline,
+            "fewer than 500 txs final within 120 s:\n{}",
+            node.log()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     node.kill9();
@@ -138,14 +153,19 @@ fn sigkill_under_load_loses_no_final_transaction() {
     });
     let reported = reported.lock().unwrap().clone();
     let in_flight = submitted.lock().unwrap().len() - reported.len();
-    assert!(in_flight > 0, "the kill should land while transactions are in flight");
+    assert!(
+        in_flight > 0,
+        "the kill should land while transactions are in flight"
+    );
 
     node.restart();
     let client = Client::new(node.api()).unwrap();
     rt.block_on(async {
         for (id, height) in &reported {
             match client.tx(id).await.unwrap().status {
-                TxStatus::Final { height: found, .. } => assert_eq!(found, *height, "tx {id} moved"),
+                TxStatus::Final { height: found, .. } => {
+                    assert_eq!(found, *height, "tx {id} moved")
+                }
                 other => panic!("tx {id} was reported final at {height}, now {other:?}"),
             }
         }
@@ -153,9 +173,14 @@ fn sigkill_under_load_loses_no_final_transaction() {
         assert!(tip >= *reported.values().max().unwrap());
         // The node goes on: the next nonce continues after the last final one.
         let account = client.account(&key.public_key().address()).await.unwrap();
-        let tx = SignedTx::sign(chain_id, &key, account.next_nonce, TxBody::CloseIssue {
-            issue: IssueId::parse(ISSUE).unwrap(),
-        });
+        let tx = SignedTx::sign(
+            chain_id,
+            &key,
+            account.next_nonce,
+            TxBody::CloseIssue {
+                issue: IssueId::parse(ISSUE).unwrap(),
+            },
+        );
         client.submit(&tx).await.unwrap();
         wait_final(&client, &tx.id()).await;
     });
@@ -164,7 +189,10 @@ fn sigkill_under_load_loses_no_final_transaction() {
 #[test]
 fn sigterm_stops_cleanly_and_restart_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let mut node = DevNode::start(Path::new(env!("CARGO_BIN_EXE_cachetd")), &dir.path().join("node"));
+    let mut node = DevNode::start(
+        Path::new(env!("CARGO_BIN_EXE_cachetd")),
+        &dir.path().join("node"),
+    );
     let key = operator_key(&node);
     let rt = runtime();
     let client = Client::new(node.api()).unwrap();
@@ -185,6 +213,11 @@ fn sigterm_stops_cleanly_and_restart_resumes() {
     let after = rt.block_on(client.chain()).unwrap();
     assert_eq!(after.height, before.height);
     assert_eq!(after.state_root, before.state_root);
-    assert_eq!(after.chain_id, chain_id, "restart must reuse the dev chain, not make a new one");
-    assert!(matches!(rt.block_on(client.tx(&tx.id())).unwrap().status, TxStatus::Final { height: h, .. } if h == height));
+    assert_eq!(
+        after.chain_id, chain_id,
+        "restart must reuse the dev chain, not make a new one"
+    );
+    assert!(
+        matches!(rt.block_on(client.tx(&tx.id())).unwrap().status, TxStatus::Final { height: h, .. } if h == height)
+    );
 }

@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 
 use cachet_state::smt::{leaf_hash, node_hash};
-use cachet_state::{event_hash, StateKey, StateValue, StampState, StampStatus};
-use cachet_testkit::{address, issue_record, key, stamp, TestChain, TxFactory};
-use cachet_types::block::{vote_signing_bytes, VoteKind};
+use cachet_state::{StampState, StampStatus, StateKey, StateValue, event_hash};
+use cachet_testkit::{TestChain, TxFactory, address, issue_record, key, stamp};
+use cachet_types::block::{VoteKind, vote_signing_bytes};
 use cachet_types::merkle::tx_root;
-use cachet_types::{codec, BlockHeader, CommitCertificate, FreezeReason, Hash, TxBody};
-use serde_json::{json, Value};
+use cachet_types::{BlockHeader, CommitCertificate, FreezeReason, Hash, TxBody, codec};
+use serde_json::{Value, json};
 
 fn vectors() -> BTreeMap<String, Value> {
     let chain = TestChain::new(1);
@@ -24,26 +24,82 @@ fn vectors() -> BTreeMap<String, Value> {
     let s42 = stamp("AT-2026-001", 42);
     let alice = key("alice");
     let bodies: Vec<(&str, &cachet_types::SigningKey, TxBody)> = vec![
-        ("tx_create_issue", op, TxBody::CreateIssue { record: issue_record("AT-2026-001", "AT-POST", 100) }),
-        ("tx_mint", op, TxBody::Mint { issue: s42.issue.clone(), first_serial: 1, last_serial: 100, owner: address("alice") }),
-        ("tx_close_issue", op, TxBody::CloseIssue { issue: s42.issue.clone() }),
-        ("tx_redeem", op, TxBody::Redeem { stamp: stamp("AT-2026-001", 7) }),
-        ("tx_freeze", op, TxBody::Freeze { stamp: stamp("AT-2026-001", 8), reason: FreezeReason::Stolen, case_ref: "POL-2026-118".into() }),
-        ("tx_unfreeze", op, TxBody::Unfreeze { stamp: stamp("AT-2026-001", 8), case_ref: "POL-2026-118".into() }),
-        ("tx_transfer", &alice, TxBody::Transfer { stamp: s42.clone(), last_event: Hash::sha256(b"last"), to: address("bob") }),
+        (
+            "tx_create_issue",
+            op,
+            TxBody::CreateIssue {
+                record: issue_record("AT-2026-001", "AT-POST", 100),
+            },
+        ),
+        (
+            "tx_mint",
+            op,
+            TxBody::Mint {
+                issue: s42.issue.clone(),
+                first_serial: 1,
+                last_serial: 100,
+                owner: address("alice"),
+            },
+        ),
+        (
+            "tx_close_issue",
+            op,
+            TxBody::CloseIssue {
+                issue: s42.issue.clone(),
+            },
+        ),
+        (
+            "tx_redeem",
+            op,
+            TxBody::Redeem {
+                stamp: stamp("AT-2026-001", 7),
+            },
+        ),
+        (
+            "tx_freeze",
+            op,
+            TxBody::Freeze {
+                stamp: stamp("AT-2026-001", 8),
+                reason: FreezeReason::Stolen,
+                case_ref: "POL-2026-118".into(),
+            },
+        ),
+        (
+            "tx_unfreeze",
+            op,
+            TxBody::Unfreeze {
+                stamp: stamp("AT-2026-001", 8),
+                case_ref: "POL-2026-118".into(),
+            },
+        ),
+        (
+            "tx_transfer",
+            &alice,
+            TxBody::Transfer {
+                stamp: s42.clone(),
+                last_event: Hash::sha256(b"last"),
+                to: address("bob"),
+            },
+        ),
     ];
     let mut ids = Vec::new();
     for (name, signer, body) in bodies {
         let tx = factory.sign(signer, body);
         ids.push(tx.id());
-        out.insert(name.into(), json!({
-            "json": tx,
-            "signing_bytes": hex::encode(tx.signing_bytes()),
-            "encoding": hex::encode(tx.to_bytes()),
-            "tx_id": tx.id(),
-        }));
+        out.insert(
+            name.into(),
+            json!({
+                "json": tx,
+                "signing_bytes": hex::encode(tx.signing_bytes()),
+                "encoding": hex::encode(tx.to_bytes()),
+                "tx_id": tx.id(),
+            }),
+        );
     }
-    out.insert("tx_root_3".into(), json!({"ids": &ids[..3], "root": tx_root(&ids[..3])}));
+    out.insert(
+        "tx_root_3".into(),
+        json!({"ids": &ids[..3], "root": tx_root(&ids[..3])}),
+    );
     out.insert("tx_root_empty".into(), json!({"root": tx_root(&[])}));
     let header = BlockHeader {
         chain_id: chain.chain_id,
@@ -56,9 +112,12 @@ fn vectors() -> BTreeMap<String, Value> {
         state_root: Hash::sha256(b"state"),
     };
     let cert = CommitCertificate::sign(&header, 0, &[(0, chain.validator(0))]);
-    out.insert("block_header".into(), json!({
-        "json": header, "encoding": hex::encode(codec::encode(&header)), "hash": header.hash(),
-    }));
+    out.insert(
+        "block_header".into(),
+        json!({
+            "json": header, "encoding": hex::encode(codec::encode(&header)), "hash": header.hash(),
+        }),
+    );
     out.insert("precommit".into(), json!({
         "signing_bytes": hex::encode(vote_signing_bytes(&chain.chain_id, VoteKind::Precommit, 1, 0, &header.hash())),
         "certificate": cert, "encoding": hex::encode(codec::encode(&cert)),
@@ -66,7 +125,10 @@ fn vectors() -> BTreeMap<String, Value> {
     let state_key = StateKey::Stamp(s42.clone());
     let state_value = StateValue::Stamp(StampState {
         owner: address("bob"),
-        status: StampStatus::Frozen { reason: FreezeReason::Stolen, case_ref: "POL-1".into() },
+        status: StampStatus::Frozen {
+            reason: FreezeReason::Stolen,
+            case_ref: "POL-1".into(),
+        },
         last_event: Hash::sha256(b"e"),
         event_count: 2,
     });
@@ -78,16 +140,20 @@ fn vectors() -> BTreeMap<String, Value> {
         "leaf_hash": leaf_hash(&state_key.tree_key(), &state_value.tree_value()),
         "node_hash_of_leaf_and_empty": node_hash(&leaf_hash(&state_key.tree_key(), &state_value.tree_value()), &Hash::ZERO),
     }));
-    out.insert("event_hash".into(), json!({
-        "stamp": s42, "prev_event": Hash::ZERO, "tx_id": ids[1],
-        "event_hash": event_hash(&s42, &Hash::ZERO, &ids[1]),
-    }));
+    out.insert(
+        "event_hash".into(),
+        json!({
+            "stamp": s42, "prev_event": Hash::ZERO, "tx_id": ids[1],
+            "event_hash": event_hash(&s42, &Hash::ZERO, &ids[1]),
+        }),
+    );
     out
 }
 
 #[test]
 fn golden_vectors_match_specs() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs/vectors/golden.json");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs/vectors/golden.json");
     let current = serde_json::to_string_pretty(&vectors()).unwrap() + "\n";
     if std::env::var_os("CACHET_UPDATE_VECTORS").is_some() {
         std::fs::write(&path, &current).unwrap();
@@ -97,7 +163,15 @@ fn golden_vectors_match_specs() {
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let stored: BTreeMap<String, Value> = serde_json::from_str(&stored).unwrap();
     for (name, value) in vectors() {
-        assert_eq!(stored.get(&name), Some(&value), "golden vector {name} changed: the format changed");
+        assert_eq!(
+            stored.get(&name),
+            Some(&value),
+            "golden vector {name} changed: the format changed"
+        );
     }
-    assert_eq!(stored.len(), vectors().len(), "golden.json has vectors this build does not produce");
+    assert_eq!(
+        stored.len(),
+        vectors().len(),
+        "golden.json has vectors this build does not produce"
+    );
 }

@@ -1,7 +1,7 @@
 //! State machine rules, one test per rule, each through signed transactions and blocks.
 
 use cachet_state::{EventKind, Rejection, StampStatus};
-use cachet_testkit::{address, issue_record, key, stamp, MemoryState, TestChain, TxFactory};
+use cachet_testkit::{MemoryState, TestChain, TxFactory, address, issue_record, key, stamp};
 use cachet_types::{ChainParams, FreezeReason, Hash, SignedTx, TxBody};
 
 const ISSUE: &str = "AT-2026-001";
@@ -27,7 +27,12 @@ impl World {
             chain,
         };
         let at = world.chain.issuer(0).clone();
-        world.ok(&at, TxBody::CreateIssue { record: issue_record(ISSUE, "AT-POST", 100) });
+        world.ok(
+            &at,
+            TxBody::CreateIssue {
+                record: issue_record(ISSUE, "AT-POST", 100),
+            },
+        );
         world.ok(&at, mint(1, 10, "alice"));
         world
     }
@@ -105,7 +110,12 @@ fn only_genesis_operators_create_issues_and_only_for_themselves() {
     let mallory = key("mallory");
     let record = issue_record("AT-2026-002", "AT-POST", 10);
     assert_eq!(
-        w.refused(&mallory, TxBody::CreateIssue { record: record.clone() }),
+        w.refused(
+            &mallory,
+            TxBody::CreateIssue {
+                record: record.clone()
+            }
+        ),
         Rejection::NotOperator
     );
     let de = w.chain.issuer(1).clone();
@@ -115,7 +125,12 @@ fn only_genesis_operators_create_issues_and_only_for_themselves() {
     ));
     let a = at(&w);
     assert!(matches!(
-        w.refused(&a, TxBody::CreateIssue { record: issue_record(ISSUE, "AT-POST", 5) }),
+        w.refused(
+            &a,
+            TxBody::CreateIssue {
+                record: issue_record(ISSUE, "AT-POST", 5)
+            }
+        ),
         Rejection::IssueExists(_)
     ));
 }
@@ -129,16 +144,30 @@ fn print_run_limits() {
     });
     let a = at(&w);
     assert!(matches!(
-        w.refused(&a, TxBody::CreateIssue { record: issue_record("AT-2026-009", "AT-POST", 1001) }),
+        w.refused(
+            &a,
+            TxBody::CreateIssue {
+                record: issue_record("AT-2026-009", "AT-POST", 1001)
+            }
+        ),
         Rejection::PrintRunTooLarge { .. }
     ));
     assert!(matches!(
         w.refused(&a, mint(95, 101, "bob")),
         Rejection::OverPrintRun { print_run: 100, .. }
     ));
-    assert!(matches!(w.refused(&a, mint(11, 61, "bob")), Rejection::InvalidRange { .. }));
-    assert!(matches!(w.refused(&a, mint(0, 3, "bob")), Rejection::InvalidRange { .. }));
-    assert!(matches!(w.refused(&a, mint(5, 3, "bob")), Rejection::InvalidRange { .. }));
+    assert!(matches!(
+        w.refused(&a, mint(11, 61, "bob")),
+        Rejection::InvalidRange { .. }
+    ));
+    assert!(matches!(
+        w.refused(&a, mint(0, 3, "bob")),
+        Rejection::InvalidRange { .. }
+    ));
+    assert!(matches!(
+        w.refused(&a, mint(5, 3, "bob")),
+        Rejection::InvalidRange { .. }
+    ));
     w.ok(&a, mint(91, 100, "bob"));
     assert_eq!(w.state.issue(ISSUE).unwrap().minted, 20);
 }
@@ -159,12 +188,26 @@ fn serials_are_never_minted_twice() {
 fn only_the_issuer_mints_and_closed_issues_mint_nothing() {
     let mut w = World::new();
     let de = w.chain.issuer(1).clone();
-    assert!(matches!(w.refused(&de, mint(20, 20, "bob")), Rejection::NotIssuer(..)));
-    assert_eq!(w.refused(&key("bob"), mint(20, 20, "bob")), Rejection::NotOperator);
+    assert!(matches!(
+        w.refused(&de, mint(20, 20, "bob")),
+        Rejection::NotIssuer(..)
+    ));
+    assert_eq!(
+        w.refused(&key("bob"), mint(20, 20, "bob")),
+        Rejection::NotOperator
+    );
     let a = at(&w);
-    w.ok(&a, TxBody::CloseIssue { issue: cachet_testkit::issue_id(ISSUE) });
+    w.ok(
+        &a,
+        TxBody::CloseIssue {
+            issue: cachet_testkit::issue_id(ISSUE),
+        },
+    );
     assert!(w.state.issue(ISSUE).unwrap().closed);
-    assert!(matches!(w.refused(&a, mint(20, 20, "bob")), Rejection::IssueClosed(_)));
+    assert!(matches!(
+        w.refused(&a, mint(20, 20, "bob")),
+        Rejection::IssueClosed(_)
+    ));
     assert!(matches!(
         w.refused(&a, mint(20, 20, "bob")),
         Rejection::IssueClosed(_)
@@ -187,7 +230,10 @@ fn unknown_issue_and_stamp() {
         last_event: Hash::ZERO,
         to: address("bob"),
     };
-    assert!(matches!(w.refused(&key("alice"), body), Rejection::UnknownStamp(_)));
+    assert!(matches!(
+        w.refused(&key("alice"), body),
+        Rejection::UnknownStamp(_)
+    ));
 }
 
 #[test]
@@ -198,7 +244,12 @@ fn owner_transfers_and_history_links() {
     let s = w.state.stamp(&stamp(ISSUE, 4)).unwrap();
     assert_eq!(s.owner, address("bob"));
     assert_eq!(s.event_count, 2);
-    let events: Vec<_> = w.state.events.iter().filter(|e| e.stamp == stamp(ISSUE, 4)).collect();
+    let events: Vec<_> = w
+        .state
+        .events
+        .iter()
+        .filter(|e| e.stamp == stamp(ISSUE, 4))
+        .collect();
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].prev_event, Hash::ZERO);
     assert_eq!(events[1].prev_event, events[0].event_hash);
@@ -209,7 +260,10 @@ fn owner_transfers_and_history_links() {
     );
     // Bob can pass it on; alice no longer can.
     let body = w.transfer(4, "carol");
-    assert_eq!(w.refused(&key("alice"), body.clone()), Rejection::NotOwner(stamp(ISSUE, 4)));
+    assert_eq!(
+        w.refused(&key("alice"), body.clone()),
+        Rejection::NotOwner(stamp(ISSUE, 4))
+    );
     w.ok(&key("bob"), body);
 }
 
@@ -222,14 +276,22 @@ fn transfer_must_name_the_current_last_event() {
     let body = w.transfer(5, "alice");
     w.ok(&key("carol"), body);
     // Back with alice, but the old event hash is stale: no double spend by replaying intent.
-    assert!(matches!(w.refused(&key("alice"), stale), Rejection::StaleEvent { .. }));
+    assert!(matches!(
+        w.refused(&key("alice"), stale),
+        Rejection::StaleEvent { .. }
+    ));
 }
 
 #[test]
 fn frozen_redeemed_stamps_do_not_move() {
     let mut w = World::new();
     let a = at(&w);
-    w.ok(&a, TxBody::Redeem { stamp: stamp(ISSUE, 7) });
+    w.ok(
+        &a,
+        TxBody::Redeem {
+            stamp: stamp(ISSUE, 7),
+        },
+    );
     let freeze = TxBody::Freeze {
         stamp: stamp(ISSUE, 8),
         reason: FreezeReason::Stolen,
@@ -240,19 +302,42 @@ fn frozen_redeemed_stamps_do_not_move() {
     assert_eq!((issue.redeemed, issue.frozen), (1, 1));
 
     let body = w.transfer(7, "bob");
-    assert_eq!(w.refused(&key("alice"), body), Rejection::Redeemed(stamp(ISSUE, 7)));
-    let body = w.transfer(8, "bob");
-    assert_eq!(w.refused(&key("alice"), body), Rejection::Frozen(stamp(ISSUE, 8)));
     assert_eq!(
-        w.refused(&a, TxBody::Redeem { stamp: stamp(ISSUE, 7) }),
+        w.refused(&key("alice"), body),
+        Rejection::Redeemed(stamp(ISSUE, 7))
+    );
+    let body = w.transfer(8, "bob");
+    assert_eq!(
+        w.refused(&key("alice"), body),
+        Rejection::Frozen(stamp(ISSUE, 8))
+    );
+    assert_eq!(
+        w.refused(
+            &a,
+            TxBody::Redeem {
+                stamp: stamp(ISSUE, 7)
+            }
+        ),
         Rejection::Redeemed(stamp(ISSUE, 7))
     );
     assert_eq!(w.refused(&a, freeze), Rejection::Frozen(stamp(ISSUE, 8)));
     assert_eq!(
-        w.refused(&a, TxBody::Unfreeze { stamp: stamp(ISSUE, 9), case_ref: "X".into() }),
+        w.refused(
+            &a,
+            TxBody::Unfreeze {
+                stamp: stamp(ISSUE, 9),
+                case_ref: "X".into()
+            }
+        ),
         Rejection::NotFrozen(stamp(ISSUE, 9))
     );
-    w.ok(&a, TxBody::Unfreeze { stamp: stamp(ISSUE, 8), case_ref: "POL-2026-118".into() });
+    w.ok(
+        &a,
+        TxBody::Unfreeze {
+            stamp: stamp(ISSUE, 8),
+            case_ref: "POL-2026-118".into(),
+        },
+    );
     assert_eq!(w.state.issue(ISSUE).unwrap().frozen, 0);
     let body = w.transfer(8, "bob");
     w.ok(&key("alice"), body);
@@ -263,11 +348,21 @@ fn only_the_issuer_redeems_and_freezes() {
     let mut w = World::new();
     let de = w.chain.issuer(1).clone();
     assert!(matches!(
-        w.refused(&de, TxBody::Redeem { stamp: stamp(ISSUE, 1) }),
+        w.refused(
+            &de,
+            TxBody::Redeem {
+                stamp: stamp(ISSUE, 1)
+            }
+        ),
         Rejection::NotIssuer(..)
     ));
     assert_eq!(
-        w.refused(&key("alice"), TxBody::Redeem { stamp: stamp(ISSUE, 1) }),
+        w.refused(
+            &key("alice"),
+            TxBody::Redeem {
+                stamp: stamp(ISSUE, 1)
+            }
+        ),
         Rejection::NotOperator
     );
 }
@@ -289,7 +384,10 @@ fn nonces_go_up_by_exactly_one() {
     let gap = SignedTx::sign(chain_id, &alice, 3, w.transfer(2, "bob"));
     assert_eq!(
         w.state.apply_one(&genesis, &gap),
-        Err(Rejection::NonceGap { got: 3, expected: 2 })
+        Err(Rejection::NonceGap {
+            got: 3,
+            expected: 2
+        })
     );
 }
 
@@ -306,11 +404,17 @@ fn wrong_chain_and_bad_signatures_are_refused() {
     // Chain id field rewritten to ours: the signature no longer matches.
     let mut relabelled = other_chain.clone();
     relabelled.chain_id = w.chain.chain_id;
-    assert_eq!(w.state.apply_one(&genesis, &relabelled), Err(Rejection::BadSignature));
+    assert_eq!(
+        w.state.apply_one(&genesis, &relabelled),
+        Err(Rejection::BadSignature)
+    );
     // Signature by someone else over alice's transaction.
     let mut forged = SignedTx::sign(w.chain.chain_id, &key("alice"), 1, body);
     forged.signature = key("mallory").sign(&forged.signing_bytes());
-    assert_eq!(w.state.apply_one(&genesis, &forged), Err(Rejection::BadSignature));
+    assert_eq!(
+        w.state.apply_one(&genesis, &forged),
+        Err(Rejection::BadSignature)
+    );
 }
 
 #[test]
@@ -333,10 +437,20 @@ fn a_block_applies_atomically_per_transaction_and_deterministically() {
     let mut txs = TxFactory::new(chain.chain_id);
     let a = chain.issuer(0);
     let batch = vec![
-        txs.sign(a, TxBody::CreateIssue { record: issue_record(ISSUE, "AT-POST", 100) }),
+        txs.sign(
+            a,
+            TxBody::CreateIssue {
+                record: issue_record(ISSUE, "AT-POST", 100),
+            },
+        ),
         txs.sign(a, mint(1, 5, "alice")),
         txs.sign(a, mint(3, 8, "bob")), // refused: duplicate serial 3
-        txs.sign(&key("alice"), TxBody::Redeem { stamp: stamp(ISSUE, 1) }), // refused: not operator
+        txs.sign(
+            &key("alice"),
+            TxBody::Redeem {
+                stamp: stamp(ISSUE, 1),
+            },
+        ), // refused: not operator
     ];
     let mut one = MemoryState::new();
     let outcomes = one.apply_block(&chain.genesis, &batch);

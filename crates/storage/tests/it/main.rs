@@ -2,7 +2,7 @@
 
 use cachet_state::{StateKey, StateValue};
 use cachet_storage::{Ledger, LedgerError, Store, StoreError};
-use cachet_testkit::{address, issue_record, key, stamp, TestChain, TxFactory};
+use cachet_testkit::{TestChain, TxFactory, address, issue_record, key, stamp};
 use cachet_types::{CertifiedBlock, CommitCertificate, Hash, SignedTx, TxBody, VerifiedTx};
 
 const ISSUE: &str = "AT-2026-001";
@@ -29,7 +29,12 @@ fn setup_blocks(chain: &TestChain) -> Vec<Vec<SignedTx>> {
         owner: address(to),
     };
     let b1 = vec![
-        f.sign(op, TxBody::CreateIssue { record: issue_record(ISSUE, "AT-POST", 500) }),
+        f.sign(
+            op,
+            TxBody::CreateIssue {
+                record: issue_record(ISSUE, "AT-POST", 500),
+            },
+        ),
         f.sign(op, mint(1, 250, "alice")),
     ];
     // Block 2: alice sends #42 to bob; the first mint's event is the last event.
@@ -37,7 +42,11 @@ fn setup_blocks(chain: &TestChain) -> Vec<Vec<SignedTx>> {
     let ev = cachet_state::event_hash(&stamp(ISSUE, 42), &Hash::ZERO, &mint_tx_id);
     let b2 = vec![f.sign(
         &key("alice"),
-        TxBody::Transfer { stamp: stamp(ISSUE, 42), last_event: ev, to: address("bob") },
+        TxBody::Transfer {
+            stamp: stamp(ISSUE, 42),
+            last_event: ev,
+            to: address("bob"),
+        },
     )];
     vec![b1, b2]
 }
@@ -51,7 +60,12 @@ fn blocks_commit_survive_reopen_and_answer_queries() {
     {
         let ledger = Ledger::new(Store::open(dir.path(), &chain.genesis).unwrap());
         for (i, txs) in blocks.iter().enumerate() {
-            produce(&ledger, &chain, txs.clone(), chain.genesis.genesis_time_ms + 1000 * (i as u64 + 1));
+            produce(
+                &ledger,
+                &chain,
+                txs.clone(),
+                chain.genesis.genesis_time_ms + 1000 * (i as u64 + 1),
+            );
         }
         root_before = ledger.store().tip().unwrap().state_root.hash();
     }
@@ -69,11 +83,25 @@ fn blocks_commit_survive_reopen_and_answer_queries() {
     // History of #42: mint then transfer.
     let history = store.history(&stamp(ISSUE, 42), None, 10).unwrap();
     assert_eq!(history.len(), 2);
-    assert!(matches!(history[0].kind, cachet_state::EventKind::Minted { .. }));
-    assert!(matches!(history[1].kind, cachet_state::EventKind::Transferred { .. }));
+    assert!(matches!(
+        history[0].kind,
+        cachet_state::EventKind::Minted { .. }
+    ));
+    assert!(matches!(
+        history[1].kind,
+        cachet_state::EventKind::Transferred { .. }
+    ));
     assert_eq!(history[1].height, 2);
-    assert_eq!(store.history(&stamp(ISSUE, 42), Some(0), 10).unwrap().len(), 1);
-    assert!(store.history(&stamp(ISSUE, 43), Some(0), 10).unwrap().is_empty());
+    assert_eq!(
+        store.history(&stamp(ISSUE, 42), Some(0), 10).unwrap().len(),
+        1
+    );
+    assert!(
+        store
+            .history(&stamp(ISSUE, 43), Some(0), 10)
+            .unwrap()
+            .is_empty()
+    );
     // A stamp id that is a prefix of another does not leak into its history.
     assert_eq!(store.history(&stamp(ISSUE, 4), None, 10).unwrap().len(), 1);
 
@@ -81,7 +109,9 @@ fn blocks_commit_survive_reopen_and_answer_queries() {
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = store.holdings(&address("alice"), after.as_ref(), 100).unwrap();
+        let page = store
+            .holdings(&address("alice"), after.as_ref(), 100)
+            .unwrap();
         if page.is_empty() {
             break;
         }
@@ -93,7 +123,10 @@ fn blocks_commit_survive_reopen_and_answer_queries() {
     seen.dedup();
     assert_eq!(seen.len(), 249);
     assert!(!seen.contains(&stamp(ISSUE, 42)));
-    assert_eq!(store.holdings(&address("bob"), None, 10).unwrap(), vec![stamp(ISSUE, 42)]);
+    assert_eq!(
+        store.holdings(&address("bob"), None, 10).unwrap(),
+        vec![stamp(ISSUE, 42)]
+    );
 
     // The state proof of a stamp checks against the tip's root.
     let key = StateKey::Stamp(stamp(ISSUE, 42));
@@ -116,10 +149,18 @@ fn a_follower_replays_certified_blocks_to_the_same_state() {
     let a = Ledger::new(Store::open(dir_a.path(), &chain.genesis).unwrap());
     let b = Ledger::new(Store::open(dir_b.path(), &chain.genesis).unwrap());
     for (i, txs) in setup_blocks(&chain).into_iter().enumerate() {
-        let block = produce(&a, &chain, txs, chain.genesis.genesis_time_ms + 1 + i as u64);
+        let block = produce(
+            &a,
+            &chain,
+            txs,
+            chain.genesis.genesis_time_ms + 1 + i as u64,
+        );
         // Out of order is refused; in order is applied.
         b.commit_certified(&block).unwrap();
-        assert!(matches!(b.commit_certified(&block), Err(LedgerError::InvalidBlock { .. })));
+        assert!(matches!(
+            b.commit_certified(&block),
+            Err(LedgerError::InvalidBlock { .. })
+        ));
     }
     assert_eq!(a.store().tip().unwrap(), b.store().tip().unwrap());
 }
@@ -131,21 +172,35 @@ fn uncertified_or_altered_blocks_are_refused() {
     let dir_b = tempfile::tempdir().unwrap();
     let a = Ledger::new(Store::open(dir_a.path(), &chain.genesis).unwrap());
     let b = Ledger::new(Store::open(dir_b.path(), &chain.genesis).unwrap());
-    let block = produce(&a, &chain, setup_blocks(&chain).remove(0), chain.genesis.genesis_time_ms + 5);
+    let block = produce(
+        &a,
+        &chain,
+        setup_blocks(&chain).remove(0),
+        chain.genesis.genesis_time_ms + 5,
+    );
 
     let mut unsigned = block.clone();
     unsigned.certificate.signatures.clear();
-    assert!(matches!(b.commit_certified(&unsigned), Err(LedgerError::Certificate(_))));
+    assert!(matches!(
+        b.commit_certified(&unsigned),
+        Err(LedgerError::Certificate(_))
+    ));
 
     let mut wrong_signer = block.clone();
     let cert = CommitCertificate::sign(&block.block.header, 0, &[(0, &key("mallory"))]);
     wrong_signer.certificate = cert;
-    assert!(matches!(b.commit_certified(&wrong_signer), Err(LedgerError::Certificate(_))));
+    assert!(matches!(
+        b.commit_certified(&wrong_signer),
+        Err(LedgerError::Certificate(_))
+    ));
 
     // A transaction dropped after certification: the header no longer matches.
     let mut dropped = block.clone();
     dropped.block.txs.pop();
-    assert!(matches!(b.commit_certified(&dropped), Err(LedgerError::InvalidBlock { .. })));
+    assert!(matches!(
+        b.commit_certified(&dropped),
+        Err(LedgerError::InvalidBlock { .. })
+    ));
     assert_eq!(b.store().tip().unwrap().height, 0);
     b.commit_certified(&block).unwrap();
 }
@@ -182,7 +237,12 @@ fn a_corrupt_block_is_reported_on_open() {
         {
             let ledger = Ledger::new(Store::open(dir.path(), &chain.genesis).unwrap());
             for (i, txs) in setup_blocks(&chain).into_iter().enumerate() {
-                produce(&ledger, &chain, txs, chain.genesis.genesis_time_ms + 1 + i as u64);
+                produce(
+                    &ledger,
+                    &chain,
+                    txs,
+                    chain.genesis.genesis_time_ms + 1 + i as u64,
+                );
             }
         }
         flip_stored_byte(dir.path(), 1, from_end);

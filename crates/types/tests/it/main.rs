@@ -30,14 +30,25 @@ fn stamp_id() -> impl Strategy<Value = StampId> {
 }
 
 fn record() -> impl Strategy<Value = IssueRecord> {
-    (issue_id(), "[A-Za-z ]{1,40}", 1840u16..3000, any::<u64>(), hash(), 1u32..)
+    (
+        issue_id(),
+        "[A-Za-z ]{1,40}",
+        1840u16..3000,
+        any::<u64>(),
+        hash(),
+        1u32..,
+    )
         .prop_map(|(id, title, year, amount, design, run)| IssueRecord {
             id,
             operator: cachet_types::OperatorId::parse("AT-POST").unwrap(),
             title,
             country: CountryCode::parse("AT").unwrap(),
             year,
-            wns_number: if year % 2 == 0 { Some("AT001.26".into()) } else { None },
+            wns_number: if year % 2 == 0 {
+                Some("AT001.26".into())
+            } else {
+                None
+            },
             face_value: FaceValue {
                 amount_minor: amount,
                 currency: CurrencyCode::parse("EUR").unwrap(),
@@ -156,7 +167,10 @@ fn bool_and_option_tags_must_be_canonical() {
         country: CountryCode::parse("AT").unwrap(),
         year: 2026,
         wns_number: None,
-        face_value: FaceValue { amount_minor: 1, currency: CurrencyCode::parse("EUR").unwrap() },
+        face_value: FaceValue {
+            amount_minor: 1,
+            currency: CurrencyCode::parse("EUR").unwrap(),
+        },
         design_sha256: Hash::ZERO,
         design_uri: "u".into(),
         print_run: 1,
@@ -169,16 +183,33 @@ fn bool_and_option_tags_must_be_canonical() {
     bad[tag_at] = 2;
     assert!(codec::decode::<IssueRecord>(&bad, 4096).is_err());
     // Unknown enum tag for the transaction kind.
-    let tx = SignedTx::sign(Hash::ZERO, &key(1), 1, TxBody::CloseIssue { issue: record.id.clone() });
+    let tx = SignedTx::sign(
+        Hash::ZERO,
+        &key(1),
+        1,
+        TxBody::CloseIssue {
+            issue: record.id.clone(),
+        },
+    );
     let mut bytes = tx.to_bytes();
     let kind_at = 1 + 32 + 32 + 8;
     bytes[kind_at..kind_at + 4].copy_from_slice(&99u32.to_be_bytes());
-    assert!(matches!(SignedTx::from_bytes(&bytes, 4096), Err(CodecError::Malformed(_))));
+    assert!(matches!(
+        SignedTx::from_bytes(&bytes, 4096),
+        Err(CodecError::Malformed(_))
+    ));
 }
 
 #[test]
 fn invalid_utf8_and_invalid_ids_are_refused() {
-    let tx = SignedTx::sign(Hash::ZERO, &key(1), 1, TxBody::CloseIssue { issue: IssueId::parse("AT-2026-001").unwrap() });
+    let tx = SignedTx::sign(
+        Hash::ZERO,
+        &key(1),
+        1,
+        TxBody::CloseIssue {
+            issue: IssueId::parse("AT-2026-001").unwrap(),
+        },
+    );
     let bytes = tx.to_bytes();
     let id_at = 1 + 32 + 32 + 8 + 4 + 8; // after the kind tag and the string length
     let mut lower = bytes.clone();

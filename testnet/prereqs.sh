@@ -1,0 +1,23 @@
+# Sourced by the scripts beside it and by .ci/run: installs what a fresh machine lacks to
+# build Cachet (RocksDB's bindings need libclang), then checks the Rust tools.
+set -euo pipefail
+
+install_apt_packages() {
+    local missing=()
+    for package in "$@"; do
+        dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "installing ${missing[*]} (needed to build RocksDB's bindings)" >&2
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || { echo "error: install ${missing[*]} as root first" >&2; exit 1; }
+        sudo="sudo"
+    fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+install_apt_packages libclang-dev
+
+command -v cargo >/dev/null || { echo "error: cargo not found: install Rust (rustup) first" >&2; exit 1; }
