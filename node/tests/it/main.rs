@@ -57,24 +57,59 @@ async fn check_hash_chain(client: &Client) -> u64 {
     info.height
 }
 
+/// A dev node in a temporary directory, its operator key, and a runtime for the client.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    node: DevNode,
+    key: SigningKey,
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    chain_id: Hash,
+}
+
+impl Fixture {
+    fn start() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let node = DevNode::start(
+            Path::new(env!("CARGO_BIN_EXE_cachetd")),
+            &dir.path().join("node"),
+        );
+        let key = operator_key(&node);
+        let rt = runtime();
+        let client = Client::new(node.api()).unwrap();
+        let chain_id = rt.block_on(client.chain()).unwrap().chain_id;
+        Fixture {
+            _dir: dir,
+            node,
+            key,
+            rt,
+            client,
+            chain_id,
+        }
+    }
+
+    /// Creates the test issue (the operator's first transaction) and waits until final.
+    fn create_issue(&self, print_run: u32) -> (Hash, u64) {
+        let mut record = issue_record(ISSUE, "AT-POST", print_run);
+        record.operator = cachet_types::OperatorId::parse("DEV-POST").unwrap();
+        let tx = SignedTx::sign(self.chain_id, &self.key, 1, TxBody::CreateIssue { record });
+        let height = self.rt.block_on(async {
+            self.client.submit(&tx).await.unwrap();
+            wait_final(&self.client, &tx.id()).await
+        });
+        (tx.id(), height)
+    }
+
+    fn reconnect(&mut self) {
+        self.client = Client::new(self.node.api()).unwrap();
+    }
+}
+
 #[test]
 fn sigkill_under_load_loses_no_final_transaction() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut node = DevNode::start(
-        Path::new(env!("CARGO_BIN_EXE_cachetd")),
-        &dir.path().join("node"),
-    );
-    let key = operator_key(&node);
-    let rt = runtime();
-    let client = Client::new(node.api()).unwrap();
-    let chain_id = rt.block_on(client.chain()).unwrap().chain_id;
-    let mut record = issue_record(ISSUE, "AT-POST", 1_000_000);
-    record.operator = cachet_types::OperatorId::parse("DEV-POST").unwrap();
-    let create = SignedTx::sign(chain_id, &key, 1, TxBody::CreateIssue { record });
-    rt.block_on(async {
-        client.submit(&create).await.unwrap();
-        wait_final(&client, &create.id()).await;
-    });
+    let mut f = Fixture::start();
+    f.create_issue(1_000_000);
+    let (chain_id, key, client, rt) = (f.chain_id, f.key.clone(), f.client.clone(), &f.rt);
 
     // Stream single-serial mints; a poller records every transaction reported final.
     let reported: Arc<Mutex<BTreeMap<Hash, u64>>> = Arc::default();
@@ -142,11 +177,11 @@ fn sigkill_under_load_loses_no_final_transaction() {
         assert!(
             Instant::now() < deadline,
             "fewer than 500 txs final within 120 s:\n{}",
-            node.log()
+            f.node.log()
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    node.kill9();
+    f.node.kill9();
     rt.block_on(async {
         let _ = streamer.await;
         let _ = poller.await;
@@ -158,8 +193,9 @@ fn sigkill_under_load_loses_no_final_transaction() {
         "the kill should land while transactions are in flight"
     );
 
-    node.restart();
-    let client = Client::new(node.api()).unwrap();
+    f.node.restart();
+    f.reconnect();
+    let (client, rt) = (&f.client, &f.rt);
     rt.block_on(async {
         for (id, height) in &reported {
             match client.tx(id).await.unwrap().status {
@@ -169,7 +205,7 @@ fn sigkill_under_load_loses_no_final_transaction() {
                 other => panic!("tx {id} was reported final at {height}, now {other:?}"),
             }
         }
-        let tip = check_hash_chain(&client).await;
+        let tip = check_hash_chain(client).await;
         assert!(tip >= *reported.values().max().unwrap());
         // The node goes on: the next nonce continues after the last final one.
         let account = client.account(&key.public_key().address()).await.unwrap();
@@ -182,42 +218,30 @@ fn sigkill_under_load_loses_no_final_transaction() {
             },
         );
         client.submit(&tx).await.unwrap();
-        wait_final(&client, &tx.id()).await;
+        wait_final(client, &tx.id()).await;
     });
 }
 
 #[test]
 fn sigterm_stops_cleanly_and_restart_resumes() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut node = DevNode::start(
-        Path::new(env!("CARGO_BIN_EXE_cachetd")),
-        &dir.path().join("node"),
-    );
-    let key = operator_key(&node);
-    let rt = runtime();
-    let client = Client::new(node.api()).unwrap();
-    let chain_id = rt.block_on(client.chain()).unwrap().chain_id;
-    let mut record = issue_record(ISSUE, "AT-POST", 10);
-    record.operator = cachet_types::OperatorId::parse("DEV-POST").unwrap();
-    let tx = SignedTx::sign(chain_id, &key, 1, TxBody::CreateIssue { record });
-    let height = rt.block_on(async {
-        client.submit(&tx).await.unwrap();
-        wait_final(&client, &tx.id()).await
-    });
-    let before = rt.block_on(client.chain()).unwrap();
-    let status = node.terminate(Duration::from_secs(30));
-    assert!(status.success(), "exit status {status}:\n{}", node.log());
-    assert!(node.log().contains("stopped cleanly"));
-    node.restart();
-    let client = Client::new(node.api()).unwrap();
-    let after = rt.block_on(client.chain()).unwrap();
+    let mut f = Fixture::start();
+    let (tx_id, height) = f.create_issue(10);
+    let before = f.rt.block_on(f.client.chain()).unwrap();
+    let status = f.node.terminate(Duration::from_secs(30));
+    assert!(status.success(), "exit status {status}:\n{}", f.node.log());
+    assert!(f.node.log().contains("stopped cleanly"));
+    f.node.restart();
+    f.reconnect();
+    let after = f.rt.block_on(f.client.chain()).unwrap();
     assert_eq!(after.height, before.height);
     assert_eq!(after.state_root, before.state_root);
     assert_eq!(
-        after.chain_id, chain_id,
+        after.chain_id, f.chain_id,
         "restart must reuse the dev chain, not make a new one"
     );
+    let status = f.rt.block_on(f.client.tx(&tx_id)).unwrap().status;
     assert!(
-        matches!(rt.block_on(client.tx(&tx.id())).unwrap().status, TxStatus::Final { height: h, .. } if h == height)
+        matches!(status, TxStatus::Final { height: h, .. } if h == height),
+        "{status:?}"
     );
 }
