@@ -176,7 +176,7 @@ enum WalletCommand {
 #[derive(Debug, Subcommand)]
 enum IssueCommand {
     /// Register a new stamp issue.
-    Create(CreateIssue),
+    Create(Box<CreateIssue>),
     /// Show an issue and its supply.
     Show {
         /// Issue id.
@@ -347,7 +347,7 @@ async fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Wallet(command) => wallet(&ctx, command),
-        Command::Issue(IssueCommand::Create(args)) => create_issue(&ctx, args).await,
+        Command::Issue(IssueCommand::Create(args)) => create_issue(&ctx, *args).await,
         Command::Issue(IssueCommand::Show { id }) => {
             let info = ctx.client.issue(&id).await?;
             if ctx.json {

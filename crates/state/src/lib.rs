@@ -63,12 +63,12 @@ pub fn commit_tree(
     nodes: &dyn smt::NodeSource,
     root: smt::Child,
     writes: &std::collections::BTreeMap<StateKey, StateValue>,
-) -> Result<(smt::Child, Vec<(smt::NodeKey, Option<smt::Node>)>), StateError> {
+) -> Result<(smt::Child, smt::NodeWrites), StateError> {
     let mut leaves: Vec<(Hash, Hash)> = writes
         .iter()
         .map(|(key, value)| (key.tree_key(), value.tree_value()))
         .collect();
-    leaves.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    leaves.sort_unstable_by_key(|leaf| leaf.0);
     if leaves.windows(2).any(|pair| pair[0].0 == pair[1].0) {
         return Err(StateError::DuplicateKey);
     }

@@ -119,21 +119,18 @@ fn set_bit(key: &mut Hash, depth: u8) {
     key.0[usize::from(depth / 8)] |= 1 << (7 - depth % 8);
 }
 
-/// Result of an update: the new root and the nodes to write (None: delete).
-#[derive(Debug, Default)]
-pub struct SmtUpdate {
-    /// New root.
-    pub root: Option<Child>,
-    /// Node writes, in no particular order; each key at most once.
-    pub writes: Vec<(NodeKey, Option<Node>)>,
-}
+/// Node writes of an update, each key at most once (None: delete).
+pub type NodeWrites = Vec<(NodeKey, Option<Node>)>;
+
+/// (key, value hash) pairs, sorted by key.
+type Leaves = [(Hash, Hash)];
 
 /// Inserts or replaces `updates` (sorted by key, unique) in the tree rooted at `root`.
 pub fn update(
     source: &dyn NodeSource,
     root: Child,
     updates: &[(Hash, Hash)],
-) -> Result<(Child, Vec<(NodeKey, Option<Node>)>), StateError> {
+) -> Result<(Child, NodeWrites), StateError> {
     debug_assert!(updates.windows(2).all(|w| w[0].0 < w[1].0));
     let mut writes = Vec::new();
     let top = NodeKey {
@@ -144,7 +141,7 @@ pub fn update(
     Ok((root, writes))
 }
 
-fn split(updates: &[(Hash, Hash)], depth: u8) -> (&[(Hash, Hash)], &[(Hash, Hash)]) {
+fn split(updates: &Leaves, depth: u8) -> (&Leaves, &Leaves) {
     // Sorted keys sharing the prefix: the 0-bit ones come first.
     let at = updates.partition_point(|(key, _)| !bit(key, depth));
     updates.split_at(at)
@@ -154,8 +151,8 @@ fn update_at(
     source: &dyn NodeSource,
     at: NodeKey,
     current: Child,
-    updates: &[(Hash, Hash)],
-    writes: &mut Vec<(NodeKey, Option<Node>)>,
+    updates: &Leaves,
+    writes: &mut NodeWrites,
 ) -> Result<Child, StateError> {
     if updates.is_empty() {
         return Ok(current);
@@ -188,11 +185,7 @@ fn update_at(
     }
 }
 
-fn build(
-    at: NodeKey,
-    leaves: &[(Hash, Hash)],
-    writes: &mut Vec<(NodeKey, Option<Node>)>,
-) -> Result<Child, StateError> {
+fn build(at: NodeKey, leaves: &Leaves, writes: &mut NodeWrites) -> Result<Child, StateError> {
     match leaves {
         [] => Ok(Child::Empty),
         [(key, value)] => Ok(Child::Leaf {
@@ -212,12 +205,7 @@ fn build(
     }
 }
 
-fn join(
-    at: NodeKey,
-    left: Child,
-    right: Child,
-    writes: &mut Vec<(NodeKey, Option<Node>)>,
-) -> Child {
+fn join(at: NodeKey, left: Child, right: Child, writes: &mut NodeWrites) -> Child {
     match (left, right) {
         (Child::Empty, Child::Empty) => {
             writes.push((at, None));

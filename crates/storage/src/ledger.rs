@@ -5,7 +5,7 @@
 //! or one received from a peer (checked and executed here). Both end in
 //! [`Store::commit`] after the certificate is checked against the genesis validators.
 
-use cachet_state::smt::{Child, Node, NodeKey};
+use cachet_state::smt::{Child, NodeWrites};
 use cachet_state::{
     ApplyError, BlockEnv, BlockExecution, Rejection, StateChanges, StateError, commit_tree,
 };
@@ -51,7 +51,7 @@ pub struct Proposal {
     /// Transactions dropped, with their reasons.
     pub rejected: Vec<(Hash, Rejection)>,
     changes: StateChanges,
-    tree_writes: Vec<(NodeKey, Option<Node>)>,
+    tree_writes: NodeWrites,
     root: Child,
     parent: Hash,
 }
