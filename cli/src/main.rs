@@ -127,6 +127,27 @@ enum Command {
         /// Fetch every page.
         #[arg(long)]
         all: bool,
+        /// Instead, write the stamp's provenance bundle (history with proofs) to this file,
+        /// for `cachet verify`.
+        #[arg(long, value_name = "FILE")]
+        proof: Option<PathBuf>,
+    },
+    /// Verify a provenance bundle offline against a genesis file: AUTHENTIC or FAILED.
+    Verify {
+        /// Bundle file (from `cachet history STAMP --proof FILE`).
+        bundle: PathBuf,
+        /// Genesis file of the chain, obtained from a source you trust.
+        #[arg(long)]
+        genesis: PathBuf,
+    },
+    /// Re-verify a whole ledger directory from its genesis, trusting nothing in it.
+    Audit {
+        /// Ledger directory: a node's data directory (with `db/`) or the `db` directory.
+        /// Audit a copy, or a stopped node's directory.
+        dir: PathBuf,
+        /// Genesis file of the chain, obtained from a source you trust.
+        #[arg(long)]
+        genesis: PathBuf,
     },
     /// Stamps held by an account.
     Holdings {
@@ -239,12 +260,23 @@ enum StampCommand {
         /// Stamp.
         stamp: StampId,
     },
+    /// Fetch a stamp's provenance bundle from the node and verify it.
+    Verify {
+        /// Stamp.
+        stamp: StampId,
+        /// Genesis file to verify against [default: the node's genesis, which means trusting
+        /// the node for it].
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum ChainCommand {
     /// Height, tip, state root, operators and node counters.
     Info,
+    /// Print the chain's genesis (JSON), e.g. to keep for offline verification.
+    Genesis,
 }
 
 #[derive(Debug, Subcommand)]
@@ -439,10 +471,54 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::History {
             stamp,
+            proof: Some(path),
+            ..
+        } => {
+            let bundle = ctx.client.bundle(&stamp).await?;
+            write_new_file(&path, &serde_json::to_string_pretty(&bundle)?)?;
+            if ctx.json {
+                return print_json(&json!({"stamp": stamp, "file": path, "events": bundle.events.len(), "height": bundle.current.height}));
+            }
+            println!(
+                "wrote the provenance bundle of {stamp} to {} ({} events, as of height {})",
+                path.display(),
+                bundle.events.len(),
+                bundle.current.height
+            );
+            Ok(())
+        }
+        Command::History {
+            stamp,
             limit,
             after,
             all,
+            proof: None,
         } => history(&ctx, stamp, limit, after, all).await,
+        Command::Verify { bundle, genesis } => {
+            let bundle: cachet_provenance::ProvenanceBundle = read_json(&bundle, "provenance bundle")?;
+            let genesis: cachet_types::Genesis = read_json(&genesis, "genesis")?;
+            report_verification(&ctx, &bundle, &genesis)
+        }
+        Command::Stamp(StampCommand::Verify { stamp, genesis }) => {
+            let genesis = match genesis {
+                Some(path) => read_json(&path, "genesis")?,
+                None => {
+                    let genesis = ctx.client.genesis().await?;
+                    eprintln!(
+                        "note: verifying against the node's own genesis (chain {}); pass --genesis to use one you trust",
+                        genesis.chain_id()
+                    );
+                    genesis
+                }
+            };
+            let bundle = ctx.client.bundle(&stamp).await?;
+            report_verification(&ctx, &bundle, &genesis)
+        }
+        Command::Chain(ChainCommand::Genesis) => print_json(&ctx.client.genesis().await?),
+        Command::Audit { dir, genesis } => {
+            let genesis: cachet_types::Genesis = read_json(&genesis, "genesis")?;
+            audit_ledger(&ctx, &dir, &genesis)
+        }
         Command::Holdings {
             account,
             limit,
@@ -494,6 +570,109 @@ async fn run(cli: Cli) -> Result<()> {
             }
             println!("tx {}: {}", info.tx_id, tx_status_text(&info.status));
             Ok(())
+        }
+    }
+}
+
+/// Largest JSON file the CLI reads (bundles of very long histories stay well below).
+const MAX_JSON_FILE_BYTES: u64 = 512 * 1024 * 1024;
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path, what: &str) -> Result<T> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?
+        .len();
+    if size > MAX_JSON_FILE_BYTES {
+        bail!("{what} {} is larger than {MAX_JSON_FILE_BYTES} bytes", path.display());
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a valid {what}", path.display()))
+}
+
+fn write_new_file(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Replays a ledger directory from genesis with progress on standard error.
+fn audit_ledger(ctx: &Context_, dir: &std::path::Path, genesis: &cachet_types::Genesis) -> Result<()> {
+    let db = if dir.join("db").is_dir() { dir.join("db") } else { dir.to_path_buf() };
+    let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
+    let mut last_report = Instant::now();
+    let started = Instant::now();
+    let mut progress = |height: u64, tip: u64, txs: u64| {
+        if last_report.elapsed() >= Duration::from_secs(1) || height == tip {
+            let rate = txs as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            eprintln!("audit: height {height} of {tip}, {txs} transactions, {rate:.0} tx/s");
+            last_report = Instant::now();
+        }
+    };
+    match cachet_storage::audit::audit(&db, genesis, scratch.path(), &mut progress) {
+        Ok(report) => {
+            let rate = report.txs as f64 / report.elapsed.as_secs_f64().max(1e-9);
+            if ctx.json {
+                return print_json(&json!({
+                    "verdict": "PASSED", "blocks": report.blocks, "txs": report.txs,
+                    "tip_hash": report.tip_hash, "state_root": report.state_root,
+                    "seconds": report.elapsed.as_secs_f64(), "tx_per_s": rate,
+                }));
+            }
+            println!(
+                "PASSED: {} blocks, {} transactions re-verified from genesis ({rate:.0} tx/s); tip {}, state root {}",
+                report.blocks, report.txs, report.tip_hash, report.state_root
+            );
+            Ok(())
+        }
+        Err(cachet_storage::audit::AuditError::BadBlock { height, reason }) => {
+            if ctx.json {
+                print_json(&json!({"verdict": "FAILED", "height": height, "reason": reason}))?;
+            } else {
+                println!("FAILED at height {height}: {reason}");
+            }
+            bail!("ledger audit failed at height {height}: {reason}")
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Prints AUTHENTIC or FAILED; FAILED is an error exit.
+fn report_verification(
+    ctx: &Context_,
+    bundle: &cachet_provenance::ProvenanceBundle,
+    genesis: &cachet_types::Genesis,
+) -> Result<()> {
+    match cachet_provenance::verify(bundle, genesis) {
+        Ok(ok) => {
+            if ctx.json {
+                return print_json(&json!({"verdict": "AUTHENTIC", "result": ok}));
+            }
+            println!(
+                "AUTHENTIC {}: owner {}, status {}, {} events, issue {} \"{}\" by {}, as of height {}",
+                ok.stamp,
+                ok.owner,
+                status_text(&ok.status),
+                ok.events,
+                ok.issue.id,
+                ok.issue.title,
+                ok.issue.operator,
+                ok.as_of_height
+            );
+            Ok(())
+        }
+        Err(failure) => {
+            if ctx.json {
+                print_json(&json!({"verdict": "FAILED", "check": failure.code(), "message": failure.to_string()}))?;
+            } else {
+                println!("FAILED {}: {}: {failure}", bundle.stamp, failure.code());
+            }
+            bail!("verification failed: {}: {failure}", failure.code())
         }
     }
 }

@@ -86,6 +86,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/issue/{id}", get(issue))
         .route("/v1/stamp/{id}", get(stamp))
         .route("/v1/stamp/{id}/history", get(history))
+        .route("/v1/stamp/{id}/bundle", get(bundle))
         .route("/v1/account/{address}", get(account))
         .route("/v1/account/{address}/holdings", get(holdings))
         // Hex doubles the size; leave room for the JSON around it.
@@ -264,6 +265,22 @@ fn load_stamp(state: &ApiState, id: &StampId) -> Result<StampInfo, ApiError> {
 async fn stamp(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<StampInfo> {
     let id: StampId = parse(&id)?;
     Ok(Json(load_stamp(&state, &id)?))
+}
+
+async fn bundle(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<cachet_provenance::ProvenanceBundle> {
+    let id: StampId = parse(&id)?;
+    let node = state.node.clone();
+    let stamp = id.clone();
+    // Reads every block the stamp appears in: off the async workers.
+    let bundle = tokio::task::spawn_blocking(move || node.provenance(&stamp))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal".into(), e.to_string()))??;
+    bundle
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("unknown stamp {id}")))
 }
 
 #[derive(Deserialize)]

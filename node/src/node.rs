@@ -1,7 +1,7 @@
 //! The node's core: admission of transactions, block production on the development chain,
 //! and the status of transactions. Shared by the API handlers and the producer task.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cachet_api::{NodeMetrics, TxStatus};
@@ -31,6 +31,9 @@ pub enum SubmitError {
 pub struct Node {
     ledger: Ledger,
     mempool: Mutex<Mempool>,
+    /// Held for writing while a block is committed, for reading while a proof is built: the
+    /// state tree is stored by position, so a proof must not straddle two roots.
+    commit_lock: RwLock<()>,
     validator: (u16, SigningKey),
     tip_sender: watch::Sender<Tip>,
     work: Notify,
@@ -51,6 +54,7 @@ impl Node {
         Ok(Node {
             ledger,
             mempool: Mutex::new(mempool),
+            commit_lock: RwLock::new(()),
             validator,
             tip_sender,
             work: Notify::new(),
@@ -175,6 +179,15 @@ impl Node {
         })
     }
 
+    /// The provenance bundle of a stamp, built with no commit in between.
+    pub fn provenance(
+        &self,
+        stamp: &cachet_types::StampId,
+    ) -> Result<Option<cachet_provenance::ProvenanceBundle>, StoreError> {
+        let _reading = self.commit_lock.read().unwrap_or_else(|p| p.into_inner());
+        self.ledger.store().provenance(stamp)
+    }
+
     /// Counters.
     pub fn metrics(&self) -> NodeMetrics {
         NodeMetrics {
@@ -207,6 +220,7 @@ impl Node {
                 0,
                 &[(self.validator.0, &self.validator.1)],
             );
+            let _writing = self.commit_lock.write().unwrap_or_else(|p| p.into_inner());
             Some(self.ledger.commit_proposal(proposal, certificate)?.0)
         };
         let mut pool = self.pool();

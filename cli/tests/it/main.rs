@@ -311,6 +311,32 @@ fn operator_and_collectors_walkthrough_with_every_rejection() {
     );
     cli.refused(&["redeem", &stamp(3), "-w", "alice"], "not_operator");
 
+    // Provenance: export the bundle, verify it offline against the genesis file alone.
+    let bundle_file = dir.path().join("bundle-42.json");
+    let genesis_file = node.data_dir().join("genesis.json");
+    cli.ok(&["history", &stamp(42), "--proof", bundle_file.to_str().unwrap()]);
+    let verdict = cli.json(&["verify", bundle_file.to_str().unwrap(), "--genesis", genesis_file.to_str().unwrap()]);
+    assert_eq!(verdict["verdict"], "AUTHENTIC", "{verdict}");
+    assert_eq!(verdict["result"]["owner"], bob.as_str());
+    let online = cli.ok(&["stamp", "verify", &stamp(8), "--genesis", genesis_file.to_str().unwrap()]);
+    assert!(online.starts_with("AUTHENTIC DEV-2026-001#8") && online.contains("frozen"), "{online}");
+    // One altered owner in the file: FAILED, named, non-zero exit.
+    let text = std::fs::read_to_string(&bundle_file).unwrap();
+    assert!(text.contains(&bob));
+    let tampered = dir.path().join("tampered.json");
+    std::fs::write(&tampered, text.replacen(&bob, &alice, 1)).unwrap();
+    let out = cli.command(&["verify", tampered.to_str().unwrap(), "--genesis", genesis_file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("FAILED DEV-2026-001#42: signature"), "{stdout}");
+    // Against another chain's genesis: FAILED wrong_chain.
+    let other_genesis = dir.path().join("other-genesis.json");
+    let mut genesis: Value = serde_json::from_str(&std::fs::read_to_string(&genesis_file).unwrap()).unwrap();
+    genesis["chain_name"] = "another-chain".into();
+    std::fs::write(&other_genesis, genesis.to_string()).unwrap();
+    let out = cli.command(&["verify", bundle_file.to_str().unwrap(), "--genesis", other_genesis.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("wrong_chain"));
+
     // After all the refusals, the valid path still works (nonces were not burned).
     final_height(&cli.json(&["transfer", &stamp(1), "--to", "bob", "-w", "alice"]));
     let info = cli.json(&["chain", "info"]);

@@ -3,6 +3,7 @@
 //! Routes (all under `/v1`, documented in `specs/api.md`):
 //! `POST /tx`, `GET /tx/{id}`, `GET /chain`, `GET /genesis`, `GET /block/{height}`,
 //! `GET /issue/{id}`, `GET /stamp/{id}`, `GET /stamp/{id}/history?after=&limit=`,
+//! `GET /stamp/{id}/bundle`,
 //! `GET /account/{address}`, `GET /account/{address}/holdings?after=&limit=`.
 
 use std::time::Duration;
@@ -378,6 +379,15 @@ impl Client {
     /// A stamp.
     pub async fn stamp(&self, id: &StampId) -> Result<StampInfo, ClientError> {
         self.get(&format!("/v1/stamp/{}", path_segment(&id.to_string())))
+            .await
+    }
+
+    /// The provenance bundle of a stamp.
+    pub async fn bundle(
+        &self,
+        id: &StampId,
+    ) -> Result<cachet_provenance::ProvenanceBundle, ClientError> {
+        self.get(&format!("/v1/stamp/{}/bundle", path_segment(&id.to_string())))
             .await
     }
 

@@ -172,6 +172,21 @@ impl Ledger {
 
     /// Checks a certified block from elsewhere against the tip, executes it, and commits it.
     pub fn commit_certified(&self, certified: &CertifiedBlock) -> Result<Tip, LedgerError> {
+        let verified = verify_batch(&self.store.chain_id(), certified.block.txs.clone(), OsRng)
+            .map_err(|(index, error)| LedgerError::InvalidBlock {
+                height: certified.block.header.height,
+                reason: format!("transaction {index}: {error}"),
+            })?;
+        self.commit_verified(certified, verified)
+    }
+
+    /// Like [`Ledger::commit_certified`], for a block whose transactions the caller has
+    /// already verified (e.g. in parallel): `verified` must be `certified.block.txs` in order.
+    pub fn commit_verified(
+        &self,
+        certified: &CertifiedBlock,
+        verified: Vec<VerifiedTx>,
+    ) -> Result<Tip, LedgerError> {
         let header = &certified.block.header;
         certified.certificate.verify(header, &self.validators)?;
         let tip = self.store.tip()?;
@@ -196,13 +211,12 @@ impl Ledger {
             return Err(invalid("unknown proposer".into()));
         }
         let txs = &certified.block.txs;
-        if txs.len() != header.tx_count as usize || txs.len() > params.max_block_txs as usize {
-            return Err(invalid(
-                "transaction count mismatch or over the limit".into(),
-            ));
+        if txs.len() != header.tx_count as usize
+            || txs.len() > params.max_block_txs as usize
+            || verified.len() != txs.len()
+        {
+            return Err(invalid("transaction count mismatch or over the limit".into()));
         }
-        let verified = verify_batch(&self.store.chain_id(), txs.clone(), OsRng)
-            .map_err(|(index, error)| invalid(format!("transaction {index}: {error}")))?;
         let bytes: usize = verified.iter().map(VerifiedTx::size).sum();
         if bytes > params.max_block_bytes as usize {
             return Err(invalid("block is over the byte limit".into()));

@@ -21,7 +21,9 @@ use bincode::{Decode, Encode};
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 use thiserror::Error;
 
+pub mod audit;
 pub mod ledger;
+mod provenance;
 
 pub use ledger::{Ledger, LedgerError, Proposal};
 
@@ -92,7 +94,7 @@ impl From<rocksdb::Error> for StoreError {
     }
 }
 
-fn corrupt(what: &str, error: CodecError) -> StoreError {
+pub(crate) fn corrupt(what: &str, error: CodecError) -> StoreError {
     StoreError::Corrupt(format!("{what}: {error}"))
 }
 

@@ -255,3 +255,50 @@ fn a_corrupt_block_is_reported_on_open() {
         }
     }
 }
+mod provenance;
+
+fn ledger_with_blocks(dir: &std::path::Path, chain: &TestChain) {
+    let ledger = Ledger::new(Store::open(dir, &chain.genesis).unwrap());
+    for (i, txs) in setup_blocks(chain).into_iter().enumerate() {
+        produce(&ledger, chain, txs, chain.genesis.genesis_time_ms + 1 + i as u64);
+    }
+}
+
+#[test]
+fn the_audit_passes_an_untouched_ledger_and_names_the_height_of_a_flipped_byte() {
+    let chain = TestChain::new(1);
+    let dir = tempfile::tempdir().unwrap();
+    ledger_with_blocks(dir.path(), &chain);
+    let scratch = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    let report = cachet_storage::audit::audit(dir.path(), &chain.genesis, scratch.path(), &mut |h, tip, _| seen.push((h, tip))).unwrap();
+    assert_eq!((report.blocks, report.txs), (2, 3));
+    assert_eq!(seen, vec![(1, 2), (2, 2)]);
+    let stored = Store::open(dir.path(), &chain.genesis).unwrap().tip().unwrap();
+    assert_eq!(report.state_root, stored.state_root.hash());
+
+    // One flipped byte anywhere in block 2 (a signature, a transaction body, the header):
+    // the audit stops and names height 2.
+    let len = {
+        let store = Store::open(dir.path(), &chain.genesis).unwrap();
+        store.block_bytes(2).unwrap().unwrap().len()
+    };
+    for from_end in [3, 80, 150, len / 2, len - 20] {
+        let copy = tempfile::tempdir().unwrap();
+        ledger_with_blocks(copy.path(), &chain);
+        flip_stored_byte(copy.path(), 2, from_end);
+        let scratch = tempfile::tempdir().unwrap();
+        match cachet_storage::audit::audit(copy.path(), &chain.genesis, scratch.path(), &mut |_, _, _| {}) {
+            Err(cachet_storage::audit::AuditError::BadBlock { height, reason }) => {
+                assert_eq!(height, 2, "byte {from_end} from the end: {reason}")
+            }
+            other => panic!("byte {from_end} from the end: expected a bad block, got {other:?}"),
+        }
+    }
+    // Another chain's genesis is refused before anything is replayed.
+    let scratch = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        cachet_storage::audit::audit(dir.path(), &TestChain::new(2).genesis, scratch.path(), &mut |_, _, _| {}),
+        Err(cachet_storage::audit::AuditError::Open(StoreError::WrongChain { .. }))
+    ));
+}

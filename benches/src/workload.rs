@@ -1,0 +1,218 @@
+//! Shared benchmark workload: a chain where every stamp was minted to one of many
+//! collectors, and one pre-signed transfer per stamp; plus the signature-rate probe.
+
+// Shared by several benchmark binaries; each uses a part.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use cachet_state::event_hash;
+use cachet_storage::{Ledger, Store};
+use cachet_testkit::{TestChain, TxFactory, issue_id, issue_record, key};
+use cachet_types::rand_core::OsRng;
+use cachet_types::{
+    BatchVerifier, ChainParams, CommitCertificate, Hash, SignedTx, SigningKey, StampId, TxBody,
+    VerifiedTx,
+};
+
+const ISSUE: &str = "AT-2026-001";
+const OWNERS: usize = 1000;
+
+/// Cores available.
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Splits `items` over every core and maps each chunk with `f`.
+pub fn on_all_cores<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
+    let chunk = items.len().div_ceil(threads()).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items.chunks(chunk).map(|c| scope.spawn(|| f(c))).collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|_| panic!("worker panicked")))
+            .collect()
+    })
+}
+
+/// Verification cost of the node's signature rule on one core, in microseconds.
+pub struct Rates {
+    /// One signature at a time.
+    pub single_us: f64,
+    /// In batches of 1024.
+    pub batch_us: f64,
+}
+
+impl Rates {
+    /// Measures both over `samples` signatures and prints them.
+    pub fn measure(samples: usize) -> Rates {
+        let keys: Vec<SigningKey> = (0..64).map(|i| key(&format!("sig-{i}"))).collect();
+        let items: Vec<(usize, Vec<u8>, cachet_types::Signature)> = (0..samples)
+            .map(|i| {
+                let message = format!("message {i}").into_bytes();
+                let signature = keys[i % keys.len()].sign(&message);
+                (i % keys.len(), message, signature)
+            })
+            .collect();
+        let publics: Vec<_> = keys.iter().map(SigningKey::public_key).collect();
+        let start = Instant::now();
+        for (k, message, signature) in &items {
+            assert!(publics[*k].verify(message, signature).is_ok());
+        }
+        let single_us = start.elapsed().as_secs_f64() * 1e6 / samples as f64;
+        let start = Instant::now();
+        for chunk in items.chunks(1024) {
+            let mut batch = BatchVerifier::new();
+            for (k, message, signature) in chunk {
+                batch.queue(&publics[*k], message, signature);
+            }
+            assert!(batch.verify(OsRng).is_ok());
+        }
+        let batch_us = start.elapsed().as_secs_f64() * 1e6 / samples as f64;
+        let rates = Rates { single_us, batch_us };
+        let cores = threads() as f64;
+        println!("signature verification (ZIP-215, one core):");
+        println!(
+            "  single  {:6.1} us/sig  {:8.0} sig/s   ({cores} cores: {:8.0} sig/s)",
+            rates.single_us,
+            1e6 / rates.single_us,
+            cores * 1e6 / rates.single_us
+        );
+        println!(
+            "  batch   {:6.1} us/sig  {:8.0} sig/s   ({cores} cores: {:8.0} sig/s)",
+            rates.batch_us,
+            1e6 / rates.batch_us,
+            cores * 1e6 / rates.batch_us
+        );
+        rates
+    }
+}
+
+/// A ledger on disk with stamps minted and transfers signed, ready to ingest.
+pub struct Workload {
+    /// The chain.
+    pub chain: TestChain,
+    /// The ledger (in `dir`).
+    pub ledger: Ledger,
+    /// Where the ledger lives.
+    pub dir: tempfile::TempDir,
+    /// Signed transfers, canonical bytes, in the order a mempool would hand them out.
+    pub transfers: Vec<Vec<u8>>,
+    /// Transactions per block.
+    pub block_txs: usize,
+    time_ms: u64,
+}
+
+/// Time spent per phase of ingest.
+#[derive(Default)]
+pub struct IngestTimes {
+    /// Decode and verify (all cores).
+    pub verify: Duration,
+    /// Execute and update the state tree.
+    pub execute: Duration,
+    /// Certify and write.
+    pub commit: Duration,
+}
+
+impl Workload {
+    /// Sets up `transfers` stamps and their transfers (not timed).
+    pub fn prepare(transfers: usize, block_txs: usize) -> Workload {
+        let params = ChainParams {
+            max_block_txs: block_txs as u32,
+            max_mint_per_tx: 10_000,
+            ..ChainParams::default()
+        };
+        let chain = TestChain::with_params(1, params);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let ledger =
+            Ledger::new(Store::open(dir.path(), &chain.genesis).unwrap_or_else(|e| panic!("{e}")));
+        let mut workload = Workload {
+            time_ms: chain.genesis.genesis_time_ms,
+            chain,
+            ledger,
+            dir,
+            transfers: Vec::new(),
+            block_txs,
+        };
+        let owners: Vec<SigningKey> = (0..OWNERS).map(|i| key(&format!("owner-{i}"))).collect();
+        let mut factory = TxFactory::new(workload.chain.chain_id);
+        let operator = workload.chain.issuer(0).clone();
+        let create = factory.sign(&operator, TxBody::CreateIssue {
+            record: issue_record(ISSUE, "AT-POST", transfers as u32),
+        });
+        workload.commit(vec![VerifiedTx::new_unchecked(create)]);
+        let mints: Vec<SignedTx> = (1..=transfers as u32)
+            .map(|serial| {
+                factory.sign(&operator, TxBody::Mint {
+                    issue: issue_id(ISSUE),
+                    first_serial: serial,
+                    last_serial: serial,
+                    owner: owners[serial as usize % OWNERS].public_key().address(),
+                })
+            })
+            .collect();
+        let mint_ids: Vec<Hash> = mints.iter().map(SignedTx::id).collect();
+        for chunk in mints.chunks(block_txs) {
+            workload.commit(chunk.iter().cloned().map(VerifiedTx::new_unchecked).collect());
+        }
+        let chain_id = workload.chain.chain_id;
+        // Each owner signs its transfers in nonce order; a mempool hands them out by round.
+        let mut order: Vec<usize> = (0..transfers).collect();
+        order.sort_by_key(|i| (i / OWNERS, (i + 1) % OWNERS));
+        let jobs: Vec<usize> = order;
+        workload.transfers = on_all_cores(&jobs, |chunk| {
+            chunk
+                .iter()
+                .map(|i| {
+                    let serial = *i as u32 + 1;
+                    let stamp = StampId::new(issue_id(ISSUE), serial);
+                    let from = &owners[serial as usize % OWNERS];
+                    let to = owners[(serial as usize + 1) % OWNERS].public_key().address();
+                    let last_event = event_hash(&stamp, &Hash::ZERO, &mint_ids[*i]);
+                    let nonce = (i / OWNERS) as u64 + 1;
+                    let body = TxBody::Transfer { stamp, last_event, to };
+                    SignedTx::sign(chain_id, from, nonce, body).to_bytes()
+                })
+                .collect()
+        });
+        workload
+    }
+
+    fn commit(&mut self, txs: Vec<VerifiedTx>) -> (Duration, Duration) {
+        self.time_ms += 1000;
+        let t0 = Instant::now();
+        let proposal = self.ledger.build(txs, self.time_ms, 0).unwrap_or_else(|e| panic!("{e}"));
+        assert!(proposal.rejected.is_empty(), "{:?}", proposal.rejected.first());
+        let t1 = Instant::now();
+        let cert = CommitCertificate::sign(&proposal.block.header, 0, &[(0, self.chain.validator(0))]);
+        self.ledger.commit_proposal(proposal, cert).unwrap_or_else(|e| panic!("{e}"));
+        (t1 - t0, t1.elapsed())
+    }
+
+    /// Ingests every transfer: decode and verify on all cores, then build and commit blocks.
+    pub fn ingest(&mut self) -> IngestTimes {
+        let max_tx_bytes = self.chain.genesis.params.max_tx_bytes as usize;
+        let chain_id = self.chain.chain_id;
+        let mut times = IngestTimes::default();
+        let transfers = std::mem::take(&mut self.transfers);
+        for block in transfers.chunks(self.block_txs) {
+            let t0 = Instant::now();
+            let verified: Vec<VerifiedTx> = on_all_cores(block, |chunk| {
+                chunk
+                    .iter()
+                    .map(|bytes| {
+                        let tx = SignedTx::from_bytes(bytes, max_tx_bytes)
+                            .unwrap_or_else(|e| panic!("{e}"));
+                        tx.verify(&chain_id).unwrap_or_else(|e| panic!("{e}"))
+                    })
+                    .collect()
+            });
+            times.verify += t0.elapsed();
+            let (execute, commit) = self.commit(verified);
+            times.execute += execute;
+            times.commit += commit;
+        }
+        self.transfers = transfers;
+        times
+    }
+}

@@ -1,0 +1,145 @@
+//! Whole-ledger audit: re-verifies a ledger directory from the genesis without trusting it.
+//!
+//! Every stored block is decoded canonically and replayed into a fresh scratch ledger through
+//! [`Ledger::commit_certified`]: certificate against the genesis validators, hash link,
+//! time, limits, every transaction signature, re-execution, and the header's state root.
+//! The first failure stops the audit and names its height. Signatures are checked in
+//! batches across all cores before each block is replayed.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cachet_types::rand_core::OsRng;
+use cachet_types::{CertifiedBlock, Genesis, Hash, SignedTx, VerifiedTx, codec, verify_batch};
+use rocksdb::{Options, DB};
+use thiserror::Error;
+
+use crate::{corrupt, Ledger, LedgerError, Store, StoreError, Tip, CF_BLOCKS, CF_META, FAMILIES, META_GENESIS, META_TIP};
+
+/// Why an audit could not finish or found the ledger bad.
+#[derive(Debug, Error)]
+pub enum AuditError {
+    /// The directory cannot be read as a ledger of this genesis.
+    #[error("{0}")]
+    Open(#[from] StoreError),
+    /// The ledger is bad at this height.
+    #[error("ledger fails at height {height}: {reason}")]
+    BadBlock {
+        /// First bad height.
+        height: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// What an audit established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Blocks verified.
+    pub blocks: u64,
+    /// Transactions verified.
+    pub txs: u64,
+    /// Tip hash after replay (equal to the stored tip).
+    pub tip_hash: Hash,
+    /// State root after replay (equal to the stored tip's).
+    pub state_root: Hash,
+    /// Time taken.
+    pub elapsed: Duration,
+}
+
+/// Progress of a running audit: (height done, stored tip height, transactions so far).
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64, u64);
+
+fn bad(height: u64, reason: impl ToString) -> AuditError {
+    AuditError::BadBlock {
+        height,
+        reason: reason.to_string(),
+    }
+}
+
+/// Verifies transactions on every core: batches per thread, same rule as everywhere.
+pub fn verify_parallel(chain_id: &Hash, txs: Vec<SignedTx>) -> Result<Vec<VerifiedTx>, String> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = txs.len().div_ceil(threads).max(64);
+    let chunks: Vec<Vec<SignedTx>> = txs.chunks(chunk).map(<[SignedTx]>::to_vec).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| scope.spawn(move || verify_batch(chain_id, chunk, OsRng)))
+            .collect();
+        let mut out = Vec::new();
+        for handle in handles {
+            match handle.join() {
+                Ok(Ok(verified)) => out.extend(verified),
+                Ok(Err((index, error))) => return Err(format!("transaction {index} of a chunk: {error}")),
+                Err(_) => return Err("verification thread panicked".into()),
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// Audits the ledger at `path` (a node's `db` directory, opened read-only) against `genesis`,
+/// replaying into a scratch ledger at `scratch`.
+pub fn audit(
+    path: &Path,
+    genesis: &Genesis,
+    scratch: &Path,
+    progress: Progress<'_>,
+) -> Result<AuditReport, AuditError> {
+    let start = Instant::now();
+    let mut options = Options::default();
+    options.set_paranoid_checks(true);
+    let db = DB::open_cf_for_read_only(&options, path, FAMILIES, false)
+        .map_err(|e| StoreError::Db(format!("cannot open {} read-only: {}", path.display(), e.into_string())))?;
+    let cf = |name: &str| {
+        db.cf_handle(name)
+            .ok_or_else(|| StoreError::Corrupt(format!("column family {name} is missing")))
+    };
+    let chain_id = genesis.chain_id();
+    let stored_genesis: Genesis = match db.get_cf(cf(CF_META)?, META_GENESIS).map_err(StoreError::from)? {
+        Some(bytes) => codec::decode(&bytes, codec::MAX_DECODE_BYTES).map_err(|e| corrupt("genesis", e))?,
+        None => return Err(StoreError::Corrupt("no genesis recorded".into()).into()),
+    };
+    if stored_genesis.chain_id() != chain_id {
+        return Err(StoreError::WrongChain { expected: chain_id, found: stored_genesis.chain_id() }.into());
+    }
+    let stored_tip: Tip = match db.get_cf(cf(CF_META)?, META_TIP).map_err(StoreError::from)? {
+        Some(bytes) => codec::decode(&bytes, 1024).map_err(|e| corrupt("tip record", e))?,
+        None => return Err(StoreError::Corrupt("no tip recorded".into()).into()),
+    };
+    let replay = Ledger::new(Store::open(scratch, genesis)?);
+    let max_block_bytes = codec::MAX_DECODE_BYTES;
+    let mut txs_total = 0u64;
+    for height in 1..=stored_tip.height {
+        let bytes = db
+            .get_cf(cf(CF_BLOCKS)?, height.to_be_bytes())
+            .map_err(StoreError::from)?
+            .ok_or_else(|| bad(height, "block is missing"))?;
+        let block: CertifiedBlock = codec::decode(&bytes, max_block_bytes)
+            .map_err(|e| bad(height, format!("stored block does not decode: {e}")))?;
+        if block.block.header.height != height {
+            return Err(bad(height, "stored under the wrong height"));
+        }
+        // Signatures first, on every core; the replay then re-checks everything else.
+        let verified =
+            verify_parallel(&chain_id, block.block.txs.clone()).map_err(|e| bad(height, e))?;
+        txs_total += block.block.txs.len() as u64;
+        replay.commit_verified(&block, verified).map_err(|e| match e {
+            LedgerError::Store(e) => AuditError::Open(e),
+            other => bad(height, other),
+        })?;
+        progress(height, stored_tip.height, txs_total);
+    }
+    let tip = replay.store().tip()?;
+    if tip.block_hash != stored_tip.block_hash || tip.state_root.hash() != stored_tip.state_root.hash() {
+        return Err(bad(stored_tip.height, "the stored tip record does not match the replayed chain"));
+    }
+    Ok(AuditReport {
+        blocks: stored_tip.height,
+        txs: txs_total,
+        tip_hash: tip.block_hash,
+        state_root: tip.state_root.hash(),
+        elapsed: start.elapsed(),
+    })
+}
