@@ -203,6 +203,19 @@ enum IssueCommand {
         /// Issue id.
         id: IssueId,
     },
+    /// An issue's supply (minted, redeemed, frozen, burned against the print run), proven
+    /// against the latest certified header and checked against a genesis.
+    Supply {
+        /// Issue id.
+        id: IssueId,
+        /// Genesis file to check against [default: the node's genesis, which means trusting
+        /// the node for it].
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+        /// Also write the proof to this file.
+        #[arg(long, value_name = "FILE")]
+        proof: Option<PathBuf>,
+    },
     /// Close an issue: its print run is fixed forever.
     Close {
         /// Issue id.
@@ -409,6 +422,39 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Issue(IssueCommand::Supply { id, genesis, proof }) => {
+            let genesis = genesis_for(&ctx, genesis).await?;
+            let supply = ctx.client.supply(&id).await?;
+            if let Some(path) = &proof {
+                write_new_file(path, &serde_json::to_string_pretty(&supply)?)?;
+            }
+            match cachet_provenance::verify_supply(&supply, &genesis) {
+                Ok(issue) => {
+                    if ctx.json {
+                        return print_json(&json!({"verdict": "PROVEN", "height": supply.header.header.height, "issue": issue}));
+                    }
+                    println!(
+                        "PROVEN {}: minted {} of {}, redeemed {}, frozen {}, burned {} (as of height {})",
+                        issue.record.id,
+                        issue.minted,
+                        issue.record.print_run,
+                        issue.redeemed,
+                        issue.frozen,
+                        issue.burned,
+                        supply.header.header.height
+                    );
+                    Ok(())
+                }
+                Err(failure) => {
+                    if ctx.json {
+                        print_json(&json!({"verdict": "FAILED", "check": failure.code(), "message": failure.to_string()}))?;
+                    } else {
+                        println!("FAILED {id}: {}: {failure}", failure.code());
+                    }
+                    bail!("supply proof failed: {}: {failure}", failure.code())
+                }
+            }
+        }
         Command::Issue(IssueCommand::Close { id, tx }) => {
             send(&ctx, &tx, TxBody::CloseIssue { issue: id }).await
         }
@@ -500,17 +546,7 @@ async fn run(cli: Cli) -> Result<()> {
             report_verification(&ctx, &bundle, &genesis)
         }
         Command::Stamp(StampCommand::Verify { stamp, genesis }) => {
-            let genesis = match genesis {
-                Some(path) => read_json(&path, "genesis")?,
-                None => {
-                    let genesis = ctx.client.genesis().await?;
-                    eprintln!(
-                        "note: verifying against the node's own genesis (chain {}); pass --genesis to use one you trust",
-                        genesis.chain_id()
-                    );
-                    genesis
-                }
-            };
+            let genesis = genesis_for(&ctx, genesis).await?;
             let bundle = ctx.client.bundle(&stamp).await?;
             report_verification(&ctx, &bundle, &genesis)
         }
@@ -570,6 +606,21 @@ async fn run(cli: Cli) -> Result<()> {
             }
             println!("tx {}: {}", info.tx_id, tx_status_text(&info.status));
             Ok(())
+        }
+    }
+}
+
+/// The genesis from a file, or else the node's (saying that this trusts the node for it).
+async fn genesis_for(ctx: &Context_, path: Option<PathBuf>) -> Result<cachet_types::Genesis> {
+    match path {
+        Some(path) => read_json(&path, "genesis"),
+        None => {
+            let genesis = ctx.client.genesis().await?;
+            eprintln!(
+                "note: checking against the node's own genesis (chain {}); pass --genesis to use one you trust",
+                genesis.chain_id()
+            );
+            Ok(genesis)
         }
     }
 }

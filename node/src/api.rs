@@ -84,6 +84,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/genesis", get(genesis))
         .route("/v1/block/{height}", get(block))
         .route("/v1/issue/{id}", get(issue))
+        .route("/v1/issue/{id}/supply", get(supply))
         .route("/v1/stamp/{id}", get(stamp))
         .route("/v1/stamp/{id}/history", get(history))
         .route("/v1/stamp/{id}/bundle", get(bundle))
@@ -242,6 +243,17 @@ async fn issue(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResu
         Some(StateValue::Issue(issue)) => Ok(Json(IssueInfo { issue })),
         _ => Err(ApiError::not_found(format!("unknown issue {id}"))),
     }
+}
+
+async fn supply(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<cachet_provenance::SupplyProof> {
+    let id: IssueId = parse(&id)?;
+    let proof = state.node.supply_proof(&id)?;
+    proof
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("unknown issue {id}")))
 }
 
 fn load_stamp(state: &ApiState, id: &StampId) -> Result<StampInfo, ApiError> {

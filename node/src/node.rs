@@ -188,6 +188,15 @@ impl Node {
         self.ledger.store().provenance(stamp)
     }
 
+    /// The supply proof of an issue, built with no commit in between.
+    pub fn supply_proof(
+        &self,
+        issue: &cachet_types::IssueId,
+    ) -> Result<Option<cachet_provenance::SupplyProof>, StoreError> {
+        let _reading = self.commit_lock.read().unwrap_or_else(|p| p.into_inner());
+        self.ledger.store().supply_proof(issue)
+    }
+
     /// Counters.
     pub fn metrics(&self) -> NodeMetrics {
         NodeMetrics {

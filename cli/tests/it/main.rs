@@ -337,6 +337,12 @@ fn operator_and_collectors_walkthrough_with_every_rejection() {
     let out = cli.command(&["verify", bundle_file.to_str().unwrap(), "--genesis", other_genesis.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("wrong_chain"));
 
+    // Supply, proven against the latest certified header and the genesis file.
+    let supply = cli.json(&["issue", "supply", ISSUE, "--genesis", genesis_file.to_str().unwrap()]);
+    assert_eq!(supply["verdict"], "PROVEN", "{supply}");
+    assert_eq!(supply["issue"]["minted"].as_u64(), Some(100));
+    assert_eq!(supply["issue"]["redeemed"].as_u64(), Some(1));
+
     // After all the refusals, the valid path still works (nonces were not burned).
     final_height(&cli.json(&["transfer", &stamp(1), "--to", "bob", "-w", "alice"]));
     let info = cli.json(&["chain", "info"]);

@@ -3,7 +3,7 @@
 //! Routes (all under `/v1`, documented in `specs/api.md`):
 //! `POST /tx`, `GET /tx/{id}`, `GET /chain`, `GET /genesis`, `GET /block/{height}`,
 //! `GET /issue/{id}`, `GET /stamp/{id}`, `GET /stamp/{id}/history?after=&limit=`,
-//! `GET /stamp/{id}/bundle`,
+//! `GET /stamp/{id}/bundle`, `GET /issue/{id}/supply`,
 //! `GET /account/{address}`, `GET /account/{address}/holdings?after=&limit=`.
 
 use std::time::Duration;
@@ -379,6 +379,15 @@ impl Client {
     /// A stamp.
     pub async fn stamp(&self, id: &StampId) -> Result<StampInfo, ClientError> {
         self.get(&format!("/v1/stamp/{}", path_segment(&id.to_string())))
+            .await
+    }
+
+    /// The supply of an issue with its proof.
+    pub async fn supply(
+        &self,
+        id: &IssueId,
+    ) -> Result<cachet_provenance::SupplyProof, ClientError> {
+        self.get(&format!("/v1/issue/{}/supply", path_segment(id.as_str())))
             .await
     }
 

@@ -473,3 +473,74 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
         as_of_height: current.height,
     })
 }
+
+/// The `format` field of supply proofs.
+pub const SUPPLY_FORMAT: &str = "cachet-supply-proof";
+
+/// An issue's supply (minted, redeemed, frozen, burned against the print run), proven against
+/// a certified header's state root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupplyProof {
+    /// Always [`SUPPLY_FORMAT`].
+    pub format: String,
+    /// Format version.
+    pub version: u32,
+    /// The chain.
+    pub chain_id: Hash,
+    /// The issue's state: record and counters.
+    pub issue: cachet_state::IssueState,
+    /// The header the proof is against, with its certificate.
+    pub header: CertifiedHeader,
+    /// Sparse Merkle proof of the issue's state.
+    pub proof: SmtProof,
+}
+
+/// Verifies a supply proof against a genesis: the certificate, the state proof, and that the
+/// counters respect the print run.
+pub fn verify_supply(
+    supply: &SupplyProof,
+    genesis: &Genesis,
+) -> Result<cachet_state::IssueState, Failure> {
+    if supply.format != SUPPLY_FORMAT || supply.version != BUNDLE_VERSION {
+        return Err(Failure::Format(format!(
+            "{} version {}",
+            supply.format, supply.version
+        )));
+    }
+    genesis
+        .validate()
+        .map_err(|e| Failure::Genesis(e.to_string()))?;
+    let chain_id = genesis.chain_id();
+    if supply.chain_id != chain_id || supply.header.header.chain_id != chain_id {
+        return Err(Failure::WrongChain {
+            expected: chain_id,
+            found: supply.chain_id,
+        });
+    }
+    let header = &supply.header.header;
+    supply
+        .header
+        .certificate
+        .verify(header, &genesis.validator_keys())
+        .map_err(|e| Failure::Certificate {
+            height: header.height,
+            reason: e.to_string(),
+        })?;
+    let issue = &supply.issue;
+    let key = StateKey::Issue(issue.record.id.clone()).tree_key();
+    let value = StateValue::Issue(issue.clone()).tree_value();
+    if !smt::verify(&header.state_root, &key, Some(&value), &supply.proof) {
+        return Err(Failure::StateProof(header.height));
+    }
+    let retired = u64::from(issue.redeemed) + u64::from(issue.burned);
+    if issue.minted > issue.record.print_run
+        || retired > u64::from(issue.minted)
+        || u64::from(issue.frozen) + retired > u64::from(issue.minted)
+    {
+        return Err(Failure::Rule {
+            seq: 0,
+            reason: "supply counters break the print run".into(),
+        });
+    }
+    Ok(issue.clone())
+}

@@ -7,11 +7,12 @@
 use std::collections::BTreeMap;
 
 use cachet_provenance::{
-    CertifiedHeader, CurrentRecord, IncludedTx, ProvenanceBundle, BUNDLE_FORMAT, BUNDLE_VERSION,
+    BUNDLE_FORMAT, BUNDLE_VERSION, CertifiedHeader, CurrentRecord, IncludedTx, ProvenanceBundle,
+    SUPPLY_FORMAT, SupplyProof,
 };
 use cachet_state::{StateKey, StateValue};
 use cachet_types::merkle::inclusion_proof;
-use cachet_types::{Hash, StampId, TxBody};
+use cachet_types::{Hash, IssueId, StampId, TxBody};
 
 use crate::{Store, StoreError};
 
@@ -99,6 +100,29 @@ impl Store {
                 record,
                 proof,
             },
+        }))
+    }
+
+    /// The supply proof of `issue` at the tip, or None if there is no such issue.
+    pub fn supply_proof(&self, issue: &IssueId) -> Result<Option<SupplyProof>, StoreError> {
+        let key = StateKey::Issue(issue.clone());
+        let Some(StateValue::Issue(state)) = self.state(&key)? else {
+            return Ok(None);
+        };
+        let (tip, proof) = self.prove(&key)?;
+        let block = self
+            .block(tip.height)?
+            .ok_or_else(|| StoreError::Corrupt(format!("tip block {} is missing", tip.height)))?;
+        Ok(Some(SupplyProof {
+            format: SUPPLY_FORMAT.into(),
+            version: BUNDLE_VERSION,
+            chain_id: self.chain_id(),
+            issue: state,
+            header: CertifiedHeader {
+                header: block.block.header,
+                certificate: block.certificate,
+            },
+            proof,
         }))
     }
 }

@@ -194,3 +194,25 @@ fn a_stale_bundle_is_refused_once_the_stamp_moved_on() {
     b.current.proof = before.current.proof.clone();
     check(&b, &c.test.genesis, "state_proof");
 }
+
+#[test]
+fn supply_is_proven_and_tampering_is_caught() {
+    let c = history();
+    let genesis = &c.test.genesis;
+    let proof = c.ledger.store().supply_proof(&issue_id(ISSUE)).unwrap().unwrap();
+    let issue = cachet_provenance::verify_supply(&proof, genesis).unwrap();
+    assert_eq!((issue.minted, issue.redeemed, issue.frozen), (50, 1, 0));
+    assert_eq!(issue.record.print_run, 100);
+
+    let mut more = proof.clone();
+    more.issue.minted = 40; // understating the supply
+    assert_eq!(cachet_provenance::verify_supply(&more, genesis).unwrap_err().code(), "state_proof");
+    let mut unsigned = proof.clone();
+    unsigned.header.certificate.signatures.truncate(2);
+    assert_eq!(cachet_provenance::verify_supply(&unsigned, genesis).unwrap_err().code(), "certificate");
+    assert_eq!(
+        cachet_provenance::verify_supply(&proof, &TestChain::new(2).genesis).unwrap_err().code(),
+        "wrong_chain"
+    );
+    assert!(c.ledger.store().supply_proof(&issue_id("AT-2099-001")).unwrap().is_none());
+}
