@@ -13,7 +13,9 @@ fn main() {
     let transfers: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let block_txs: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let cores = threads();
-    println!("cachet audit benchmark: {transfers} mints + {transfers} transfers, blocks of {block_txs}, {cores} cores");
+    println!(
+        "cachet audit benchmark: {transfers} mints + {transfers} transfers, blocks of {block_txs}, {cores} cores"
+    );
     let rates = Rates::measure(20_000);
     let mut workload = Workload::prepare(transfers, block_txs);
     workload.ingest();

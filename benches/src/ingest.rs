@@ -16,7 +16,9 @@ fn main() {
     let transfers: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let block_txs: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let cores = threads();
-    println!("cachet ingest benchmark: {transfers} transfers, blocks of {block_txs}, {cores} cores");
+    println!(
+        "cachet ingest benchmark: {transfers} transfers, blocks of {block_txs}, {cores} cores"
+    );
     let rates = Rates::measure(20_000);
     let mut workload = Workload::prepare(transfers, block_txs);
 
@@ -26,8 +28,13 @@ fn main() {
 
     let rate = transfers as f64 / total.as_secs_f64();
     let per_tx = |d: Duration| d.as_secs_f64() * 1e6 / transfers as f64;
-    println!("ingest (decode + verify on {cores} cores + execute + state tree + certify + commit):");
-    println!("  {rate:8.0} transfers/s   ({:.1} us/transfer)", per_tx(total));
+    println!(
+        "ingest (decode + verify on {cores} cores + execute + state tree + certify + commit):"
+    );
+    println!(
+        "  {rate:8.0} transfers/s   ({:.1} us/transfer)",
+        per_tx(total)
+    );
     println!(
         "  per transfer: decode+verify {:.1} us, execute+tree {:.1} us, certify+commit {:.1} us",
         per_tx(times.verify),
@@ -41,6 +48,14 @@ fn main() {
         100.0 * rate / single_bound,
         100.0 * rate / batch_bound
     );
-    let tip = workload.ledger.store().tip().unwrap_or_else(|e| panic!("{e}"));
-    println!("  final height {}, state root {}", tip.height, tip.state_root.hash().short());
+    let tip = workload
+        .ledger
+        .store()
+        .tip()
+        .unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "  final height {}, state root {}",
+        tip.height,
+        tip.state_root.hash().short()
+    );
 }

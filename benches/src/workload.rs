@@ -69,7 +69,10 @@ impl Rates {
             assert!(batch.verify(OsRng).is_ok());
         }
         let batch_us = start.elapsed().as_secs_f64() * 1e6 / samples as f64;
-        let rates = Rates { single_us, batch_us };
+        let rates = Rates {
+            single_us,
+            batch_us,
+        };
         let cores = threads() as f64;
         println!("signature verification (ZIP-215, one core):");
         println!(
@@ -137,23 +140,35 @@ impl Workload {
         let owners: Vec<SigningKey> = (0..OWNERS).map(|i| key(&format!("owner-{i}"))).collect();
         let mut factory = TxFactory::new(workload.chain.chain_id);
         let operator = workload.chain.issuer(0).clone();
-        let create = factory.sign(&operator, TxBody::CreateIssue {
-            record: issue_record(ISSUE, "AT-POST", transfers as u32),
-        });
+        let create = factory.sign(
+            &operator,
+            TxBody::CreateIssue {
+                record: issue_record(ISSUE, "AT-POST", transfers as u32),
+            },
+        );
         workload.commit(vec![VerifiedTx::new_unchecked(create)]);
         let mints: Vec<SignedTx> = (1..=transfers as u32)
             .map(|serial| {
-                factory.sign(&operator, TxBody::Mint {
-                    issue: issue_id(ISSUE),
-                    first_serial: serial,
-                    last_serial: serial,
-                    owner: owners[serial as usize % OWNERS].public_key().address(),
-                })
+                factory.sign(
+                    &operator,
+                    TxBody::Mint {
+                        issue: issue_id(ISSUE),
+                        first_serial: serial,
+                        last_serial: serial,
+                        owner: owners[serial as usize % OWNERS].public_key().address(),
+                    },
+                )
             })
             .collect();
         let mint_ids: Vec<Hash> = mints.iter().map(SignedTx::id).collect();
         for chunk in mints.chunks(block_txs) {
-            workload.commit(chunk.iter().cloned().map(VerifiedTx::new_unchecked).collect());
+            workload.commit(
+                chunk
+                    .iter()
+                    .cloned()
+                    .map(VerifiedTx::new_unchecked)
+                    .collect(),
+            );
         }
         let chain_id = workload.chain.chain_id;
         // Each owner signs its transfers in nonce order; a mempool hands them out by round.
@@ -167,10 +182,16 @@ impl Workload {
                     let serial = *i as u32 + 1;
                     let stamp = StampId::new(issue_id(ISSUE), serial);
                     let from = &owners[serial as usize % OWNERS];
-                    let to = owners[(serial as usize + 1) % OWNERS].public_key().address();
+                    let to = owners[(serial as usize + 1) % OWNERS]
+                        .public_key()
+                        .address();
                     let last_event = event_hash(&stamp, &Hash::ZERO, &mint_ids[*i]);
                     let nonce = (i / OWNERS) as u64 + 1;
-                    let body = TxBody::Transfer { stamp, last_event, to };
+                    let body = TxBody::Transfer {
+                        stamp,
+                        last_event,
+                        to,
+                    };
                     SignedTx::sign(chain_id, from, nonce, body).to_bytes()
                 })
                 .collect()
@@ -181,11 +202,21 @@ impl Workload {
     fn commit(&mut self, txs: Vec<VerifiedTx>) -> (Duration, Duration) {
         self.time_ms += 1000;
         let t0 = Instant::now();
-        let proposal = self.ledger.build(txs, self.time_ms, 0).unwrap_or_else(|e| panic!("{e}"));
-        assert!(proposal.rejected.is_empty(), "{:?}", proposal.rejected.first());
+        let proposal = self
+            .ledger
+            .build(txs, self.time_ms, 0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            proposal.rejected.is_empty(),
+            "{:?}",
+            proposal.rejected.first()
+        );
         let t1 = Instant::now();
-        let cert = CommitCertificate::sign(&proposal.block.header, 0, &[(0, self.chain.validator(0))]);
-        self.ledger.commit_proposal(proposal, cert).unwrap_or_else(|e| panic!("{e}"));
+        let cert =
+            CommitCertificate::sign(&proposal.block.header, 0, &[(0, self.chain.validator(0))]);
+        self.ledger
+            .commit_proposal(proposal, cert)
+            .unwrap_or_else(|e| panic!("{e}"));
         (t1 - t0, t1.elapsed())
     }
 

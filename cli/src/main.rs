@@ -131,6 +131,9 @@ enum Command {
         /// for `cachet verify`.
         #[arg(long, value_name = "FILE")]
         proof: Option<PathBuf>,
+        /// Print CSV (one row per event) for spreadsheets and audit tools.
+        #[arg(long, conflicts_with = "proof")]
+        csv: bool,
     },
     /// Verify a provenance bundle offline against a genesis file: AUTHENTIC or FAILED.
     Verify {
@@ -162,6 +165,9 @@ enum Command {
         /// Fetch every page.
         #[arg(long)]
         all: bool,
+        /// Print CSV (one row per stamp, with owner and status).
+        #[arg(long)]
+        csv: bool,
     },
     /// Chain information.
     #[command(subcommand)]
@@ -431,7 +437,9 @@ async fn run(cli: Cli) -> Result<()> {
             match cachet_provenance::verify_supply(&supply, &genesis) {
                 Ok(issue) => {
                     if ctx.json {
-                        return print_json(&json!({"verdict": "PROVEN", "height": supply.header.header.height, "issue": issue}));
+                        return print_json(
+                            &json!({"verdict": "PROVEN", "height": supply.header.header.height, "issue": issue}),
+                        );
                     }
                     println!(
                         "PROVEN {}: minted {} of {}, redeemed {}, frozen {}, burned {} (as of height {})",
@@ -447,7 +455,9 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 Err(failure) => {
                     if ctx.json {
-                        print_json(&json!({"verdict": "FAILED", "check": failure.code(), "message": failure.to_string()}))?;
+                        print_json(
+                            &json!({"verdict": "FAILED", "check": failure.code(), "message": failure.to_string()}),
+                        )?;
                     } else {
                         println!("FAILED {id}: {}: {failure}", failure.code());
                     }
@@ -523,7 +533,9 @@ async fn run(cli: Cli) -> Result<()> {
             let bundle = ctx.client.bundle(&stamp).await?;
             write_new_file(&path, &serde_json::to_string_pretty(&bundle)?)?;
             if ctx.json {
-                return print_json(&json!({"stamp": stamp, "file": path, "events": bundle.events.len(), "height": bundle.current.height}));
+                return print_json(
+                    &json!({"stamp": stamp, "file": path, "events": bundle.events.len(), "height": bundle.current.height}),
+                );
             }
             println!(
                 "wrote the provenance bundle of {stamp} to {} ({} events, as of height {})",
@@ -539,9 +551,11 @@ async fn run(cli: Cli) -> Result<()> {
             after,
             all,
             proof: None,
-        } => history(&ctx, stamp, limit, after, all).await,
+            csv,
+        } => history(&ctx, stamp, limit, after, all, csv).await,
         Command::Verify { bundle, genesis } => {
-            let bundle: cachet_provenance::ProvenanceBundle = read_json(&bundle, "provenance bundle")?;
+            let bundle: cachet_provenance::ProvenanceBundle =
+                read_json(&bundle, "provenance bundle")?;
             let genesis: cachet_types::Genesis = read_json(&genesis, "genesis")?;
             report_verification(&ctx, &bundle, &genesis)
         }
@@ -560,7 +574,8 @@ async fn run(cli: Cli) -> Result<()> {
             limit,
             after,
             all,
-        } => holdings(&ctx, &account, limit, after, all).await,
+            csv,
+        } => holdings(&ctx, &account, limit, after, all, csv).await,
         Command::Chain(ChainCommand::Info) => {
             let info = ctx.client.chain().await?;
             if ctx.json {
@@ -633,7 +648,10 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path, what: &str)
         .with_context(|| format!("cannot read {what} {}", path.display()))?
         .len();
     if size > MAX_JSON_FILE_BYTES {
-        bail!("{what} {} is larger than {MAX_JSON_FILE_BYTES} bytes", path.display());
+        bail!(
+            "{what} {} is larger than {MAX_JSON_FILE_BYTES} bytes",
+            path.display()
+        );
     }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read {what} {}", path.display()))?;
@@ -653,8 +671,16 @@ fn write_new_file(path: &std::path::Path, text: &str) -> Result<()> {
 }
 
 /// Replays a ledger directory from genesis with progress on standard error.
-fn audit_ledger(ctx: &Context_, dir: &std::path::Path, genesis: &cachet_types::Genesis) -> Result<()> {
-    let db = if dir.join("db").is_dir() { dir.join("db") } else { dir.to_path_buf() };
+fn audit_ledger(
+    ctx: &Context_,
+    dir: &std::path::Path,
+    genesis: &cachet_types::Genesis,
+) -> Result<()> {
+    let db = if dir.join("db").is_dir() {
+        dir.join("db")
+    } else {
+        dir.to_path_buf()
+    };
     let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
     let mut last_report = Instant::now();
     let started = Instant::now();
@@ -719,7 +745,9 @@ fn report_verification(
         }
         Err(failure) => {
             if ctx.json {
-                print_json(&json!({"verdict": "FAILED", "check": failure.code(), "message": failure.to_string()}))?;
+                print_json(
+                    &json!({"verdict": "FAILED", "check": failure.code(), "message": failure.to_string()}),
+                )?;
             } else {
                 println!("FAILED {}: {}: {failure}", bundle.stamp, failure.code());
             }
@@ -968,6 +996,7 @@ async fn history(
     limit: usize,
     after: Option<u32>,
     all: bool,
+    csv: bool,
 ) -> Result<()> {
     let mut after = after;
     let mut events = Vec::new();
@@ -981,6 +1010,63 @@ async fn history(
     };
     if ctx.json {
         return print_json(&json!({"stamp": stamp, "events": events, "next": next}));
+    }
+    if csv {
+        let mut out = csv::Writer::from_writer(std::io::stdout());
+        out.write_record([
+            "stamp",
+            "seq",
+            "event",
+            "height",
+            "time",
+            "from",
+            "to",
+            "detail",
+            "signer",
+            "tx_id",
+            "event_hash",
+        ])?;
+        for e in &events {
+            let (kind, from, to, detail) = match &e.kind {
+                EventKind::Minted { owner } => {
+                    ("minted", String::new(), owner.to_string(), String::new())
+                }
+                EventKind::Transferred { from, to } => (
+                    "transferred",
+                    from.to_string(),
+                    to.to_string(),
+                    String::new(),
+                ),
+                EventKind::Redeemed => ("redeemed", String::new(), String::new(), String::new()),
+                EventKind::Frozen { reason, case_ref } => (
+                    "frozen",
+                    String::new(),
+                    String::new(),
+                    format!("{}; case {case_ref}", reason_text(reason)),
+                ),
+                EventKind::Unfrozen { case_ref } => (
+                    "unfrozen",
+                    String::new(),
+                    String::new(),
+                    format!("case {case_ref}"),
+                ),
+            };
+            out.write_record([
+                stamp.to_string(),
+                e.seq.to_string(),
+                kind.to_string(),
+                e.height.to_string(),
+                time_text(e.time_ms),
+                from,
+                to,
+                detail,
+                e.signer.to_string(),
+                e.tx_id.to_string(),
+                e.event_hash.to_string(),
+            ])?;
+        }
+        out.flush()?;
+        return Ok(());
     }
     println!("{stamp}: {} events shown", events.len());
     for e in &events {
@@ -1006,6 +1092,7 @@ async fn holdings(
     limit: usize,
     after: Option<StampId>,
     all: bool,
+    csv: bool,
 ) -> Result<()> {
     let owner = ctx.wallets.resolve(account)?;
     let mut after = after;
@@ -1020,6 +1107,35 @@ async fn holdings(
     };
     if ctx.json {
         return print_json(&json!({"owner": owner, "stamps": stamps, "next": next}));
+    }
+    if csv {
+        let mut out = csv::Writer::from_writer(std::io::stdout());
+        out.write_record([
+            "stamp",
+            "issue",
+            "serial",
+            "owner",
+            "status",
+            "events",
+            "last_event",
+        ])?;
+        for stamp in &stamps {
+            let info = ctx.client.stamp(stamp).await?;
+            out.write_record([
+                stamp.to_string(),
+                stamp.issue.to_string(),
+                stamp.serial.to_string(),
+                info.owner.to_string(),
+                status_text(&info.status),
+                info.event_count.to_string(),
+                info.last_event.to_string(),
+            ])?;
+        }
+        out.flush()?;
+        if let Some(next) = next {
+            eprintln!("more: cachet holdings {account} --csv --after '{next}'");
+        }
+        return Ok(());
     }
     println!("{owner} holds {} stamps (this page)", stamps.len());
     for stamp in &stamps {

@@ -289,7 +289,13 @@ async fn bundle(
     // Reads every block the stamp appears in: off the async workers.
     let bundle = tokio::task::spawn_blocking(move || node.provenance(&stamp))
         .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal".into(), e.to_string()))??;
+        .map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal".into(),
+                e.to_string(),
+            )
+        })??;
     bundle
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("unknown stamp {id}")))

@@ -1,8 +1,8 @@
 //! The node's core: admission of transactions, block production on the development chain,
 //! and the status of transactions. Shared by the API handlers and the producer task.
 
-use std::sync::{Mutex, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 
 use cachet_api::{NodeMetrics, TxStatus};
 use cachet_state::{AccountState, Rejection, StateKey, StateValue};

@@ -162,6 +162,15 @@ fn operator_and_collectors_walkthrough_with_every_rejection() {
     assert_eq!(events[1]["signer"], alice.as_str());
     assert_eq!(events[1]["to"], bob.as_str());
     assert_eq!(events[1]["prev_event"], events[0]["event_hash"]);
+    let csv = cli.ok(&["history", &stamp(42), "--csv"]);
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(rows[0].starts_with("stamp,seq,event,height"));
+    assert!(rows[1].starts_with("DEV-2026-001#42,0,minted,") && rows[1].contains(&alice));
+    assert!(rows[2].contains(",transferred,") && rows[2].contains(&bob));
+    let holdings_csv = cli.ok(&["holdings", "bob", "--csv"]);
+    assert_eq!(holdings_csv.lines().count(), 2, "{holdings_csv}");
+    assert!(holdings_csv.contains("DEV-2026-001#42,DEV-2026-001,42,"));
     let text = cli.ok(&["history", &stamp(42)]);
     assert!(
         text.contains("minted to") && text.contains("transferred"),
@@ -314,31 +323,70 @@ fn operator_and_collectors_walkthrough_with_every_rejection() {
     // Provenance: export the bundle, verify it offline against the genesis file alone.
     let bundle_file = dir.path().join("bundle-42.json");
     let genesis_file = node.data_dir().join("genesis.json");
-    cli.ok(&["history", &stamp(42), "--proof", bundle_file.to_str().unwrap()]);
-    let verdict = cli.json(&["verify", bundle_file.to_str().unwrap(), "--genesis", genesis_file.to_str().unwrap()]);
+    cli.ok(&[
+        "history",
+        &stamp(42),
+        "--proof",
+        bundle_file.to_str().unwrap(),
+    ]);
+    let verdict = cli.json(&[
+        "verify",
+        bundle_file.to_str().unwrap(),
+        "--genesis",
+        genesis_file.to_str().unwrap(),
+    ]);
     assert_eq!(verdict["verdict"], "AUTHENTIC", "{verdict}");
     assert_eq!(verdict["result"]["owner"], bob.as_str());
-    let online = cli.ok(&["stamp", "verify", &stamp(8), "--genesis", genesis_file.to_str().unwrap()]);
-    assert!(online.starts_with("AUTHENTIC DEV-2026-001#8") && online.contains("frozen"), "{online}");
+    let online = cli.ok(&[
+        "stamp",
+        "verify",
+        &stamp(8),
+        "--genesis",
+        genesis_file.to_str().unwrap(),
+    ]);
+    assert!(
+        online.starts_with("AUTHENTIC DEV-2026-001#8") && online.contains("frozen"),
+        "{online}"
+    );
     // One altered owner in the file: FAILED, named, non-zero exit.
     let text = std::fs::read_to_string(&bundle_file).unwrap();
     assert!(text.contains(&bob));
     let tampered = dir.path().join("tampered.json");
     std::fs::write(&tampered, text.replacen(&bob, &alice, 1)).unwrap();
-    let out = cli.command(&["verify", tampered.to_str().unwrap(), "--genesis", genesis_file.to_str().unwrap()]);
+    let out = cli.command(&[
+        "verify",
+        tampered.to_str().unwrap(),
+        "--genesis",
+        genesis_file.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.starts_with("FAILED DEV-2026-001#42: signature"), "{stdout}");
+    assert!(
+        stdout.starts_with("FAILED DEV-2026-001#42: signature"),
+        "{stdout}"
+    );
     // Against another chain's genesis: FAILED wrong_chain.
     let other_genesis = dir.path().join("other-genesis.json");
-    let mut genesis: Value = serde_json::from_str(&std::fs::read_to_string(&genesis_file).unwrap()).unwrap();
+    let mut genesis: Value =
+        serde_json::from_str(&std::fs::read_to_string(&genesis_file).unwrap()).unwrap();
     genesis["chain_name"] = "another-chain".into();
     std::fs::write(&other_genesis, genesis.to_string()).unwrap();
-    let out = cli.command(&["verify", bundle_file.to_str().unwrap(), "--genesis", other_genesis.to_str().unwrap()]);
+    let out = cli.command(&[
+        "verify",
+        bundle_file.to_str().unwrap(),
+        "--genesis",
+        other_genesis.to_str().unwrap(),
+    ]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("wrong_chain"));
 
     // Supply, proven against the latest certified header and the genesis file.
-    let supply = cli.json(&["issue", "supply", ISSUE, "--genesis", genesis_file.to_str().unwrap()]);
+    let supply = cli.json(&[
+        "issue",
+        "supply",
+        ISSUE,
+        "--genesis",
+        genesis_file.to_str().unwrap(),
+    ]);
     assert_eq!(supply["verdict"], "PROVEN", "{supply}");
     assert_eq!(supply["issue"]["minted"].as_u64(), Some(100));
     assert_eq!(supply["issue"]["redeemed"].as_u64(), Some(1));

@@ -396,8 +396,11 @@ impl Client {
         &self,
         id: &StampId,
     ) -> Result<cachet_provenance::ProvenanceBundle, ClientError> {
-        self.get(&format!("/v1/stamp/{}/bundle", path_segment(&id.to_string())))
-            .await
+        self.get(&format!(
+            "/v1/stamp/{}/bundle",
+            path_segment(&id.to_string())
+        ))
+        .await
     }
 
     /// A page of a stamp's history.

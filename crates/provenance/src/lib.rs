@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 
 use cachet_state::smt::{self, SmtProof};
-use cachet_state::{event_hash, StampState, StampStatus, StateKey, StateValue};
-use cachet_types::merkle::{verify_inclusion, InclusionProof};
+use cachet_state::{StampState, StampStatus, StateKey, StateValue, event_hash};
+use cachet_types::merkle::{InclusionProof, verify_inclusion};
 use cachet_types::{
     Address, BlockHeader, CommitCertificate, Genesis, Hash, IssueRecord, Operator, SignedTx,
     StampId, TxBody,
@@ -293,9 +293,9 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
 
     // The issue: created on chain by its own operator's issuer account.
     check_included(&bundle.issue, "issue creation", &chain_id, &headers).map_err(|e| match e {
-        Failure::Signature { reason, .. } => {
-            Failure::Issue(format!("its creating transaction does not verify ({reason})"))
-        }
+        Failure::Signature { reason, .. } => Failure::Issue(format!(
+            "its creating transaction does not verify ({reason})"
+        )),
         other => other,
     })?;
     let record = match &bundle.issue.tx.body {
@@ -350,12 +350,13 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
                 },
                 None,
             ) => {
-                if *issue != bundle.stamp.issue || serial < *first_serial || serial > *last_serial
-                {
+                if *issue != bundle.stamp.issue || serial < *first_serial || serial > *last_serial {
                     return Err(Failure::ForeignEvent(seq));
                 }
                 if !by_issuer {
-                    return Err(rule("minted by an account that is not the issue's operator"));
+                    return Err(rule(
+                        "minted by an account that is not the issue's operator",
+                    ));
                 }
                 if *last_serial > record.print_run {
                     return Err(rule("minted over the print run"));

@@ -11,10 +11,13 @@ use std::time::{Duration, Instant};
 
 use cachet_types::rand_core::OsRng;
 use cachet_types::{CertifiedBlock, Genesis, Hash, SignedTx, VerifiedTx, codec, verify_batch};
-use rocksdb::{Options, DB};
+use rocksdb::{DB, Options};
 use thiserror::Error;
 
-use crate::{corrupt, Ledger, LedgerError, Store, StoreError, Tip, CF_BLOCKS, CF_META, FAMILIES, META_GENESIS, META_TIP};
+use crate::{
+    CF_BLOCKS, CF_META, FAMILIES, Ledger, LedgerError, META_GENESIS, META_TIP, Store, StoreError,
+    Tip, corrupt,
+};
 
 /// Why an audit could not finish or found the ledger bad.
 #[derive(Debug, Error)]
@@ -71,7 +74,9 @@ pub fn verify_parallel(chain_id: &Hash, txs: Vec<SignedTx>) -> Result<Vec<Verifi
         for handle in handles {
             match handle.join() {
                 Ok(Ok(verified)) => out.extend(verified),
-                Ok(Err((index, error))) => return Err(format!("transaction {index} of a chunk: {error}")),
+                Ok(Err((index, error))) => {
+                    return Err(format!("transaction {index} of a chunk: {error}"));
+                }
                 Err(_) => return Err("verification thread panicked".into()),
             }
         }
@@ -90,21 +95,38 @@ pub fn audit(
     let start = Instant::now();
     let mut options = Options::default();
     options.set_paranoid_checks(true);
-    let db = DB::open_cf_for_read_only(&options, path, FAMILIES, false)
-        .map_err(|e| StoreError::Db(format!("cannot open {} read-only: {}", path.display(), e.into_string())))?;
+    let db = DB::open_cf_for_read_only(&options, path, FAMILIES, false).map_err(|e| {
+        StoreError::Db(format!(
+            "cannot open {} read-only: {}",
+            path.display(),
+            e.into_string()
+        ))
+    })?;
     let cf = |name: &str| {
         db.cf_handle(name)
             .ok_or_else(|| StoreError::Corrupt(format!("column family {name} is missing")))
     };
     let chain_id = genesis.chain_id();
-    let stored_genesis: Genesis = match db.get_cf(cf(CF_META)?, META_GENESIS).map_err(StoreError::from)? {
-        Some(bytes) => codec::decode(&bytes, codec::MAX_DECODE_BYTES).map_err(|e| corrupt("genesis", e))?,
+    let stored_genesis: Genesis = match db
+        .get_cf(cf(CF_META)?, META_GENESIS)
+        .map_err(StoreError::from)?
+    {
+        Some(bytes) => {
+            codec::decode(&bytes, codec::MAX_DECODE_BYTES).map_err(|e| corrupt("genesis", e))?
+        }
         None => return Err(StoreError::Corrupt("no genesis recorded".into()).into()),
     };
     if stored_genesis.chain_id() != chain_id {
-        return Err(StoreError::WrongChain { expected: chain_id, found: stored_genesis.chain_id() }.into());
+        return Err(StoreError::WrongChain {
+            expected: chain_id,
+            found: stored_genesis.chain_id(),
+        }
+        .into());
     }
-    let stored_tip: Tip = match db.get_cf(cf(CF_META)?, META_TIP).map_err(StoreError::from)? {
+    let stored_tip: Tip = match db
+        .get_cf(cf(CF_META)?, META_TIP)
+        .map_err(StoreError::from)?
+    {
         Some(bytes) => codec::decode(&bytes, 1024).map_err(|e| corrupt("tip record", e))?,
         None => return Err(StoreError::Corrupt("no tip recorded".into()).into()),
     };
@@ -125,15 +147,22 @@ pub fn audit(
         let verified =
             verify_parallel(&chain_id, block.block.txs.clone()).map_err(|e| bad(height, e))?;
         txs_total += block.block.txs.len() as u64;
-        replay.commit_verified(&block, verified).map_err(|e| match e {
-            LedgerError::Store(e) => AuditError::Open(e),
-            other => bad(height, other),
-        })?;
+        replay
+            .commit_verified(&block, verified)
+            .map_err(|e| match e {
+                LedgerError::Store(e) => AuditError::Open(e),
+                other => bad(height, other),
+            })?;
         progress(height, stored_tip.height, txs_total);
     }
     let tip = replay.store().tip()?;
-    if tip.block_hash != stored_tip.block_hash || tip.state_root.hash() != stored_tip.state_root.hash() {
-        return Err(bad(stored_tip.height, "the stored tip record does not match the replayed chain"));
+    if tip.block_hash != stored_tip.block_hash
+        || tip.state_root.hash() != stored_tip.state_root.hash()
+    {
+        return Err(bad(
+            stored_tip.height,
+            "the stored tip record does not match the replayed chain",
+        ));
     }
     Ok(AuditReport {
         blocks: stored_tip.height,

@@ -215,7 +215,9 @@ impl Ledger {
             || txs.len() > params.max_block_txs as usize
             || verified.len() != txs.len()
         {
-            return Err(invalid("transaction count mismatch or over the limit".into()));
+            return Err(invalid(
+                "transaction count mismatch or over the limit".into(),
+            ));
         }
         let bytes: usize = verified.iter().map(VerifiedTx::size).sum();
         if bytes > params.max_block_bytes as usize {

@@ -24,7 +24,12 @@ struct Blocks<'s> {
 
 impl Blocks<'_> {
     /// The transaction at `height`/`index` with its inclusion proof; loads the block.
-    fn included(&mut self, height: u64, index: Option<u32>, find: impl Fn(&TxBody) -> bool) -> Result<IncludedTx, StoreError> {
+    fn included(
+        &mut self,
+        height: u64,
+        index: Option<u32>,
+        find: impl Fn(&TxBody) -> bool,
+    ) -> Result<IncludedTx, StoreError> {
         let block = self
             .store
             .block(height)?
@@ -36,11 +41,14 @@ impl Blocks<'_> {
                 .txs
                 .iter()
                 .position(|tx| find(&tx.body))
-                .ok_or_else(|| StoreError::Corrupt(format!("block {height} lacks the expected transaction")))?,
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("block {height} lacks the expected transaction"))
+                })?,
         };
         let ids: Vec<Hash> = block.block.txs.iter().map(|tx| tx.id()).collect();
-        let proof = inclusion_proof(&ids, position)
-            .ok_or_else(|| StoreError::Corrupt(format!("block {height} has no transaction {position}")))?;
+        let proof = inclusion_proof(&ids, position).ok_or_else(|| {
+            StoreError::Corrupt(format!("block {height} has no transaction {position}"))
+        })?;
         let tx = block.block.txs[position].clone();
         self.headers.entry(height).or_insert(CertifiedHeader {
             header: block.block.header,
@@ -65,12 +73,16 @@ impl Store {
             store: self,
             headers: BTreeMap::new(),
         };
-        let issue_tx = blocks.included(issue.created_height, None, |body| {
-            matches!(body, TxBody::CreateIssue { record } if record.id == stamp.issue)
-        })?;
+        let issue_tx = blocks.included(
+            issue.created_height,
+            None,
+            |body| matches!(body, TxBody::CreateIssue { record } if record.id == stamp.issue),
+        )?;
         let history = self.history(stamp, None, record.event_count as usize)?;
         if history.len() != record.event_count as usize {
-            return Err(StoreError::Corrupt(format!("history of {stamp} is incomplete")));
+            return Err(StoreError::Corrupt(format!(
+                "history of {stamp} is incomplete"
+            )));
         }
         let mut events = Vec::with_capacity(history.len());
         for event in &history {

@@ -260,7 +260,12 @@ mod provenance;
 fn ledger_with_blocks(dir: &std::path::Path, chain: &TestChain) {
     let ledger = Ledger::new(Store::open(dir, &chain.genesis).unwrap());
     for (i, txs) in setup_blocks(chain).into_iter().enumerate() {
-        produce(&ledger, chain, txs, chain.genesis.genesis_time_ms + 1 + i as u64);
+        produce(
+            &ledger,
+            chain,
+            txs,
+            chain.genesis.genesis_time_ms + 1 + i as u64,
+        );
     }
 }
 
@@ -271,10 +276,19 @@ fn the_audit_passes_an_untouched_ledger_and_names_the_height_of_a_flipped_byte()
     ledger_with_blocks(dir.path(), &chain);
     let scratch = tempfile::tempdir().unwrap();
     let mut seen = Vec::new();
-    let report = cachet_storage::audit::audit(dir.path(), &chain.genesis, scratch.path(), &mut |h, tip, _| seen.push((h, tip))).unwrap();
+    let report = cachet_storage::audit::audit(
+        dir.path(),
+        &chain.genesis,
+        scratch.path(),
+        &mut |h, tip, _| seen.push((h, tip)),
+    )
+    .unwrap();
     assert_eq!((report.blocks, report.txs), (2, 3));
     assert_eq!(seen, vec![(1, 2), (2, 2)]);
-    let stored = Store::open(dir.path(), &chain.genesis).unwrap().tip().unwrap();
+    let stored = Store::open(dir.path(), &chain.genesis)
+        .unwrap()
+        .tip()
+        .unwrap();
     assert_eq!(report.state_root, stored.state_root.hash());
 
     // One flipped byte anywhere in block 2 (a signature, a transaction body, the header):
@@ -288,7 +302,12 @@ fn the_audit_passes_an_untouched_ledger_and_names_the_height_of_a_flipped_byte()
         ledger_with_blocks(copy.path(), &chain);
         flip_stored_byte(copy.path(), 2, from_end);
         let scratch = tempfile::tempdir().unwrap();
-        match cachet_storage::audit::audit(copy.path(), &chain.genesis, scratch.path(), &mut |_, _, _| {}) {
+        match cachet_storage::audit::audit(
+            copy.path(),
+            &chain.genesis,
+            scratch.path(),
+            &mut |_, _, _| {},
+        ) {
             Err(cachet_storage::audit::AuditError::BadBlock { height, reason }) => {
                 assert_eq!(height, 2, "byte {from_end} from the end: {reason}")
             }
@@ -298,7 +317,14 @@ fn the_audit_passes_an_untouched_ledger_and_names_the_height_of_a_flipped_byte()
     // Another chain's genesis is refused before anything is replayed.
     let scratch = tempfile::tempdir().unwrap();
     assert!(matches!(
-        cachet_storage::audit::audit(dir.path(), &TestChain::new(2).genesis, scratch.path(), &mut |_, _, _| {}),
-        Err(cachet_storage::audit::AuditError::Open(StoreError::WrongChain { .. }))
+        cachet_storage::audit::audit(
+            dir.path(),
+            &TestChain::new(2).genesis,
+            scratch.path(),
+            &mut |_, _, _| {}
+        ),
+        Err(cachet_storage::audit::AuditError::Open(
+            StoreError::WrongChain { .. }
+        ))
     ));
 }

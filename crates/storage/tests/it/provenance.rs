@@ -2,9 +2,9 @@
 //! untouched bundle verifies offline against the genesis alone; each tampering is caught
 //! with its named failure.
 
-use cachet_provenance::{verify, ProvenanceBundle};
+use cachet_provenance::{ProvenanceBundle, verify};
 use cachet_storage::{Ledger, Store};
-use cachet_testkit::{address, issue_id, issue_record, key, stamp, TestChain, TxFactory};
+use cachet_testkit::{TestChain, TxFactory, address, issue_id, issue_record, key, stamp};
 use cachet_types::{CommitCertificate, FreezeReason, SigningKey, TxBody, VerifiedTx};
 
 const ISSUE: &str = "AT-2026-001";
@@ -39,21 +39,39 @@ impl Chain {
             .collect();
         self.time_ms += 1000;
         let height = self.ledger.store().tip().unwrap().height + 1;
-        let proposal = self.ledger.build(signed, self.time_ms, (height % 4) as u16).unwrap();
+        let proposal = self
+            .ledger
+            .build(signed, self.time_ms, (height % 4) as u16)
+            .unwrap();
         assert!(proposal.rejected.is_empty(), "{:?}", proposal.rejected);
-        let signers: Vec<(u16, &SigningKey)> = (1..4).map(|i| (i as u16, self.test.validator(i))).collect();
+        let signers: Vec<(u16, &SigningKey)> =
+            (1..4).map(|i| (i as u16, self.test.validator(i))).collect();
         let cert = CommitCertificate::sign(&proposal.block.header, 0, &signers);
         self.ledger.commit_proposal(proposal, cert).unwrap();
     }
 
     fn transfer(&self, serial: u32, to: &str) -> TxBody {
-        let record = self.ledger.store().state(&cachet_state::StateKey::Stamp(stamp(ISSUE, serial))).unwrap();
-        let Some(cachet_state::StateValue::Stamp(s)) = record else { panic!("no stamp") };
-        TxBody::Transfer { stamp: stamp(ISSUE, serial), last_event: s.last_event, to: address(to) }
+        let record = self
+            .ledger
+            .store()
+            .state(&cachet_state::StateKey::Stamp(stamp(ISSUE, serial)))
+            .unwrap();
+        let Some(cachet_state::StateValue::Stamp(s)) = record else {
+            panic!("no stamp")
+        };
+        TxBody::Transfer {
+            stamp: stamp(ISSUE, serial),
+            last_event: s.last_event,
+            to: address(to),
+        }
     }
 
     fn bundle(&self, serial: u32) -> ProvenanceBundle {
-        self.ledger.store().provenance(&stamp(ISSUE, serial)).unwrap().unwrap()
+        self.ledger
+            .store()
+            .provenance(&stamp(ISSUE, serial))
+            .unwrap()
+            .unwrap()
     }
 }
 
@@ -62,17 +80,48 @@ impl Chain {
 fn history() -> Chain {
     let mut c = Chain::new();
     let op = c.test.issuer(0).clone();
-    let mint = |first, last, to: &str| TxBody::Mint { issue: issue_id(ISSUE), first_serial: first, last_serial: last, owner: address(to) };
+    let mint = |first, last, to: &str| TxBody::Mint {
+        issue: issue_id(ISSUE),
+        first_serial: first,
+        last_serial: last,
+        owner: address(to),
+    };
     c.block(vec![
-        (op.clone(), TxBody::CreateIssue { record: issue_record(ISSUE, "AT-POST", 100) }),
+        (
+            op.clone(),
+            TxBody::CreateIssue {
+                record: issue_record(ISSUE, "AT-POST", 100),
+            },
+        ),
         (op.clone(), mint(1, 50, "alice")),
     ]);
     let t = c.transfer(42, "bob");
-    c.block(vec![(key("alice"), t), (op.clone(), TxBody::Redeem { stamp: stamp(ISSUE, 7) })]);
+    c.block(vec![
+        (key("alice"), t),
+        (
+            op.clone(),
+            TxBody::Redeem {
+                stamp: stamp(ISSUE, 7),
+            },
+        ),
+    ]);
     let t = c.transfer(42, "carol");
     c.block(vec![(key("bob"), t)]);
-    c.block(vec![(op.clone(), TxBody::Freeze { stamp: stamp(ISSUE, 42), reason: FreezeReason::Disputed, case_ref: "C-1".into() })]);
-    c.block(vec![(op.clone(), TxBody::Unfreeze { stamp: stamp(ISSUE, 42), case_ref: "C-1".into() })]);
+    c.block(vec![(
+        op.clone(),
+        TxBody::Freeze {
+            stamp: stamp(ISSUE, 42),
+            reason: FreezeReason::Disputed,
+            case_ref: "C-1".into(),
+        },
+    )]);
+    c.block(vec![(
+        op.clone(),
+        TxBody::Unfreeze {
+            stamp: stamp(ISSUE, 42),
+            case_ref: "C-1".into(),
+        },
+    )]);
     let t = c.transfer(3, "dave");
     c.block(vec![(key("alice"), t)]);
     c
@@ -199,20 +248,43 @@ fn a_stale_bundle_is_refused_once_the_stamp_moved_on() {
 fn supply_is_proven_and_tampering_is_caught() {
     let c = history();
     let genesis = &c.test.genesis;
-    let proof = c.ledger.store().supply_proof(&issue_id(ISSUE)).unwrap().unwrap();
+    let proof = c
+        .ledger
+        .store()
+        .supply_proof(&issue_id(ISSUE))
+        .unwrap()
+        .unwrap();
     let issue = cachet_provenance::verify_supply(&proof, genesis).unwrap();
     assert_eq!((issue.minted, issue.redeemed, issue.frozen), (50, 1, 0));
     assert_eq!(issue.record.print_run, 100);
 
     let mut more = proof.clone();
     more.issue.minted = 40; // understating the supply
-    assert_eq!(cachet_provenance::verify_supply(&more, genesis).unwrap_err().code(), "state_proof");
+    assert_eq!(
+        cachet_provenance::verify_supply(&more, genesis)
+            .unwrap_err()
+            .code(),
+        "state_proof"
+    );
     let mut unsigned = proof.clone();
     unsigned.header.certificate.signatures.truncate(2);
-    assert_eq!(cachet_provenance::verify_supply(&unsigned, genesis).unwrap_err().code(), "certificate");
     assert_eq!(
-        cachet_provenance::verify_supply(&proof, &TestChain::new(2).genesis).unwrap_err().code(),
+        cachet_provenance::verify_supply(&unsigned, genesis)
+            .unwrap_err()
+            .code(),
+        "certificate"
+    );
+    assert_eq!(
+        cachet_provenance::verify_supply(&proof, &TestChain::new(2).genesis)
+            .unwrap_err()
+            .code(),
         "wrong_chain"
     );
-    assert!(c.ledger.store().supply_proof(&issue_id("AT-2099-001")).unwrap().is_none());
+    assert!(
+        c.ledger
+            .store()
+            .supply_proof(&issue_id("AT-2099-001"))
+            .unwrap()
+            .is_none()
+    );
 }
