@@ -1,6 +1,6 @@
 //! Golden vectors: the exact bytes and hashes of the wire and disk formats, checked against
 //! `specs/vectors/golden.json`. A difference is a format change: make it on purpose, bump the
-//! format version, and regenerate with `CACHET_UPDATE_VECTORS=1 cargo test -p cachet-state`.
+//! format version, and regenerate with `CACHET_UPDATE_VECTORS=1 cargo test --workspace golden`.
 
 use std::collections::BTreeMap;
 

@@ -288,3 +288,27 @@ fn supply_is_proven_and_tampering_is_caught() {
             .is_none()
     );
 }
+
+/// The golden bundle in `specs/vectors/` is what this build produces for the deterministic
+/// four-validator chain, and it verifies against that chain's genesis (also stored there).
+/// Regenerate on purpose with `CACHET_UPDATE_VECTORS=1 cargo test --workspace golden`.
+#[test]
+fn golden_bundle_matches_specs_and_verifies() {
+    let c = history();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs/vectors");
+    let bundle_path = dir.join("bundle-AT-2026-001-42.json");
+    let genesis_path = dir.join("genesis-4-operators.json");
+    let bundle = serde_json::to_string_pretty(&c.bundle(42)).unwrap() + "\n";
+    let genesis = serde_json::to_string_pretty(&c.test.genesis).unwrap() + "\n";
+    if std::env::var_os("CACHET_UPDATE_VECTORS").is_some() {
+        std::fs::write(&bundle_path, &bundle).unwrap();
+        std::fs::write(&genesis_path, &genesis).unwrap();
+    }
+    let stored_bundle = std::fs::read_to_string(&bundle_path).unwrap();
+    let stored_genesis = std::fs::read_to_string(&genesis_path).unwrap();
+    assert_eq!(stored_bundle, bundle, "the bundle format changed");
+    assert_eq!(stored_genesis, genesis, "the genesis format changed");
+    let parsed: ProvenanceBundle = serde_json::from_str(&stored_bundle).unwrap();
+    let genesis = serde_json::from_str(&stored_genesis).unwrap();
+    assert_eq!(verify(&parsed, &genesis).unwrap().owner, address("carol"));
+}
