@@ -67,6 +67,14 @@ fn final_height(outcome: &Value) -> u64 {
     outcome["outcome"]["height"].as_u64().unwrap()
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
 fn flip_signature_byte(path: &Path) {
     let text = std::fs::read_to_string(path).unwrap();
     let mut bytes = hex::decode(text.trim()).unwrap();
@@ -378,6 +386,13 @@ fn operator_and_collectors_walkthrough_with_every_rejection() {
         other_genesis.to_str().unwrap(),
     ]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("wrong_chain"));
+
+    // The whole ledger, re-verified from genesis (a copy of the directory, node running).
+    let copy = dir.path().join("ledger-copy");
+    copy_dir(&node.data_dir().join("db"), &copy);
+    let audit = cli.json(&["audit", copy.to_str().unwrap(), "--genesis", genesis_file.to_str().unwrap()]);
+    assert_eq!(audit["verdict"], "PASSED", "{audit}");
+    assert!(audit["blocks"].as_u64().unwrap() >= 5);
 
     // Supply, proven against the latest certified header and the genesis file.
     let supply = cli.json(&[
