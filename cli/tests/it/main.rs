@@ -390,7 +390,12 @@ fn operator_and_collectors_walkthrough_with_every_rejection() {
     // The whole ledger, re-verified from genesis (a copy of the directory, node running).
     let copy = dir.path().join("ledger-copy");
     copy_dir(&node.data_dir().join("db"), &copy);
-    let audit = cli.json(&["audit", copy.to_str().unwrap(), "--genesis", genesis_file.to_str().unwrap()]);
+    let audit = cli.json(&[
+        "audit",
+        copy.to_str().unwrap(),
+        "--genesis",
+        genesis_file.to_str().unwrap(),
+    ]);
     assert_eq!(audit["verdict"], "PASSED", "{audit}");
     assert!(audit["blocks"].as_u64().unwrap() >= 5);
 
