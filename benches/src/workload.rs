@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use cachet_state::event_hash;
 use cachet_storage::{Ledger, Store};
 use cachet_testkit::{TestChain, TxFactory, issue_id, issue_record, key};
-use cachet_types::rand_core::OsRng;
+use cachet_types::os_rng;
 use cachet_types::{
     BatchVerifier, ChainParams, CommitCertificate, Hash, SignedTx, SigningKey, StampId, TxBody,
     VerifiedTx,
@@ -66,7 +66,7 @@ impl Rates {
             for (k, message, signature) in chunk {
                 batch.queue(&publics[*k], message, signature);
             }
-            assert!(batch.verify(OsRng).is_ok());
+            assert!(batch.verify(os_rng()).is_ok());
         }
         let batch_us = start.elapsed().as_secs_f64() * 1e6 / samples as f64;
         let rates = Rates {

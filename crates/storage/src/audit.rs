@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cachet_types::rand_core::OsRng;
+use cachet_types::os_rng;
 use cachet_types::{CertifiedBlock, Genesis, Hash, SignedTx, VerifiedTx, codec, verify_batch};
 use rocksdb::{DB, Options};
 use thiserror::Error;
@@ -68,7 +68,7 @@ pub fn verify_parallel(chain_id: &Hash, txs: Vec<SignedTx>) -> Result<Vec<Verifi
     std::thread::scope(|scope| {
         let handles: Vec<_> = chunks
             .into_iter()
-            .map(|chunk| scope.spawn(move || verify_batch(chain_id, chunk, OsRng)))
+            .map(|chunk| scope.spawn(move || verify_batch(chain_id, chunk, os_rng())))
             .collect();
         let mut out = Vec::new();
         for handle in handles {

@@ -10,7 +10,7 @@ use cachet_state::{
     ApplyError, BlockEnv, BlockExecution, Rejection, StateChanges, StateError, commit_tree,
 };
 use cachet_types::merkle::tx_root;
-use cachet_types::rand_core::OsRng;
+use cachet_types::os_rng;
 use cachet_types::{
     Block, BlockHeader, CertificateError, CertifiedBlock, CommitCertificate, Hash, PublicKey,
     VerifiedTx, verify_batch,
@@ -172,7 +172,7 @@ impl Ledger {
 
     /// Checks a certified block from elsewhere against the tip, executes it, and commits it.
     pub fn commit_certified(&self, certified: &CertifiedBlock) -> Result<Tip, LedgerError> {
-        let verified = verify_batch(&self.store.chain_id(), certified.block.txs.clone(), OsRng)
+        let verified = verify_batch(&self.store.chain_id(), certified.block.txs.clone(), os_rng())
             .map_err(|(index, error)| LedgerError::InvalidBlock {
                 height: certified.block.header.height,
                 reason: format!("transaction {index}: {error}"),

@@ -1,7 +1,7 @@
 //! Ed25519 keys and signatures under one validity rule, and account addresses.
 //!
 //! Cachet verifies every signature under the ZIP-215 rules as implemented by
-//! `ed25519-consensus`: single and batch verification accept exactly the same signatures, so
+//! `ed25519-zebra`: single and batch verification accept exactly the same signatures, so
 //! nodes that batch and nodes that do not can never disagree (`specs/signing.md`). Small-order
 //! ("weak") public keys, for which anyone can forge signatures under cofactored rules, are
 //! refused as signers, owners and validators.
@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use bech32::{Bech32m, Hrp};
 use bincode::{Decode, Encode};
-use curve25519_dalek_ng::edwards::CompressedEdwardsY;
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -56,15 +56,15 @@ impl PublicKey {
     /// Verifies `signature` over `message` under ZIP-215, refusing weak keys.
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), SignatureError> {
         let key = self.verification_key()?;
-        key.verify(&ed25519_consensus::Signature::from(signature.0), message)
+        key.verify(&ed25519_zebra::Signature::from_bytes(&signature.0), message)
             .map_err(|_| SignatureError::BadSignature)
     }
 
-    fn verification_key(&self) -> Result<ed25519_consensus::VerificationKey, SignatureError> {
+    fn verification_key(&self) -> Result<ed25519_zebra::VerificationKey, SignatureError> {
         if self.is_weak() {
             return Err(SignatureError::WeakKey);
         }
-        ed25519_consensus::VerificationKey::try_from(self.0).map_err(|_| SignatureError::InvalidKey)
+        ed25519_zebra::VerificationKey::try_from(self.0).map_err(|_| SignatureError::InvalidKey)
     }
 
     /// The account address of this key.
@@ -147,14 +147,14 @@ impl From<Signature> for String {
     }
 }
 
-/// An ed25519 signing key. Its bytes are wiped on drop (by `ed25519-consensus`).
+/// An ed25519 signing key. Its bytes are wiped on drop (by `ed25519-zebra`).
 #[derive(Clone)]
-pub struct SigningKey(ed25519_consensus::SigningKey);
+pub struct SigningKey(ed25519_zebra::SigningKey);
 
 impl SigningKey {
     /// The key for a 32-byte seed.
     pub fn from_seed(seed: [u8; 32]) -> SigningKey {
-        SigningKey(ed25519_consensus::SigningKey::from(seed))
+        SigningKey(ed25519_zebra::SigningKey::from_bytes(&seed))
     }
 
     /// The 32-byte seed, for encrypted storage.
@@ -164,7 +164,7 @@ impl SigningKey {
 
     /// The public key.
     pub fn public_key(&self) -> PublicKey {
-        PublicKey(self.0.verification_key().to_bytes())
+        PublicKey(self.0.verification_key().into())
     }
 
     /// Signs a message.
@@ -182,7 +182,7 @@ impl fmt::Debug for SigningKey {
 /// Verifies many signatures at once; accepts exactly what single verification accepts.
 #[derive(Default)]
 pub struct BatchVerifier {
-    inner: ed25519_consensus::batch::Verifier,
+    inner: ed25519_zebra::batch::Verifier,
     weak_key: bool,
     len: usize,
 }
@@ -199,8 +199,8 @@ impl BatchVerifier {
             self.weak_key = true;
             return;
         }
-        let key_bytes = ed25519_consensus::VerificationKeyBytes::from(key.0);
-        let sig = ed25519_consensus::Signature::from(signature.0);
+        let key_bytes = ed25519_zebra::VerificationKeyBytes::from(key.0);
+        let sig = ed25519_zebra::Signature::from_bytes(&signature.0);
         self.inner.queue((key_bytes, sig, message));
         self.len += 1;
     }
@@ -219,10 +219,7 @@ impl BatchVerifier {
     ///
     /// The random coefficients come from `rng`; the verdict does not depend on them
     /// (ZIP-215), only the chance of a false accept, which is negligible.
-    pub fn verify<R: rand_core::RngCore + rand_core::CryptoRng>(
-        self,
-        rng: R,
-    ) -> Result<(), SignatureError> {
+    pub fn verify<R: rand_core::CryptoRng>(self, rng: R) -> Result<(), SignatureError> {
         if self.weak_key {
             return Err(SignatureError::WeakKey);
         }
@@ -230,6 +227,11 @@ impl BatchVerifier {
             .verify(rng)
             .map_err(|_| SignatureError::BadSignature)
     }
+}
+
+/// The operating system's random source, for batch verification and key generation.
+pub fn os_rng() -> impl rand_core::CryptoRng {
+    rand_core::UnwrapErr(getrandom::SysRng)
 }
 
 /// An account: an ed25519 public key, shown as a bech32m string (`cachet1...`) with a
@@ -333,7 +335,7 @@ mod tests {
         );
         let mut batch = BatchVerifier::new();
         batch.queue(&weak, b"anything", &Signature(forged));
-        assert_eq!(batch.verify(rand_core::OsRng), Err(SignatureError::WeakKey));
+        assert_eq!(batch.verify(os_rng()), Err(SignatureError::WeakKey));
         assert!(!key(3).public_key().is_weak());
     }
 
@@ -346,7 +348,7 @@ mod tests {
             batch.queue(&k.public_key(), m, &k.sign(m));
         }
         assert_eq!(batch.len(), 16);
-        assert_eq!(batch.verify(rand_core::OsRng), Ok(()));
+        assert_eq!(batch.verify(os_rng()), Ok(()));
 
         let mut batch = BatchVerifier::new();
         for (i, m) in messages.iter().enumerate() {
@@ -355,7 +357,7 @@ mod tests {
             batch.queue(&k.public_key(), m, &sig);
         }
         assert_eq!(
-            batch.verify(rand_core::OsRng),
+            batch.verify(os_rng()),
             Err(SignatureError::BadSignature)
         );
     }

@@ -320,7 +320,7 @@ impl VerifiedTx {
 /// Verifies many transactions with one batch; on failure, finds the first bad one.
 ///
 /// Returns the verified transactions in order, or the index and reason of the first failure.
-pub fn verify_batch<R: rand_core::RngCore + rand_core::CryptoRng>(
+pub fn verify_batch<R: rand_core::CryptoRng>(
     chain_id: &Hash,
     txs: Vec<SignedTx>,
     rng: R,
