@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::BoxError;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -16,6 +18,7 @@ use cachet_state::{StateKey, StateValue};
 use cachet_storage::StoreError;
 use cachet_types::{Address, Hash, IssueId, StampId};
 use serde::Deserialize;
+use tower::ServiceBuilder;
 
 use crate::mempool::AdmitError;
 use crate::node::{Node, SubmitError};
@@ -27,6 +30,8 @@ pub struct ApiState {
     pub node: Arc<Node>,
     /// Longest a status query may wait.
     pub max_wait_ms: u64,
+    /// Most requests in flight.
+    pub max_concurrent: usize,
 }
 
 /// An error answer: status, code, message.
@@ -77,6 +82,20 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 /// The router with every route.
 pub fn router(state: ApiState) -> Router {
     let max_tx_bytes = state.node.ledger().store().genesis().params.max_tx_bytes as usize;
+    // Bounded work: past the concurrency limit, requests are shed at once (503 busy) rather
+    // than queued without end; none runs longer than the longest allowed wait plus slack.
+    let limits = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|error: BoxError| async move {
+            let (status, code) = if error.is::<tower::timeout::error::Elapsed>() {
+                (StatusCode::REQUEST_TIMEOUT, "timeout")
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "busy")
+            };
+            ApiError(status, code.into(), format!("{error}; retry later"))
+        }))
+        .load_shed()
+        .concurrency_limit(state.max_concurrent)
+        .timeout(Duration::from_millis(state.max_wait_ms + 10_000));
     Router::new()
         .route("/v1/tx", post(submit_tx))
         .route("/v1/tx/{id}", get(tx_status))
@@ -92,6 +111,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/account/{address}/holdings", get(holdings))
         // Hex doubles the size; leave room for the JSON around it.
         .layer(DefaultBodyLimit::max(max_tx_bytes * 2 + 1024))
+        .layer(limits)
         .with_state(state)
 }
 

@@ -71,6 +71,7 @@ async fn run(options: Options) -> Result<()> {
     let app = api::router(api::ApiState {
         node: node.clone(),
         max_wait_ms: options.max_wait_ms,
+        max_concurrent: options.api_max_concurrent,
     });
     let mut server_stop = stop.clone();
     let server = tokio::spawn(async move {

@@ -60,6 +60,10 @@ pub struct Options {
     /// Longest a status query may wait for finality, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     pub max_wait_ms: u64,
+
+    /// Most API requests served at once; more are refused with 503 `busy` at once.
+    #[arg(long, default_value_t = 1024)]
+    pub api_max_concurrent: usize,
 }
 
 /// What the node runs with, once set up.

@@ -172,11 +172,15 @@ impl Ledger {
 
     /// Checks a certified block from elsewhere against the tip, executes it, and commits it.
     pub fn commit_certified(&self, certified: &CertifiedBlock) -> Result<Tip, LedgerError> {
-        let verified = verify_batch(&self.store.chain_id(), certified.block.txs.clone(), os_rng())
-            .map_err(|(index, error)| LedgerError::InvalidBlock {
-                height: certified.block.header.height,
-                reason: format!("transaction {index}: {error}"),
-            })?;
+        let verified = verify_batch(
+            &self.store.chain_id(),
+            certified.block.txs.clone(),
+            os_rng(),
+        )
+        .map_err(|(index, error)| LedgerError::InvalidBlock {
+            height: certified.block.header.height,
+            reason: format!("transaction {index}: {error}"),
+        })?;
         self.commit_verified(certified, verified)
     }
 

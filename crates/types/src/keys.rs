@@ -356,10 +356,7 @@ mod tests {
             let sig = if i == 7 { k.sign(b"other") } else { k.sign(m) };
             batch.queue(&k.public_key(), m, &sig);
         }
-        assert_eq!(
-            batch.verify(os_rng()),
-            Err(SignatureError::BadSignature)
-        );
+        assert_eq!(batch.verify(os_rng()), Err(SignatureError::BadSignature));
     }
 
     #[test]

@@ -21,9 +21,7 @@ pub use codec::CodecError;
 pub use genesis::{ChainParams, Genesis, GenesisError, Operator};
 pub use hash::Hash;
 pub use ids::{CountryCode, CurrencyCode, IdError, IssueId, OperatorId, StampId};
-pub use keys::{
-    Address, BatchVerifier, PublicKey, Signature, SignatureError, SigningKey, os_rng,
-};
+pub use keys::{Address, BatchVerifier, PublicKey, Signature, SignatureError, SigningKey, os_rng};
 pub use tx::{
     FaceValue, FreezeReason, IssueRecord, SignedTx, TxBody, TxCheckError, VerifiedTx, verify_batch,
 };
