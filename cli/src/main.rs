@@ -111,6 +111,13 @@ enum Command {
         #[command(flatten)]
         tx: TxOptions,
     },
+    /// Destroy a stamp you own (it stays in its history and counts in the supply).
+    Burn {
+        /// Stamp.
+        stamp: StampId,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
     /// Look up stamps.
     #[command(subcommand)]
     Stamp(StampCommand),
@@ -495,6 +502,14 @@ async fn run(cli: Cli) -> Result<()> {
             send(&ctx, &tx, body).await
         }
         Command::Redeem { stamp, tx } => send(&ctx, &tx, TxBody::Redeem { stamp }).await,
+        Command::Burn { stamp, tx } => {
+            let current = ctx.client.stamp(&stamp).await?;
+            let body = TxBody::Burn {
+                stamp,
+                last_event: current.last_event,
+            };
+            send(&ctx, &tx, body).await
+        }
         Command::Freeze {
             stamp,
             reason,
@@ -987,6 +1002,7 @@ fn event_text(entry: &HistoryEntry) -> String {
             format!("frozen: {}, case {case_ref}", reason_text(reason))
         }
         EventKind::Unfrozen { case_ref } => format!("unfrozen, case {case_ref}"),
+        EventKind::Burned => "burned by its owner".into(),
     }
 }
 
@@ -1050,6 +1066,7 @@ async fn history(
                     String::new(),
                     format!("case {case_ref}"),
                 ),
+                EventKind::Burned => ("burned", String::new(), String::new(), String::new()),
             };
             out.write_record([
                 stamp.to_string(),

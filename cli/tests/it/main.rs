@@ -413,6 +413,29 @@ fn operator_and_collectors_walkthrough_with_every_rejection() {
 
     // After all the refusals, the valid path still works (nonces were not burned).
     final_height(&cli.json(&["transfer", &stamp(1), "--to", "bob", "-w", "alice"]));
+
+    // bob burns #1: it leaves his holdings, stays in history, counts in supply.
+    final_height(&cli.json(&["burn", &stamp(1), "-w", "bob"]));
+    let history = cli.json(&["history", &stamp(1)]);
+    assert_eq!(
+        history["events"].as_array().unwrap().last().unwrap()["kind"],
+        "burned"
+    );
+    assert_eq!(
+        cli.json(&["holdings", "bob"])["stamps"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    cli.refused(
+        &["transfer", &stamp(1), "--to", "alice", "-w", "bob"],
+        "burned",
+    );
+    assert_eq!(
+        cli.json(&["issue", "show", ISSUE])["burned"].as_u64(),
+        Some(1)
+    );
     let info = cli.json(&["chain", "info"]);
     assert!(info["height"].as_u64().unwrap() >= 6);
     assert_eq!(info["metrics"]["mempool_size"].as_u64(), Some(0));

@@ -380,7 +380,8 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
                     TxBody::Transfer { stamp, .. }
                     | TxBody::Redeem { stamp }
                     | TxBody::Freeze { stamp, .. }
-                    | TxBody::Unfreeze { stamp, .. } => stamp,
+                    | TxBody::Unfreeze { stamp, .. }
+                    | TxBody::Burn { stamp, .. } => stamp,
                     _ => return Err(Failure::ForeignEvent(seq)),
                 };
                 if *stamp != bundle.stamp {
@@ -399,6 +400,15 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
                             return Err(rule("transfer of a stamp that is not active"));
                         }
                         owner = Some(*to);
+                    }
+                    TxBody::Burn { last_event, .. } => {
+                        if *last_event != head {
+                            return Err(Failure::ChainGap(seq));
+                        }
+                        if event.tx.signer != *current.public_key() || !active {
+                            return Err(rule("burn not by the owner or of an inactive stamp"));
+                        }
+                        status = StampStatus::Burned;
                     }
                     TxBody::Redeem { .. } => {
                         if !by_issuer || !active {

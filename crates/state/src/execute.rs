@@ -412,6 +412,32 @@ fn apply_body<V: StateView + ?Sized>(
             issue.frozen = bump(issue.frozen, 1)?;
             scratch.put_issue(issue);
         }
+        TxBody::Burn { stamp, last_event } => {
+            let current = scratch.stamp(stamp)?;
+            if current.owner.public_key() != &ctx.signer {
+                return Err(Rejection::NotOwner(stamp.clone()).into());
+            }
+            require_active(stamp, &current.status)?;
+            if current.last_event != *last_event {
+                return Err(Rejection::StaleEvent {
+                    stamp: stamp.clone(),
+                    current: current.last_event,
+                }
+                .into());
+            }
+            let mut issue = scratch.issue(&stamp.issue)?;
+            let owner = current.owner;
+            scratch.event(
+                ctx,
+                stamp,
+                Some(current),
+                owner,
+                StampStatus::Burned,
+                EventKind::Burned,
+            )?;
+            issue.burned = bump(issue.burned, 1)?;
+            scratch.put_issue(issue);
+        }
         TxBody::Unfreeze { stamp, case_ref } => {
             let mut issue = issuer_only(scratch, ctx, &stamp.issue)?;
             let current = scratch.stamp(stamp)?;

@@ -157,6 +157,8 @@ pub enum EventKind {
         /// Case reference.
         case_ref: String,
     },
+    /// Destroyed by its owner.
+    Burned,
 }
 
 /// One entry of a stamp's history.

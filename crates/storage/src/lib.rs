@@ -486,6 +486,17 @@ impl Store {
                     batch.delete_cf(self.cf(CF_HOLDINGS), holding_key(from, &event.stamp));
                     batch.put_cf(self.cf(CF_HOLDINGS), holding_key(to, &event.stamp), []);
                 }
+                // A destroyed stamp is no longer held (its history remains).
+                EventKind::Burned => {
+                    if let Some(StateValue::Stamp(stamp)) =
+                        changes.writes.get(&StateKey::Stamp(event.stamp.clone()))
+                    {
+                        batch.delete_cf(
+                            self.cf(CF_HOLDINGS),
+                            holding_key(&stamp.owner, &event.stamp),
+                        );
+                    }
+                }
                 _ => {}
             }
         }

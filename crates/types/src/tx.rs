@@ -156,6 +156,14 @@ pub enum TxBody {
         /// Case reference of the decision.
         case_ref: String,
     },
+    /// The owner destroys a stamp: it stays in history and counts in supply, but never moves
+    /// again.
+    Burn {
+        /// The stamp.
+        stamp: StampId,
+        /// The stamp's current last event hash.
+        last_event: Hash,
+    },
 }
 
 impl TxBody {
@@ -169,6 +177,7 @@ impl TxBody {
             TxBody::Redeem { .. } => "redeem",
             TxBody::Freeze { .. } => "freeze",
             TxBody::Unfreeze { .. } => "unfreeze",
+            TxBody::Burn { .. } => "burn",
         }
     }
 }

@@ -81,6 +81,14 @@ fn vectors() -> BTreeMap<String, Value> {
                 to: address("bob"),
             },
         ),
+        (
+            "tx_burn",
+            &alice,
+            TxBody::Burn {
+                stamp: stamp("AT-2026-001", 9),
+                last_event: Hash::sha256(b"nine"),
+            },
+        ),
     ];
     let mut ids = Vec::new();
     for (name, signer, body) in bodies {

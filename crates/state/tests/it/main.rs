@@ -464,3 +464,72 @@ fn a_block_applies_atomically_per_transaction_and_deterministically() {
     assert_ne!(one.root_hash(), Hash::ZERO);
 }
 mod golden;
+
+#[test]
+fn owners_burn_stamps_which_then_never_move() {
+    let mut w = World::new();
+    let burn = |w: &World, serial| TxBody::Burn {
+        stamp: stamp(ISSUE, serial),
+        last_event: w.last_event(serial),
+    };
+    let body = burn(&w, 3);
+    assert_eq!(
+        w.refused(&key("bob"), body.clone()),
+        Rejection::NotOwner(stamp(ISSUE, 3))
+    );
+    let stale = TxBody::Burn {
+        stamp: stamp(ISSUE, 3),
+        last_event: Hash::ZERO,
+    };
+    assert!(matches!(
+        w.refused(&key("alice"), stale),
+        Rejection::StaleEvent { .. }
+    ));
+    w.ok(&key("alice"), body);
+    let s = w.state.stamp(&stamp(ISSUE, 3)).unwrap();
+    assert_eq!(
+        (s.status, s.owner, s.event_count),
+        (StampStatus::Burned, address("alice"), 2)
+    );
+    assert_eq!(w.state.issue(ISSUE).unwrap().burned, 1);
+    let body = burn(&w, 3);
+    assert_eq!(
+        w.refused(&key("alice"), body),
+        Rejection::Burned(stamp(ISSUE, 3))
+    );
+    let body = w.transfer(3, "bob");
+    assert_eq!(
+        w.refused(&key("alice"), body),
+        Rejection::Burned(stamp(ISSUE, 3))
+    );
+    let a = at(&w);
+    assert_eq!(
+        w.refused(
+            &a,
+            TxBody::Redeem {
+                stamp: stamp(ISSUE, 3)
+            }
+        ),
+        Rejection::Burned(stamp(ISSUE, 3))
+    );
+    // A frozen stamp cannot be burned away by its owner.
+    w.ok(
+        &a,
+        TxBody::Freeze {
+            stamp: stamp(ISSUE, 4),
+            reason: FreezeReason::Stolen,
+            case_ref: "P-1".into(),
+        },
+    );
+    let body = burn(&w, 4);
+    assert_eq!(
+        w.refused(&key("alice"), body),
+        Rejection::Frozen(stamp(ISSUE, 4))
+    );
+    assert!(
+        w.state
+            .events
+            .iter()
+            .any(|e| e.kind == EventKind::Burned && e.stamp == stamp(ISSUE, 3))
+    );
+}

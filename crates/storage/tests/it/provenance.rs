@@ -127,6 +127,57 @@ fn history() -> Chain {
     c
 }
 
+#[test]
+fn a_burned_stamp_leaves_holdings_and_its_bundle_says_burned() {
+    let mut c = history();
+    let Some(cachet_state::StateValue::Stamp(s)) = c
+        .ledger
+        .store()
+        .state(&cachet_state::StateKey::Stamp(stamp(ISSUE, 3)))
+        .unwrap()
+    else {
+        panic!()
+    };
+    c.block(vec![(
+        key("dave"),
+        TxBody::Burn {
+            stamp: stamp(ISSUE, 3),
+            last_event: s.last_event,
+        },
+    )]);
+    assert!(
+        c.ledger
+            .store()
+            .holdings(&address("dave"), None, 10)
+            .unwrap()
+            .is_empty()
+    );
+    let authentic = verify(&c.bundle(3), &c.test.genesis).unwrap();
+    assert_eq!(authentic.status, cachet_state::StampStatus::Burned);
+    assert_eq!(authentic.owner, address("dave"));
+    // A burn signed by someone else than the owner is not authentic history.
+    let mut b = c.bundle(3);
+    let last = b.events.len() - 1;
+    let body = b.events[last].tx.body.clone();
+    b.events[last].tx = cachet_types::SignedTx::sign(c.test.chain_id, &key("alice"), 9, body);
+    assert_eq!(
+        verify(&b, &c.test.genesis).unwrap_err().code(),
+        "not_included"
+    );
+    let supply = c
+        .ledger
+        .store()
+        .supply_proof(&issue_id(ISSUE))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        cachet_provenance::verify_supply(&supply, &c.test.genesis)
+            .unwrap()
+            .burned,
+        1
+    );
+}
+
 fn check(bundle: &ProvenanceBundle, genesis: &cachet_types::Genesis, code: &str) {
     match verify(bundle, genesis) {
         Ok(_) => panic!("tampered bundle verified (expected {code})"),

@@ -82,6 +82,7 @@ fn body() -> impl Strategy<Value = TxBody> {
         }),
         (stamp_id(), "[A-Z0-9-]{1,20}")
             .prop_map(|(stamp, case_ref)| TxBody::Unfreeze { stamp, case_ref }),
+        (stamp_id(), hash()).prop_map(|(stamp, last_event)| TxBody::Burn { stamp, last_event }),
     ]
 }
 
