@@ -12,8 +12,8 @@ use anyhow::{Context, Result, bail};
 use cachet_api::{Client, ClientError, HistoryEntry, TxInfo, TxStatus};
 use cachet_state::EventKind;
 use cachet_types::{
-    CountryCode, CurrencyCode, FaceValue, FreezeReason, Hash, IssueId, IssueRecord, OperatorId,
-    SignedTx, StampId, TxBody,
+    CountryCode, CurrencyCode, Deadline, FaceValue, FreezeReason, Hash, IssueId, IssueRecord,
+    OperatorId, SignedTx, StampId, TxBody,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
@@ -108,6 +108,33 @@ enum Command {
         /// Case reference of the decision.
         #[arg(long = "case")]
         case_ref: String,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Let another account transfer a stamp you own, once, until a height or a time.
+    Approve {
+        /// Stamp.
+        stamp: StampId,
+        /// Account allowed to transfer it: an address or a wallet name.
+        #[arg(long)]
+        operator: String,
+        /// Last block height at which the approval holds.
+        #[arg(
+            long,
+            conflicts_with = "until_time",
+            required_unless_present = "until_time"
+        )]
+        until_height: Option<u64>,
+        /// Last block time at which it holds (RFC 3339, e.g. 2026-12-31T23:59:59Z).
+        #[arg(long)]
+        until_time: Option<String>,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Withdraw the approval on a stamp you own.
+    Revoke {
+        /// Stamp.
+        stamp: StampId,
         #[command(flatten)]
         tx: TxOptions,
     },
@@ -502,6 +529,38 @@ async fn run(cli: Cli) -> Result<()> {
             send(&ctx, &tx, body).await
         }
         Command::Redeem { stamp, tx } => send(&ctx, &tx, TxBody::Redeem { stamp }).await,
+        Command::Approve {
+            stamp,
+            operator,
+            until_height,
+            until_time,
+            tx,
+        } => {
+            let operator = ctx.wallets.resolve(&operator)?;
+            let until = match (until_height, until_time) {
+                (Some(height), _) => Deadline::Height(height),
+                (None, Some(text)) => {
+                    let time = humantime::parse_rfc3339(&text).with_context(|| {
+                        format!(
+                            "--until-time must be RFC 3339 like 2026-12-31T23:59:59Z, got {text:?}"
+                        )
+                    })?;
+                    let ms = time
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .context("--until-time is before 1970")?
+                        .as_millis();
+                    Deadline::TimeMs(u64::try_from(ms).context("--until-time is too far")?)
+                }
+                (None, None) => bail!("give --until-height or --until-time"),
+            };
+            let body = TxBody::Approve {
+                stamp,
+                operator,
+                until,
+            };
+            send(&ctx, &tx, body).await
+        }
+        Command::Revoke { stamp, tx } => send(&ctx, &tx, TxBody::Revoke { stamp }).await,
         Command::Burn { stamp, tx } => {
             let current = ctx.client.stamp(&stamp).await?;
             let body = TxBody::Burn {
@@ -988,6 +1047,13 @@ fn status_text(status: &cachet_state::StampStatus) -> String {
     }
 }
 
+fn deadline_text(until: &Deadline) -> String {
+    match until {
+        Deadline::Height(height) => format!("height {height}"),
+        Deadline::TimeMs(time_ms) => time_text(*time_ms),
+    }
+}
+
 fn time_text(time_ms: u64) -> String {
     let time = std::time::UNIX_EPOCH + Duration::from_millis(time_ms);
     humantime::format_rfc3339_seconds(time).to_string()
@@ -996,7 +1062,17 @@ fn time_text(time_ms: u64) -> String {
 fn event_text(entry: &HistoryEntry) -> String {
     match &entry.kind {
         EventKind::Minted { owner } => format!("minted to {owner}"),
-        EventKind::Transferred { from, to } => format!("transferred {from} -> {to}"),
+        EventKind::Transferred { from, to, operator } => match operator {
+            Some(operator) => format!("transferred {from} -> {to} by approved {operator}"),
+            None => format!("transferred {from} -> {to}"),
+        },
+        EventKind::Approved { operator, until } => {
+            format!(
+                "approved {operator} to transfer until {}",
+                deadline_text(until)
+            )
+        }
+        EventKind::Revoked { operator } => format!("approval of {operator} revoked"),
         EventKind::Redeemed => "redeemed".into(),
         EventKind::Frozen { reason, case_ref } => {
             format!("frozen: {}, case {case_ref}", reason_text(reason))
@@ -1047,11 +1123,25 @@ async fn history(
                 EventKind::Minted { owner } => {
                     ("minted", String::new(), owner.to_string(), String::new())
                 }
-                EventKind::Transferred { from, to } => (
+                EventKind::Transferred { from, to, operator } => (
                     "transferred",
                     from.to_string(),
                     to.to_string(),
+                    operator
+                        .map(|o| format!("by approved {o}"))
+                        .unwrap_or_default(),
+                ),
+                EventKind::Approved { operator, until } => (
+                    "approved",
                     String::new(),
+                    String::new(),
+                    format!("{operator} until {}", deadline_text(until)),
+                ),
+                EventKind::Revoked { operator } => (
+                    "revoked",
+                    String::new(),
+                    String::new(),
+                    operator.to_string(),
                 ),
                 EventKind::Redeemed => ("redeemed", String::new(), String::new(), String::new()),
                 EventKind::Frozen { reason, case_ref } => (

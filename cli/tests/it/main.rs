@@ -414,6 +414,29 @@ fn operator_and_collectors_walkthrough_with_every_rejection() {
     // After all the refusals, the valid path still works (nonces were not burned).
     final_height(&cli.json(&["transfer", &stamp(1), "--to", "bob", "-w", "alice"]));
 
+    // alice approves mallory to sell #2 for her; mallory moves it to bob; history shows both.
+    final_height(&cli.json(&[
+        "approve",
+        &stamp(2),
+        "--operator",
+        "mallory",
+        "--until-height",
+        "1000",
+        "-w",
+        "alice",
+    ]));
+    final_height(&cli.json(&["transfer", &stamp(2), "--to", "bob", "-w", "mallory"]));
+    let events = cli.json(&["history", &stamp(2)])["events"].clone();
+    let moved = &events.as_array().unwrap()[2];
+    assert_eq!(moved["kind"], "transferred", "{events}");
+    assert_eq!(moved["from"], alice.as_str());
+    assert_eq!(moved["operator"], address("mallory").as_str());
+    assert_eq!(moved["signer"], address("mallory").as_str());
+    cli.refused(
+        &["transfer", &stamp(2), "--to", "mallory", "-w", "mallory"],
+        "not_owner",
+    );
+
     // bob burns #1: it leaves his holdings, stays in history, counts in supply.
     final_height(&cli.json(&["burn", &stamp(1), "-w", "bob"]));
     let history = cli.json(&["history", &stamp(1)]);
@@ -421,13 +444,9 @@ fn operator_and_collectors_walkthrough_with_every_rejection() {
         history["events"].as_array().unwrap().last().unwrap()["kind"],
         "burned"
     );
-    assert_eq!(
-        cli.json(&["holdings", "bob"])["stamps"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    // bob now holds #42 and #2; the burned #1 is gone.
+    let held = cli.json(&["holdings", "bob"])["stamps"].clone();
+    assert_eq!(held, serde_json::json!([stamp(2), stamp(42)]), "{held}");
     cli.refused(
         &["transfer", &stamp(1), "--to", "alice", "-w", "bob"],
         "burned",

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use cachet_state::smt::{self, SmtProof};
-use cachet_state::{StampState, StampStatus, StateKey, StateValue, event_hash};
+use cachet_state::{Approval, StampState, StampStatus, StateKey, StateValue, event_hash};
 use cachet_types::merkle::{InclusionProof, verify_inclusion};
 use cachet_types::{
     Address, BlockHeader, CommitCertificate, Genesis, Hash, IssueRecord, Operator, SignedTx,
@@ -319,6 +319,7 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
     let serial = bundle.stamp.serial;
     let mut owner: Option<Address> = None;
     let mut status = StampStatus::Active;
+    let mut approval: Option<Approval> = None;
     let mut head = Hash::ZERO;
     // Order first: every event strictly after the one before (and after the issue).
     let mut last_position = (bundle.issue.height, bundle.issue.proof.index);
@@ -381,7 +382,9 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
                     | TxBody::Redeem { stamp }
                     | TxBody::Freeze { stamp, .. }
                     | TxBody::Unfreeze { stamp, .. }
-                    | TxBody::Burn { stamp, .. } => stamp,
+                    | TxBody::Burn { stamp, .. }
+                    | TxBody::Approve { stamp, .. }
+                    | TxBody::Revoke { stamp } => stamp,
                     _ => return Err(Failure::ForeignEvent(seq)),
                 };
                 if *stamp != bundle.stamp {
@@ -393,13 +396,49 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
                         if *last_event != head {
                             return Err(Failure::ChainGap(seq));
                         }
-                        if event.tx.signer != *current.public_key() {
-                            return Err(rule("transfer not signed by the then-owner"));
+                        let by_owner = event.tx.signer == *current.public_key();
+                        let block = headers
+                            .get(&event.height)
+                            .ok_or(Failure::MissingHeader(event.height))?;
+                        let by_approved = approval.is_some_and(|a| {
+                            a.operator.public_key() == &event.tx.signer
+                                && !a.until.passed(block.height, block.time_ms)
+                        });
+                        if !by_owner && !by_approved {
+                            return Err(rule(
+                                "transfer not signed by the then-owner or an account it approved",
+                            ));
                         }
                         if !active {
                             return Err(rule("transfer of a stamp that is not active"));
                         }
                         owner = Some(*to);
+                    }
+                    TxBody::Approve {
+                        operator, until, ..
+                    } => {
+                        let block = headers
+                            .get(&event.height)
+                            .ok_or(Failure::MissingHeader(event.height))?;
+                        if event.tx.signer != *current.public_key()
+                            || !active
+                            || until.passed(block.height, block.time_ms)
+                        {
+                            return Err(rule(
+                                "approval not by the owner, of an inactive stamp, or already over",
+                            ));
+                        }
+                        approval = Some(Approval {
+                            operator: *operator,
+                            until: *until,
+                        });
+                        head = event_hash(&bundle.stamp, &head, &tx_id);
+                        continue;
+                    }
+                    TxBody::Revoke { .. } => {
+                        if event.tx.signer != *current.public_key() || approval.is_none() {
+                            return Err(rule("revocation not by the owner or with no approval"));
+                        }
                     }
                     TxBody::Burn { last_event, .. } => {
                         if *last_event != head {
@@ -437,6 +476,8 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
                 }
             }
         }
+        // Every event but an approval ends any approval (as the ledger does).
+        approval = None;
         head = event_hash(&bundle.stamp, &head, &tx_id);
     }
     let owner = owner.ok_or(Failure::EventOrder {
@@ -468,6 +509,7 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
         last_event: head,
         event_count: u32::try_from(bundle.events.len())
             .map_err(|_| Failure::Format("too many events".into()))?,
+        approval,
     };
     if current.record != expected {
         return Err(Failure::RecordMismatch(format!(

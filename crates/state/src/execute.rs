@@ -11,8 +11,8 @@ use cachet_types::{
 };
 
 use crate::records::{
-    AccountState, EventKind, IssueState, StampEvent, StampState, StampStatus, StateKey, StateValue,
-    event_hash,
+    AccountState, Approval, EventKind, IssueState, StampEvent, StampState, StampStatus, StateKey,
+    StateValue, event_hash,
 };
 use crate::rejection::Rejection;
 use crate::{StateError, StateView};
@@ -97,7 +97,9 @@ impl<'s, 'a, V: StateView + ?Sized> Scratch<'s, 'a, V> {
         );
     }
 
-    /// Records an event for a stamp and returns its new record.
+    /// Records an event for a stamp and writes its new record (owner, status, approval).
+    // Each argument is one field of the event or the new record; a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     fn event(
         &mut self,
         ctx: &TxContext<'_>,
@@ -105,6 +107,7 @@ impl<'s, 'a, V: StateView + ?Sized> Scratch<'s, 'a, V> {
         previous: Option<StampState>,
         owner: Address,
         status: StampStatus,
+        approval: Option<Approval>,
         kind: EventKind,
     ) -> Result<(), ApplyError> {
         let (prev_event, seq) = match &previous {
@@ -132,6 +135,7 @@ impl<'s, 'a, V: StateView + ?Sized> Scratch<'s, 'a, V> {
                 status,
                 last_event: hash,
                 event_count,
+                approval,
             }),
         );
         Ok(())
@@ -326,6 +330,7 @@ fn apply_body<V: StateView + ?Sized>(
                     None,
                     *owner,
                     StampStatus::Active,
+                    None,
                     EventKind::Minted { owner: *owner },
                 )?;
             }
@@ -346,9 +351,20 @@ fn apply_body<V: StateView + ?Sized>(
             to,
         } => {
             let current = scratch.stamp(stamp)?;
-            if current.owner.public_key() != &ctx.signer {
-                return Err(Rejection::NotOwner(stamp.clone()).into());
-            }
+            // The owner, or the approved account before its deadline.
+            let operator = if current.owner.public_key() == &ctx.signer {
+                None
+            } else {
+                match current.approval {
+                    Some(approval) if approval.operator.public_key() == &ctx.signer => {
+                        if approval.until.passed(ctx.height, ctx.time_ms) {
+                            return Err(Rejection::ApprovalExpired(stamp.clone()).into());
+                        }
+                        Some(approval.operator)
+                    }
+                    _ => return Err(Rejection::NotOwner(stamp.clone()).into()),
+                }
+            };
             require_active(stamp, &current.status)?;
             if current.last_event != *last_event {
                 return Err(Rejection::StaleEvent {
@@ -367,7 +383,67 @@ fn apply_body<V: StateView + ?Sized>(
                 Some(current),
                 *to,
                 StampStatus::Active,
-                EventKind::Transferred { from, to: *to },
+                None,
+                EventKind::Transferred {
+                    from,
+                    to: *to,
+                    operator,
+                },
+            )?;
+        }
+        TxBody::Approve {
+            stamp,
+            operator,
+            until,
+        } => {
+            let current = scratch.stamp(stamp)?;
+            if current.owner.public_key() != &ctx.signer {
+                return Err(Rejection::NotOwner(stamp.clone()).into());
+            }
+            require_active(stamp, &current.status)?;
+            if operator.public_key().is_weak() {
+                return Err(Rejection::WeakKey.into());
+            }
+            if until.passed(ctx.height, ctx.time_ms) {
+                return Err(Rejection::DeadlinePassed.into());
+            }
+            let owner = current.owner;
+            let approval = Approval {
+                operator: *operator,
+                until: *until,
+            };
+            scratch.event(
+                ctx,
+                stamp,
+                Some(current),
+                owner,
+                StampStatus::Active,
+                Some(approval),
+                EventKind::Approved {
+                    operator: *operator,
+                    until: *until,
+                },
+            )?;
+        }
+        TxBody::Revoke { stamp } => {
+            let current = scratch.stamp(stamp)?;
+            if current.owner.public_key() != &ctx.signer {
+                return Err(Rejection::NotOwner(stamp.clone()).into());
+            }
+            let Some(approval) = current.approval else {
+                return Err(Rejection::NotApproved(stamp.clone()).into());
+            };
+            let (owner, status) = (current.owner, current.status.clone());
+            scratch.event(
+                ctx,
+                stamp,
+                Some(current),
+                owner,
+                status,
+                None,
+                EventKind::Revoked {
+                    operator: approval.operator,
+                },
             )?;
         }
         TxBody::Redeem { stamp } => {
@@ -381,6 +457,7 @@ fn apply_body<V: StateView + ?Sized>(
                 Some(current),
                 owner,
                 StampStatus::Redeemed,
+                None,
                 EventKind::Redeemed,
             )?;
             issue.redeemed = bump(issue.redeemed, 1)?;
@@ -404,6 +481,7 @@ fn apply_body<V: StateView + ?Sized>(
                     reason: *reason,
                     case_ref: case_ref.clone(),
                 },
+                None,
                 EventKind::Frozen {
                     reason: *reason,
                     case_ref: case_ref.clone(),
@@ -433,6 +511,7 @@ fn apply_body<V: StateView + ?Sized>(
                 Some(current),
                 owner,
                 StampStatus::Burned,
+                None,
                 EventKind::Burned,
             )?;
             issue.burned = bump(issue.burned, 1)?;
@@ -451,6 +530,7 @@ fn apply_body<V: StateView + ?Sized>(
                 Some(current),
                 owner,
                 StampStatus::Active,
+                None,
                 EventKind::Unfrozen {
                     case_ref: case_ref.clone(),
                 },

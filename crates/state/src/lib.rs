@@ -13,8 +13,8 @@ use cachet_types::Hash;
 
 pub use execute::{ApplyError, BlockEnv, BlockExecution, StateChanges};
 pub use records::{
-    AccountState, EventKind, IssueState, StampEvent, StampState, StampStatus, StateKey, StateValue,
-    event_hash,
+    AccountState, Approval, EventKind, IssueState, StampEvent, StampState, StampStatus, StateKey,
+    StateValue, event_hash,
 };
 pub use rejection::Rejection;
 

@@ -4,7 +4,9 @@ use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
 use cachet_types::codec;
-use cachet_types::{Address, FreezeReason, Hash, IssueId, IssueRecord, PublicKey, StampId};
+use cachet_types::{
+    Address, Deadline, FreezeReason, Hash, IssueId, IssueRecord, PublicKey, StampId,
+};
 
 const STATE_KEY_TAG: &str = "cachet/state-key";
 const STATE_VALUE_TAG: &str = "cachet/state-value";
@@ -118,6 +120,17 @@ pub struct StampState {
     pub last_event: Hash,
     /// Number of events so far (the next event's sequence number).
     pub event_count: u32,
+    /// Who else may transfer it, and until when.
+    pub approval: Option<Approval>,
+}
+
+/// An owner's permission for another account to transfer one stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct Approval {
+    /// The approved account.
+    pub operator: Address,
+    /// When it ends.
+    pub until: Deadline,
 }
 
 /// A signer's account.
@@ -142,6 +155,20 @@ pub enum EventKind {
         from: Address,
         /// New owner.
         to: Address,
+        /// The approved account that moved it, if not the owner.
+        operator: Option<Address>,
+    },
+    /// The owner approved another account to transfer it.
+    Approved {
+        /// The approved account.
+        operator: Address,
+        /// Until when.
+        until: Deadline,
+    },
+    /// The owner withdrew an approval.
+    Revoked {
+        /// The account that was approved.
+        operator: Address,
     },
     /// Used as postage.
     Redeemed,

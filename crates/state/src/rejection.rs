@@ -118,6 +118,15 @@ pub enum Rejection {
     /// Unfreeze of a stamp that is not frozen.
     #[error("stamp {0} is not frozen")]
     NotFrozen(StampId),
+    /// The signer's approval for this stamp has ended.
+    #[error("the approval to transfer {0} has ended")]
+    ApprovalExpired(StampId),
+    /// Revoke without an approval.
+    #[error("stamp {0} has no approval to revoke")]
+    NotApproved(StampId),
+    /// An approval that would already be over.
+    #[error("the approval deadline has already passed")]
+    DeadlinePassed,
     /// A counter would overflow.
     #[error("counter overflow")]
     Overflow,
@@ -151,6 +160,9 @@ impl Rejection {
             Rejection::Redeemed(_) => "redeemed",
             Rejection::Burned(_) => "burned",
             Rejection::NotFrozen(_) => "not_frozen",
+            Rejection::ApprovalExpired(_) => "approval_expired",
+            Rejection::NotApproved(_) => "not_approved",
+            Rejection::DeadlinePassed => "deadline_passed",
             Rejection::Overflow => "overflow",
         }
     }

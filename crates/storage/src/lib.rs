@@ -482,7 +482,7 @@ impl Store {
                 EventKind::Minted { owner } => {
                     batch.put_cf(self.cf(CF_HOLDINGS), holding_key(owner, &event.stamp), [])
                 }
-                EventKind::Transferred { from, to } => {
+                EventKind::Transferred { from, to, .. } => {
                     batch.delete_cf(self.cf(CF_HOLDINGS), holding_key(from, &event.stamp));
                     batch.put_cf(self.cf(CF_HOLDINGS), holding_key(to, &event.stamp), []);
                 }

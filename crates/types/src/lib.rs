@@ -23,7 +23,8 @@ pub use hash::Hash;
 pub use ids::{CountryCode, CurrencyCode, IdError, IssueId, OperatorId, StampId};
 pub use keys::{Address, BatchVerifier, PublicKey, Signature, SignatureError, SigningKey, os_rng};
 pub use tx::{
-    FaceValue, FreezeReason, IssueRecord, SignedTx, TxBody, TxCheckError, VerifiedTx, verify_batch,
+    Deadline, FaceValue, FreezeReason, IssueRecord, SignedTx, TxBody, TxCheckError, VerifiedTx,
+    verify_batch,
 };
 
 /// Re-exported so callers of the batch verifier can pass an OS random source.

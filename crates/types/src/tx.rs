@@ -101,6 +101,26 @@ pub enum FreezeReason {
     LegalOrder,
 }
 
+/// When an approval ends: after a block height, or after a block time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Deadline {
+    /// Valid in blocks up to and including this height.
+    Height(u64),
+    /// Valid in blocks whose time is at most this, in milliseconds since the Unix epoch.
+    TimeMs(u64),
+}
+
+impl Deadline {
+    /// True if a block at `height` and `time_ms` is past the deadline.
+    pub fn passed(&self, height: u64, time_ms: u64) -> bool {
+        match self {
+            Deadline::Height(until) => height > *until,
+            Deadline::TimeMs(until) => time_ms > *until,
+        }
+    }
+}
+
 /// What a transaction does.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -156,6 +176,21 @@ pub enum TxBody {
         /// Case reference of the decision.
         case_ref: String,
     },
+    /// The owner lets `operator` transfer the stamp once, until `until`. A transfer (by
+    /// anyone allowed), a revocation or the deadline ends it.
+    Approve {
+        /// The stamp.
+        stamp: StampId,
+        /// The account allowed to transfer it.
+        operator: Address,
+        /// When the approval ends.
+        until: Deadline,
+    },
+    /// The owner withdraws an approval.
+    Revoke {
+        /// The stamp.
+        stamp: StampId,
+    },
     /// The owner destroys a stamp: it stays in history and counts in supply, but never moves
     /// again.
     Burn {
@@ -178,6 +213,8 @@ impl TxBody {
             TxBody::Freeze { .. } => "freeze",
             TxBody::Unfreeze { .. } => "unfreeze",
             TxBody::Burn { .. } => "burn",
+            TxBody::Approve { .. } => "approve",
+            TxBody::Revoke { .. } => "revoke",
         }
     }
 }

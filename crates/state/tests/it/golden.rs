@@ -82,6 +82,22 @@ fn vectors() -> BTreeMap<String, Value> {
             },
         ),
         (
+            "tx_approve",
+            &alice,
+            TxBody::Approve {
+                stamp: stamp("AT-2026-001", 9),
+                operator: address("carol"),
+                until: cachet_types::Deadline::TimeMs(1_800_000_000_000),
+            },
+        ),
+        (
+            "tx_revoke",
+            &alice,
+            TxBody::Revoke {
+                stamp: stamp("AT-2026-001", 9),
+            },
+        ),
+        (
             "tx_burn",
             &alice,
             TxBody::Burn {
@@ -139,6 +155,10 @@ fn vectors() -> BTreeMap<String, Value> {
         },
         last_event: Hash::sha256(b"e"),
         event_count: 2,
+        approval: Some(cachet_state::Approval {
+            operator: address("carol"),
+            until: cachet_types::Deadline::Height(99),
+        }),
     });
     out.insert("state_stamp".into(), json!({
         "key_encoding": hex::encode(state_key.to_bytes()),

@@ -533,3 +533,89 @@ fn owners_burn_stamps_which_then_never_move() {
             .any(|e| e.kind == EventKind::Burned && e.stamp == stamp(ISSUE, 3))
     );
 }
+
+#[test]
+fn approvals_let_another_account_transfer_once_until_the_deadline() {
+    use cachet_types::Deadline;
+    let mut w = World::new();
+    let approve = |serial, who: &str, until| TxBody::Approve {
+        stamp: stamp(ISSUE, serial),
+        operator: address(who),
+        until,
+    };
+    // Only the owner approves; a deadline already over is refused.
+    assert_eq!(
+        w.refused(&key("bob"), approve(5, "bob", Deadline::Height(100))),
+        Rejection::NotOwner(stamp(ISSUE, 5))
+    );
+    assert_eq!(
+        w.refused(&key("alice"), approve(5, "bob", Deadline::Height(1))),
+        Rejection::DeadlinePassed
+    );
+    w.ok(&key("alice"), approve(5, "bob", Deadline::Height(100)));
+    assert!(w.state.stamp(&stamp(ISSUE, 5)).unwrap().approval.is_some());
+    // carol is not approved; bob is, and moves it to carol; the history names both.
+    let body = w.transfer(5, "carol");
+    assert_eq!(
+        w.refused(&key("carol"), body.clone()),
+        Rejection::NotOwner(stamp(ISSUE, 5))
+    );
+    w.ok(&key("bob"), body);
+    let s = w.state.stamp(&stamp(ISSUE, 5)).unwrap();
+    assert_eq!((s.owner, s.approval), (address("carol"), None));
+    let last = w.state.events.last().unwrap();
+    assert_eq!(
+        last.kind,
+        EventKind::Transferred {
+            from: address("alice"),
+            to: address("carol"),
+            operator: Some(address("bob"))
+        }
+    );
+    // The approval was used up by the transfer.
+    let body = w.transfer(5, "bob");
+    assert_eq!(
+        w.refused(&key("bob"), body),
+        Rejection::NotOwner(stamp(ISSUE, 5))
+    );
+
+    // Past its deadline an approval no longer works (each test block is one height).
+    let height_now = w.state.events.last().unwrap().height;
+    w.ok(
+        &key("alice"),
+        approve(6, "bob", Deadline::Height(height_now + 2)),
+    );
+    // Two more blocks pass (each transaction here is its own block).
+    let body = w.transfer(2, "dave");
+    w.ok(&key("alice"), body);
+    let body = w.transfer(3, "dave");
+    w.ok(&key("alice"), body);
+    let body = w.transfer(6, "bob");
+    assert_eq!(
+        w.refused(&key("bob"), body),
+        Rejection::ApprovalExpired(stamp(ISSUE, 6))
+    );
+
+    // Revocation ends it; revoking nothing is refused.
+    w.ok(&key("alice"), approve(7, "bob", Deadline::TimeMs(u64::MAX)));
+    w.ok(
+        &key("alice"),
+        TxBody::Revoke {
+            stamp: stamp(ISSUE, 7),
+        },
+    );
+    let body = w.transfer(7, "bob");
+    assert_eq!(
+        w.refused(&key("bob"), body),
+        Rejection::NotOwner(stamp(ISSUE, 7))
+    );
+    assert_eq!(
+        w.refused(
+            &key("alice"),
+            TxBody::Revoke {
+                stamp: stamp(ISSUE, 7)
+            }
+        ),
+        Rejection::NotApproved(stamp(ISSUE, 7))
+    );
+}

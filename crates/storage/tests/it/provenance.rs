@@ -124,6 +124,15 @@ fn history() -> Chain {
     )]);
     let t = c.transfer(3, "dave");
     c.block(vec![(key("alice"), t)]);
+    // carol lets dave sell #42 for her; dave moves it to erin.
+    let approve = TxBody::Approve {
+        stamp: stamp(ISSUE, 42),
+        operator: address("dave"),
+        until: cachet_types::Deadline::Height(100),
+    };
+    c.block(vec![(key("carol"), approve)]);
+    let t = c.transfer(42, "erin");
+    c.block(vec![(key("dave"), t)]);
     c
 }
 
@@ -195,9 +204,9 @@ fn an_untouched_bundle_verifies_offline_and_survives_json() {
     let bundle: ProvenanceBundle = serde_json::from_str(&text).unwrap();
     let genesis = serde_json::from_str(&genesis_text).unwrap();
     let authentic = verify(&bundle, &genesis).unwrap();
-    assert_eq!(authentic.owner, address("carol"));
-    assert_eq!(authentic.events, 5);
-    assert_eq!(authentic.as_of_height, 6);
+    assert_eq!(authentic.owner, address("erin"));
+    assert_eq!(authentic.events, 7);
+    assert_eq!(authentic.as_of_height, 8);
     assert_eq!(authentic.status, cachet_state::StampStatus::Active);
     let redeemed = verify(&c.bundle(7), &c.test.genesis).unwrap();
     assert_eq!(redeemed.status, cachet_state::StampStatus::Redeemed);
@@ -226,6 +235,11 @@ fn every_tampering_is_caught_with_its_name() {
     let mut b = good.clone();
     b.events.swap(1, 2);
     check(&b, genesis, "event_order");
+
+    // An approved transfer with its approval dropped: the event chain has a gap.
+    let mut b = good.clone();
+    b.events.remove(5);
+    check(&b, genesis, "chain_gap");
 
     // Swap in an event of another stamp (the transfer of #3).
     let other = c.bundle(3);
@@ -264,7 +278,7 @@ fn every_tampering_is_caught_with_its_name() {
     b.current.record.owner = address("bob");
     check(&b, genesis, "state_proof");
     let mut b = good.clone();
-    b.current.height = 5;
+    b.current.height = 7;
     check(&b, genesis, "state_proof");
 
     // A header altered after certification.
@@ -282,8 +296,8 @@ fn every_tampering_is_caught_with_its_name() {
 fn a_stale_bundle_is_refused_once_the_stamp_moved_on() {
     let mut c = history();
     let before = c.bundle(42);
-    let t = c.transfer(42, "erin");
-    c.block(vec![(key("carol"), t)]);
+    let t = c.transfer(42, "frank");
+    c.block(vec![(key("erin"), t)]);
     let after = c.bundle(42);
     verify(&before, &c.test.genesis).unwrap(); // true as of its own height
     // Old record and proof grafted onto the newer bundle's headers: refused.
@@ -361,5 +375,5 @@ fn golden_bundle_matches_specs_and_verifies() {
     assert_eq!(stored_genesis, genesis, "the genesis format changed");
     let parsed: ProvenanceBundle = serde_json::from_str(&stored_bundle).unwrap();
     let genesis = serde_json::from_str(&stored_genesis).unwrap();
-    assert_eq!(verify(&parsed, &genesis).unwrap().owner, address("carol"));
+    assert_eq!(verify(&parsed, &genesis).unwrap().owner, address("erin"));
 }
