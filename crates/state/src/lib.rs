@@ -4,6 +4,7 @@
 //! Pure and deterministic: no I/O, no clock, no threads. Storage implements [`StateView`] and
 //! [`smt::NodeSource`]; this crate says what to write, the store writes it.
 
+pub mod block;
 pub mod execute;
 pub mod records;
 pub mod rejection;
@@ -11,6 +12,7 @@ pub mod smt;
 
 use cachet_types::Hash;
 
+pub use block::{BlockError, ExecutedBlock, Tip, build_block, execute_block};
 pub use execute::{ApplyError, BlockEnv, BlockExecution, StateChanges};
 pub use records::{
     AccountState, Approval, EventKind, IssueState, StampEvent, StampState, StampStatus, StateKey,

@@ -5,15 +5,10 @@
 //! or one received from a peer (checked and executed here). Both end in
 //! [`Store::commit`] after the certificate is checked against the genesis validators.
 
-use cachet_state::smt::{Child, NodeWrites};
-use cachet_state::{
-    ApplyError, BlockEnv, BlockExecution, Rejection, StateChanges, StateError, commit_tree,
-};
-use cachet_types::merkle::tx_root;
+use cachet_state::{BlockError, ExecutedBlock, StateError, build_block, execute_block};
 use cachet_types::os_rng;
 use cachet_types::{
-    Block, BlockHeader, CertificateError, CertifiedBlock, CommitCertificate, Hash, PublicKey,
-    VerifiedTx, verify_batch,
+    Block, CertificateError, CertifiedBlock, CommitCertificate, PublicKey, VerifiedTx, verify_batch,
 };
 use thiserror::Error;
 
@@ -42,19 +37,7 @@ pub enum LedgerError {
 }
 
 /// A block built on the current tip, with its execution results.
-#[derive(Debug)]
-pub struct Proposal {
-    /// The block (header carries the resulting state root).
-    pub block: Block,
-    /// Transactions included, verified.
-    pub included: Vec<VerifiedTx>,
-    /// Transactions dropped, with their reasons.
-    pub rejected: Vec<(Hash, Rejection)>,
-    changes: StateChanges,
-    tree_writes: NodeWrites,
-    root: Child,
-    parent: Hash,
-}
+pub type Proposal = ExecutedBlock;
 
 /// The ledger: a store plus the rules for extending it.
 pub struct Ledger {
@@ -88,65 +71,49 @@ impl Ledger {
         proposer: u16,
     ) -> Result<Proposal, LedgerError> {
         let tip = self.store.tip()?;
-        let params = &self.store.genesis().params;
-        let height = tip.height + 1;
-        let time_ms = time_ms.max(tip.time_ms);
-        let env = BlockEnv {
-            genesis: self.store.genesis(),
-            height,
-            time_ms,
-        };
-        let mut execution = BlockExecution::new(&self.store, env);
-        let mut included = Vec::new();
-        let mut rejected = Vec::new();
-        let mut bytes = 0usize;
-        for tx in candidates {
-            if included.len() >= params.max_block_txs as usize
-                || bytes + tx.size() > params.max_block_bytes as usize
-            {
-                break;
-            }
-            match execution.apply(&tx) {
-                Ok(()) => {
-                    bytes += tx.size();
-                    included.push(tx);
-                }
-                Err(ApplyError::Rejected(reason)) => rejected.push((tx.id(), reason)),
-                Err(ApplyError::State(error)) => return Err(error.into()),
-            }
-        }
-        let changes = execution.finish();
-        let (root, tree_writes) = commit_tree(&self.store, tip.state_root, &changes.writes)?;
-        let ids: Vec<Hash> = included.iter().map(VerifiedTx::id).collect();
-        let header = BlockHeader {
-            chain_id: self.store.chain_id(),
-            height,
-            prev_hash: tip.block_hash,
+        Ok(build_block(
+            &self.store,
+            self.store.genesis(),
+            &tip,
+            candidates,
             time_ms,
             proposer,
-            tx_count: included.len() as u32,
-            tx_root: tx_root(&ids),
-            state_root: root.hash(),
-        };
-        let block = Block {
-            header,
-            txs: included.iter().map(|tx| tx.tx().clone()).collect(),
-        };
-        Ok(Proposal {
-            block,
-            included,
-            rejected,
-            changes,
-            tree_writes,
-            root,
-            parent: tip.block_hash,
+        )?)
+    }
+
+    /// Checks a block from a peer against the tip and executes it, without committing:
+    /// signatures (batched), links, limits, every transaction and the state root.
+    pub fn prepare(&self, block: Block) -> Result<ExecutedBlock, LedgerError> {
+        let height = block.header.height;
+        let verified = verify_batch(&self.store.chain_id(), block.txs.clone(), os_rng()).map_err(
+            |(index, error)| LedgerError::InvalidBlock {
+                height,
+                reason: format!("transaction {index}: {error}"),
+            },
+        )?;
+        self.prepare_verified(block, verified)
+    }
+
+    fn prepare_verified(
+        &self,
+        block: Block,
+        verified: Vec<VerifiedTx>,
+    ) -> Result<ExecutedBlock, LedgerError> {
+        let tip = self.store.tip()?;
+        execute_block(&self.store, self.store.genesis(), &tip, block, verified).map_err(|error| {
+            match error {
+                BlockError::State(error) => LedgerError::State(error),
+                BlockError::Invalid { height, reason } => {
+                    LedgerError::InvalidBlock { height, reason }
+                }
+            }
         })
     }
 
-    /// Commits our own proposal once it is certified.
+    /// Commits an executed block (our proposal, or a prepared peer block) once certified.
     pub fn commit_proposal(
         &self,
-        proposal: Proposal,
+        proposal: ExecutedBlock,
         certificate: CommitCertificate,
     ) -> Result<(Tip, CertifiedBlock), LedgerError> {
         certificate.verify(&proposal.block.header, &self.validators)?;
@@ -154,7 +121,7 @@ impl Ledger {
         if tip.block_hash != proposal.parent {
             return Err(LedgerError::InvalidBlock {
                 height: proposal.block.header.height,
-                reason: "the tip moved since the proposal was built".into(),
+                reason: "the tip moved since the block was executed".into(),
             });
         }
         let certified = CertifiedBlock {
@@ -172,16 +139,13 @@ impl Ledger {
 
     /// Checks a certified block from elsewhere against the tip, executes it, and commits it.
     pub fn commit_certified(&self, certified: &CertifiedBlock) -> Result<Tip, LedgerError> {
-        let verified = verify_batch(
-            &self.store.chain_id(),
-            certified.block.txs.clone(),
-            os_rng(),
-        )
-        .map_err(|(index, error)| LedgerError::InvalidBlock {
-            height: certified.block.header.height,
-            reason: format!("transaction {index}: {error}"),
-        })?;
-        self.commit_verified(certified, verified)
+        certified
+            .certificate
+            .verify(&certified.block.header, &self.validators)?;
+        let executed = self.prepare(certified.block.clone())?;
+        Ok(self
+            .commit_proposal(executed, certified.certificate.clone())?
+            .0)
     }
 
     /// Like [`Ledger::commit_certified`], for a block whose transactions the caller has
@@ -191,66 +155,12 @@ impl Ledger {
         certified: &CertifiedBlock,
         verified: Vec<VerifiedTx>,
     ) -> Result<Tip, LedgerError> {
-        let header = &certified.block.header;
-        certified.certificate.verify(header, &self.validators)?;
-        let tip = self.store.tip()?;
-        let invalid = |reason: String| LedgerError::InvalidBlock {
-            height: header.height,
-            reason,
-        };
-        let params = &self.store.genesis().params;
-        if header.chain_id != self.store.chain_id() {
-            return Err(invalid("block is for another chain".into()));
-        }
-        if header.height != tip.height + 1 || header.prev_hash != tip.block_hash {
-            return Err(invalid(format!(
-                "does not extend the tip at height {}",
-                tip.height
-            )));
-        }
-        if header.time_ms < tip.time_ms {
-            return Err(invalid("time goes backwards".into()));
-        }
-        if usize::from(header.proposer) >= self.validators.len() {
-            return Err(invalid("unknown proposer".into()));
-        }
-        let txs = &certified.block.txs;
-        if txs.len() != header.tx_count as usize
-            || txs.len() > params.max_block_txs as usize
-            || verified.len() != txs.len()
-        {
-            return Err(invalid(
-                "transaction count mismatch or over the limit".into(),
-            ));
-        }
-        let bytes: usize = verified.iter().map(VerifiedTx::size).sum();
-        if bytes > params.max_block_bytes as usize {
-            return Err(invalid("block is over the byte limit".into()));
-        }
-        let ids: Vec<Hash> = verified.iter().map(VerifiedTx::id).collect();
-        if tx_root(&ids) != header.tx_root {
-            return Err(invalid("transaction root mismatch".into()));
-        }
-        let env = BlockEnv {
-            genesis: self.store.genesis(),
-            height: header.height,
-            time_ms: header.time_ms,
-        };
-        let mut execution = BlockExecution::new(&self.store, env);
-        for (index, tx) in verified.iter().enumerate() {
-            match execution.apply(tx) {
-                Ok(()) => {}
-                Err(ApplyError::Rejected(reason)) => {
-                    return Err(invalid(format!("transaction {index}: {reason}")));
-                }
-                Err(ApplyError::State(error)) => return Err(error.into()),
-            }
-        }
-        let changes = execution.finish();
-        let (root, tree_writes) = commit_tree(&self.store, tip.state_root, &changes.writes)?;
-        if root.hash() != header.state_root {
-            return Err(invalid("state root mismatch".into()));
-        }
-        Ok(self.store.commit(certified, &changes, &tree_writes, root)?)
+        certified
+            .certificate
+            .verify(&certified.block.header, &self.validators)?;
+        let executed = self.prepare_verified(certified.block.clone(), verified)?;
+        Ok(self
+            .commit_proposal(executed, certified.certificate.clone())?
+            .0)
     }
 }

@@ -17,7 +17,6 @@
 
 use std::path::Path;
 
-use bincode::{Decode, Encode};
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 use thiserror::Error;
 
@@ -99,17 +98,7 @@ pub(crate) fn corrupt(what: &str, error: CodecError) -> StoreError {
 }
 
 /// The last committed block, as recorded in `meta`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
-pub struct Tip {
-    /// Height (0: only the genesis).
-    pub height: u64,
-    /// Hash of the tip header (the chain id at height 0).
-    pub block_hash: Hash,
-    /// Root of the state tree after the tip.
-    pub state_root: Child,
-    /// Time of the tip block (genesis time at height 0).
-    pub time_ms: u64,
-}
+pub use cachet_state::Tip;
 
 /// Where a transaction is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,12 +166,7 @@ impl Store {
             None => {
                 let mut batch = WriteBatch::default();
                 batch.put_cf(store.cf(CF_META), META_GENESIS, codec::encode(genesis));
-                let tip = Tip {
-                    height: 0,
-                    block_hash: chain_id,
-                    state_root: Child::Empty,
-                    time_ms: genesis.genesis_time_ms,
-                };
+                let tip = Tip::genesis(genesis);
                 batch.put_cf(store.cf(CF_META), META_TIP, codec::encode(&tip));
                 store.write(batch)?;
             }

@@ -1,0 +1,228 @@
+//! Blocks as state transitions: building one on a tip from candidate transactions, and
+//! checking and executing one received from elsewhere. Both the RocksDB ledger and the
+//! simulator's in-memory ledger go through these two functions, so every node applies the
+//! same rules whatever holds its state.
+
+use bincode::{Decode, Encode};
+use cachet_types::merkle::tx_root;
+use cachet_types::{Block, BlockHeader, Genesis, Hash, VerifiedTx};
+
+use crate::execute::{ApplyError, BlockEnv, BlockExecution, StateChanges};
+use crate::rejection::Rejection;
+use crate::smt::{Child, NodeSource, NodeWrites};
+use crate::{StateError, StateView, commit_tree};
+
+/// The last committed block of a ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct Tip {
+    /// Height (0: only the genesis).
+    pub height: u64,
+    /// Hash of the tip header (the chain id at height 0).
+    pub block_hash: Hash,
+    /// Root of the state tree after the tip.
+    pub state_root: Child,
+    /// Time of the tip block (genesis time at height 0).
+    pub time_ms: u64,
+}
+
+impl Tip {
+    /// The tip of a ledger holding only its genesis.
+    pub fn genesis(genesis: &Genesis) -> Tip {
+        Tip {
+            height: 0,
+            block_hash: genesis.chain_id(),
+            state_root: Child::Empty,
+            time_ms: genesis.genesis_time_ms,
+        }
+    }
+
+    /// The tip after `header`, whose state tree root is `state_root`.
+    pub fn after(header: &BlockHeader, state_root: Child) -> Tip {
+        Tip {
+            height: header.height,
+            block_hash: header.hash(),
+            state_root,
+            time_ms: header.time_ms,
+        }
+    }
+}
+
+/// A block executed on a tip: everything needed to commit it.
+#[derive(Debug)]
+pub struct ExecutedBlock {
+    /// The block (its header carries the resulting state root).
+    pub block: Block,
+    /// Its transactions, verified, in order.
+    pub included: Vec<VerifiedTx>,
+    /// Candidates left out while building, with their reasons (empty for checked blocks).
+    pub rejected: Vec<(Hash, Rejection)>,
+    /// State writes and stamp events.
+    pub changes: StateChanges,
+    /// State tree node writes.
+    pub tree_writes: NodeWrites,
+    /// New state tree root.
+    pub root: Child,
+    /// Hash of the tip it was executed on.
+    pub parent: Hash,
+}
+
+/// Why a block was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    /// The state could not be read (not the block's fault).
+    #[error("{0}")]
+    State(#[from] StateError),
+    /// The block breaks a rule.
+    #[error("invalid block at height {height}: {reason}")]
+    Invalid {
+        /// Height.
+        height: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Builds the block after `tip` from `candidates`, in order, stopping at the chain's block
+/// limits. Candidates that break a rule are left out and returned in `rejected`.
+pub fn build_block<S: StateView + NodeSource>(
+    state: &S,
+    genesis: &Genesis,
+    tip: &Tip,
+    candidates: Vec<VerifiedTx>,
+    time_ms: u64,
+    proposer: u16,
+) -> Result<ExecutedBlock, StateError> {
+    let params = &genesis.params;
+    let height = tip.height + 1;
+    let time_ms = time_ms.max(tip.time_ms);
+    let env = BlockEnv {
+        genesis,
+        height,
+        time_ms,
+    };
+    let mut execution = BlockExecution::new(state, env);
+    let mut included = Vec::new();
+    let mut rejected = Vec::new();
+    let mut bytes = 0usize;
+    for tx in candidates {
+        if included.len() >= params.max_block_txs as usize
+            || bytes + tx.size() > params.max_block_bytes as usize
+        {
+            break;
+        }
+        match execution.apply(&tx) {
+            Ok(()) => {
+                bytes += tx.size();
+                included.push(tx);
+            }
+            Err(ApplyError::Rejected(reason)) => rejected.push((tx.id(), reason)),
+            Err(ApplyError::State(error)) => return Err(error),
+        }
+    }
+    let changes = execution.finish();
+    let (root, tree_writes) = commit_tree(state, tip.state_root, &changes.writes)?;
+    let ids: Vec<Hash> = included.iter().map(VerifiedTx::id).collect();
+    let header = BlockHeader {
+        chain_id: genesis.chain_id(),
+        height,
+        prev_hash: tip.block_hash,
+        time_ms,
+        proposer,
+        tx_count: included.len() as u32,
+        tx_root: tx_root(&ids),
+        state_root: root.hash(),
+    };
+    let block = Block {
+        header,
+        txs: included.iter().map(|tx| tx.tx().clone()).collect(),
+    };
+    Ok(ExecutedBlock {
+        block,
+        included,
+        rejected,
+        changes,
+        tree_writes,
+        root,
+        parent: tip.block_hash,
+    })
+}
+
+/// Checks that `block` extends `tip` under the chain's rules and executes it. `verified` must
+/// be the block's transactions, in order, with their signatures checked by the caller (who
+/// may batch them across cores).
+pub fn execute_block<S: StateView + NodeSource>(
+    state: &S,
+    genesis: &Genesis,
+    tip: &Tip,
+    block: Block,
+    verified: Vec<VerifiedTx>,
+) -> Result<ExecutedBlock, BlockError> {
+    let header = &block.header;
+    let invalid = |reason: String| BlockError::Invalid {
+        height: header.height,
+        reason,
+    };
+    let params = &genesis.params;
+    if header.chain_id != genesis.chain_id() {
+        return Err(invalid("block is for another chain".into()));
+    }
+    if header.height != tip.height + 1 || header.prev_hash != tip.block_hash {
+        return Err(invalid(format!(
+            "does not extend the tip at height {}",
+            tip.height
+        )));
+    }
+    if header.time_ms < tip.time_ms {
+        return Err(invalid("time goes backwards".into()));
+    }
+    if usize::from(header.proposer) >= genesis.operators.len() {
+        return Err(invalid("unknown proposer".into()));
+    }
+    let txs = &block.txs;
+    if txs.len() != header.tx_count as usize
+        || txs.len() > params.max_block_txs as usize
+        || verified.len() != txs.len()
+        || verified.iter().zip(txs).any(|(v, tx)| v.tx() != tx)
+    {
+        return Err(invalid(
+            "transaction count mismatch or over the limit".into(),
+        ));
+    }
+    let bytes: usize = verified.iter().map(VerifiedTx::size).sum();
+    if bytes > params.max_block_bytes as usize {
+        return Err(invalid("block is over the byte limit".into()));
+    }
+    let ids: Vec<Hash> = verified.iter().map(VerifiedTx::id).collect();
+    if tx_root(&ids) != header.tx_root {
+        return Err(invalid("transaction root mismatch".into()));
+    }
+    let env = BlockEnv {
+        genesis,
+        height: header.height,
+        time_ms: header.time_ms,
+    };
+    let mut execution = BlockExecution::new(state, env);
+    for (index, tx) in verified.iter().enumerate() {
+        match execution.apply(tx) {
+            Ok(()) => {}
+            Err(ApplyError::Rejected(reason)) => {
+                return Err(invalid(format!("transaction {index}: {reason}")));
+            }
+            Err(ApplyError::State(error)) => return Err(error.into()),
+        }
+    }
+    let changes = execution.finish();
+    let (root, tree_writes) = commit_tree(state, tip.state_root, &changes.writes)?;
+    if root.hash() != header.state_root {
+        return Err(invalid("state root mismatch".into()));
+    }
+    Ok(ExecutedBlock {
+        parent: tip.block_hash,
+        block,
+        included: verified,
+        rejected: Vec::new(),
+        changes,
+        tree_writes,
+        root,
+    })
+}
