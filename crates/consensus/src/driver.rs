@@ -1,0 +1,726 @@
+//! Runs [`Tendermint`] for a node: checks messages, signs (never twice for one step),
+//! builds and validates blocks through the ledger ([`App`]), and assembles commit
+//! certificates. Pure like the machine: the caller owns the network, the clock and the disk,
+//! and the simulator drives this same code.
+//!
+//! Safety across crashes: before a signature leaves, [`App::persist_signer`] must have
+//! stored the [`SignerState`] durably; the driver refuses to sign a step at or below the
+//! stored one, and a restarted validator resumes at its stored round with its stored lock.
+//!
+//! No empty blocks while idle: in round 0 the proposer waits for work and the others arm
+//! their propose timeout only once they have work (or see that someone does), so an idle
+//! chain sits still instead of spinning rounds. From round 1 on, blocks may be empty.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bincode::{Decode, Encode};
+use cachet_types::{
+    Block, CertifiedBlock, CommitCertificate, CommitSignature, Hash, PublicKey, SigningKey,
+    VoteKind,
+};
+
+use crate::messages::{
+    ConsensusMsg, MsgError, Proposal, SignedVote, Vote, sign_proposal, sign_vote,
+};
+use crate::tendermint::{Accepted, Output, Step, Tendermint, Timeout, TimeoutKind, Timeouts};
+
+/// Messages for the next height kept per validator until we get there.
+pub const MAX_FUTURE_PER_VALIDATOR: usize = 8;
+
+/// What a validator has signed last; stored durably before each signature is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode)]
+pub struct SignerState {
+    /// Height of the last signature.
+    pub height: u64,
+    /// Round of the last signature.
+    pub round: u32,
+    /// 0: nothing yet; 1: proposal; 2: prevote; 3: precommit.
+    pub step: u8,
+    /// The lock held at that height (round, block).
+    pub locked: Option<(u32, Hash)>,
+    /// The votes signed at that height and round, so that a restarted validator counts
+    /// and resends them (it may not sign them again).
+    pub votes: Vec<SignedVote>,
+    /// The locked block and the prevotes that justified the lock: a restarted validator
+    /// needs them to propose its locked block again with its proof of lock. Without them a
+    /// lock could outlive every way of ever getting unlocked.
+    pub lock_proof: Option<LockProof>,
+}
+
+/// A locked block with its polka (more than two thirds of prevotes in the lock's round).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct LockProof {
+    /// The block.
+    pub block: Block,
+    /// The prevotes for it in the lock round.
+    pub prevotes: Vec<SignedVote>,
+}
+
+impl SignerState {
+    fn position(&self) -> (u64, u32, u8) {
+        (self.height, self.round, self.step)
+    }
+}
+
+/// The ledger side of consensus.
+pub trait App {
+    /// A block for `height` on the current tip, or `None` when there is nothing to propose
+    /// and `allow_empty` is false.
+    fn build_block(&mut self, height: u64, round: u32, allow_empty: bool) -> Option<Block>;
+    /// Whether `block` validly extends the current tip (signatures, rules, state root).
+    fn validate_block(&mut self, block: &Block) -> bool;
+    /// Whether transactions are waiting.
+    fn has_work(&self) -> bool;
+    /// Stores `state` durably (synced) before returning.
+    fn persist_signer(&mut self, state: &SignerState) -> Result<(), String>;
+}
+
+/// What the caller must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send to every peer.
+    Broadcast(ConsensusMsg),
+    /// Call [`Driver::on_timeout`] with `timeout` after `after_ms`.
+    Schedule {
+        /// The timeout.
+        timeout: Timeout,
+        /// Delay.
+        after_ms: u64,
+    },
+    /// A new round began.
+    RoundStarted {
+        /// Height.
+        height: u64,
+        /// Round.
+        round: u32,
+    },
+    /// The height is final: commit this block, then call [`Driver::start`] for the next.
+    Decided(Box<CertifiedBlock>),
+    /// A validator signed two different votes for one step: it is faulty.
+    Equivocation {
+        /// The validator.
+        validator: u16,
+        /// Height.
+        height: u64,
+        /// Round.
+        round: u32,
+    },
+    /// Signing failed because the signer state could not be stored; nothing was sent.
+    PersistFailed(String),
+}
+
+/// What happened to an incoming message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// New information, used.
+    Accepted,
+    /// Already known, or of no use in the current round window.
+    Duplicate,
+    /// For the next height; kept until then.
+    Buffered,
+    /// For a height already decided here; of no use.
+    Stale,
+    /// For a height beyond the next: this node is behind and should sync blocks.
+    Ahead(u64),
+}
+
+/// One node's consensus.
+pub struct Driver {
+    chain_id: Hash,
+    validators: Vec<PublicKey>,
+    key: Option<(u16, SigningKey)>,
+    timeouts: Timeouts,
+    machine: Tendermint,
+    blocks: BTreeMap<Hash, Block>,
+    invalid: BTreeSet<Hash>,
+    signer: SignerState,
+    pending_propose: Option<u32>,
+    deferred_timeout: Option<(Timeout, u64)>,
+    future: BTreeMap<u16, Vec<ConsensusMsg>>,
+    own: Vec<ConsensusMsg>,
+}
+
+impl Driver {
+    /// A driver; `key` is our validator index and key (none for an observer), `signer` the
+    /// stored signer state (default if none). Call [`Driver::start`] to begin.
+    pub fn new(
+        chain_id: Hash,
+        validators: Vec<PublicKey>,
+        key: Option<(u16, SigningKey)>,
+        signer: SignerState,
+        timeouts: Timeouts,
+    ) -> Driver {
+        let n = validators.len();
+        let me = key.as_ref().map(|(index, _)| *index);
+        Driver {
+            chain_id,
+            validators,
+            key,
+            timeouts,
+            machine: Tendermint::new(n, me, timeouts, 0, None),
+            blocks: BTreeMap::new(),
+            invalid: BTreeSet::new(),
+            signer,
+            pending_propose: None,
+            deferred_timeout: None,
+            future: BTreeMap::new(),
+            own: Vec::new(),
+        }
+    }
+
+    /// Height being decided.
+    pub fn height(&self) -> u64 {
+        self.machine.height()
+    }
+
+    /// Current round.
+    pub fn round(&self) -> u32 {
+        self.machine.round()
+    }
+
+    /// The signer state (what is stored).
+    pub fn signer(&self) -> &SignerState {
+        &self.signer
+    }
+
+    /// Validator keys.
+    pub fn validators(&self) -> &[PublicKey] {
+        &self.validators
+    }
+
+    /// Begins deciding `height` (the ledger tip + 1).
+    pub fn start(&mut self, height: u64, app: &mut dyn App) -> Vec<Action> {
+        let resume = self.signer.height == height;
+        let locked = if resume { self.signer.locked } else { None };
+        let round = if resume { self.signer.round } else { 0 };
+        let me = self.key.as_ref().map(|(index, _)| *index);
+        self.machine = Tendermint::new(self.validators.len(), me, self.timeouts, height, locked);
+        self.blocks.clear();
+        self.invalid.clear();
+        let proof = if resume {
+            self.signer.lock_proof.clone()
+        } else {
+            None
+        };
+        if let (Some((round, hash)), Some(proof)) = (locked, proof)
+            && proof.block.header.hash() == hash
+        {
+            self.blocks.insert(hash, proof.block);
+            for vote in proof.prevotes {
+                if vote.vote.round == round && vote.vote.height == height {
+                    let _ = self.machine.on_vote(vote);
+                }
+            }
+        }
+        self.pending_propose = None;
+        self.deferred_timeout = None;
+        self.own.clear();
+        let mut actions = Vec::new();
+        let outputs = self.machine.start(round);
+        self.run(outputs, app, &mut actions);
+        if resume {
+            // Our votes from before the restart count again and will be resent.
+            for vote in self.signer.votes.clone() {
+                self.own.push(ConsensusMsg::Vote(vote));
+                let (_, outputs) = self.machine.on_vote(vote);
+                self.run(outputs, app, &mut actions);
+            }
+        }
+        let buffered = std::mem::take(&mut self.future);
+        for msg in buffered.into_values().flatten() {
+            if msg.height() == height {
+                let _ = self.feed(msg, app, &mut actions);
+            }
+        }
+        actions
+    }
+
+    /// A message from a peer.
+    pub fn on_message(
+        &mut self,
+        msg: ConsensusMsg,
+        app: &mut dyn App,
+    ) -> Result<(Received, Vec<Action>), MsgError> {
+        let height = self.machine.height();
+        let mut actions = Vec::new();
+        if msg.height() < height {
+            return Ok((Received::Stale, actions));
+        }
+        if msg.height() > height + 1 {
+            return Ok((Received::Ahead(msg.height()), actions));
+        }
+        msg.verify(&self.chain_id, &self.validators)?;
+        if msg.height() == height + 1 {
+            let queue = self.future.entry(msg.signer()).or_default();
+            if queue.len() < MAX_FUTURE_PER_VALIDATOR && !queue.contains(&msg) {
+                queue.push(msg);
+            }
+            return Ok((Received::Buffered, actions));
+        }
+        let accepted = self.feed(msg, app, &mut actions);
+        let received = match accepted {
+            Accepted::New | Accepted::Equivocation => Received::Accepted,
+            Accepted::Duplicate | Accepted::Ignored => Received::Duplicate,
+        };
+        Ok((received, actions))
+    }
+
+    /// A scheduled timeout came due.
+    pub fn on_timeout(&mut self, timeout: Timeout, app: &mut dyn App) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let outputs = self.machine.on_timeout(timeout);
+        self.run(outputs, app, &mut actions);
+        actions
+    }
+
+    /// Transactions arrived: propose if we were waiting to, arm a deferred timeout.
+    pub fn on_work(&mut self, app: &mut dyn App) -> Vec<Action> {
+        let mut actions = Vec::new();
+        self.wake(app, &mut actions);
+        actions
+    }
+
+    /// Our own messages of the current height and round, to send again when the network may
+    /// have lost them (the caller decides when, e.g. after a while without progress).
+    /// With them go the prevotes behind our valid value (see [`Tendermint::polka`]).
+    pub fn rebroadcast(&self) -> Vec<Action> {
+        let mut actions: Vec<Action> = self
+            .own
+            .iter()
+            .filter(|msg| msg.round() == self.machine.round())
+            .cloned()
+            .map(Action::Broadcast)
+            .collect();
+        actions.extend(
+            self.machine
+                .polka()
+                .into_iter()
+                .map(|vote| Action::Broadcast(ConsensusMsg::Vote(vote))),
+        );
+        actions
+    }
+
+    fn wake(&mut self, app: &mut dyn App, actions: &mut Vec<Action>) {
+        let (height, round) = (self.machine.height(), self.machine.round());
+        if let Some(pending) = self.pending_propose
+            && pending == round
+            && self.machine.step() == Step::Propose
+        {
+            let mut queue = VecDeque::new();
+            self.propose(round, None, None, app, &mut queue, actions);
+            self.drain(queue, app, actions);
+        }
+        if let Some((timeout, after_ms)) = self.deferred_timeout
+            && timeout.height == height
+            && timeout.round == round
+            && app.has_work()
+        {
+            self.deferred_timeout = None;
+            actions.push(Action::Schedule { timeout, after_ms });
+        }
+    }
+
+    fn feed(
+        &mut self,
+        msg: ConsensusMsg,
+        app: &mut dyn App,
+        actions: &mut Vec<Action>,
+    ) -> Accepted {
+        let (accepted, outputs) = match msg {
+            ConsensusMsg::Proposal { proposal, block } => {
+                let p = proposal.proposal;
+                let hash = p.block_hash;
+                let valid = if self.blocks.contains_key(&hash) {
+                    true
+                } else if self.invalid.contains(&hash) {
+                    false
+                } else if app.validate_block(&block) {
+                    self.blocks.insert(hash, *block);
+                    true
+                } else {
+                    self.invalid.insert(hash);
+                    false
+                };
+                self.machine.on_proposal(p.round, hash, p.pol_round, valid)
+            }
+            ConsensusMsg::Vote(vote) => {
+                let result = self.machine.on_vote(vote);
+                if result.0 == Accepted::Equivocation {
+                    actions.push(Action::Equivocation {
+                        validator: vote.vote.validator,
+                        height: vote.vote.height,
+                        round: vote.vote.round,
+                    });
+                }
+                result
+            }
+        };
+        if accepted == Accepted::New && self.machine.round() == 0 {
+            // Someone is working on this height: our round-0 timeout must run.
+            self.wake_timeout(actions);
+        }
+        self.run(outputs, app, actions);
+        accepted
+    }
+
+    fn wake_timeout(&mut self, actions: &mut Vec<Action>) {
+        if let Some((timeout, after_ms)) = self.deferred_timeout.take() {
+            actions.push(Action::Schedule { timeout, after_ms });
+        }
+    }
+
+    fn run(&mut self, outputs: Vec<Output>, app: &mut dyn App, actions: &mut Vec<Action>) {
+        self.drain(outputs.into(), app, actions);
+    }
+
+    fn drain(&mut self, mut queue: VecDeque<Output>, app: &mut dyn App, actions: &mut Vec<Action>) {
+        while let Some(output) = queue.pop_front() {
+            match output {
+                Output::RoundStarted { round } => {
+                    self.pending_propose = None;
+                    actions.push(Action::RoundStarted {
+                        height: self.machine.height(),
+                        round,
+                    });
+                }
+                Output::Propose {
+                    round,
+                    value,
+                    pol_round,
+                } => self.propose(round, value, pol_round, app, &mut queue, actions),
+                Output::Vote { kind, round, value } => {
+                    let step = match kind {
+                        VoteKind::Prevote => 2,
+                        VoteKind::Precommit => 3,
+                    };
+                    let Some(index) = self.key.as_ref().map(|(index, _)| *index) else {
+                        continue;
+                    };
+                    let vote = Vote {
+                        kind,
+                        height: self.machine.height(),
+                        round,
+                        block_hash: value,
+                        validator: index,
+                    };
+                    let Some(signed) = self.sign(
+                        step,
+                        round,
+                        app,
+                        actions,
+                        |chain, key| sign_vote(chain, vote, key),
+                        |signed| Some(*signed),
+                    ) else {
+                        continue;
+                    };
+                    let msg = ConsensusMsg::Vote(signed);
+                    self.own.push(msg.clone());
+                    actions.push(Action::Broadcast(msg));
+                    let (_, more) = self.machine.on_vote(signed);
+                    queue.extend(more);
+                }
+                Output::Schedule { timeout, after_ms } => {
+                    let idle = timeout.kind == TimeoutKind::Propose
+                        && timeout.round == 0
+                        && !app.has_work();
+                    if idle {
+                        self.deferred_timeout = Some((timeout, after_ms));
+                    } else {
+                        actions.push(Action::Schedule { timeout, after_ms });
+                    }
+                }
+                Output::Decide {
+                    round,
+                    value,
+                    precommits,
+                } => {
+                    let Some(block) = self.blocks.get(&value).cloned() else {
+                        // The machine decides only on proposals we hold; nothing to do.
+                        continue;
+                    };
+                    let signatures = precommits
+                        .iter()
+                        .map(|v| CommitSignature {
+                            validator: v.vote.validator,
+                            signature: v.signature,
+                        })
+                        .collect();
+                    let certificate = CommitCertificate {
+                        height: block.header.height,
+                        round,
+                        block_hash: value,
+                        signatures,
+                    };
+                    actions.push(Action::Decided(Box::new(CertifiedBlock {
+                        block,
+                        certificate,
+                    })));
+                }
+            }
+        }
+    }
+
+    fn propose(
+        &mut self,
+        round: u32,
+        value: Option<Hash>,
+        pol_round: Option<u32>,
+        app: &mut dyn App,
+        queue: &mut VecDeque<Output>,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(index) = self.key.as_ref().map(|(index, _)| *index) else {
+            return;
+        };
+        let height = self.machine.height();
+        let (block, pol_round) = match value.and_then(|hash| self.blocks.get(&hash)) {
+            Some(block) => (block.clone(), pol_round),
+            None => match app.build_block(height, round, round > 0) {
+                Some(block) => (block, None),
+                None => {
+                    self.pending_propose = Some(round);
+                    return;
+                }
+            },
+        };
+        self.pending_propose = None;
+        let hash = block.header.hash();
+        let proposal = Proposal {
+            height,
+            round,
+            block_hash: hash,
+            pol_round,
+            proposer: index,
+        };
+        let Some(signed) = self.sign(
+            1,
+            round,
+            app,
+            actions,
+            |chain, key| sign_proposal(chain, proposal, key),
+            |_| None,
+        ) else {
+            return;
+        };
+        self.blocks.insert(hash, block.clone());
+        let msg = ConsensusMsg::Proposal {
+            proposal: signed,
+            block: Box::new(block),
+        };
+        self.own.push(msg.clone());
+        actions.push(Action::Broadcast(msg));
+        let (_, more) = self.machine.on_proposal(round, hash, pol_round, true);
+        queue.extend(more);
+        self.wake_timeout(actions);
+    }
+
+    /// Signs at (height, round, step) if that is past everything signed before, and stores
+    /// the new signer state (with the vote, if it is one) before handing the signature out.
+    fn sign<T>(
+        &mut self,
+        step: u8,
+        round: u32,
+        app: &mut dyn App,
+        actions: &mut Vec<Action>,
+        make: impl FnOnce(&Hash, &SigningKey) -> T,
+        as_vote: impl FnOnce(&T) -> Option<SignedVote>,
+    ) -> Option<T> {
+        let (_, key) = self.key.as_ref()?;
+        let height = self.machine.height();
+        let position = (height, round, step);
+        if position <= self.signer.position() {
+            return None;
+        }
+        let signed = make(&self.chain_id, key);
+        let mut votes = if (self.signer.height, self.signer.round) == (height, round) {
+            self.signer.votes.clone()
+        } else {
+            Vec::new()
+        };
+        votes.extend(as_vote(&signed));
+        let locked = self.machine.locked();
+        let lock_proof = match locked {
+            None => None,
+            Some((lock_round, hash)) => match &self.signer.lock_proof {
+                Some(proof)
+                    if self.signer.height == height
+                        && self.signer.locked == locked
+                        && proof.block.header.hash() == hash =>
+                {
+                    Some(proof.clone())
+                }
+                _ => self.blocks.get(&hash).map(|block| LockProof {
+                    block: block.clone(),
+                    prevotes: self.machine.prevotes_for(lock_round, hash),
+                }),
+            },
+        };
+        let next = SignerState {
+            height,
+            round,
+            step,
+            locked,
+            votes,
+            lock_proof,
+        };
+        if let Err(error) = app.persist_signer(&next) {
+            actions.push(Action::PersistFailed(error));
+            return None;
+        }
+        self.signer = next;
+        Some(signed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cachet_testkit::TestChain;
+    use cachet_types::BlockHeader;
+
+    /// A ledger that proposes a block stamped with a counter (so two builds differ) and
+    /// accepts everything; the signer state lives in `stored`.
+    struct FakeApp {
+        chain_id: Hash,
+        builds: u64,
+        stored: Option<SignerState>,
+        fail_persist: bool,
+    }
+
+    impl App for FakeApp {
+        fn build_block(&mut self, height: u64, _round: u32, _allow_empty: bool) -> Option<Block> {
+            self.builds += 1;
+            Some(Block {
+                header: BlockHeader {
+                    chain_id: self.chain_id,
+                    height,
+                    prev_hash: self.chain_id,
+                    time_ms: self.builds,
+                    proposer: 1,
+                    tx_count: 0,
+                    tx_root: Hash::ZERO,
+                    state_root: Hash::ZERO,
+                },
+                txs: Vec::new(),
+            })
+        }
+        fn validate_block(&mut self, _block: &Block) -> bool {
+            true
+        }
+        fn has_work(&self) -> bool {
+            true
+        }
+        fn persist_signer(&mut self, state: &SignerState) -> Result<(), String> {
+            if self.fail_persist {
+                return Err("disk full".into());
+            }
+            self.stored = Some(state.clone());
+            Ok(())
+        }
+    }
+
+    impl FakeApp {
+        fn new(chain: &TestChain, fail_persist: bool) -> FakeApp {
+            FakeApp {
+                chain_id: chain.chain_id,
+                builds: 0,
+                stored: None,
+                fail_persist,
+            }
+        }
+    }
+
+    fn proposals(actions: &[Action]) -> usize {
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::Broadcast(ConsensusMsg::Proposal { .. })))
+            .count()
+    }
+
+    fn driver(chain: &TestChain, signer: SignerState) -> Driver {
+        // Validator 1 proposes at height 1, round 0.
+        Driver::new(
+            chain.chain_id,
+            chain.genesis.validator_keys(),
+            Some((1, chain.validator(1).clone())),
+            signer,
+            Timeouts::default(),
+        )
+    }
+
+    #[test]
+    fn a_restarted_proposer_never_proposes_twice_in_a_round() {
+        let chain = TestChain::new(4);
+        let mut app = FakeApp::new(&chain, false);
+        let mut first = driver(&chain, SignerState::default());
+        let actions = first.start(1, &mut app);
+        assert_eq!(proposals(&actions), 1);
+        let stored = app
+            .stored
+            .clone()
+            .expect("signer state stored before the proposal left");
+        assert_eq!((stored.height, stored.round, stored.step), (1, 0, 2));
+
+        // Crash and restart with what was stored: the rebuilt block would differ, so the
+        // driver must not sign a proposal (or prevote) for round 0 again.
+        let mut second = driver(&chain, stored);
+        let actions = second.start(1, &mut app);
+        assert_eq!(proposals(&actions), 0, "proposed twice at height 1 round 0");
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Broadcast(_))),
+            "signed again after restart: {actions:?}"
+        );
+    }
+
+    #[test]
+    fn nothing_is_sent_when_the_signer_state_cannot_be_stored() {
+        let chain = TestChain::new(4);
+        let mut app = FakeApp::new(&chain, true);
+        let mut d = driver(&chain, SignerState::default());
+        let actions = d.start(1, &mut app);
+        assert!(!actions.iter().any(|a| matches!(a, Action::Broadcast(_))));
+        assert!(
+            actions
+                .iter()
+                .any(|a| matches!(a, Action::PersistFailed(_)))
+        );
+    }
+
+    #[test]
+    fn messages_are_checked_before_use() {
+        let chain = TestChain::new(4);
+        let mut app = FakeApp::new(&chain, false);
+        let mut d = driver(&chain, SignerState::default());
+        d.start(1, &mut app);
+        let vote = Vote {
+            kind: VoteKind::Prevote,
+            height: 1,
+            round: 0,
+            block_hash: None,
+            validator: 2,
+        };
+        // Signed by the wrong key.
+        let forged = sign_vote(&chain.chain_id, vote, chain.validator(3));
+        assert_eq!(
+            d.on_message(ConsensusMsg::Vote(forged), &mut app)
+                .unwrap_err(),
+            MsgError::BadSignature(2)
+        );
+        // Signed for another chain.
+        let other = sign_vote(&Hash::ZERO, vote, chain.validator(2));
+        assert!(d.on_message(ConsensusMsg::Vote(other), &mut app).is_err());
+        let good = sign_vote(&chain.chain_id, vote, chain.validator(2));
+        let (received, _) = d.on_message(ConsensusMsg::Vote(good), &mut app).unwrap();
+        assert_eq!(received, Received::Accepted);
+        let (received, _) = d.on_message(ConsensusMsg::Vote(good), &mut app).unwrap();
+        assert_eq!(received, Received::Duplicate);
+        // Far ahead: a sign to sync, unchecked and unused.
+        let ahead = sign_vote(
+            &chain.chain_id,
+            Vote { height: 9, ..vote },
+            chain.validator(2),
+        );
+        let (received, _) = d.on_message(ConsensusMsg::Vote(ahead), &mut app).unwrap();
+        assert_eq!(received, Received::Ahead(9));
+    }
+}

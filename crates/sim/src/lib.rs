@@ -1,0 +1,1019 @@
+//! Cachet's deterministic simulator.
+//!
+//! `N` validators run the real consensus driver ([`cachet_consensus::Driver`]) and the real
+//! state machine (through [`MemLedger`]) over a simulated network and clock, all driven by
+//! one seed. Faults: message loss, duplication, reordering (random delays), symmetric and
+//! one-way partitions, crash and restart (a crashed node keeps only what it synced: its
+//! blocks and its signer state; some crashes cut a block write short, so the block is lost
+//! though the node's precommit for it was stored), and optionally one Byzantine validator
+//! that equivocates (two different proposals and votes for each step, to different halves
+//! of the network).
+//!
+//! Checkers, run as the simulation goes and at the end:
+//! - agreement: never two different final blocks at one height;
+//! - validity: every final block passes the ledger's checks (certificate, links, every
+//!   transaction's signature and rules, state root), and no transaction the workload marks
+//!   invalid is ever final;
+//! - convergence: at the end every node has the same height and state root;
+//! - liveness: once faults heal, every valid transaction is final on every node within a
+//!   bound.
+//!
+//! Every delivered event is hashed into a trace hash: the same seed gives the same hash.
+
+pub mod ledger;
+pub mod rng;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use cachet_consensus::driver::{Action, App, Driver, Received, SignerState};
+use cachet_consensus::messages::{ConsensusMsg, Vote, sign_proposal, sign_vote};
+use cachet_consensus::{Timeout, Timeouts};
+use cachet_testkit::{TestChain, TxFactory, address, issue_id, issue_record};
+use cachet_types::{Block, CertifiedBlock, Hash, SignedTx, TxBody, VerifiedTx};
+use sha2::{Digest, Sha256};
+
+pub use ledger::MemLedger;
+pub use rng::Rng;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The seed: everything random comes from it.
+    pub seed: u64,
+    /// Number of validators.
+    pub validators: usize,
+    /// Make the last validator equivocate.
+    pub byzantine: bool,
+    /// Faults are injected during this many simulated milliseconds, then healed.
+    pub fault_ms: u64,
+    /// After healing, every valid transaction must be final within this bound.
+    pub heal_bound_ms: u64,
+    /// Enable crashes and restarts.
+    pub crashes: bool,
+    /// Enable partitions.
+    pub partitions: bool,
+    /// Message loss during the fault phase, per mille.
+    pub loss_per_mille: u32,
+    /// Message duplication during the fault phase, per mille.
+    pub dup_per_mille: u32,
+    /// Largest message delay during the fault phase.
+    pub max_delay_ms: u64,
+}
+
+impl SimConfig {
+    /// Every fault on, four validators.
+    pub fn faulty(seed: u64) -> SimConfig {
+        SimConfig {
+            seed,
+            validators: 4,
+            byzantine: false,
+            fault_ms: 20_000,
+            heal_bound_ms: 60_000,
+            crashes: true,
+            partitions: true,
+            loss_per_mille: 100,
+            dup_per_mille: 50,
+            max_delay_ms: 400,
+        }
+    }
+}
+
+/// A checker failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The seed that shows it.
+    pub seed: u64,
+    /// Simulated time.
+    pub at_ms: u64,
+    /// What went wrong.
+    pub what: String,
+    /// The `cachet-sim` arguments that replay the run.
+    pub replay: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "seed {} at {} ms: {} (replay: cargo run -p cachet-sim -- {})",
+            self.seed, self.at_ms, self.what, self.replay
+        )
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Hash of every event delivered, in order.
+    pub trace_hash: Hash,
+    /// Final height (the same on every node).
+    pub height: u64,
+    /// Final state root (the same on every node).
+    pub state_root: Hash,
+    /// Transactions final.
+    pub txs_final: usize,
+    /// Highest round any height needed.
+    pub max_round: u32,
+    /// Equivocations observed by honest nodes.
+    pub equivocations: u64,
+    /// Crashes injected, and how many of them cut a block write short.
+    pub crashes: (u64, u64),
+    /// Simulated milliseconds.
+    pub elapsed_ms: u64,
+    /// Events processed.
+    pub events: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Payload {
+    Consensus(ConsensusMsg),
+    Tx(Box<SignedTx>),
+    SyncRequest { from_height: u64 },
+    SyncResponse(Vec<CertifiedBlock>),
+}
+
+#[derive(Debug, Clone)]
+enum Event {
+    Deliver {
+        from: usize,
+        to: usize,
+        payload: Payload,
+    },
+    Timer {
+        node: usize,
+        epoch: u32,
+        timeout: Timeout,
+    },
+    Tick {
+        node: usize,
+    },
+    Submit {
+        node: usize,
+        tx: usize,
+    },
+    Fault,
+    Restart {
+        node: usize,
+    },
+    Heal,
+}
+
+/// What a node keeps across a crash: synced writes only.
+#[derive(Debug, Clone, Default)]
+struct Disk {
+    blocks: Vec<CertifiedBlock>,
+    signer: SignerState,
+}
+
+/// The ledger side of one node, lent to its driver for a call.
+struct Host<'a> {
+    index: usize,
+    ledger: &'a MemLedger,
+    pool: &'a mut BTreeMap<(cachet_types::PublicKey, u64), VerifiedTx>,
+    disk: &'a mut Disk,
+    now_ms: u64,
+    genesis_time_ms: u64,
+}
+
+impl App for Host<'_> {
+    fn build_block(&mut self, _height: u64, _round: u32, allow_empty: bool) -> Option<Block> {
+        let ledger = self.ledger;
+        self.pool
+            .retain(|(signer, nonce), _| *nonce > ledger.nonce(signer));
+        if self.pool.is_empty() && !allow_empty {
+            return None;
+        }
+        let candidates: Vec<VerifiedTx> = self.pool.values().cloned().collect();
+        let executed = self
+            .ledger
+            .build(
+                candidates,
+                self.genesis_time_ms + self.now_ms,
+                self.index as u16,
+            )
+            .ok()?;
+        let rejected: BTreeSet<Hash> = executed.rejected.iter().map(|(id, _)| *id).collect();
+        self.pool.retain(|_, tx| !rejected.contains(&tx.id()));
+        if executed.block.txs.is_empty() && !allow_empty {
+            return None;
+        }
+        Some(executed.block)
+    }
+
+    fn validate_block(&mut self, block: &Block) -> bool {
+        self.ledger.prepare(block.clone()).is_ok()
+    }
+
+    fn has_work(&self) -> bool {
+        self.pool
+            .keys()
+            .any(|(signer, nonce)| *nonce > self.ledger.nonce(signer))
+    }
+
+    fn persist_signer(&mut self, state: &SignerState) -> Result<(), String> {
+        // Written and synced at once: the crash model drops only what was never synced.
+        self.disk.signer = state.clone();
+        Ok(())
+    }
+}
+
+struct SimNode {
+    alive: bool,
+    epoch: u32,
+    disk: Disk,
+    ledger: MemLedger,
+    pool: BTreeMap<(cachet_types::PublicKey, u64), VerifiedTx>,
+    driver: Driver,
+}
+
+/// The workload: transactions, and which ones must never become final.
+struct Workload {
+    txs: Vec<SignedTx>,
+    invalid: BTreeSet<Hash>,
+}
+
+fn workload(chain: &TestChain, operators: usize) -> Workload {
+    let mut factory = TxFactory::new(chain.chain_id);
+    let mut txs = Vec::new();
+    let mut invalid = BTreeSet::new();
+    let countries = ["AT", "DE", "CH", "FR", "IT", "NL", "BE", "SE"];
+    for (index, country) in countries.iter().enumerate().take(operators) {
+        let issuer = chain.issuer(index);
+        let id = format!("{country}-2026-001");
+        txs.push(factory.sign(
+            issuer,
+            TxBody::CreateIssue {
+                record: issue_record(&id, &format!("{country}-POST"), 40),
+            },
+        ));
+        for batch in 0..8u32 {
+            txs.push(factory.sign(
+                issuer,
+                TxBody::Mint {
+                    issue: issue_id(&id),
+                    first_serial: batch * 5 + 1,
+                    last_serial: batch * 5 + 5,
+                    owner: address(&format!("collector-{}", batch % 3)),
+                },
+            ));
+        }
+        // Last in the signer's sequence, so its refusal blocks nothing after it.
+        let over = factory.sign(
+            issuer,
+            TxBody::Mint {
+                issue: issue_id(&id),
+                first_serial: 41,
+                last_serial: 41,
+                owner: address("collector-0"),
+            },
+        );
+        invalid.insert(over.id());
+        txs.push(over);
+    }
+    Workload { txs, invalid }
+}
+
+struct Net {
+    loss: u32,
+    dup: u32,
+    max_delay: u64,
+    /// Directed links that drop everything (from, to).
+    cut: BTreeSet<(usize, usize)>,
+}
+
+/// One simulation.
+pub struct Sim {
+    config: SimConfig,
+    chain: TestChain,
+    rng: Rng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    events: BTreeMap<usize, Event>,
+    next_event: usize,
+    nodes: Vec<SimNode>,
+    net: Net,
+    trace: Sha256,
+    decided: BTreeMap<u64, Hash>,
+    work: Workload,
+    healed_at: Option<u64>,
+    max_round: u32,
+    equivocations: u64,
+    crashes: (u64, u64),
+    processed: u64,
+}
+
+const TICK_MS: u64 = 500;
+/// Chance, per mille, that a block commit during the fault phase is cut short by a crash.
+const TORN_WRITE_PER_MILLE: u32 = 20;
+const SYNC_BATCH: usize = 16;
+
+impl Sim {
+    /// Sets up a run.
+    pub fn new(config: SimConfig) -> Sim {
+        let chain = TestChain::new(config.validators);
+        let work = workload(&chain, config.validators);
+        let timeouts = Self::timeouts();
+        let nodes = (0..config.validators)
+            .map(|index| SimNode {
+                alive: true,
+                epoch: 0,
+                disk: Disk::default(),
+                ledger: MemLedger::new(&chain.genesis),
+                pool: BTreeMap::new(),
+                driver: Driver::new(
+                    chain.chain_id,
+                    chain.genesis.validator_keys(),
+                    Some((index as u16, chain.validator(index).clone())),
+                    SignerState::default(),
+                    timeouts,
+                ),
+            })
+            .collect();
+        Sim {
+            rng: Rng::new(config.seed),
+            net: Net {
+                loss: config.loss_per_mille,
+                dup: config.dup_per_mille,
+                max_delay: config.max_delay_ms.max(1),
+                cut: BTreeSet::new(),
+            },
+            config,
+            chain,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            events: BTreeMap::new(),
+            next_event: 0,
+            nodes,
+            trace: Sha256::new(),
+            decided: BTreeMap::new(),
+            work,
+            healed_at: None,
+            max_round: 0,
+            equivocations: 0,
+            crashes: (0, 0),
+            processed: 0,
+        }
+    }
+
+    fn timeouts() -> Timeouts {
+        Timeouts {
+            propose_ms: 600,
+            prevote_ms: 300,
+            precommit_ms: 300,
+            per_round_ms: 200,
+            max_ms: 10_000,
+        }
+    }
+
+    fn at(&mut self, delay: u64, event: Event) {
+        let id = self.next_event;
+        self.next_event += 1;
+        self.events.insert(id, event);
+        self.seq += 1;
+        self.queue.push(Reverse((self.now + delay, self.seq, id)));
+    }
+
+    fn violation(&self, what: impl Into<String>) -> Violation {
+        let mut replay = format!("--seed {}", self.config.seed);
+        if self.config.validators != 4 {
+            replay += &format!(" --validators {}", self.config.validators);
+        }
+        if self.config.byzantine {
+            replay += " --byzantine";
+        }
+        Violation {
+            seed: self.config.seed,
+            at_ms: self.now,
+            what: what.into(),
+            replay,
+        }
+    }
+
+    fn byzantine(&self, node: usize) -> bool {
+        self.config.byzantine && node + 1 == self.config.validators
+    }
+
+    fn honest(&self) -> impl Iterator<Item = usize> + use<> {
+        let n = self.config.validators;
+        let byz = self.config.byzantine;
+        (0..n).filter(move |i| !(byz && i + 1 == n))
+    }
+
+    fn send(&mut self, from: usize, to: usize, payload: Payload) {
+        if from == to || self.net.cut.contains(&(from, to)) || self.rng.chance(self.net.loss) {
+            return;
+        }
+        let copies = if self.rng.chance(self.net.dup) { 2 } else { 1 };
+        for _ in 0..copies {
+            let delay = 1 + self.rng.below(self.net.max_delay);
+            self.at(
+                delay,
+                Event::Deliver {
+                    from,
+                    to,
+                    payload: payload.clone(),
+                },
+            );
+        }
+    }
+
+    fn broadcast(&mut self, from: usize, payload: Payload) {
+        for to in 0..self.config.validators {
+            self.send(from, to, payload.clone());
+        }
+    }
+
+    /// Runs to the end; the first checker failure stops it.
+    pub fn run(mut self) -> Result<Report, Violation> {
+        let n = self.config.validators;
+        for node in 0..n {
+            let actions = self.with_host(node, |driver, host| driver.start(1, host));
+            self.apply(node, actions)?;
+            let jitter = self.rng.below(TICK_MS);
+            self.at(jitter, Event::Tick { node });
+        }
+        // Transactions arrive at random nodes over the first part of the run.
+        let spread = self.config.fault_ms.max(1);
+        for tx in 0..self.work.txs.len() {
+            let node = self.rng.below(n as u64) as usize;
+            let when = self.rng.below(spread);
+            self.at(when, Event::Submit { node, tx });
+        }
+        if self.config.crashes || self.config.partitions {
+            let first = 1_000 + self.rng.below(2_000);
+            self.at(first, Event::Fault);
+        }
+        let fault_ms = self.config.fault_ms;
+        self.at(fault_ms, Event::Heal);
+        let deadline = fault_ms + self.config.heal_bound_ms;
+
+        while let Some(Reverse((time, _, id))) = self.queue.pop() {
+            if time > deadline {
+                break;
+            }
+            self.now = time;
+            let Some(event) = self.events.remove(&id) else {
+                continue;
+            };
+            self.processed += 1;
+            self.handle(event)?;
+            if self.healed_at.is_some() && self.converged() {
+                break;
+            }
+        }
+        self.finish()
+    }
+
+    fn converged(&self) -> bool {
+        let valid: Vec<Hash> = self
+            .work
+            .txs
+            .iter()
+            .map(SignedTx::id)
+            .filter(|id| !self.work.invalid.contains(id))
+            .collect();
+        let heights: BTreeSet<u64> = self
+            .honest()
+            .map(|i| self.nodes[i].ledger.tip().height)
+            .collect();
+        heights.len() == 1
+            && self.honest().all(|i| {
+                let node = &self.nodes[i];
+                node.alive && {
+                    let final_ids: BTreeSet<Hash> = node
+                        .ledger
+                        .blocks()
+                        .iter()
+                        .flat_map(|b| b.block.txs.iter().map(SignedTx::id))
+                        .collect();
+                    valid.iter().all(|id| final_ids.contains(id))
+                }
+            })
+    }
+
+    fn finish(mut self) -> Result<Report, Violation> {
+        if !self.converged() {
+            let heights: Vec<u64> = self
+                .nodes
+                .iter()
+                .map(|node| node.ledger.tip().height)
+                .collect();
+            let final_txs: Vec<usize> = self
+                .nodes
+                .iter()
+                .map(|node| node.ledger.blocks().iter().map(|b| b.block.txs.len()).sum())
+                .collect();
+            let valid = self.work.txs.len() - self.work.invalid.len();
+            let consensus: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|n| {
+                    format!(
+                        "h{} r{} pool {} signed {:?}",
+                        n.driver.height(),
+                        n.driver.round(),
+                        n.pool.len(),
+                        n.driver.signer()
+                    )
+                })
+                .collect();
+            return Err(self.violation(format!(
+                "liveness: {} ms after healing, not every valid transaction is final on every \
+                 node (heights {heights:?}, final transactions {final_txs:?} of {valid}; \
+                 consensus {consensus:?})",
+                self.config.heal_bound_ms
+            )));
+        }
+        let reference = &self.nodes[0];
+        let tip = reference.ledger.tip();
+        for i in self.honest() {
+            let other = self.nodes[i].ledger.tip();
+            if other.state_root.hash() != tip.state_root.hash() || other.height != tip.height {
+                return Err(self.violation(format!(
+                    "convergence: node {i} is at height {} root {}, node 0 at {} root {}",
+                    other.height,
+                    other.state_root.hash(),
+                    tip.height,
+                    tip.state_root.hash()
+                )));
+            }
+        }
+        // Validity, independently: replay node 0's chain into a fresh ledger.
+        let mut replay = MemLedger::new(&self.chain.genesis);
+        let mut txs_final = 0;
+        for block in reference.ledger.blocks() {
+            if let Err(error) = replay.commit_certified(block) {
+                return Err(self.violation(format!(
+                    "validity: final block {} does not replay: {error}",
+                    block.block.header.height
+                )));
+            }
+            txs_final += block.block.txs.len();
+        }
+        let trace = std::mem::take(&mut self.trace);
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&trace.finalize());
+        Ok(Report {
+            trace_hash: Hash(hash),
+            height: tip.height,
+            state_root: tip.state_root.hash(),
+            txs_final,
+            max_round: self.max_round,
+            equivocations: self.equivocations,
+            crashes: self.crashes,
+            elapsed_ms: self.now,
+            events: self.processed,
+        })
+    }
+
+    fn record(&mut self, parts: &[&[u8]]) {
+        self.trace.update(self.now.to_be_bytes());
+        for part in parts {
+            self.trace.update((part.len() as u64).to_be_bytes());
+            self.trace.update(part);
+        }
+    }
+
+    fn with_host<T>(&mut self, node: usize, call: impl FnOnce(&mut Driver, &mut Host) -> T) -> T {
+        let now = self.now;
+        let genesis_time_ms = self.chain.genesis.genesis_time_ms;
+        let n = &mut self.nodes[node];
+        let mut host = Host {
+            index: node,
+            ledger: &n.ledger,
+            pool: &mut n.pool,
+            disk: &mut n.disk,
+            now_ms: now,
+            genesis_time_ms,
+        };
+        call(&mut n.driver, &mut host)
+    }
+
+    fn handle(&mut self, event: Event) -> Result<(), Violation> {
+        match event {
+            Event::Deliver { from, to, payload } => {
+                if !self.nodes[to].alive {
+                    return Ok(());
+                }
+                self.deliver(from, to, payload)
+            }
+            Event::Timer {
+                node,
+                epoch,
+                timeout,
+            } => {
+                if !self.nodes[node].alive || self.nodes[node].epoch != epoch {
+                    return Ok(());
+                }
+                self.record(&[b"timer", &[node as u8], &timeout.round.to_be_bytes()]);
+                let actions = self.with_host(node, |d, h| d.on_timeout(timeout, h));
+                self.apply(node, actions)
+            }
+            Event::Tick { node } => {
+                self.at(TICK_MS, Event::Tick { node });
+                if !self.nodes[node].alive {
+                    return Ok(());
+                }
+                self.tick(node)
+            }
+            Event::Submit { node, tx: index } => {
+                let tx = self.work.txs[index].clone();
+                if !self.nodes[node].alive {
+                    // The client retries at another node.
+                    let other = (node + 1) % self.config.validators;
+                    self.at(
+                        100,
+                        Event::Submit {
+                            node: other,
+                            tx: index,
+                        },
+                    );
+                    return Ok(());
+                }
+                if self.nodes[node].ledger.nonce(&tx.signer) >= tx.nonce {
+                    // Final (or its nonce is used): the client stops.
+                    return Ok(());
+                }
+                self.record(&[b"submit", &[node as u8], tx.id().as_bytes()]);
+                self.add_tx(node, tx.clone())?;
+                self.broadcast(node, Payload::Tx(Box::new(tx)));
+                // Like a wallet waiting for finality, the client submits again later (the
+                // node may crash and lose its pool, gossip may be lost).
+                let again = 2_000 + self.rng.below(2_000);
+                self.at(again, Event::Submit { node, tx: index });
+                Ok(())
+            }
+            Event::Fault => {
+                self.fault();
+                if self.healed_at.is_none() {
+                    let next = 1_000 + self.rng.below(3_000);
+                    self.at(next, Event::Fault);
+                }
+                Ok(())
+            }
+            Event::Restart { node } => self.restart(node),
+            Event::Heal => {
+                self.record(&[b"heal"]);
+                self.healed_at = Some(self.now);
+                self.net = Net {
+                    loss: 0,
+                    dup: 0,
+                    max_delay: 50,
+                    cut: BTreeSet::new(),
+                };
+                for node in 0..self.config.validators {
+                    if !self.nodes[node].alive {
+                        self.restart(node)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn fault(&mut self) {
+        if self.healed_at.is_some() {
+            return;
+        }
+        let n = self.config.validators;
+        let choice = self.rng.below(4);
+        match choice {
+            0 if self.config.crashes => {
+                let node = self.rng.below(n as u64) as usize;
+                self.crash(node);
+            }
+            1 if self.config.partitions => {
+                // Symmetric: a random split into two sides.
+                let mut side = vec![false; n];
+                for s in side.iter_mut() {
+                    *s = self.rng.chance(500);
+                }
+                self.net.cut.clear();
+                for a in 0..n {
+                    for b in 0..n {
+                        if side[a] != side[b] {
+                            self.net.cut.insert((a, b));
+                        }
+                    }
+                }
+                self.record(&[b"partition"]);
+            }
+            2 if self.config.partitions => {
+                // One way: one node hears nobody, or nobody hears it.
+                let node = self.rng.below(n as u64) as usize;
+                let deaf = self.rng.chance(500);
+                self.net.cut.clear();
+                for other in (0..n).filter(|o| *o != node) {
+                    if deaf {
+                        self.net.cut.insert((other, node));
+                    } else {
+                        self.net.cut.insert((node, other));
+                    }
+                }
+                self.record(&[b"one-way"]);
+            }
+            _ => {
+                self.net.cut.clear();
+                self.record(&[b"links-restored"]);
+            }
+        }
+    }
+
+    /// Stops `node`: what it had not synced (its mempool, a block being written) is lost.
+    fn crash(&mut self, node: usize) {
+        if !self.nodes[node].alive {
+            return;
+        }
+        self.record(&[b"crash", &[node as u8]]);
+        self.crashes.0 += 1;
+        let target = &mut self.nodes[node];
+        target.alive = false;
+        target.epoch += 1;
+        target.pool.clear();
+        let down = 500 + self.rng.below(4_000);
+        self.at(down, Event::Restart { node });
+    }
+
+    fn restart(&mut self, node: usize) -> Result<(), Violation> {
+        if self.nodes[node].alive {
+            return Ok(());
+        }
+        self.record(&[b"restart", &[node as u8]]);
+        let disk = self.nodes[node].disk.clone();
+        let mut ledger = MemLedger::new(&self.chain.genesis);
+        for block in &disk.blocks {
+            ledger.commit_certified(block).map_err(|e| {
+                self.violation(format!("node {node} cannot replay its own store: {e}"))
+            })?;
+        }
+        let height = ledger.tip().height + 1;
+        let target = &mut self.nodes[node];
+        target.ledger = ledger;
+        target.pool.clear();
+        target.alive = true;
+        target.driver = Driver::new(
+            self.chain.chain_id,
+            self.chain.genesis.validator_keys(),
+            Some((node as u16, self.chain.validator(node).clone())),
+            disk.signer,
+            Self::timeouts(),
+        );
+        let actions = self.with_host(node, |d, h| d.start(height, h));
+        self.apply(node, actions)?;
+        self.request_sync(node);
+        Ok(())
+    }
+
+    fn request_sync(&mut self, node: usize) {
+        let n = self.config.validators as u64;
+        let peer = (node as u64 + 1 + self.rng.below(n - 1)) as usize % self.config.validators;
+        let from_height = self.nodes[node].ledger.tip().height + 1;
+        self.send(node, peer, Payload::SyncRequest { from_height });
+    }
+
+    fn tick(&mut self, node: usize) -> Result<(), Violation> {
+        let again = self.nodes[node].driver.rebroadcast();
+        self.apply(node, again)?;
+        self.request_sync(node);
+        // Gossip a few pending transactions again, in case the first copies were lost.
+        let pending: Vec<SignedTx> = self.nodes[node]
+            .pool
+            .values()
+            .take(8)
+            .map(|tx| tx.tx().clone())
+            .collect();
+        for tx in pending {
+            let peer = self.rng.below(self.config.validators as u64) as usize;
+            self.send(node, peer, Payload::Tx(Box::new(tx)));
+        }
+        let actions = self.with_host(node, |d, h| d.on_work(h));
+        self.apply(node, actions)
+    }
+
+    fn add_tx(&mut self, node: usize, tx: SignedTx) -> Result<(), Violation> {
+        let Ok(verified) = tx.verify(&self.chain.chain_id) else {
+            return Ok(());
+        };
+        let key = (verified.tx().signer, verified.tx().nonce);
+        let target = &mut self.nodes[node];
+        if key.1 <= target.ledger.nonce(&key.0) || target.pool.contains_key(&key) {
+            return Ok(());
+        }
+        target.pool.insert(key, verified);
+        let actions = self.with_host(node, |d, h| d.on_work(h));
+        self.apply(node, actions)
+    }
+
+    fn deliver(&mut self, from: usize, to: usize, payload: Payload) -> Result<(), Violation> {
+        match payload {
+            Payload::Consensus(msg) => {
+                self.record(&[b"msg", &[from as u8, to as u8], &msg.to_bytes()]);
+                let result = self.with_host(to, |d, h| d.on_message(msg, h));
+                match result {
+                    Ok((Received::Ahead(_), _)) => {
+                        let from_height = self.nodes[to].ledger.tip().height + 1;
+                        self.send(to, from, Payload::SyncRequest { from_height });
+                        Ok(())
+                    }
+                    Ok((_, actions)) => self.apply(to, actions),
+                    Err(_) => Ok(()),
+                }
+            }
+            Payload::Tx(tx) => {
+                self.record(&[b"tx", &[from as u8, to as u8], tx.id().as_bytes()]);
+                self.add_tx(to, *tx)
+            }
+            Payload::SyncRequest { from_height } => {
+                self.record(&[
+                    b"sync?",
+                    &[from as u8, to as u8],
+                    &from_height.to_be_bytes(),
+                ]);
+                let blocks: Vec<CertifiedBlock> = self.nodes[to]
+                    .ledger
+                    .blocks()
+                    .iter()
+                    .skip(from_height.saturating_sub(1) as usize)
+                    .take(SYNC_BATCH)
+                    .cloned()
+                    .collect();
+                if !blocks.is_empty() {
+                    self.send(to, from, Payload::SyncResponse(blocks));
+                }
+                Ok(())
+            }
+            Payload::SyncResponse(blocks) => {
+                self.record(&[b"sync!", &[from as u8, to as u8], &[blocks.len() as u8]]);
+                let mut advanced = false;
+                for block in blocks {
+                    let tip = self.nodes[to].ledger.tip().height;
+                    if block.block.header.height != tip + 1 {
+                        continue;
+                    }
+                    self.commit(to, block)?;
+                    if !self.nodes[to].alive {
+                        return Ok(());
+                    }
+                    advanced = true;
+                }
+                if advanced {
+                    let height = self.nodes[to].ledger.tip().height + 1;
+                    let actions = self.with_host(to, |d, h| d.start(height, h));
+                    self.apply(to, actions)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Commits a final block at `node`, checking agreement first.
+    fn commit(&mut self, node: usize, block: CertifiedBlock) -> Result<(), Violation> {
+        let header = &block.block.header;
+        let hash = header.hash();
+        let height = header.height;
+        match self.decided.get(&height) {
+            Some(existing) if *existing != hash => {
+                return Err(self.violation(format!(
+                    "agreement: node {node} finalized {hash} at height {height}, another node \
+                     finalized {existing}"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                self.decided.insert(height, hash);
+            }
+        }
+        for tx in &block.block.txs {
+            if self.work.invalid.contains(&tx.id()) {
+                return Err(self.violation(format!(
+                    "validity: invalid transaction {} is final at height {height}",
+                    tx.id()
+                )));
+            }
+        }
+        self.max_round = self.max_round.max(block.certificate.round);
+        let target = &mut self.nodes[node];
+        if let Err(error) = target.ledger.commit_certified(&block) {
+            return Err(self.violation(format!(
+                "validity: node {node} cannot apply final block {height}: {error}"
+            )));
+        }
+        // Sometimes the node dies while the block is being written: the write never
+        // reaches the disk (the node's own precommit, synced before, does).
+        let torn = self.config.crashes
+            && self.healed_at.is_none()
+            && !self.byzantine(node)
+            && self.rng.chance(TORN_WRITE_PER_MILLE);
+        if torn {
+            self.record(&[b"torn-write", &[node as u8]]);
+            self.crashes.1 += 1;
+            self.crash(node);
+            return Ok(());
+        }
+        let target = &mut self.nodes[node];
+        target.disk.blocks.push(block);
+        let ledger = &target.ledger;
+        target
+            .pool
+            .retain(|(signer, nonce), _| *nonce > ledger.nonce(signer));
+        self.record(&[b"final", &[node as u8], hash.as_bytes()]);
+        Ok(())
+    }
+
+    fn apply(&mut self, node: usize, actions: Vec<Action>) -> Result<(), Violation> {
+        let mut queue: std::collections::VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            if !self.nodes[node].alive {
+                // It crashed while acting: the rest never happened.
+                return Ok(());
+            }
+            match action {
+                Action::Broadcast(msg) => {
+                    if self.byzantine(node) {
+                        self.equivocate(node, msg);
+                    } else {
+                        self.broadcast(node, Payload::Consensus(msg));
+                    }
+                }
+                Action::Schedule { timeout, after_ms } => {
+                    let epoch = self.nodes[node].epoch;
+                    self.at(
+                        after_ms,
+                        Event::Timer {
+                            node,
+                            epoch,
+                            timeout,
+                        },
+                    );
+                }
+                Action::RoundStarted { .. } => {}
+                Action::Decided(block) => {
+                    let height = block.block.header.height;
+                    if self.nodes[node].ledger.tip().height + 1 != height {
+                        continue;
+                    }
+                    self.commit(node, *block)?;
+                    let actions = self.with_host(node, |d, h| d.start(height + 1, h));
+                    queue.extend(actions);
+                }
+                Action::Equivocation { .. } => {
+                    if !self.byzantine(node) {
+                        self.equivocations += 1;
+                    }
+                }
+                Action::PersistFailed(error) => {
+                    return Err(self.violation(format!("node {node} could not persist: {error}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The Byzantine validator sends one message to half the peers and a conflicting one,
+    /// properly signed, to the other half.
+    fn equivocate(&mut self, node: usize, msg: ConsensusMsg) {
+        let key = self.chain.validator(node).clone();
+        let chain_id = self.chain.chain_id;
+        let twin = match &msg {
+            ConsensusMsg::Vote(vote) => {
+                let other = match vote.vote.block_hash {
+                    Some(_) => None,
+                    None => Some(Hash::tagged("cachet/sim-bogus", &[&self.now.to_be_bytes()])),
+                };
+                let twin = Vote {
+                    block_hash: other,
+                    ..vote.vote
+                };
+                ConsensusMsg::Vote(sign_vote(&chain_id, twin, &key))
+            }
+            ConsensusMsg::Proposal { proposal, block } => {
+                let mut block = (**block).clone();
+                block.header.time_ms += 1;
+                let p = cachet_consensus::Proposal {
+                    block_hash: block.header.hash(),
+                    ..proposal.proposal.clone()
+                };
+                ConsensusMsg::Proposal {
+                    proposal: sign_proposal(&chain_id, p, &key),
+                    block: Box::new(block),
+                }
+            }
+        };
+        for to in 0..self.config.validators {
+            let payload = if to % 2 == 0 {
+                msg.clone()
+            } else {
+                twin.clone()
+            };
+            self.send(node, to, Payload::Consensus(payload));
+        }
+    }
+}
+
+/// Runs one seed.
+pub fn run(config: SimConfig) -> Result<Report, Violation> {
+    Sim::new(config).run()
+}
