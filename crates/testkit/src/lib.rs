@@ -2,6 +2,7 @@
 //! operators, issue records and signed transactions with tracked nonces.
 
 pub mod process;
+pub mod proxy;
 
 use std::collections::BTreeMap;
 

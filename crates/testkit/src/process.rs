@@ -1,6 +1,7 @@
 //! Real `cachetd` processes for tests: start on a free loopback port, wait (bounded) until the
 //! API is up, kill with SIGKILL or stop with SIGTERM, and always reap on drop.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -11,13 +12,17 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Passphrase of the development chain's key files (as `cachetd --dev` writes them).
 pub const DEV_PASSPHRASE: &str = "cachet-dev-passphrase";
 
-/// A running development node.
-pub struct DevNode {
+/// A running `cachetd`.
+pub struct NodeProcess {
     binary: PathBuf,
     data_dir: PathBuf,
+    args: Vec<OsString>,
     child: Option<Child>,
     api: String,
 }
+
+/// A node started with `--dev`.
+pub type DevNode = NodeProcess;
 
 /// The `cachetd` binary next to the test's own binaries (`target/<profile>/cachetd`).
 ///
@@ -37,17 +42,44 @@ pub fn cachetd_binary(sibling: &Path) -> PathBuf {
     );
 }
 
-impl DevNode {
+impl NodeProcess {
     /// Starts `cachetd --dev` on `data_dir` with the API on a free loopback port.
-    pub fn start(binary: &Path, data_dir: &Path) -> DevNode {
-        let mut node = DevNode {
+    pub fn start(binary: &Path, data_dir: &Path) -> NodeProcess {
+        NodeProcess::start_with(binary, data_dir, ["--dev"])
+    }
+
+    /// Starts `cachetd` with `args` on `data_dir`, API and peer-to-peer listener on free
+    /// loopback ports.
+    pub fn start_with<I, S>(binary: &Path, data_dir: &Path, args: I) -> NodeProcess
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let mut node = NodeProcess {
             binary: binary.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
+            args: args.into_iter().map(Into::into).collect(),
             child: None,
             api: String::new(),
         };
         node.spawn();
         node
+    }
+
+    /// The node's peer-to-peer addresses (with its peer id), once started.
+    pub fn p2p_addrs(&self) -> Vec<String> {
+        std::fs::read_to_string(self.data_dir.join("p2p.addr"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
     fn spawn(&mut self) {
@@ -60,11 +92,13 @@ impl DevNode {
             .open(self.data_dir.join("node.log"))
             .unwrap_or_else(|e| panic!("cannot open node log: {e}"));
         let child = Command::new(&self.binary)
-            .arg("--dev")
+            .args(&self.args)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--api-addr")
             .arg("127.0.0.1:0")
+            .arg("--p2p-listen")
+            .arg("/ip4/127.0.0.1/tcp/0")
             .env("CACHET_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -156,7 +190,7 @@ impl DevNode {
     }
 }
 
-impl Drop for DevNode {
+impl Drop for NodeProcess {
     fn drop(&mut self) {
         self.kill9();
     }

@@ -1,0 +1,616 @@
+//! Cachet's peer-to-peer network on libp2p: TCP with noise and yamux, gossipsub for
+//! transactions and consensus messages, request-response for block sync, identify.
+//!
+//! The network moves bytes and knows nothing of their meaning: the node decodes and checks
+//! every gossiped message and reports a [`Verdict`], and gossipsub forwards only what was
+//! accepted. Rejected messages count against the peer that sent them (gossipsub's peer
+//! score, P4), so a peer sending garbage is soon ignored. Everything is bounded: message sizes
+//! per topic come from the chain's own limits, sync requests and responses have fixed
+//! maxima, and the command and event queues between the node and the network task are
+//! bounded channels.
+//!
+//! Peers come from configuration: the node dials its bootstrap addresses at start and
+//! redials them while they are unreachable. Who is a validator is not the network's concern;
+//! consensus messages are signed by genesis keys and checked by the node.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cachet_types::Hash;
+use futures::StreamExt;
+use libp2p::core::ConnectedPoint;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity};
+use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, identity, noise, tcp, yamux};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+
+pub use libp2p::gossipsub::MessageId;
+pub use libp2p::identity::Keypair;
+pub use libp2p::{Multiaddr as Address, PeerId as Peer};
+
+/// Most blocks one sync response carries.
+pub const MAX_SYNC_BLOCKS: u32 = 32;
+
+/// Room for a consensus message's own fields around the block it carries.
+const CONSENSUS_OVERHEAD: usize = 64 * 1024;
+
+/// Capacity of the queue of events to the node and of commands to the network.
+const QUEUE: usize = 4096;
+
+/// Messages queued for sending to one peer.
+const PEER_QUEUE: usize = 1024;
+
+/// How often unreachable bootstrap peers are dialled again.
+const REDIAL: Duration = Duration::from_secs(2);
+
+/// Network settings.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// The chain: topics and protocols are per chain, so two chains never mix.
+    pub chain_id: Hash,
+    /// This node's transport identity (not its validator key).
+    pub keypair: identity::Keypair,
+    /// Addresses to listen on, e.g. `/ip4/127.0.0.1/tcp/7700`.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to connect to and keep connected to.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Largest transaction batch gossiped (bytes).
+    pub max_tx_batch_bytes: usize,
+    /// Largest block (bytes): consensus messages and sync responses are sized from it.
+    pub max_block_bytes: usize,
+}
+
+/// Which gossip topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    /// Batches of signed transactions.
+    Txs,
+    /// Proposals and votes.
+    Consensus,
+}
+
+/// The node's judgement of a gossiped message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid and new: deliver it and forward it.
+    Accept,
+    /// Harmless but useless (duplicate, stale): neither forward nor penalize.
+    Ignore,
+    /// Invalid (malformed, bad signature, wrong chain): drop it and penalize the sender.
+    Reject,
+}
+
+/// A block sync request: blocks from `from_height` on, at most `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRequest {
+    /// First height wanted.
+    pub from_height: u64,
+    /// Most blocks wanted (capped at [`MAX_SYNC_BLOCKS`]).
+    pub max: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SyncResponse {
+    blocks: Vec<ByteBuf>,
+}
+
+/// What the network tells the node.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// A gossiped message to check; answer with [`Command::Validated`].
+    Gossip {
+        /// Topic.
+        topic: Topic,
+        /// The payload.
+        data: Vec<u8>,
+        /// Gossipsub's id for it.
+        id: MessageId,
+        /// The peer that forwarded it.
+        from: PeerId,
+    },
+    /// A peer asks for blocks; answer with [`Command::Respond`].
+    SyncRequest {
+        /// The request.
+        request: SyncRequest,
+        /// Token to answer with.
+        token: u64,
+        /// The peer.
+        from: PeerId,
+    },
+    /// Blocks (encoded certified blocks, in height order) a peer sent us.
+    SyncResponse {
+        /// The peer.
+        from: PeerId,
+        /// The blocks.
+        blocks: Vec<Vec<u8>>,
+    },
+    /// A peer connected.
+    PeerConnected(PeerId),
+}
+
+/// What the node tells the network.
+#[derive(Debug)]
+pub enum Command {
+    /// Publish on a topic.
+    Publish(Topic, Vec<u8>),
+    /// The verdict on a gossiped message.
+    Validated {
+        /// Its id.
+        id: MessageId,
+        /// Its propagation source.
+        from: PeerId,
+        /// The verdict.
+        verdict: Verdict,
+    },
+    /// Ask `peer` (or a random connected peer) for blocks.
+    RequestBlocks {
+        /// The peer, if a particular one.
+        peer: Option<PeerId>,
+        /// The request.
+        request: SyncRequest,
+    },
+    /// Answer a sync request.
+    Respond {
+        /// The request's token.
+        token: u64,
+        /// Encoded certified blocks.
+        blocks: Vec<Vec<u8>>,
+    },
+}
+
+/// Why the network could not start.
+#[derive(Debug, Error)]
+pub enum NetworkError {
+    /// A libp2p component refused its configuration.
+    #[error("network set-up failed: {0}")]
+    Setup(String),
+    /// Could not listen.
+    #[error("cannot listen on {addr}: {error}")]
+    Listen {
+        /// Address.
+        addr: Multiaddr,
+        /// Error.
+        error: String,
+    },
+}
+
+/// The node's side of the network task.
+#[derive(Clone)]
+pub struct NetworkHandle {
+    commands: mpsc::Sender<Command>,
+    peers: Arc<AtomicUsize>,
+    local_peer_id: PeerId,
+    listening: watch::Receiver<Vec<Multiaddr>>,
+}
+
+impl NetworkHandle {
+    /// Sends a command; false if the queue is full (the command is dropped) or the network
+    /// stopped. Dropping is safe for every command: gossip and sync are retried by design.
+    pub fn send(&self, command: Command) -> bool {
+        match self.commands.try_send(command) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(command)) => {
+                tracing::warn!(kind = command.kind(), "network command queue full; dropped");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Connected peers.
+    pub fn peers(&self) -> usize {
+        self.peers.load(Ordering::Relaxed)
+    }
+
+    /// The live count of connected peers.
+    pub fn peer_counter(&self) -> Arc<AtomicUsize> {
+        self.peers.clone()
+    }
+
+    /// This node's peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    /// Addresses the node listens on (with its peer id), once bound.
+    pub fn listening(&self) -> watch::Receiver<Vec<Multiaddr>> {
+        self.listening.clone()
+    }
+}
+
+impl Command {
+    fn kind(&self) -> &'static str {
+        match self {
+            Command::Publish(Topic::Txs, _) => "publish-txs",
+            Command::Publish(Topic::Consensus, _) => "publish-consensus",
+            Command::Validated { .. } => "validated",
+            Command::RequestBlocks { .. } => "request-blocks",
+            Command::Respond { .. } => "respond",
+        }
+    }
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    gossipsub: gossipsub::Behaviour,
+    sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+    identify: identify::Behaviour,
+}
+
+fn topic_name(chain_id: &Hash, topic: &str) -> String {
+    format!("/cachet/{}/{topic}/1", chain_id.to_hex())
+}
+
+fn build_swarm(config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkError> {
+    let setup = |e: &dyn std::fmt::Display| NetworkError::Setup(e.to_string());
+    let txs = IdentTopic::new(topic_name(&config.chain_id, "txs"));
+    let consensus = IdentTopic::new(topic_name(&config.chain_id, "consensus"));
+    let consensus_max = config.max_block_bytes + CONSENSUS_OVERHEAD;
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        // Our payloads carry our own signatures; the gossip layer adds none.
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        .validate_messages()
+        .message_id_fn(|message: &gossipsub::Message| {
+            MessageId::from(
+                Hash::tagged("cachet/gossip-id", &[&message.data])
+                    .0
+                    .to_vec(),
+            )
+        })
+        .max_transmit_size(consensus_max + 1024)
+        .max_transmit_size_for_topic(config.max_tx_batch_bytes + 1024, txs.hash())
+        .max_transmit_size_for_topic(consensus_max, consensus.hash())
+        .heartbeat_interval(Duration::from_millis(700))
+        // Per-peer send queue: bounded, so a slow or stalled peer costs bounded memory (its
+        // messages are dropped when full, and gossipsub scores it down as slow).
+        .connection_handler_queue_len(PEER_QUEUE)
+        .build()
+        .map_err(|e| setup(&e))?;
+    let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip_config)
+        .map_err(|e| setup(&e))?;
+    // Score only what the node judges: invalid messages (P4). Delivery-rate penalties
+    // would punish honest peers of an idle chain.
+    let topic_params = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.0,
+        first_message_deliveries_weight: 0.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -20.0,
+        invalid_message_deliveries_decay: 0.5,
+        ..Default::default()
+    };
+    let mut score = gossipsub::PeerScoreParams::default();
+    score.topics.insert(txs.hash(), topic_params.clone());
+    score.topics.insert(consensus.hash(), topic_params);
+    // A local testnet runs every node on one address.
+    score
+        .ip_colocation_factor_whitelist
+        .insert(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    gossipsub
+        .with_peer_score(score, gossipsub::PeerScoreThresholds::default())
+        .map_err(|e| setup(&e))?;
+    gossipsub.subscribe(&txs).map_err(|e| setup(&e))?;
+    gossipsub.subscribe(&consensus).map_err(|e| setup(&e))?;
+
+    let response_max = (config.max_block_bytes + CONSENSUS_OVERHEAD) as u64 * 4;
+    let codec = request_response::cbor::codec::Codec::default()
+        .set_request_size_maximum(1024)
+        .set_response_size_maximum(response_max);
+    let protocol = StreamProtocol::try_from_owned(topic_name(&config.chain_id, "sync"))
+        .map_err(|e| setup(&e))?;
+    let sync = request_response::Behaviour::with_codec(
+        codec,
+        [(protocol, ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
+    );
+    let identify = identify::Behaviour::new(identify::Config::new(
+        format!("/cachet/{}", config.chain_id.to_hex()),
+        config.keypair.public(),
+    ));
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| setup(&e))?
+        .with_behaviour(|_| Behaviour {
+            gossipsub,
+            sync,
+            identify,
+        })
+        .map_err(|e| setup(&e))?
+        // Operators' nodes stay connected; an idle chain must not drop its peers.
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    Ok(swarm)
+}
+
+/// Starts the network task; returns its handle and the events it will deliver.
+pub fn spawn(
+    config: NetworkConfig,
+) -> Result<(NetworkHandle, mpsc::Receiver<NetEvent>), NetworkError> {
+    let mut swarm = build_swarm(&config)?;
+    for addr in &config.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetworkError::Listen {
+                addr: addr.clone(),
+                error: e.to_string(),
+            })?;
+    }
+    let (commands, command_rx) = mpsc::channel(QUEUE);
+    let (event_tx, events) = mpsc::channel(QUEUE);
+    let (listening_tx, listening) = watch::channel(Vec::new());
+    let peers = Arc::new(AtomicUsize::new(0));
+    let local_peer_id = *swarm.local_peer_id();
+    let task = Task {
+        txs: IdentTopic::new(topic_name(&config.chain_id, "txs")).hash(),
+        consensus: IdentTopic::new(topic_name(&config.chain_id, "consensus")).hash(),
+        bootstrap: config.bootstrap.iter().map(|a| (a.clone(), None)).collect(),
+        swarm,
+        events: event_tx,
+        peers: peers.clone(),
+        listening: listening_tx,
+        pending_responses: BTreeMap::new(),
+        next_token: 0,
+        connected: HashSet::new(),
+        rotation: 0,
+    };
+    tokio::spawn(task.run(command_rx));
+    Ok((
+        NetworkHandle {
+            commands,
+            peers,
+            local_peer_id,
+            listening,
+        },
+        events,
+    ))
+}
+
+struct Task {
+    swarm: Swarm<Behaviour>,
+    txs: gossipsub::TopicHash,
+    consensus: gossipsub::TopicHash,
+    /// Bootstrap addresses and the peer last reached there.
+    bootstrap: Vec<(Multiaddr, Option<PeerId>)>,
+    events: mpsc::Sender<NetEvent>,
+    peers: Arc<AtomicUsize>,
+    listening: watch::Sender<Vec<Multiaddr>>,
+    pending_responses: BTreeMap<u64, ResponseChannel<SyncResponse>>,
+    next_token: u64,
+    connected: HashSet<PeerId>,
+    rotation: usize,
+}
+
+impl Task {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut redial = tokio::time::interval(REDIAL);
+        redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command),
+                    // The node is gone: stop.
+                    None => return,
+                },
+                event = self.swarm.select_next_some() => self.swarm_event(event),
+                _ = redial.tick() => self.redial(),
+            }
+        }
+    }
+
+    fn redial(&mut self) {
+        for (addr, peer) in &self.bootstrap {
+            if peer.is_some_and(|p| self.connected.contains(&p)) {
+                continue;
+            }
+            if let Err(error) = self.swarm.dial(addr.clone()) {
+                tracing::debug!(%addr, %error, "dial failed");
+            }
+        }
+    }
+
+    fn deliver(&mut self, event: NetEvent) {
+        if let Err(mpsc::error::TrySendError::Full(event)) = self.events.try_send(event) {
+            // The node is overloaded: drop gossip (peers and retries resend), but answer a
+            // validation at once so gossipsub does not wait for it.
+            if let NetEvent::Gossip { id, from, .. } = event {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&id, &from, MessageAcceptance::Ignore);
+            }
+            tracing::warn!("node event queue full; dropped a network event");
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        let behaviour = self.swarm.behaviour_mut();
+        match command {
+            Command::Publish(topic, data) => {
+                let hash = match topic {
+                    Topic::Txs => self.txs.clone(),
+                    Topic::Consensus => self.consensus.clone(),
+                };
+                match behaviour.gossipsub.publish(hash, data) {
+                    Ok(_) => {}
+                    // Normal with no peers yet (a single node, or at start-up).
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {}
+                    Err(error) => tracing::debug!(%error, "publish failed"),
+                }
+            }
+            Command::Validated { id, from, verdict } => {
+                let acceptance = match verdict {
+                    Verdict::Accept => MessageAcceptance::Accept,
+                    Verdict::Ignore => MessageAcceptance::Ignore,
+                    Verdict::Reject => MessageAcceptance::Reject,
+                };
+                behaviour
+                    .gossipsub
+                    .report_message_validation_result(&id, &from, acceptance);
+            }
+            Command::RequestBlocks { peer, request } => {
+                let peer = peer.filter(|p| self.connected.contains(p)).or_else(|| {
+                    // Rotate through connected peers so one slow peer does not stall sync.
+                    let mut peers: Vec<PeerId> = self.connected.iter().copied().collect();
+                    peers.sort();
+                    self.rotation = self.rotation.wrapping_add(1);
+                    peers.get(self.rotation % peers.len().max(1)).copied()
+                });
+                if let Some(peer) = peer {
+                    let request = SyncRequest {
+                        from_height: request.from_height,
+                        max: request.max.min(MAX_SYNC_BLOCKS),
+                    };
+                    self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                }
+            }
+            Command::Respond { token, blocks } => {
+                if let Some(channel) = self.pending_responses.remove(&token) {
+                    let response = SyncResponse {
+                        blocks: blocks.into_iter().map(ByteBuf::from).collect(),
+                    };
+                    // Fails only if the peer went away meanwhile.
+                    let _ = behaviour.sync.send_response(channel, response);
+                }
+            }
+        }
+    }
+
+    fn swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let full = address
+                    .with_p2p(*self.swarm.local_peer_id())
+                    .unwrap_or_else(|a| a);
+                tracing::info!(address = %full, "p2p listening");
+                self.listening.send_modify(|list| list.push(full));
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                if let ConnectedPoint::Dialer { address, .. } = &endpoint {
+                    for (addr, peer) in &mut self.bootstrap {
+                        if addr == address || strip_p2p(address) == *addr {
+                            *peer = Some(peer_id);
+                        }
+                    }
+                }
+                if self.connected.insert(peer_id) {
+                    self.peers.store(self.connected.len(), Ordering::Relaxed);
+                    tracing::info!(peer = %peer_id, peers = self.connected.len(), "peer connected");
+                    self.deliver(NetEvent::PeerConnected(peer_id));
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } if self.connected.remove(&peer_id) => {
+                self.peers.store(self.connected.len(), Ordering::Relaxed);
+                tracing::info!(peer = %peer_id, peers = self.connected.len(), "peer disconnected");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                let topic = if message.topic == self.txs {
+                    Topic::Txs
+                } else if message.topic == self.consensus {
+                    Topic::Consensus
+                } else {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Reject,
+                        );
+                    return;
+                };
+                self.deliver(NetEvent::Gossip {
+                    topic,
+                    data: message.data,
+                    id: message_id,
+                    from: propagation_source,
+                });
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message {
+                peer,
+                message,
+                ..
+            })) => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    // Bounded: requests beyond the queue are dropped (the peer times out).
+                    if self.pending_responses.len() >= QUEUE {
+                        return;
+                    }
+                    let token = self.next_token;
+                    self.next_token += 1;
+                    self.pending_responses.insert(token, channel);
+                    self.deliver(NetEvent::SyncRequest {
+                        request,
+                        token,
+                        from: peer,
+                    });
+                }
+                request_response::Message::Response { response, .. } => {
+                    self.deliver(NetEvent::SyncResponse {
+                        from: peer,
+                        blocks: response.blocks.into_iter().map(ByteBuf::into_vec).collect(),
+                    });
+                }
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(
+                request_response::Event::OutboundFailure { peer, error, .. },
+            )) => {
+                tracing::debug!(%peer, %error, "sync request failed");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(
+                request_response::Event::InboundFailure { .. },
+            )) => {
+                // A response we dropped or the peer abandoned: forget its channel.
+                self.pending_responses
+                    .retain(|_, channel| channel.is_open());
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                tracing::debug!(peer = %peer_id, agent = %info.agent_version, "identified");
+            }
+            SwarmEvent::OutgoingConnectionError { error, .. } => {
+                tracing::debug!(%error, "connection attempt failed");
+            }
+            _ => {}
+        }
+    }
+}
+
+fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
+    addr.iter()
+        .filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+        .collect()
+}
+
+/// A transport identity from a 32-byte ed25519 seed (kept in an encrypted key file).
+pub fn keypair_from_seed(seed: [u8; 32]) -> Result<Keypair, NetworkError> {
+    let mut seed = seed;
+    identity::Keypair::ed25519_from_bytes(&mut seed).map_err(|e| NetworkError::Setup(e.to_string()))
+}

@@ -1,0 +1,120 @@
+//! Two real network tasks on loopback: gossip reaches the other node only after the node
+//! accepts it, and block sync answers requests.
+
+use std::time::Duration;
+
+use cachet_network::{
+    Command, Keypair, NetEvent, NetworkConfig, NetworkHandle, SyncRequest, Topic, Verdict, spawn,
+};
+use cachet_types::Hash;
+use tokio::sync::mpsc::Receiver;
+
+fn config(bootstrap: Vec<cachet_network::Address>) -> NetworkConfig {
+    NetworkConfig {
+        chain_id: Hash::tagged("test/chain", &[]),
+        keypair: Keypair::generate_ed25519(),
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        bootstrap,
+        max_tx_batch_bytes: 64 * 1024,
+        max_block_bytes: 1024 * 1024,
+    }
+}
+
+async fn next_gossip(
+    events: &mut Receiver<NetEvent>,
+) -> (Vec<u8>, cachet_network::MessageId, cachet_network::Peer) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), events.recv()).await {
+            Ok(Some(NetEvent::Gossip { data, id, from, .. })) => return (data, id, from),
+            Ok(Some(_)) => continue,
+            other => panic!("no gossip within 20 s: {other:?}"),
+        }
+    }
+}
+
+async fn pair() -> (
+    (NetworkHandle, Receiver<NetEvent>),
+    (NetworkHandle, Receiver<NetEvent>),
+) {
+    let (a, a_events) = spawn(config(Vec::new())).unwrap();
+    let addr = {
+        let mut listening = a.listening();
+        listening.wait_for(|l| !l.is_empty()).await.unwrap()[0].clone()
+    };
+    let (b, b_events) = spawn(config(vec![addr])).unwrap();
+    for _ in 0..200 {
+        if a.peers() > 0 && b.peers() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(a.peers() > 0 && b.peers() > 0, "the nodes did not connect");
+    ((a, a_events), (b, b_events))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_is_delivered_and_validated() {
+    let ((a, _a_events), (b, mut b_events)) = pair().await;
+    // Publish until b's subscription is known to a (bounded by next_gossip's timeout).
+    let sender = tokio::spawn({
+        let a = a.clone();
+        async move {
+            for i in 0u32..100 {
+                a.send(Command::Publish(
+                    Topic::Txs,
+                    format!("tx batch {i}").into_bytes(),
+                ));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+    let (data, id, from) = next_gossip(&mut b_events).await;
+    sender.abort();
+    assert!(data.starts_with(b"tx batch"));
+    assert_eq!(from, a.local_peer_id());
+    assert!(b.send(Command::Validated {
+        id,
+        from,
+        verdict: Verdict::Accept
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_are_served_on_request() {
+    let ((a, mut a_events), (b, mut b_events)) = pair().await;
+    b.send(Command::RequestBlocks {
+        peer: Some(a.local_peer_id()),
+        request: SyncRequest {
+            from_height: 5,
+            max: 1_000,
+        },
+    });
+    let (request, token) = loop {
+        match tokio::time::timeout(Duration::from_secs(20), a_events.recv()).await {
+            Ok(Some(NetEvent::SyncRequest { request, token, .. })) => break (request, token),
+            Ok(Some(_)) => continue,
+            other => panic!("no sync request within 20 s: {other:?}"),
+        }
+    };
+    assert_eq!(request.from_height, 5);
+    assert_eq!(
+        request.max,
+        cachet_network::MAX_SYNC_BLOCKS,
+        "the request was not capped"
+    );
+    a.send(Command::Respond {
+        token,
+        blocks: vec![b"block 5".to_vec(), b"block 6".to_vec()],
+    });
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), b_events.recv()).await {
+            Ok(Some(NetEvent::SyncResponse { blocks, from })) => {
+                assert_eq!(from, a.local_peer_id());
+                assert_eq!(blocks, vec![b"block 5".to_vec(), b"block 6".to_vec()]);
+                return;
+            }
+            Ok(Some(_)) => continue,
+            other => panic!("no sync response within 20 s: {other:?}"),
+        }
+    }
+}
