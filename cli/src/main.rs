@@ -668,8 +668,15 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let m = &info.metrics;
             println!(
-                "node         mempool {}, final {}, rejected {}, blocks {}, peers {}",
-                m.mempool_size, m.txs_final, m.txs_rejected, m.blocks_committed, m.peers
+                "node         {}, deciding height {} round {}, peers {}",
+                m.role,
+                info.height + 1,
+                m.consensus_round,
+                m.peers
+            );
+            println!(
+                "since start  mempool {}, final {}, rejected {}, blocks {}",
+                m.mempool_size, m.txs_final, m.txs_rejected, m.blocks_committed
             );
             Ok(())
         }

@@ -189,7 +189,8 @@ async fn tx_status(
     let mut tips = state.node.tip_watch();
     let status = loop {
         let status = state.node.status(&id)?;
-        if status != TxStatus::Pending {
+        // Unknown may mean "submitted at another node, not gossiped here yet": wait too.
+        if status != TxStatus::Pending && status != TxStatus::Unknown {
             break status;
         }
         // Pending: wait for the next block (or the deadline), then look again.

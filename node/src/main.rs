@@ -1,20 +1,26 @@
-//! cachetd: the Cachet ledger node. Parses options, opens the ledger, serves the API and
-//! produces blocks until Ctrl-C or SIGTERM.
+//! cachetd: the Cachet ledger node. Parses options, opens the ledger, joins the network,
+//! runs consensus on its own thread and serves the API until Ctrl-C or SIGTERM.
 
 mod api;
 mod mempool;
 mod node;
+mod p2p;
+mod replica;
 mod setup;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use cachet_consensus::Timeouts;
+use cachet_network::NetworkConfig;
 use cachet_storage::{Ledger, Store};
 use clap::Parser;
 use tokio::sync::watch;
 
 use crate::mempool::Mempool;
-use crate::node::Node;
+use crate::node::{Node, Role};
+use crate::replica::{Input, Replica};
 use crate::setup::Options;
 
 fn main() {
@@ -45,29 +51,107 @@ fn main() {
 
 async fn run(options: Options) -> Result<()> {
     let setup = setup::prepare(&options)?;
-    // A stale address from a killed run must not be mistaken for this one.
-    let _ = std::fs::remove_file(setup.data_dir.join("api.addr"));
+    // Stale addresses from a killed run must not be mistaken for this one's.
+    let addr_file = setup.data_dir.join("api.addr");
+    let p2p_file = setup.data_dir.join("p2p.addr");
+    let _ = std::fs::remove_file(&addr_file);
+    let _ = std::fs::remove_file(&p2p_file);
     let store = Store::open(&setup.data_dir.join("db"), &setup.genesis)
         .with_context(|| format!("cannot open the ledger in {}", setup.data_dir.display()))?;
     let tip = store.tip()?;
     tracing::info!(height = tip.height, hash = %tip.block_hash.short(), state_root = %tip.state_root.hash().short(), "ledger opened");
+    let params = setup.genesis.params.clone();
+
+    let (net, net_events) = cachet_network::spawn(NetworkConfig {
+        chain_id: setup.genesis.chain_id(),
+        keypair: cachet_network::keypair_from_seed(setup.p2p_seed)?,
+        listen: options.p2p_listen.clone(),
+        bootstrap: options.peers.clone(),
+        max_tx_batch_bytes: p2p::tx_batch_limit(params.max_tx_bytes as usize),
+        max_block_bytes: params.max_block_bytes as usize,
+    })?;
+    let mut listening = net.listening();
+    let p2p_addrs = tokio::time::timeout(
+        Duration::from_secs(10),
+        listening.wait_for(|addrs| addrs.len() >= options.p2p_listen.len()),
+    )
+    .await
+    .context("the peer-to-peer listener did not start")?
+    .context("the network stopped")?
+    .clone();
+    write_atomically(
+        &p2p_file,
+        &p2p_addrs
+            .iter()
+            .map(|a| format!("{a}\n"))
+            .collect::<String>(),
+    )?;
+
+    let role = match &setup.validator {
+        Some((index, _)) => Role::Validator(*index),
+        None => Role::Observer,
+    };
     let mempool = Mempool::new(options.mempool_max_txs, options.rejections_remembered);
-    let node = Arc::new(Node::new(Ledger::new(store), mempool, setup.validator)?);
+    let node = Arc::new(Node::new(
+        Ledger::new(store),
+        mempool,
+        role,
+        net.peer_counter(),
+    )?);
+
+    let timeouts = Timeouts {
+        propose_ms: options.timeout_propose_ms,
+        prevote_ms: options.timeout_propose_ms / 2,
+        precommit_ms: options.timeout_propose_ms / 2,
+        per_round_ms: options.timeout_propose_ms / 2,
+        max_ms: 60_000,
+    };
+    let replica = Replica::new(
+        node.clone(),
+        net.clone(),
+        setup.validator,
+        &setup.data_dir,
+        timeouts,
+    )?;
+    let (inputs, input_rx) = std::sync::mpsc::sync_channel(replica::INPUT_QUEUE);
+    let (stop_sender, stop) = watch::channel(false);
+    let fatal = stop_sender.clone();
+    let (resumed, consensus_resumed) = tokio::sync::oneshot::channel();
+    let consensus = std::thread::Builder::new()
+        .name("consensus".into())
+        .spawn(move || {
+            let result = replica.run(input_rx, resumed);
+            if let Err(error) = &result {
+                tracing::error!(error = %format!("{error:#}"), "consensus stopped; stopping the node");
+                let _ = fatal.send(true);
+            }
+            result
+        })
+        .context("cannot start the consensus thread")?;
+    tokio::spawn(p2p::dispatch(
+        node.clone(),
+        net.clone(),
+        net_events,
+        inputs.clone(),
+    ));
+    tokio::spawn(p2p::gossip_txs(node.clone(), net.clone(), stop.clone()));
+    tokio::spawn(p2p::wake_consensus(
+        node.clone(),
+        inputs.clone(),
+        stop.clone(),
+    ));
+
+    // The API opens once consensus has resumed (a block decided before a crash is then
+    // committed). If the thread failed instead, its error stops the node below.
+    let _ = consensus_resumed.await;
 
     let listener = tokio::net::TcpListener::bind(options.api_addr)
         .await
         .with_context(|| format!("cannot listen on {}", options.api_addr))?;
     let bound = listener.local_addr()?;
-    let addr_file = setup.data_dir.join("api.addr");
-    // Written whole then renamed, so a reader never sees half an address.
-    let tmp = setup.data_dir.join("api.addr.tmp");
-    std::fs::write(&tmp, format!("http://{bound}\n"))
-        .and_then(|()| std::fs::rename(&tmp, &addr_file))
-        .with_context(|| format!("cannot write {}", addr_file.display()))?;
-    tracing::info!(api = %format!("http://{bound}"), "API listening");
+    write_atomically(&addr_file, &format!("http://{bound}\n"))?;
+    tracing::info!(api = %format!("http://{bound}"), role = ?node.role(), "API listening");
 
-    let (stop_sender, stop) = watch::channel(false);
-    let producer = tokio::spawn(produce(node.clone(), stop.clone()));
     let app = api::router(api::ApiState {
         node: node.clone(),
         max_wait_ms: options.max_wait_ms,
@@ -85,13 +169,33 @@ async fn run(options: Options) -> Result<()> {
     let reason = shutdown_signal(stop.clone()).await;
     tracing::info!("{reason}: shutting down");
     let _ = stop_sender.send(true);
-    // The producer finishes the block it is writing; nothing half-written remains.
-    let produced = producer.await.context("block producer panicked")?;
+    // The consensus thread finishes the block it is writing; nothing half-written remains.
+    let _ = inputs.send(Input::Stop);
+    let consensus = tokio::task::spawn_blocking(move || consensus.join())
+        .await
+        .context("consensus thread lost")?;
     server.await.context("API server panicked")??;
     let _ = std::fs::remove_file(&addr_file);
-    produced?;
+    let _ = std::fs::remove_file(&p2p_file);
+    match consensus {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            eprintln!("error: {error:#}");
+            // Storage failed: exit code 2, as documented.
+            std::process::exit(2);
+        }
+        Err(_) => bail!("the consensus thread panicked"),
+    }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Writes a small file whole, then renames it into place, so a reader never sees half of it.
+fn write_atomically(path: &std::path::Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 async fn shutdown_signal(mut stop: watch::Receiver<bool>) -> &'static str {
@@ -111,30 +215,5 @@ async fn shutdown_signal(mut stop: watch::Receiver<bool>) -> &'static str {
         _ = ctrl_c => "interrupted",
         _ = terminate => "terminated",
         _ = stop.wait_for(|stop| *stop) => "fatal error",
-    }
-}
-
-/// Produces blocks whenever transactions wait, until told to stop. A storage failure is
-/// fatal: it stops the node rather than risk a ledger that differs from what was reported.
-async fn produce(node: Arc<Node>, mut stop: watch::Receiver<bool>) -> Result<()> {
-    loop {
-        tokio::select! {
-            _ = node.work_arrived() => {}
-            _ = stop.wait_for(|stop| *stop) => return Ok(()),
-        }
-        loop {
-            let worker = node.clone();
-            let produced = tokio::task::spawn_blocking(move || worker.produce_block())
-                .await
-                .context("block production panicked")?;
-            match produced {
-                Ok(Some(_)) if !*stop.borrow() => continue,
-                Ok(_) => break,
-                Err(error) => {
-                    tracing::error!(%error, "block production failed; stopping the node");
-                    std::process::exit(2);
-                }
-            }
-        }
     }
 }

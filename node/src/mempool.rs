@@ -5,6 +5,7 @@
 //! rejected transactions are remembered (bounded) so clients can learn why.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Instant;
 
 use cachet_state::Rejection;
 use cachet_types::{Hash, PublicKey, VerifiedTx};
@@ -27,7 +28,8 @@ pub enum AdmitError {
 pub struct Mempool {
     max_txs: usize,
     max_remembered: usize,
-    txs: HashMap<Hash, VerifiedTx>,
+    /// Pending transactions with the time they arrived.
+    txs: HashMap<Hash, (VerifiedTx, Instant)>,
     arrival: VecDeque<Hash>,
     by_signer: BTreeMap<PublicKey, BTreeMap<u64, Hash>>,
     outcomes: HashMap<Hash, Rejection>,
@@ -65,7 +67,7 @@ impl Mempool {
 
     /// A pending transaction.
     pub fn get(&self, id: &Hash) -> Option<&VerifiedTx> {
-        self.txs.get(id)
+        self.txs.get(id).map(|(tx, _)| tx)
     }
 
     /// The nonce `signer` should use next, given its last final nonce.
@@ -107,7 +109,7 @@ impl Mempool {
         let id = tx.id();
         self.by_signer.entry(signer).or_default().insert(nonce, id);
         self.arrival.push_back(id);
-        self.txs.insert(id, tx);
+        self.txs.insert(id, (tx, Instant::now()));
         Ok(())
     }
 
@@ -118,7 +120,7 @@ impl Mempool {
             .iter()
             .filter_map(|id| self.txs.get(id))
             .take(max)
-            .cloned()
+            .map(|(tx, _)| tx.clone())
             .collect()
     }
 
@@ -145,8 +147,37 @@ impl Mempool {
         }
     }
 
+    /// Up to `max` transactions pending since before `before`, oldest first: gossip may
+    /// have lost them (or a peer refused them out of nonce order), so they are sent again.
+    pub fn lingering(&self, before: Instant, max: usize) -> Vec<VerifiedTx> {
+        self.older_than(before)
+            .take(max)
+            .map(|(_, tx)| tx.clone())
+            .collect()
+    }
+
+    /// Drops transactions pending since before `before` (nothing made them final or
+    /// refused them here, e.g. on an observer whose peers refused them); returns how many.
+    pub fn expire(&mut self, before: Instant) -> usize {
+        let old: Vec<Hash> = self.older_than(before).map(|(id, _)| id).collect();
+        for id in &old {
+            self.remove(id);
+        }
+        old.len()
+    }
+
+    /// Pending transactions that arrived before `before`, oldest first.
+    fn older_than(&self, before: Instant) -> impl Iterator<Item = (Hash, &VerifiedTx)> {
+        self.arrival
+            .iter()
+            .filter_map(move |id| match self.txs.get(id) {
+                Some((tx, since)) if *since < before => Some((*id, tx)),
+                _ => None,
+            })
+    }
+
     fn remove(&mut self, id: &Hash) {
-        if let Some(tx) = self.txs.remove(id) {
+        if let Some((tx, _)) = self.txs.remove(id) {
             let signer = tx.tx().signer;
             if let Some(nonces) = self.by_signer.get_mut(&signer) {
                 nonces.remove(&tx.tx().nonce);
@@ -161,6 +192,20 @@ impl Mempool {
                 self.arrival.remove(pos);
             }
         }
+    }
+
+    /// Drops every pending transaction of `signer` with a nonce at or below `nonce`: a final
+    /// transaction (from another node) used that nonce, so they can never apply.
+    pub fn drop_through(&mut self, signer: &PublicKey, nonce: u64) -> Vec<(Hash, u64)> {
+        let doomed: Vec<(Hash, u64)> = self
+            .by_signer
+            .get(signer)
+            .map(|m| m.range(..=nonce).map(|(n, id)| (*id, *n)).collect())
+            .unwrap_or_default();
+        for (id, _) in &doomed {
+            self.remove(id);
+        }
+        doomed
     }
 
     /// Drops every pending transaction of `signer` with a nonce above `nonce`: once a
@@ -239,5 +284,46 @@ mod tests {
         assert_eq!(pool.rejection(&ids[1]), Some(&Rejection::BadSignature));
         pool.remember(Hash::ZERO, Rejection::WeakKey);
         assert_eq!(pool.rejection(&ids[1]), None, "oldest outcome forgotten");
+    }
+
+    #[test]
+    fn a_nonce_used_by_a_final_transaction_drops_the_pending_ones() {
+        let mut pool = Mempool::new(10, 10);
+        let mut factory = TxFactory::new(Hash::ZERO);
+        let txs: Vec<VerifiedTx> = (0..3).map(|_| tx(&mut factory, "a")).collect();
+        for t in &txs {
+            pool.admit(t.clone(), 0).unwrap();
+        }
+        let dropped = pool.drop_through(&key("a").public_key(), 2);
+        assert_eq!(dropped, vec![(txs[0].id(), 1), (txs[1].id(), 2)]);
+        assert!(pool.contains(&txs[2].id()));
+        assert_eq!(pool.len(), 1);
+    }
+
+    #[test]
+    fn lingering_transactions_are_found_oldest_first_and_expire() {
+        let mut pool = Mempool::new(10, 10);
+        let mut factory = TxFactory::new(Hash::ZERO);
+        let old: Vec<VerifiedTx> = (0..2).map(|_| tx(&mut factory, "a")).collect();
+        for t in &old {
+            pool.admit(t.clone(), 0).unwrap();
+        }
+        let cutoff = Instant::now();
+        // Anything admitted from here on is younger than the cutoff.
+        while Instant::now() == cutoff {
+            std::thread::yield_now();
+        }
+        let young = tx(&mut factory, "a");
+        pool.admit(young.clone(), 0).unwrap();
+
+        let ids = |txs: Vec<VerifiedTx>| txs.iter().map(VerifiedTx::id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(pool.lingering(cutoff, 10)),
+            vec![old[0].id(), old[1].id()]
+        );
+        assert_eq!(ids(pool.lingering(cutoff, 1)), vec![old[0].id()]);
+        assert_eq!(pool.expire(cutoff), 2);
+        assert_eq!(ids(pool.candidates(10)), vec![young.id()]);
+        assert!(pool.lingering(cutoff, 10).is_empty());
     }
 }

@@ -1,13 +1,18 @@
-//! The node's core: admission of transactions, block production on the development chain,
-//! and the status of transactions. Shared by the API handlers and the producer task.
+//! The node's core: admission of transactions, building and committing blocks for consensus,
+//! and the status of transactions. Shared by the API handlers, the network and the consensus
+//! thread.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use cachet_api::{NodeMetrics, TxStatus};
+use cachet_network::Verdict;
+use cachet_state::ExecutedBlock;
 use cachet_state::{AccountState, Rejection, StateKey, StateValue};
 use cachet_storage::{Ledger, LedgerError, StoreError, Tip};
-use cachet_types::{CommitCertificate, Hash, PublicKey, SignedTx, SigningKey, VerifiedTx};
+use cachet_types::{Block, CertifiedBlock, Hash, PublicKey, SignedTx, VerifiedTx};
 use tokio::sync::{Notify, watch};
 
 use crate::mempool::{AdmitError, Mempool};
@@ -34,20 +39,34 @@ pub struct Node {
     /// Held for writing while a block is committed, for reading while a proof is built: the
     /// state tree is stored by position, so a proof must not straddle two roots.
     commit_lock: RwLock<()>,
-    validator: (u16, SigningKey),
+    role: Role,
     tip_sender: watch::Sender<Tip>,
     work: Notify,
     txs_final: AtomicU64,
     txs_rejected: AtomicU64,
     blocks_committed: AtomicU64,
+    outbox: Mutex<Vec<Vec<u8>>>,
+    outbox_ready: Notify,
+    consensus_round: AtomicU64,
+    peers: Arc<AtomicUsize>,
+}
+
+/// What this node does in consensus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Proposes and votes as the genesis validator with this index.
+    Validator(u16),
+    /// Follows the chain and serves queries.
+    Observer,
 }
 
 impl Node {
-    /// A node over an open ledger, producing blocks with `validator`.
+    /// A node over an open ledger; `peers` is the network's count of connected peers.
     pub fn new(
         ledger: Ledger,
         mempool: Mempool,
-        validator: (u16, SigningKey),
+        role: Role,
+        peers: Arc<AtomicUsize>,
     ) -> Result<Node, StoreError> {
         let tip = ledger.store().tip()?;
         let (tip_sender, _) = watch::channel(tip);
@@ -55,12 +74,16 @@ impl Node {
             ledger,
             mempool: Mutex::new(mempool),
             commit_lock: RwLock::new(()),
-            validator,
+            role,
             tip_sender,
             work: Notify::new(),
             txs_final: AtomicU64::new(0),
             txs_rejected: AtomicU64::new(0),
             blocks_committed: AtomicU64::new(0),
+            outbox: Mutex::new(Vec::new()),
+            outbox_ready: Notify::new(),
+            consensus_round: AtomicU64::new(0),
+            peers,
         })
     }
 
@@ -74,9 +97,19 @@ impl Node {
         self.tip_sender.subscribe()
     }
 
-    /// Waits until there may be work for the producer.
+    /// Waits until there may be work for the block proposer.
     pub async fn work_arrived(&self) {
         self.work.notified().await
+    }
+
+    /// Whether transactions wait.
+    pub fn has_work(&self) -> bool {
+        self.pool().len() > 0
+    }
+
+    /// This node's role.
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     fn pool(&self) -> std::sync::MutexGuard<'_, Mempool> {
@@ -103,8 +136,48 @@ impl Node {
         Ok(pool.next_nonce(signer, final_nonce))
     }
 
-    /// Checks and admits transaction bytes; returns the id and its status.
+    /// Checks and admits transaction bytes from a client; returns the id and its status.
+    /// Admitted transactions are gossiped to the other nodes.
     pub fn submit(&self, bytes: &[u8]) -> Result<(Hash, TxStatus), SubmitError> {
+        self.admit(bytes, true)
+    }
+
+    /// Checks and admits a gossiped batch of transactions, and judges the batch for the
+    /// gossip layer: any malformed or badly signed transaction condemns the batch (its
+    /// sender relayed garbage); otherwise it is forwarded.
+    pub fn admit_batch(&self, txs: &[Vec<u8>]) -> Verdict {
+        let max_tx = self.ledger.store().genesis().params.max_tx_bytes as usize;
+        let mut fresh = Vec::with_capacity(txs.len());
+        for bytes in txs {
+            let Ok(tx) = SignedTx::from_bytes(bytes, max_tx) else {
+                return Verdict::Reject;
+            };
+            match self.status(&tx.id()) {
+                Ok(TxStatus::Final { .. } | TxStatus::Pending) => {}
+                Ok(_) => fresh.push(tx),
+                Err(error) => {
+                    tracing::error!(%error, "cannot check a gossiped transaction");
+                    return Verdict::Ignore;
+                }
+            }
+        }
+        // One batch verification (a quarter of the cost of one-by-one); a single bad
+        // signature condemns the batch.
+        let chain_id = self.ledger.store().chain_id();
+        let Ok(verified) = cachet_types::verify_batch(&chain_id, fresh, cachet_types::os_rng())
+        else {
+            return Verdict::Reject;
+        };
+        for tx in verified {
+            // Valid but refused here (nonce order, full pool): another node may take it.
+            if let Err(SubmitError::Store(error)) = self.admit_checked(tx, None) {
+                tracing::error!(%error, "cannot admit a gossiped transaction");
+            }
+        }
+        Verdict::Accept
+    }
+
+    fn admit(&self, bytes: &[u8], relay: bool) -> Result<(Hash, TxStatus), SubmitError> {
         let limit = self.ledger.store().genesis().params.max_tx_bytes as usize;
         if bytes.len() > limit {
             return Err(SubmitError::Rejected(Rejection::TooLarge {
@@ -129,10 +202,21 @@ impl Node {
                 return Err(SubmitError::Rejected(reason));
             }
         };
+        self.admit_checked(verified, relay.then_some(bytes))
+    }
+
+    /// Admits a transaction whose signature is checked; `relay` holds its bytes when it came
+    /// from a client (to gossip it and remember a refusal).
+    fn admit_checked(
+        &self,
+        verified: VerifiedTx,
+        relay: Option<&[u8]>,
+    ) -> Result<(Hash, TxStatus), SubmitError> {
+        let id = verified.id();
         let admitted = {
-            // Read the final nonce under the pool lock: the producer commits a block, then
-            // settles the pool under this lock, so we see both, neither, or a commit
-            // without its settle, which `Mempool::next_nonce` allows for.
+            // Read the final nonce under the pool lock: the consensus thread commits a
+            // block, then settles the pool under this lock, so we see both, neither, or a
+            // commit without its settle, which `Mempool::next_nonce` allows for.
             let mut pool = self.pool();
             let final_nonce = self.final_nonce(&verified.tx().signer)?;
             pool.admit(verified, final_nonce)
@@ -140,10 +224,20 @@ impl Node {
         match admitted {
             Ok(()) => {
                 self.work.notify_one();
+                if let Some(bytes) = relay {
+                    self.outbox
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(bytes.to_vec());
+                    self.outbox_ready.notify_one();
+                }
                 Ok((id, TxStatus::Pending))
             }
             Err(AdmitError::Rejected(reason)) => {
-                self.reject(id, reason.clone());
+                // A client learns why; gossip from peers may just be out of order here.
+                if relay.is_some() {
+                    self.reject(id, reason.clone());
+                }
                 Err(SubmitError::Rejected(reason))
             }
             Err(other) => Err(SubmitError::Mempool(other)),
@@ -157,23 +251,22 @@ impl Node {
 
     /// Where a transaction stands.
     pub fn status(&self, id: &Hash) -> Result<TxStatus, StoreError> {
-        {
-            let pool = self.pool();
-            if pool.contains(id) {
-                return Ok(TxStatus::Pending);
-            }
-            if let Some(reason) = pool.rejection(id) {
-                return Ok(TxStatus::Rejected {
-                    reason: reason.code().to_string(),
-                    message: reason.to_string(),
-                });
-            }
+        if self.pool().contains(id) {
+            return Ok(TxStatus::Pending);
         }
-        // Checked after the pool: a transaction leaves the pool only once it is stored.
-        Ok(match self.ledger.store().tx_location(id)? {
-            Some(location) => TxStatus::Final {
+        // Checked after the pool: a transaction leaves the pool only once it is stored. And
+        // before remembered rejections: another node may have made final what this one
+        // refused (e.g. out of nonce order while it was catching up).
+        if let Some(location) = self.ledger.store().tx_location(id)? {
+            return Ok(TxStatus::Final {
                 height: location.height,
                 index: location.index,
+            });
+        }
+        Ok(match self.pool().rejection(id) {
+            Some(reason) => TxStatus::Rejected {
+                reason: reason.code().to_string(),
+                message: reason.to_string(),
             },
             None => TxStatus::Unknown,
         })
@@ -204,40 +297,48 @@ impl Node {
             txs_final: self.txs_final.load(Ordering::Relaxed),
             txs_rejected: self.txs_rejected.load(Ordering::Relaxed),
             blocks_committed: self.blocks_committed.load(Ordering::Relaxed),
-            peers: 0,
+            peers: self.peers.load(Ordering::Relaxed),
+            consensus_round: self.consensus_round.load(Ordering::Relaxed) as u32,
+            role: match self.role {
+                Role::Validator(index) => format!("validator {index}"),
+                Role::Observer => "observer".into(),
+            },
         }
     }
 
-    /// Builds, certifies and commits one block from the mempool, if anything is waiting.
-    /// Blocking (executes and syncs to disk): run it off the async threads.
-    pub fn produce_block(&self) -> Result<Option<Tip>, LedgerError> {
+    /// Builds a block on the tip from the mempool for `proposer`: `None` when nothing is
+    /// waiting and `allow_empty` is false. Transactions the block refuses leave the pool
+    /// (with their reason) at once. Blocking: executes transactions.
+    pub fn build_proposal(
+        &self,
+        proposer: u16,
+        allow_empty: bool,
+    ) -> Result<Option<ExecutedBlock>, LedgerError> {
         let max = self.ledger.store().genesis().params.max_block_txs as usize;
         let candidates = self.pool().candidates(max);
-        if candidates.is_empty() {
+        if candidates.is_empty() && !allow_empty {
             return Ok(None);
         }
-        let proposal = self.ledger.build(candidates, now_ms(), self.validator.0)?;
-        let rejected = proposal.rejected.clone();
-        let included: Vec<Hash> = proposal.included.iter().map(VerifiedTx::id).collect();
-        let committed = if included.is_empty() {
-            None
-        } else {
-            // The development chain has one validator, whose precommit alone is a quorum;
-            // the certificate is checked like any other before the block is written.
-            let certificate = CommitCertificate::sign(
-                &proposal.block.header,
-                0,
-                &[(self.validator.0, &self.validator.1)],
-            );
-            let _writing = self.commit_lock.write().unwrap_or_else(|p| p.into_inner());
-            Some(self.ledger.commit_proposal(proposal, certificate)?.0)
-        };
+        let tip = self.ledger.store().tip()?;
+        // Never behind the parent, even if this clock is.
+        let time_ms = now_ms().max(tip.time_ms);
+        let proposal = self.ledger.build(candidates, time_ms, proposer)?;
+        if !proposal.rejected.is_empty() {
+            self.settle_rejected(&proposal.rejected);
+        }
+        if proposal.block.txs.is_empty() && !allow_empty {
+            return Ok(None);
+        }
+        Ok(Some(proposal))
+    }
+
+    fn settle_rejected(&self, rejected: &[(Hash, Rejection)]) {
         let mut pool = self.pool();
         let doomed: Vec<(PublicKey, u64)> = rejected
             .iter()
             .filter_map(|(id, _)| pool.get(id).map(|tx| (tx.tx().signer, tx.tx().nonce)))
             .collect();
-        pool.settle(&included, &rejected);
+        pool.settle(&[], rejected);
         let mut dropped = rejected.len() as u64;
         for (signer, nonce) in doomed {
             for (id, got) in pool.drop_after(&signer, nonce) {
@@ -254,13 +355,262 @@ impl Node {
         }
         drop(pool);
         self.txs_rejected.fetch_add(dropped, Ordering::Relaxed);
-        if let Some(tip) = committed {
-            self.txs_final
-                .fetch_add(included.len() as u64, Ordering::Relaxed);
-            self.blocks_committed.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(height = tip.height, txs = included.len(), rejected = rejected.len(), hash = %tip.block_hash.short(), "block final");
-            self.tip_sender.send_replace(tip);
+    }
+
+    /// Commits a final block: `executed` if this node executed it already (its own proposal
+    /// or a checked peer proposal), else checked and executed here. Then the pool settles
+    /// and waiters wake. Blocking: writes to disk.
+    pub fn commit_final(
+        &self,
+        executed: Option<ExecutedBlock>,
+        certified: CertifiedBlock,
+    ) -> Result<Tip, LedgerError> {
+        let tip = {
+            let _writing = self.commit_lock.write().unwrap_or_else(|p| p.into_inner());
+            match executed {
+                Some(executed) => {
+                    self.ledger
+                        .commit_proposal(executed, certified.certificate.clone())?
+                        .0
+                }
+                None => self.ledger.commit_certified(&certified)?,
+            }
+        };
+        let included: Vec<Hash> = certified.block.txs.iter().map(SignedTx::id).collect();
+        let signers: BTreeMap<PublicKey, u64> = certified
+            .block
+            .txs
+            .iter()
+            .map(|tx| (tx.signer, tx.nonce))
+            .collect();
+        {
+            let mut pool = self.pool();
+            pool.settle(&included, &[]);
+            // Pending transactions whose nonce a final one (from another node) used.
+            for (signer, nonce) in signers {
+                for (id, got) in pool.drop_through(&signer, nonce) {
+                    pool.remember(id, Rejection::StaleNonce { got, last: nonce });
+                }
+            }
         }
-        Ok(committed)
+        self.txs_final
+            .fetch_add(included.len() as u64, Ordering::Relaxed);
+        self.blocks_committed.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(height = tip.height, txs = included.len(), round = certified.certificate.round, hash = %tip.block_hash.short(), "block final");
+        self.tip_sender.send_replace(tip);
+        Ok(tip)
+    }
+
+    /// Checks and executes a proposed block on the tip without committing it. Signatures of
+    /// transactions this node already verified (same id, so same bytes) are not checked
+    /// again; the rest are batch-verified.
+    pub fn prepare_block(&self, block: Block) -> Result<ExecutedBlock, LedgerError> {
+        let mut verified: Vec<Option<VerifiedTx>> = {
+            let pool = self.pool();
+            block
+                .txs
+                .iter()
+                .map(|tx| pool.get(&tx.id()).cloned())
+                .collect()
+        };
+        let missing: Vec<SignedTx> = block
+            .txs
+            .iter()
+            .zip(&verified)
+            .filter(|(_, known)| known.is_none())
+            .map(|(tx, _)| tx.clone())
+            .collect();
+        let chain_id = self.ledger.store().chain_id();
+        let checked = cachet_types::verify_batch(&chain_id, missing, cachet_types::os_rng())
+            .map_err(|(index, error)| LedgerError::InvalidBlock {
+                height: block.header.height,
+                reason: format!("transaction {index} of those not seen before: {error}"),
+            })?;
+        let mut checked = checked.into_iter();
+        for slot in verified.iter_mut().filter(|slot| slot.is_none()) {
+            *slot = checked.next();
+        }
+        let verified: Vec<VerifiedTx> = verified.into_iter().flatten().collect();
+        self.ledger.prepare_verified(block, verified)
+    }
+
+    /// Encoded certified blocks from `from_height` on: at most `max`, and no more than
+    /// `max_bytes` in all (but always the first, if it exists).
+    pub fn blocks_from(
+        &self,
+        from_height: u64,
+        max: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let tip = self.ledger.store().tip()?.height;
+        let mut blocks = Vec::new();
+        let mut total = 0;
+        for height in from_height.max(1)
+            ..=tip.min(from_height.saturating_add(u64::from(max)).saturating_sub(1))
+        {
+            let Some(block) = self.ledger.store().block(height)? else {
+                break;
+            };
+            let bytes = cachet_types::codec::encode(&block);
+            total += bytes.len();
+            if total > max_bytes && !blocks.is_empty() {
+                break;
+            }
+            blocks.push(bytes);
+        }
+        Ok(blocks)
+    }
+
+    /// Transactions pending here for longer than `age` (at most `max`, oldest first), to
+    /// gossip again; those pending longer than `expiry` are dropped first.
+    pub fn lingering(&self, age: Duration, expiry: Duration, max: usize) -> Vec<Vec<u8>> {
+        let now = Instant::now();
+        let mut pool = self.pool();
+        if let Some(cutoff) = now.checked_sub(expiry) {
+            let expired = pool.expire(cutoff);
+            if expired > 0 {
+                tracing::warn!(expired, "dropped transactions pending too long");
+            }
+        }
+        let Some(cutoff) = now.checked_sub(age) else {
+            return Vec::new();
+        };
+        pool.lingering(cutoff, max)
+            .iter()
+            .map(|tx| tx.tx().to_bytes())
+            .collect()
+    }
+
+    /// Transactions admitted here since the last call, to gossip.
+    pub fn take_outbox(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.outbox.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Waits until admitted transactions wait in the outbox.
+    pub async fn outbox_filled(&self) {
+        self.outbox_ready.notified().await
+    }
+
+    /// The current consensus round, for metrics.
+    pub fn set_round(&self, round: u32) {
+        self.consensus_round
+            .store(u64::from(round), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cachet_storage::Store;
+    use cachet_testkit::{TestChain, TxFactory, issue_record};
+    use cachet_types::TxBody;
+
+    fn node(chain: &TestChain, dir: &std::path::Path) -> Node {
+        let store = Store::open(&dir.join("db"), &chain.genesis).unwrap();
+        Node::new(
+            Ledger::new(store),
+            Mempool::new(100, 100),
+            Role::Observer,
+            Arc::new(AtomicUsize::new(0)),
+        )
+        .unwrap()
+    }
+
+    fn batch(txs: &[SignedTx]) -> Vec<Vec<u8>> {
+        txs.iter().map(SignedTx::to_bytes).collect()
+    }
+
+    fn create(factory: &mut TxFactory, chain: &TestChain, id: &str) -> SignedTx {
+        let body = TxBody::CreateIssue {
+            record: issue_record(id, "AT-POST", 10),
+        };
+        factory.sign(chain.issuer(0), body)
+    }
+
+    #[test]
+    fn gossiped_batches_are_judged_for_the_gossip_layer() {
+        let chain = TestChain::new(4);
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(&chain, dir.path());
+        let mut factory = TxFactory::new(chain.chain_id);
+        let first = create(&mut factory, &chain, "AT-2026-001");
+        let second = create(&mut factory, &chain, "AT-2026-002");
+
+        assert_eq!(node.admit_batch(&[b"garbage".to_vec()]), Verdict::Reject);
+
+        // A forged signature condemns the whole batch; nothing of it is admitted.
+        let mut forged = second.clone();
+        forged.signature = first.signature;
+        assert_eq!(
+            node.admit_batch(&batch(&[first.clone(), forged])),
+            Verdict::Reject
+        );
+        assert_eq!(node.metrics().mempool_size, 0);
+
+        // Another chain's transaction.
+        let mut other = TxFactory::new(Hash::ZERO);
+        let foreign = create(&mut other, &chain, "AT-2026-001");
+        assert_eq!(node.admit_batch(&batch(&[foreign])), Verdict::Reject);
+
+        // A good batch is admitted and forwarded, and not gossiped again by this node.
+        assert_eq!(
+            node.admit_batch(&batch(&[first.clone(), second.clone()])),
+            Verdict::Accept
+        );
+        assert_eq!(node.status(&first.id()).unwrap(), TxStatus::Pending);
+        assert_eq!(node.status(&second.id()).unwrap(), TxStatus::Pending);
+        assert!(node.take_outbox().is_empty());
+        // Seen again: still fine.
+        assert_eq!(node.admit_batch(&batch(&[first])), Verdict::Accept);
+    }
+
+    #[test]
+    fn client_submissions_are_gossiped() {
+        let chain = TestChain::new(4);
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(&chain, dir.path());
+        let mut factory = TxFactory::new(chain.chain_id);
+        let tx = create(&mut factory, &chain, "AT-2026-001");
+        let (_, status) = node.submit(&tx.to_bytes()).unwrap();
+        assert_eq!(status, TxStatus::Pending);
+        assert_eq!(node.take_outbox(), vec![tx.to_bytes()]);
+    }
+
+    #[test]
+    fn a_transaction_refused_here_but_final_later_reports_final() {
+        let chain = TestChain::new(4);
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(&chain, dir.path());
+        let mut factory = TxFactory::new(chain.chain_id);
+        let first = create(&mut factory, &chain, "AT-2026-001");
+        let second = create(&mut factory, &chain, "AT-2026-002");
+        // The second arrives first: refused here (nonce gap), and the refusal remembered.
+        assert!(node.submit(&second.to_bytes()).is_err());
+        assert!(matches!(
+            node.status(&second.id()).unwrap(),
+            TxStatus::Rejected { .. }
+        ));
+        // The first, then the second again by gossip; a block makes both final.
+        node.submit(&first.to_bytes()).unwrap();
+        assert_eq!(
+            node.admit_batch(&batch(std::slice::from_ref(&second))),
+            Verdict::Accept
+        );
+        let executed = node.build_proposal(0, false).unwrap().expect("a block");
+        assert_eq!(executed.block.txs.len(), 2);
+        let signers: Vec<(u16, &cachet_types::SigningKey)> =
+            (0..3).map(|i| (i as u16, chain.validator(i))).collect();
+        let certificate =
+            cachet_types::CommitCertificate::sign(&executed.block.header, 0, &signers);
+        let certified = CertifiedBlock {
+            block: executed.block.clone(),
+            certificate,
+        };
+        node.commit_final(Some(executed), certified).unwrap();
+        assert!(matches!(
+            node.status(&second.id()).unwrap(),
+            TxStatus::Final { height: 1, .. }
+        ));
+        assert_eq!(node.metrics().mempool_size, 0);
     }
 }

@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use cachet_keystore::KdfParams;
+use cachet_network::Address as Multiaddr;
 use cachet_types::{ChainParams, CountryCode, Genesis, Operator, OperatorId, SigningKey};
 use clap::Parser;
 
@@ -16,13 +17,25 @@ pub const DEV_PASSPHRASE: &str = "cachet-dev-passphrase";
 /// Default API address: loopback only.
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:7600";
 
+/// Default peer-to-peer address: loopback only.
+pub const DEFAULT_P2P_ADDR: &str = "/ip4/127.0.0.1/tcp/7700";
+
 /// cachetd: a Cachet ledger node.
 ///
 /// With --dev it runs a single-operator development chain, created on first start in the
 /// data directory, and prints where the operator's key file is so the `cachet` CLI can issue
-/// and mint. Otherwise give --genesis and --validator-key.
+/// and mint.
+///
+/// Otherwise give --genesis, and --validator-key to take part in consensus as that genesis
+/// operator; without --validator-key the node is an observer: it follows the chain from its
+/// peers (--peer) and serves every query, which is what an auditor runs.
+///
+/// Example (a validator of a four-operator chain):
+///   cachetd --data-dir ./node0 --genesis genesis.json --validator-key validator0.key.json \
+///     --key-passphrase-file pass0 --p2p-listen /ip4/127.0.0.1/tcp/7700 \
+///     --peer /ip4/127.0.0.1/tcp/7701 --peer /ip4/127.0.0.1/tcp/7702 --peer /ip4/127.0.0.1/tcp/7703
 #[derive(Debug, Parser)]
-#[command(name = "cachetd", version, about, long_about = None)]
+#[command(name = "cachetd", version, verbatim_doc_comment)]
 pub struct Options {
     /// Run the single-operator development chain (created on first start).
     #[arg(long)]
@@ -41,9 +54,24 @@ pub struct Options {
     #[arg(long, conflicts_with = "dev")]
     pub genesis: Option<PathBuf>,
 
-    /// This node's validator key file (a Cachet key file).
+    /// This node's validator key file (a Cachet key file); without it the node observes.
     #[arg(long, conflicts_with = "dev")]
     pub validator_key: Option<PathBuf>,
+
+    /// Peer-to-peer listen address (libp2p multiaddr; repeat for several). Loopback by
+    /// default; port 0 picks a free port (written to <data-dir>/p2p.addr).
+    #[arg(long = "p2p-listen", env = "CACHET_P2P_LISTEN", default_value = DEFAULT_P2P_ADDR)]
+    pub p2p_listen: Vec<Multiaddr>,
+
+    /// A peer to connect to and stay connected to (libp2p multiaddr, e.g.
+    /// /ip4/10.0.0.2/tcp/7700); repeat for each.
+    #[arg(long = "peer")]
+    pub peers: Vec<Multiaddr>,
+
+    /// Base of the consensus propose timeout, in milliseconds (each round adds half of it;
+    /// prevote and precommit timeouts are half of it). Every validator should use the same.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub timeout_propose_ms: u64,
 
     /// File holding the validator key's passphrase (else CACHET_KEY_PASSPHRASE).
     #[arg(long, conflicts_with = "dev")]
@@ -72,8 +100,11 @@ pub struct Setup {
     pub data_dir: PathBuf,
     /// Genesis.
     pub genesis: Genesis,
-    /// Validator key and its index in the genesis.
-    pub validator: (u16, SigningKey),
+    /// Validator key and its index in the genesis; none for an observer.
+    pub validator: Option<(u16, SigningKey)>,
+    /// Seed of the node's peer-to-peer identity (kept encrypted beside the validator key;
+    /// fresh on every start for an observer).
+    pub p2p_seed: [u8; 32],
 }
 
 /// Milliseconds since the Unix epoch.
@@ -118,11 +149,18 @@ pub fn prepare(options: &Options) -> Result<Setup> {
         .genesis
         .clone()
         .context("--genesis is required without --dev (or run with --dev)")?;
-    let key_path = options
-        .validator_key
-        .clone()
-        .context("--validator-key is required without --dev")?;
     let genesis = read_genesis(&genesis_path)?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let Some(key_path) = options.validator_key.clone() else {
+        tracing::info!("no --validator-key: running as an observer");
+        return Ok(Setup {
+            data_dir,
+            genesis,
+            validator: None,
+            p2p_seed: cachet_keystore::generate_key()?.seed(),
+        });
+    };
     let passphrase = match &options.key_passphrase_file {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?
@@ -133,13 +171,29 @@ pub fn prepare(options: &Options) -> Result<Setup> {
     };
     let key = cachet_keystore::load(&key_path, &passphrase)?;
     let validator = validator_index(&genesis, &key)?;
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let p2p_seed = p2p_identity(&data_dir, &passphrase)?;
     Ok(Setup {
         data_dir,
         genesis,
-        validator: (validator, key),
+        validator: Some((validator, key)),
+        p2p_seed,
     })
+}
+
+/// The node's peer-to-peer identity: `<data-dir>/p2p.key.json`, created on first start and
+/// sealed with the validator key's passphrase. It is not the validator key: a stolen node
+/// identity cannot sign consensus messages.
+fn p2p_identity(data_dir: &Path, passphrase: &str) -> Result<[u8; 32]> {
+    let path = data_dir.join("p2p.key.json");
+    if !path.exists() {
+        let key = cachet_keystore::generate_key()?;
+        let file = cachet_keystore::seal(&key, passphrase, KdfParams::DEFAULT)?;
+        cachet_keystore::write(&path, &file)?;
+        return Ok(key.seed());
+    }
+    Ok(cachet_keystore::load(&path, passphrase)
+        .with_context(|| format!("cannot open the node identity {}", path.display()))?
+        .seed())
 }
 
 fn validator_index(genesis: &Genesis, key: &SigningKey) -> Result<u16> {
@@ -148,13 +202,6 @@ fn validator_index(genesis: &Genesis, key: &SigningKey) -> Result<u16> {
         .iter()
         .position(|op| op.validator_key == key.public_key())
         .context("the validator key is not a validator of this genesis")?;
-    if genesis.operators.len() != 1 {
-        bail!(
-            "this genesis has {} validators; this build finalizes blocks on single-operator \
-             chains only",
-            genesis.operators.len()
-        );
-    }
     Ok(index as u16)
 }
 
@@ -198,6 +245,7 @@ fn prepare_dev(options: &Options) -> Result<Setup> {
     let genesis = read_genesis(&genesis_path)?;
     let key = cachet_keystore::load(&validator_path, DEV_PASSPHRASE)?;
     let validator = validator_index(&genesis, &key)?;
+    let p2p_seed = p2p_identity(&data_dir, DEV_PASSPHRASE)?;
     let issuer = cachet_keystore::read(&operator_path)?;
     eprintln!(
         "cachetd dev chain {}\n  data dir:      {}\n  operator:      DEV-POST, issuer account {}\n  operator key:  {} (passphrase: {DEV_PASSPHRASE})\n  use it with:   cachet wallet import operator {}",
@@ -210,6 +258,7 @@ fn prepare_dev(options: &Options) -> Result<Setup> {
     Ok(Setup {
         data_dir,
         genesis,
-        validator: (validator, key),
+        validator: Some((validator, key)),
+        p2p_seed,
     })
 }

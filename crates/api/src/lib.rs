@@ -95,6 +95,12 @@ pub struct NodeMetrics {
     pub blocks_committed: u64,
     /// Connected peers.
     pub peers: usize,
+    /// Consensus round of the height being decided (the chain's height + 1).
+    #[serde(default)]
+    pub consensus_round: u32,
+    /// `validator N` or `observer`.
+    #[serde(default)]
+    pub role: String,
 }
 
 /// Answer to `GET /v1/chain`.
