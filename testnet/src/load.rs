@@ -1,0 +1,357 @@
+//! The testnet workload: every operator creates an issue and mints stamps to its collectors;
+//! then collectors transfer their stamps, submitting to different validators, while a
+//! watcher follows the final blocks of one node. Reports finalized transfers per second and
+//! submit-to-final latency percentiles, then checks that every node holds the same ledger.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use cachet_api::{Client, ClientError, TxStatus};
+use cachet_state::event_hash;
+use cachet_types::{
+    CurrencyCode, FaceValue, Hash, IssueId, IssueRecord, SignedTx, SigningKey, StampId, TxBody,
+};
+
+use crate::Layout;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Transfers to submit.
+    pub transfers: usize,
+    /// Collectors (signers) sharing them; each signs its transfers in nonce order.
+    pub collectors: usize,
+    /// Submissions in flight at once.
+    pub concurrency: usize,
+    /// Target submission rate (transfers/s); none submits as fast as the nodes accept.
+    pub rate: Option<u64>,
+    /// Longest wait for everything to become final.
+    pub timeout: Duration,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    /// Transfers final.
+    pub transfers: usize,
+    /// From the first submission to the last transfer final.
+    pub elapsed: Duration,
+    /// Final transfers per second over `elapsed`.
+    pub per_second: f64,
+    /// Submit-to-final latency percentiles (p50, p90, p99, max).
+    pub latency: [Duration; 4],
+    /// Height and state root every node agreed on at the end.
+    pub height: u64,
+    /// State root.
+    pub state_root: Hash,
+}
+
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        write!(
+            f,
+            "{} transfers final in {:.2} s: {:.0} transfers/s\n\
+             submit-to-final latency: p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms\n\
+             every node at height {} with state root {}",
+            self.transfers,
+            self.elapsed.as_secs_f64(),
+            self.per_second,
+            ms(self.latency[0]),
+            ms(self.latency[1]),
+            ms(self.latency[2]),
+            ms(self.latency[3]),
+            self.height,
+            self.state_root.short()
+        )
+    }
+}
+
+fn collector_key(index: usize) -> SigningKey {
+    SigningKey::from_seed(Hash::tagged("cachet/testnet-collector", &[&index.to_be_bytes()]).0)
+}
+
+fn issue_record(
+    operator: &cachet_types::Operator,
+    nonce: u64,
+    print_run: u32,
+) -> Result<IssueRecord> {
+    // One issue per run: the creating nonce makes the id unique.
+    let id = format!("{}-LOAD-{nonce}", operator.country.as_str());
+    Ok(IssueRecord {
+        id: IssueId::parse(&id)?,
+        operator: operator.id.clone(),
+        title: "Testnet load".into(),
+        country: operator.country.clone(),
+        year: 2026,
+        wns_number: None,
+        face_value: FaceValue {
+            amount_minor: 100,
+            currency: CurrencyCode::parse("EUR")?,
+        },
+        design_sha256: Hash::sha256(id.as_bytes()),
+        design_uri: format!("https://stamps.example/{id}.png"),
+        print_run,
+    })
+}
+
+async fn submit(client: &Client, tx: &SignedTx) -> Result<()> {
+    loop {
+        match client.submit(tx).await {
+            Ok(_) => return Ok(()),
+            // Full pool: back off and try again.
+            Err(ClientError::Api { status: 503, .. }) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+async fn wait_final(client: &Client, id: &Hash, timeout: Duration) -> Result<u64> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        match client.tx_wait(id, 5_000).await?.status {
+            TxStatus::Final { height, .. } => return Ok(height),
+            TxStatus::Rejected { reason, message } => bail!("{id} rejected: {reason}: {message}"),
+            _ => {}
+        }
+    }
+    bail!("{id} not final within {timeout:?}")
+}
+
+/// Runs the workload against the testnet in `dir` (its nodes must be running).
+pub async fn load(dir: &Path, options: &LoadOptions) -> Result<LoadReport> {
+    let layout = Layout::read(dir)?;
+    let genesis = layout.read_genesis(dir)?;
+    let chain_id = genesis.chain_id();
+    let passphrase = crate::passphrase(dir)?;
+    let clients: Vec<Client> = (0..layout.nodes.len())
+        .map(|i| {
+            let addr = std::fs::read_to_string(layout.data_dir(dir, i).join("api.addr"))
+                .with_context(|| format!("node {} is not running", layout.nodes[i].name))?;
+            Ok(Client::new(addr.trim())?)
+        })
+        .collect::<Result<_>>()?;
+    let validators = genesis.operators.len();
+    let collectors = options.collectors.clamp(1, options.transfers.max(1));
+    let per_collector = options.transfers.div_ceil(collectors) as u32;
+
+    // Set-up: each operator issues and mints one range per collector of its own.
+    eprintln!(
+        "set-up: {validators} issues, {collectors} collectors with {per_collector} stamps each"
+    );
+    let mut stamps: Vec<Vec<(StampId, Hash)>> = vec![Vec::new(); collectors];
+    let mut last_setup = Vec::new();
+    for (k, operator) in genesis.operators.iter().enumerate() {
+        let issuer = cachet_keystore::load(&dir.join(&layout.issuer_keys[k]), &passphrase)?;
+        let mine: Vec<usize> = (0..collectors).filter(|c| c % validators == k).collect();
+        let print_run = per_collector * mine.len().max(1) as u32;
+        let client = &clients[k];
+        let account = client.account(&issuer.public_key().address()).await?;
+        let mut nonce = account.next_nonce;
+        let record = issue_record(operator, nonce, print_run)?;
+        let issue = record.id.clone();
+        let create = SignedTx::sign(chain_id, &issuer, nonce, TxBody::CreateIssue { record });
+        submit(client, &create).await?;
+        let mut last = create.id();
+        for (slot, c) in mine.iter().enumerate() {
+            nonce += 1;
+            let first = slot as u32 * per_collector + 1;
+            let mint = SignedTx::sign(
+                chain_id,
+                &issuer,
+                nonce,
+                TxBody::Mint {
+                    issue: issue.clone(),
+                    first_serial: first,
+                    last_serial: first + per_collector - 1,
+                    owner: collector_key(*c).public_key().address(),
+                },
+            );
+            submit(client, &mint).await?;
+            for serial in first..first + per_collector {
+                let stamp = StampId {
+                    issue: issue.clone(),
+                    serial,
+                };
+                let event = event_hash(&stamp, &Hash::ZERO, &mint.id());
+                stamps[*c].push((stamp, event));
+            }
+            last = mint.id();
+        }
+        last_setup.push((k, last));
+    }
+    for (k, id) in &last_setup {
+        wait_final(&clients[*k], id, options.timeout).await?;
+    }
+
+    // Transfers, signed ahead so signing does not slow submission.
+    let sink = collector_key(usize::MAX).public_key().address();
+    let mut queues: Vec<Vec<SignedTx>> = Vec::with_capacity(collectors);
+    for (c, owned) in stamps.iter().enumerate() {
+        let key = collector_key(c);
+        let client = &clients[c % validators];
+        let mut nonce = client
+            .account(&key.public_key().address())
+            .await?
+            .next_nonce;
+        let mut txs = Vec::new();
+        for (stamp, last_event) in owned {
+            let body = TxBody::Transfer {
+                stamp: stamp.clone(),
+                last_event: *last_event,
+                to: sink,
+            };
+            txs.push(SignedTx::sign(chain_id, &key, nonce, body));
+            nonce += 1;
+        }
+        queues.push(txs);
+    }
+    let total: usize = queues.iter().map(Vec::len).sum();
+    eprintln!("submitting {total} transfers to {validators} validators");
+
+    // The watcher: final blocks of the last node (an observer, if there is one).
+    let watched = clients[clients.len() - 1].clone();
+    let start_height = watched.chain().await?.height;
+    let finals: Arc<Mutex<HashMap<Hash, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    let submitted: Arc<Mutex<HashMap<Hash, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    let watcher = {
+        let finals = finals.clone();
+        tokio::spawn(async move {
+            let mut height = start_height;
+            loop {
+                let tip = match watched.chain().await {
+                    Ok(info) => info.height,
+                    Err(_) => height,
+                };
+                while height < tip {
+                    let Ok(block) = watched.block(height + 1).await else {
+                        break;
+                    };
+                    let now = Instant::now();
+                    let mut map = finals.lock().unwrap_or_else(|p| p.into_inner());
+                    for id in block.tx_ids {
+                        map.insert(id, now);
+                    }
+                    height += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+
+    // Submitters: worker w owns collectors c with c % concurrency == w and submits their
+    // transfers round by round, so each collector's nonces arrive in order.
+    let started = Instant::now();
+    let workers = options.concurrency.clamp(1, collectors);
+    let pace = options
+        .rate
+        .map(|rate| Duration::from_secs_f64(workers as f64 / rate.max(1) as f64));
+    let queues = Arc::new(queues);
+    let mut handles = Vec::new();
+    for w in 0..workers {
+        let (queues, clients, submitted) = (queues.clone(), clients.clone(), submitted.clone());
+        handles.push(tokio::spawn(async move {
+            let mine: Vec<usize> = (0..queues.len()).filter(|c| c % workers == w).collect();
+            let rounds = mine.iter().map(|c| queues[*c].len()).max().unwrap_or(0);
+            let mut next = Instant::now();
+            for round in 0..rounds {
+                for c in &mine {
+                    let Some(tx) = queues[*c].get(round) else {
+                        continue;
+                    };
+                    if let Some(pace) = pace {
+                        tokio::time::sleep_until(next.into()).await;
+                        next += pace;
+                    }
+                    let at = Instant::now();
+                    submit(&clients[c % validators], tx).await?;
+                    submitted
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(tx.id(), at);
+                }
+            }
+            Ok::<(), anyhow::Error>(())
+        }));
+    }
+    for handle in handles {
+        handle.await.context("submitter panicked")??;
+    }
+    eprintln!(
+        "all submitted after {:.2} s; waiting for finality",
+        started.elapsed().as_secs_f64()
+    );
+
+    let ids: Vec<Hash> = queues.iter().flatten().map(SignedTx::id).collect();
+    let deadline = Instant::now() + options.timeout;
+    loop {
+        let done = {
+            let map = finals.lock().unwrap_or_else(|p| p.into_inner());
+            ids.iter().filter(|id| map.contains_key(id)).count()
+        };
+        if done == ids.len() {
+            break;
+        }
+        if Instant::now() > deadline {
+            watcher.abort();
+            bail!(
+                "only {done} of {} transfers final within {:?}",
+                ids.len(),
+                options.timeout
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    watcher.abort();
+
+    let finals = finals.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let submitted = submitted.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut latencies: Vec<Duration> = ids
+        .iter()
+        .map(|id| finals[id].saturating_duration_since(submitted[id]))
+        .collect();
+    latencies.sort();
+    let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let last_final = ids.iter().map(|id| finals[id]).max().unwrap_or(started);
+    let elapsed = last_final.saturating_duration_since(started);
+
+    // Every node must hold the same ledger.
+    let (height, state_root) = agree(&clients, options.timeout).await?;
+    Ok(LoadReport {
+        transfers: ids.len(),
+        elapsed,
+        per_second: ids.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+        latency: [
+            pick(0.50),
+            pick(0.90),
+            pick(0.99),
+            latencies[latencies.len() - 1],
+        ],
+        height,
+        state_root,
+    })
+}
+
+/// Waits (bounded) until every node reports the same height and state root.
+pub async fn agree(clients: &[Client], timeout: Duration) -> Result<(u64, Hash)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut seen = Vec::new();
+        for client in clients {
+            let info = client.chain().await?;
+            seen.push((info.height, info.state_root));
+        }
+        if seen.windows(2).all(|w| w[0] == w[1]) {
+            return Ok(seen[0]);
+        }
+        if Instant::now() > deadline {
+            bail!("nodes disagree after {timeout:?}: {seen:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
