@@ -55,6 +55,8 @@ fn main() {
                 first_serial: 1,
                 last_serial: 10,
                 owner: address("alice"),
+                variant: None,
+                claim_keys: Vec::new(),
             },
         ),
     ]);

@@ -156,6 +156,8 @@ impl Workload {
                         first_serial: serial,
                         last_serial: serial,
                         owner: owners[serial as usize % OWNERS].public_key().address(),
+                        variant: None,
+                        claim_keys: Vec::new(),
                     },
                 )
             })

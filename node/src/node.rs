@@ -123,7 +123,7 @@ impl Node {
     /// A signer's last final nonce.
     pub fn final_nonce(&self, signer: &PublicKey) -> Result<u64, StoreError> {
         match self.ledger.store().state(&StateKey::Account(*signer))? {
-            Some(StateValue::Account(AccountState { nonce })) => Ok(nonce),
+            Some(StateValue::Account(AccountState { nonce, .. })) => Ok(nonce),
             Some(_) => Err(StoreError::Corrupt("account key holds another kind".into())),
             None => Ok(0),
         }

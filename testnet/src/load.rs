@@ -95,6 +95,8 @@ fn issue_record(
         design_sha256: Hash::sha256(id.as_bytes()),
         design_uri: format!("https://stamps.example/{id}.png"),
         print_run,
+        variants: Vec::new(),
+        co_issuers: Vec::new(),
     })
 }
 
@@ -170,6 +172,8 @@ pub async fn load(dir: &Path, options: &LoadOptions) -> Result<LoadReport> {
                     first_serial: first,
                     last_serial: first + per_collector - 1,
                     owner: collector_key(*c).public_key().address(),
+                    variant: None,
+                    claim_keys: Vec::new(),
                 },
             );
             submit(client, &mint).await?;

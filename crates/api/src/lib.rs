@@ -156,8 +156,8 @@ pub struct IssueInfo {
 pub struct StampInfo {
     /// Stamp id.
     pub stamp: StampId,
-    /// Owner.
-    pub owner: Address,
+    /// Owner; null while an unclaimed physical twin.
+    pub owner: Option<Address>,
     /// Status.
     #[serde(flatten)]
     pub status: StampStatus,

@@ -85,8 +85,8 @@ pub struct Authentic {
     pub stamp: StampId,
     /// Its issue.
     pub issue: IssueRecord,
-    /// Current owner.
-    pub owner: Address,
+    /// Current owner; none while an unclaimed physical twin.
+    pub owner: Option<Address>,
     /// Current status.
     pub status: StampStatus,
     /// Number of events, mint included.
@@ -314,9 +314,22 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
             record.operator
         )));
     }
+    // A joint issue: every co-issuer is a genesis operator and cosigned the creation.
+    let mut issuers = vec![*operator.issuer.public_key()];
+    for co in &record.co_issuers {
+        let key = genesis
+            .operator(&co.operator)
+            .map(|op| *op.issuer.public_key())
+            .ok_or_else(|| Failure::Issue(format!("{} is not a genesis operator", co.operator)))?;
+        if !bundle.issue.tx.cosignatures.iter().any(|c| c.signer == key) {
+            return Err(Failure::Issue(format!("not cosigned by {}", co.operator)));
+        }
+        issuers.push(key);
+    }
 
     // The events, replayed with the ledger's rules for one stamp.
     let serial = bundle.stamp.serial;
+    let mut minted = false;
     let mut owner: Option<Address> = None;
     let mut status = StampStatus::Active;
     let mut approval: Option<Approval> = None;
@@ -340,43 +353,100 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
             seq,
             reason: reason.to_string(),
         };
-        let by_issuer = event.tx.signer == *operator.issuer.public_key();
-        match (&event.tx.body, owner) {
-            (
-                TxBody::Mint {
-                    issue,
-                    first_serial,
-                    last_serial,
-                    owner: to,
-                },
-                None,
-            ) => {
-                if *issue != bundle.stamp.issue || serial < *first_serial || serial > *last_serial {
-                    return Err(Failure::ForeignEvent(seq));
+        let signer = &event.tx.signer;
+        let by_issuer = issuers.contains(signer);
+        let by_owner = owner.is_some_and(|o| o.public_key() == signer);
+        let active = matches!(status, StampStatus::Active);
+        match &event.tx.body {
+            TxBody::Mint {
+                issue,
+                first_serial,
+                last_serial,
+                owner: to,
+                variant,
+                claim_keys,
+            } if *issue == bundle.stamp.issue
+                && (*first_serial..=*last_serial).contains(&serial) =>
+            {
+                if minted {
+                    return Err(Failure::EventOrder {
+                        seq,
+                        reason: "a second mint of the same stamp".into(),
+                    });
                 }
                 if !by_issuer {
-                    return Err(rule(
-                        "minted by an account that is not the issue's operator",
-                    ));
+                    return Err(rule("minted by an account that is not an issuer"));
                 }
                 if *last_serial > record.print_run {
                     return Err(rule("minted over the print run"));
                 }
-                owner = Some(*to);
+                if let Some(name) = variant {
+                    match record.variant_serials(name) {
+                        Some((_, from, to)) if *first_serial >= from && *last_serial <= to => {}
+                        _ => return Err(rule("minted outside its named variant")),
+                    }
+                } else if !record.variants.is_empty() {
+                    return Err(rule("minted without naming a variant"));
+                }
+                minted = true;
+                if claim_keys.is_empty() {
+                    owner = Some(*to);
+                } else {
+                    let claim_key = claim_keys
+                        .get((serial - first_serial) as usize)
+                        .ok_or_else(|| rule("fewer claim keys than serials"))?;
+                    status = StampStatus::Unclaimed {
+                        claim_key: *claim_key,
+                    };
+                }
             }
-            (TxBody::Mint { issue, .. }, Some(_)) if *issue == bundle.stamp.issue => {
-                return Err(Failure::EventOrder {
-                    seq,
-                    reason: "a second mint of the same stamp".into(),
-                });
-            }
-            (_, None) => {
+            _ if !minted => {
                 return Err(Failure::EventOrder {
                     seq,
                     reason: "history does not start with the mint".into(),
                 });
             }
-            (body, Some(current)) => {
+            TxBody::Claim { stamp, to } if *stamp == bundle.stamp => {
+                match status {
+                    StampStatus::Unclaimed { claim_key } if claim_key == *signer => {}
+                    _ => return Err(rule("claim of a stamp not waiting for this claim key")),
+                }
+                owner = Some(*to);
+                status = StampStatus::Active;
+            }
+            TxBody::Swap {
+                give,
+                take,
+                counterparty,
+            } => {
+                let me = signer.address();
+                let (leg, from, to) =
+                    if let Some(leg) = give.iter().find(|l| l.stamp == bundle.stamp) {
+                        (leg, me, *counterparty)
+                    } else if let Some(leg) = take.iter().find(|l| l.stamp == bundle.stamp) {
+                        (leg, *counterparty, me)
+                    } else {
+                        return Err(Failure::ForeignEvent(seq));
+                    };
+                if leg.last_event != head {
+                    return Err(Failure::ChainGap(seq));
+                }
+                if owner != Some(from) || !active {
+                    return Err(rule(
+                        "swap of a stamp its side does not hold, or not active",
+                    ));
+                }
+                if !event
+                    .tx
+                    .cosignatures
+                    .iter()
+                    .any(|c| c.signer == *counterparty.public_key())
+                {
+                    return Err(rule("swap not cosigned by the counterparty"));
+                }
+                owner = Some(to);
+            }
+            body => {
                 let stamp = match body {
                     TxBody::Transfer { stamp, .. }
                     | TxBody::Redeem { stamp }
@@ -390,18 +460,16 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
                 if *stamp != bundle.stamp {
                     return Err(Failure::ForeignEvent(seq));
                 }
-                let active = matches!(status, StampStatus::Active);
                 match body {
                     TxBody::Transfer { last_event, to, .. } => {
                         if *last_event != head {
                             return Err(Failure::ChainGap(seq));
                         }
-                        let by_owner = event.tx.signer == *current.public_key();
                         let block = headers
                             .get(&event.height)
                             .ok_or(Failure::MissingHeader(event.height))?;
                         let by_approved = approval.is_some_and(|a| {
-                            a.operator.public_key() == &event.tx.signer
+                            a.operator.public_key() == signer
                                 && !a.until.passed(block.height, block.time_ms)
                         });
                         if !by_owner && !by_approved {
@@ -420,10 +488,7 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
                         let block = headers
                             .get(&event.height)
                             .ok_or(Failure::MissingHeader(event.height))?;
-                        if event.tx.signer != *current.public_key()
-                            || !active
-                            || until.passed(block.height, block.time_ms)
-                        {
+                        if !by_owner || !active || until.passed(block.height, block.time_ms) {
                             return Err(rule(
                                 "approval not by the owner, of an inactive stamp, or already over",
                             ));
@@ -436,7 +501,7 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
                         continue;
                     }
                     TxBody::Revoke { .. } => {
-                        if event.tx.signer != *current.public_key() || approval.is_none() {
+                        if !by_owner || approval.is_none() {
                             return Err(rule("revocation not by the owner or with no approval"));
                         }
                     }
@@ -444,7 +509,7 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
                         if *last_event != head {
                             return Err(Failure::ChainGap(seq));
                         }
-                        if event.tx.signer != *current.public_key() || !active {
+                        if !by_owner || !active {
                             return Err(rule("burn not by the owner or of an inactive stamp"));
                         }
                         status = StampStatus::Burned;
@@ -480,10 +545,12 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
         approval = None;
         head = event_hash(&bundle.stamp, &head, &tx_id);
     }
-    let owner = owner.ok_or(Failure::EventOrder {
-        seq: 0,
-        reason: "no mint".into(),
-    })?;
+    if !minted {
+        return Err(Failure::EventOrder {
+            seq: 0,
+            reason: "no mint".into(),
+        });
+    }
 
     // The current record: proven against the latest header, and equal to the replay.
     let current = &bundle.current;

@@ -61,7 +61,7 @@ impl MemLedger {
     /// A signer's last final nonce.
     pub fn nonce(&self, signer: &PublicKey) -> u64 {
         match self.values.get(&StateKey::Account(*signer)) {
-            Some(StateValue::Account(AccountState { nonce })) => *nonce,
+            Some(StateValue::Account(AccountState { nonce, .. })) => *nonce,
             _ => 0,
         }
     }

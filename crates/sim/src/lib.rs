@@ -255,6 +255,8 @@ fn workload(chain: &TestChain, operators: usize) -> Workload {
                     first_serial: batch * 5 + 1,
                     last_serial: batch * 5 + 5,
                     owner: address(&format!("collector-{}", batch % 3)),
+                    variant: None,
+                    claim_keys: Vec::new(),
                 },
             ));
         }
@@ -266,6 +268,8 @@ fn workload(chain: &TestChain, operators: usize) -> Workload {
                 first_serial: 41,
                 last_serial: 41,
                 owner: address("collector-0"),
+                variant: None,
+                claim_keys: Vec::new(),
             },
         );
         invalid.insert(over.id());

@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use cachet_types::{
-    Address, Genesis, Hash, IssueId, Operator, PublicKey, StampId, TxBody, VerifiedTx,
+    Address, Genesis, Hash, IssueId, Operator, PublicKey, SignedTx, StampId, SwapLeg, TxBody,
+    VerifiedTx,
 };
 
 use crate::records::{
@@ -90,6 +91,25 @@ impl<'s, 'a, V: StateView + ?Sized> Scratch<'s, 'a, V> {
         }
     }
 
+    fn account(&self, key: &PublicKey) -> Result<AccountState, ApplyError> {
+        match self.get(&StateKey::Account(*key))? {
+            Some(StateValue::Account(account)) => Ok(account),
+            Some(_) => Err(StateError::WrongKind.into()),
+            None => Ok(AccountState::default()),
+        }
+    }
+
+    /// Checks that `to` may receive a stamp: a valid key that is not a spent claim key.
+    fn receiver(&self, to: &Address) -> Result<(), ApplyError> {
+        if to.public_key().is_weak() {
+            return Err(Rejection::WeakKey.into());
+        }
+        if self.account(to.public_key())?.spent_claim_key {
+            return Err(Rejection::SpentClaimKey.into());
+        }
+        Ok(())
+    }
+
     fn put_issue(&mut self, issue: IssueState) {
         self.writes.insert(
             StateKey::Issue(issue.record.id.clone()),
@@ -105,7 +125,7 @@ impl<'s, 'a, V: StateView + ?Sized> Scratch<'s, 'a, V> {
         ctx: &TxContext<'_>,
         id: &StampId,
         previous: Option<StampState>,
-        owner: Address,
+        owner: Option<Address>,
         status: StampStatus,
         approval: Option<Approval>,
         kind: EventKind,
@@ -190,12 +210,7 @@ impl<'a, V: StateView + ?Sized> BlockExecution<'a, V> {
         };
 
         // Nonce: exactly one more than the signer's last.
-        let account_key = StateKey::Account(signed.signer);
-        let account = match scratch.get(&account_key)? {
-            Some(StateValue::Account(account)) => account,
-            Some(_) => return Err(StateError::WrongKind.into()),
-            None => AccountState::default(),
-        };
+        let account = scratch.account(&signed.signer)?;
         let expected = account.nonce.checked_add(1).ok_or(Rejection::Overflow)?;
         if signed.nonce <= account.nonce {
             return Err(Rejection::StaleNonce {
@@ -212,12 +227,14 @@ impl<'a, V: StateView + ?Sized> BlockExecution<'a, V> {
             .into());
         }
         scratch.writes.insert(
-            account_key,
+            StateKey::Account(signed.signer),
             StateValue::Account(AccountState {
                 nonce: signed.nonce,
+                ..account
             }),
         );
 
+        check_cosigners(self.env.genesis, signed)?;
         apply_body(&mut scratch, &ctx, self.env, &signed.body)?;
 
         let Scratch { writes, events, .. } = scratch;
@@ -233,7 +250,46 @@ impl<'a, V: StateView + ?Sized> BlockExecution<'a, V> {
     }
 }
 
-/// Requires the signer to be the operator that issued `issue`; returns the issue.
+/// Who must cosign a transaction: every co-issuer of a joint issue being created, the
+/// counterparty of a swap, nobody else. The cosignatures (already verified) must be exactly
+/// theirs.
+fn check_cosigners(genesis: &Genesis, tx: &SignedTx) -> Result<(), Rejection> {
+    let mut required: Vec<(PublicKey, String)> = Vec::new();
+    match &tx.body {
+        TxBody::CreateIssue { record } => {
+            for co in &record.co_issuers {
+                let operator = genesis
+                    .operators
+                    .iter()
+                    .find(|op| op.id == co.operator)
+                    .ok_or_else(|| Rejection::UnknownOperator(co.operator.clone()))?;
+                required.push((*operator.issuer.public_key(), co.operator.to_string()));
+            }
+        }
+        TxBody::Swap { counterparty, .. } => {
+            if counterparty.public_key() == &tx.signer {
+                return Err(Rejection::InvalidSwap("a swap needs two parties".into()));
+            }
+            required.push((*counterparty.public_key(), counterparty.to_string()));
+        }
+        _ => {}
+    }
+    for (key, who) in &required {
+        if !tx.cosignatures.iter().any(|c| c.signer == *key) {
+            return Err(Rejection::MissingCosignature(who.clone()));
+        }
+    }
+    if let Some(extra) = tx
+        .cosignatures
+        .iter()
+        .find(|c| !required.iter().any(|(key, _)| *key == c.signer))
+    {
+        return Err(Rejection::UnexpectedCosignature(extra.signer.address()));
+    }
+    Ok(())
+}
+
+/// Requires the signer to be the lead operator of `issue`; returns the issue.
 fn issuer_only<V: StateView + ?Sized>(
     scratch: &Scratch<'_, '_, V>,
     ctx: &TxContext<'_>,
@@ -245,6 +301,52 @@ fn issuer_only<V: StateView + ?Sized>(
         Some(_) => Err(Rejection::NotIssuer(issue.clone(), state.record.operator.clone()).into()),
         None => Err(Rejection::NotOperator.into()),
     }
+}
+
+/// Requires the signer to be the lead operator or a co-issuer of `issue`; returns the issue
+/// and, for a co-issuer, its position among the co-issuers.
+fn any_issuer<V: StateView + ?Sized>(
+    scratch: &Scratch<'_, '_, V>,
+    ctx: &TxContext<'_>,
+    issue: &IssueId,
+) -> Result<(IssueState, Option<usize>), ApplyError> {
+    let state = scratch.issue(issue)?;
+    let Some(op) = ctx.operator else {
+        return Err(Rejection::NotOperator.into());
+    };
+    if op.id == state.record.operator {
+        return Ok((state, None));
+    }
+    match state
+        .record
+        .co_issuers
+        .iter()
+        .position(|c| c.operator == op.id)
+    {
+        Some(index) => Ok((state, Some(index))),
+        None => Err(Rejection::NotIssuer(issue.clone(), state.record.operator.clone()).into()),
+    }
+}
+
+/// Checks that the signer owns the swap leg's stamp, active and unchanged, and returns it.
+fn swap_leg<V: StateView + ?Sized>(
+    scratch: &Scratch<'_, '_, V>,
+    leg: &SwapLeg,
+    owner: &Address,
+) -> Result<StampState, ApplyError> {
+    let current = scratch.stamp(&leg.stamp)?;
+    if current.owner.as_ref() != Some(owner) {
+        return Err(Rejection::NotOwner(leg.stamp.clone()).into());
+    }
+    require_active(&leg.stamp, &current.status)?;
+    if current.last_event != leg.last_event {
+        return Err(Rejection::StaleEvent {
+            stamp: leg.stamp.clone(),
+            current: current.last_event,
+        }
+        .into());
+    }
+    Ok(current)
 }
 
 fn bump(counter: u32, by: i64) -> Result<u32, Rejection> {
@@ -276,23 +378,17 @@ fn apply_body<V: StateView + ?Sized>(
             if scratch.get(&StateKey::Issue(record.id.clone()))?.is_some() {
                 return Err(Rejection::IssueExists(record.id.clone()).into());
             }
-            scratch.put_issue(IssueState {
-                record: record.clone(),
-                closed: false,
-                created_height: ctx.height,
-                minted: 0,
-                redeemed: 0,
-                frozen: 0,
-                burned: 0,
-            });
+            scratch.put_issue(IssueState::new(record.clone(), ctx.height));
         }
         TxBody::Mint {
             issue,
             first_serial,
             last_serial,
             owner,
+            variant,
+            claim_keys,
         } => {
-            let mut state = issuer_only(scratch, ctx, issue)?;
+            let (mut state, co_issuer) = any_issuer(scratch, ctx, issue)?;
             if state.closed {
                 return Err(Rejection::IssueClosed(issue.clone()).into());
             }
@@ -316,7 +412,72 @@ fn apply_body<V: StateView + ?Sized>(
                 }
                 .into());
             }
-            if owner.public_key().is_weak() {
+            // The variant: named exactly when the issue has variants, serials inside it.
+            match (variant, state.record.variants.is_empty()) {
+                (None, true) => {}
+                (None, false) => return Err(Rejection::VariantRequired(issue.clone()).into()),
+                (Some(name), _) => {
+                    let Some((index, from, to)) = state.record.variant_serials(name) else {
+                        return Err(Rejection::UnknownVariant {
+                            issue: issue.clone(),
+                            variant: name.clone(),
+                        }
+                        .into());
+                    };
+                    if first < from || last > to {
+                        return Err(Rejection::NotInVariant {
+                            variant: name.clone(),
+                            first,
+                            last,
+                            from,
+                            to,
+                        }
+                        .into());
+                    }
+                    state.variant_minted[index] = state.variant_minted[index]
+                        .checked_add(count)
+                        .ok_or(Rejection::Overflow)?;
+                }
+            }
+            // In a joint issue, each issuer within its share (the lead's is the print run
+            // less the others').
+            let (share, already) = match co_issuer {
+                Some(index) => (
+                    state.record.co_issuers[index].share,
+                    state.co_issuer_minted[index],
+                ),
+                None => {
+                    let others: u32 = state.co_issuer_minted.iter().sum();
+                    (
+                        state.record.lead_share(),
+                        state.minted.saturating_sub(others),
+                    )
+                }
+            };
+            let joint = !state.record.co_issuers.is_empty();
+            if joint && u64::from(already) + u64::from(count) > u64::from(share) {
+                let operator = ctx.operator.map(|op| op.id.clone());
+                return Err(Rejection::OverShare {
+                    operator: operator.unwrap_or_else(|| state.record.operator.clone()),
+                    share,
+                    minted: already,
+                }
+                .into());
+            }
+            if let Some(index) = co_issuer {
+                state.co_issuer_minted[index] += count;
+            }
+            // Physical twins: one claim key per serial, and the stamps go to nobody.
+            if !claim_keys.is_empty() && claim_keys.len() != count as usize {
+                return Err(Rejection::ClaimKeysCount {
+                    expected: count,
+                    got: claim_keys.len(),
+                }
+                .into());
+            }
+            if claim_keys.is_empty() {
+                scratch.receiver(owner)?;
+            } else if claim_keys.iter().any(|key| key.is_weak()) {
                 return Err(Rejection::WeakKey.into());
             }
             for serial in first..=last {
@@ -324,18 +485,97 @@ fn apply_body<V: StateView + ?Sized>(
                 if scratch.get(&StateKey::Stamp(id.clone()))?.is_some() {
                     return Err(Rejection::DuplicateSerial(id).into());
                 }
-                scratch.event(
-                    ctx,
-                    &id,
-                    None,
-                    *owner,
-                    StampStatus::Active,
-                    None,
-                    EventKind::Minted { owner: *owner },
-                )?;
+                let (holder, status, kind) = match claim_keys.get((serial - first) as usize) {
+                    Some(claim_key) => (
+                        None,
+                        StampStatus::Unclaimed {
+                            claim_key: *claim_key,
+                        },
+                        EventKind::MintedForClaim {
+                            claim_key: *claim_key,
+                        },
+                    ),
+                    None => (
+                        Some(*owner),
+                        StampStatus::Active,
+                        EventKind::Minted { owner: *owner },
+                    ),
+                };
+                scratch.event(ctx, &id, None, holder, status, None, kind)?;
             }
             state.minted = state.minted.checked_add(count).ok_or(Rejection::Overflow)?;
             scratch.put_issue(state);
+        }
+        TxBody::Claim { stamp, to } => {
+            let current = scratch.stamp(stamp)?;
+            let StampStatus::Unclaimed { claim_key } = current.status else {
+                return Err(Rejection::NotClaimable(stamp.clone()).into());
+            };
+            if claim_key != ctx.signer {
+                return Err(Rejection::WrongClaimKey(stamp.clone()).into());
+            }
+            if to.public_key() == &ctx.signer {
+                return Err(Rejection::SpentClaimKey.into());
+            }
+            scratch.receiver(to)?;
+            scratch.event(
+                ctx,
+                stamp,
+                Some(current),
+                Some(*to),
+                StampStatus::Active,
+                None,
+                EventKind::Claimed { claim_key, to: *to },
+            )?;
+            // The claim key is spent: it never owns a stamp.
+            let account = scratch.account(&ctx.signer)?;
+            scratch.writes.insert(
+                StateKey::Account(ctx.signer),
+                StateValue::Account(AccountState {
+                    spent_claim_key: true,
+                    ..account
+                }),
+            );
+        }
+        TxBody::Swap {
+            give,
+            take,
+            counterparty,
+        } => {
+            let me = ctx.signer.address();
+            let mut seen: Vec<&StampId> = Vec::with_capacity(give.len() + take.len());
+            for leg in give.iter().chain(take) {
+                if seen.contains(&&leg.stamp) {
+                    return Err(Rejection::InvalidSwap(format!(
+                        "stamp {} is named twice",
+                        leg.stamp
+                    ))
+                    .into());
+                }
+                seen.push(&leg.stamp);
+            }
+            scratch.receiver(counterparty)?;
+            scratch.receiver(&me)?;
+            // Check every leg before moving any: all move or none.
+            let mut moves = Vec::with_capacity(seen.len());
+            for leg in give {
+                moves.push((leg, swap_leg(scratch, leg, &me)?, *counterparty));
+            }
+            for leg in take {
+                moves.push((leg, swap_leg(scratch, leg, counterparty)?, me));
+            }
+            for (leg, current, to) in moves {
+                let from = current.owner.unwrap_or(to);
+                scratch.event(
+                    ctx,
+                    &leg.stamp,
+                    Some(current),
+                    Some(to),
+                    StampStatus::Active,
+                    None,
+                    EventKind::Swapped { from, to },
+                )?;
+            }
         }
         TxBody::CloseIssue { issue } => {
             let mut state = issuer_only(scratch, ctx, issue)?;
@@ -352,7 +592,7 @@ fn apply_body<V: StateView + ?Sized>(
         } => {
             let current = scratch.stamp(stamp)?;
             // The owner, or the approved account before its deadline.
-            let operator = if current.owner.public_key() == &ctx.signer {
+            let operator = if owned_by(&current, &ctx.signer) {
                 None
             } else {
                 match current.approval {
@@ -373,15 +613,15 @@ fn apply_body<V: StateView + ?Sized>(
                 }
                 .into());
             }
-            if to.public_key().is_weak() {
-                return Err(Rejection::WeakKey.into());
-            }
-            let from = current.owner;
+            scratch.receiver(to)?;
+            let Some(from) = current.owner else {
+                return Err(Rejection::NotOwner(stamp.clone()).into());
+            };
             scratch.event(
                 ctx,
                 stamp,
                 Some(current),
-                *to,
+                Some(*to),
                 StampStatus::Active,
                 None,
                 EventKind::Transferred {
@@ -397,7 +637,7 @@ fn apply_body<V: StateView + ?Sized>(
             until,
         } => {
             let current = scratch.stamp(stamp)?;
-            if current.owner.public_key() != &ctx.signer {
+            if !owned_by(&current, &ctx.signer) {
                 return Err(Rejection::NotOwner(stamp.clone()).into());
             }
             require_active(stamp, &current.status)?;
@@ -427,7 +667,7 @@ fn apply_body<V: StateView + ?Sized>(
         }
         TxBody::Revoke { stamp } => {
             let current = scratch.stamp(stamp)?;
-            if current.owner.public_key() != &ctx.signer {
+            if !owned_by(&current, &ctx.signer) {
                 return Err(Rejection::NotOwner(stamp.clone()).into());
             }
             let Some(approval) = current.approval else {
@@ -447,7 +687,7 @@ fn apply_body<V: StateView + ?Sized>(
             )?;
         }
         TxBody::Redeem { stamp } => {
-            let mut issue = issuer_only(scratch, ctx, &stamp.issue)?;
+            let mut issue = any_issuer(scratch, ctx, &stamp.issue)?.0;
             let current = scratch.stamp(stamp)?;
             require_active(stamp, &current.status)?;
             let owner = current.owner;
@@ -468,7 +708,7 @@ fn apply_body<V: StateView + ?Sized>(
             reason,
             case_ref,
         } => {
-            let mut issue = issuer_only(scratch, ctx, &stamp.issue)?;
+            let mut issue = any_issuer(scratch, ctx, &stamp.issue)?.0;
             let current = scratch.stamp(stamp)?;
             require_active(stamp, &current.status)?;
             let owner = current.owner;
@@ -492,7 +732,7 @@ fn apply_body<V: StateView + ?Sized>(
         }
         TxBody::Burn { stamp, last_event } => {
             let current = scratch.stamp(stamp)?;
-            if current.owner.public_key() != &ctx.signer {
+            if !owned_by(&current, &ctx.signer) {
                 return Err(Rejection::NotOwner(stamp.clone()).into());
             }
             require_active(stamp, &current.status)?;
@@ -518,7 +758,7 @@ fn apply_body<V: StateView + ?Sized>(
             scratch.put_issue(issue);
         }
         TxBody::Unfreeze { stamp, case_ref } => {
-            let mut issue = issuer_only(scratch, ctx, &stamp.issue)?;
+            let mut issue = any_issuer(scratch, ctx, &stamp.issue)?.0;
             let current = scratch.stamp(stamp)?;
             if !matches!(current.status, StampStatus::Frozen { .. }) {
                 return Err(Rejection::NotFrozen(stamp.clone()).into());
@@ -542,9 +782,16 @@ fn apply_body<V: StateView + ?Sized>(
     Ok(())
 }
 
+fn owned_by(stamp: &StampState, signer: &PublicKey) -> bool {
+    stamp
+        .owner
+        .is_some_and(|owner| owner.public_key() == signer)
+}
+
 fn require_active(stamp: &StampId, status: &StampStatus) -> Result<(), Rejection> {
     match status {
         StampStatus::Active => Ok(()),
+        StampStatus::Unclaimed { .. } => Err(Rejection::Unclaimed(stamp.clone())),
         StampStatus::Frozen { .. } => Err(Rejection::Frozen(stamp.clone())),
         StampStatus::Redeemed => Err(Rejection::Redeemed(stamp.clone())),
         StampStatus::Burned => Err(Rejection::Burned(stamp.clone())),

@@ -76,6 +76,28 @@ pub struct IssueState {
     pub frozen: u32,
     /// Stamps destroyed.
     pub burned: u32,
+    /// Stamps minted per variant, in the record's order (empty without variants).
+    pub variant_minted: Vec<u32>,
+    /// Stamps minted by each co-issuer, in the record's order (the lead operator's are
+    /// `minted` less these).
+    pub co_issuer_minted: Vec<u32>,
+}
+
+impl IssueState {
+    /// A new issue's state.
+    pub fn new(record: IssueRecord, created_height: u64) -> IssueState {
+        IssueState {
+            variant_minted: vec![0; record.variants.len()],
+            co_issuer_minted: vec![0; record.co_issuers.len()],
+            record,
+            closed: false,
+            created_height,
+            minted: 0,
+            redeemed: 0,
+            frozen: 0,
+            burned: 0,
+        }
+    }
 }
 
 /// What can be done with a stamp now.
@@ -84,6 +106,11 @@ pub struct IssueState {
 pub enum StampStatus {
     /// Can be transferred, redeemed or frozen.
     Active,
+    /// A physical twin minted to nobody: whoever proves the claim key takes it.
+    Unclaimed {
+        /// The claim public key committed at mint.
+        claim_key: PublicKey,
+    },
     /// Held by a freeze; nothing moves it until unfrozen.
     Frozen {
         /// Why.
@@ -102,6 +129,7 @@ impl StampStatus {
     pub fn name(&self) -> &'static str {
         match self {
             StampStatus::Active => "active",
+            StampStatus::Unclaimed { .. } => "unclaimed",
             StampStatus::Frozen { .. } => "frozen",
             StampStatus::Redeemed => "redeemed",
             StampStatus::Burned => "burned",
@@ -112,8 +140,8 @@ impl StampStatus {
 /// A stamp's current record.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
 pub struct StampState {
-    /// Current owner.
-    pub owner: Address,
+    /// Current owner; nobody while an unclaimed physical twin.
+    pub owner: Option<Address>,
     /// Current status.
     pub status: StampStatus,
     /// Hash of the stamp's latest event (the head of its own hash chain).
@@ -138,6 +166,8 @@ pub struct Approval {
 pub struct AccountState {
     /// Nonce of the signer's last final transaction (0: none yet).
     pub nonce: u64,
+    /// This key claimed a physical twin: it never receives a stamp again.
+    pub spent_claim_key: bool,
 }
 
 /// What happened to a stamp in one event.
@@ -148,6 +178,25 @@ pub enum EventKind {
     Minted {
         /// First owner.
         owner: Address,
+    },
+    /// Minted to nobody, claimable by whoever proves the claim key.
+    MintedForClaim {
+        /// The claim public key.
+        claim_key: PublicKey,
+    },
+    /// The claim key's holder took the stamp.
+    Claimed {
+        /// The claim key that signed.
+        claim_key: PublicKey,
+        /// The new owner.
+        to: Address,
+    },
+    /// Moved in a swap (the transaction moves every stamp of the swap, or none).
+    Swapped {
+        /// Previous owner.
+        from: Address,
+        /// New owner.
+        to: Address,
     },
     /// Moved between owners.
     Transferred {

@@ -1,6 +1,6 @@
 //! Named reasons a transaction is refused (`specs/state.md` lists them all).
 
-use cachet_types::{Hash, IssueId, OperatorId, StampId, TxCheckError};
+use cachet_types::{Address, Hash, IssueId, OperatorId, StampId, TxCheckError};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -127,6 +127,73 @@ pub enum Rejection {
     /// An approval that would already be over.
     #[error("the approval deadline has already passed")]
     DeadlinePassed,
+    /// A named operator is not in the genesis.
+    #[error("operator {0} is not a genesis operator")]
+    UnknownOperator(OperatorId),
+    /// A party whose agreement the transaction needs did not cosign it.
+    #[error("missing cosignature of {0}")]
+    MissingCosignature(String),
+    /// A cosignature by an account the transaction does not need.
+    #[error("cosignature by {0}, which this transaction does not need")]
+    UnexpectedCosignature(Address),
+    /// Mint of a variant the issue does not have.
+    #[error("issue {issue} has no variant {variant:?}")]
+    UnknownVariant {
+        /// Issue.
+        issue: IssueId,
+        /// Variant named.
+        variant: String,
+    },
+    /// Mint without a variant of an issue that has variants.
+    #[error("issue {0} has variants: the mint must name one")]
+    VariantRequired(IssueId),
+    /// Serials outside the named variant's range.
+    #[error("serials {first}..={last} are not all of variant {variant:?} ({from}..={to})")]
+    NotInVariant {
+        /// Variant.
+        variant: String,
+        /// First serial minted.
+        first: u32,
+        /// Last serial minted.
+        last: u32,
+        /// The variant's first serial.
+        from: u32,
+        /// The variant's last serial.
+        to: u32,
+    },
+    /// A co-issuer (or the lead) would mint beyond its agreed share.
+    #[error("operator {operator} may mint {share} stamps of this issue and has {minted}")]
+    OverShare {
+        /// Operator.
+        operator: OperatorId,
+        /// Its share.
+        share: u32,
+        /// Already minted by it.
+        minted: u32,
+    },
+    /// Claim keys given, but not one per serial.
+    #[error("{got} claim keys for {expected} serials")]
+    ClaimKeysCount {
+        /// Serials minted.
+        expected: u32,
+        /// Keys given.
+        got: usize,
+    },
+    /// Claim of a stamp that is not waiting for a claim.
+    #[error("stamp {0} has no claim pending (claimed already, or minted to an owner)")]
+    NotClaimable(StampId),
+    /// Claim signed by a key other than the stamp's claim key.
+    #[error("the claim of {0} is not signed by its claim key")]
+    WrongClaimKey(StampId),
+    /// The receiver is a claim key that has claimed: it never owns a stamp.
+    #[error("the receiver is a spent claim key and never owns a stamp")]
+    SpentClaimKey,
+    /// The stamp is an unclaimed physical twin: only a claim moves it.
+    #[error("stamp {0} is unclaimed")]
+    Unclaimed(StampId),
+    /// A swap's terms break a rule.
+    #[error("invalid swap: {0}")]
+    InvalidSwap(String),
     /// A counter would overflow.
     #[error("counter overflow")]
     Overflow,
@@ -163,6 +230,19 @@ impl Rejection {
             Rejection::ApprovalExpired(_) => "approval_expired",
             Rejection::NotApproved(_) => "not_approved",
             Rejection::DeadlinePassed => "deadline_passed",
+            Rejection::UnknownOperator(_) => "unknown_operator",
+            Rejection::MissingCosignature(_) => "missing_cosignature",
+            Rejection::UnexpectedCosignature(_) => "unexpected_cosignature",
+            Rejection::UnknownVariant { .. } => "unknown_variant",
+            Rejection::VariantRequired(_) => "variant_required",
+            Rejection::NotInVariant { .. } => "not_in_variant",
+            Rejection::OverShare { .. } => "over_share",
+            Rejection::ClaimKeysCount { .. } => "claim_keys_count",
+            Rejection::NotClaimable(_) => "not_claimable",
+            Rejection::WrongClaimKey(_) => "wrong_claim_key",
+            Rejection::SpentClaimKey => "spent_claim_key",
+            Rejection::Unclaimed(_) => "unclaimed",
+            Rejection::InvalidSwap(_) => "invalid_swap",
             Rejection::Overflow => "overflow",
         }
     }

@@ -28,7 +28,7 @@ pub use ledger::{Ledger, LedgerError, Proposal};
 
 use cachet_state::smt::{self, Child, Node, NodeKey, NodeSource};
 use cachet_state::{
-    EventKind, StampEvent, StateChanges, StateError, StateKey, StateValue, StateView,
+    EventKind, StampEvent, StampState, StateChanges, StateError, StateKey, StateValue, StateView,
 };
 use cachet_types::codec::{self, CodecError};
 use cachet_types::{Address, CertifiedBlock, Genesis, Hash, StampId};
@@ -466,19 +466,21 @@ impl Store {
                 EventKind::Minted { owner } => {
                     batch.put_cf(self.cf(CF_HOLDINGS), holding_key(owner, &event.stamp), [])
                 }
-                EventKind::Transferred { from, to, .. } => {
+                EventKind::Transferred { from, to, .. } | EventKind::Swapped { from, to } => {
                     batch.delete_cf(self.cf(CF_HOLDINGS), holding_key(from, &event.stamp));
                     batch.put_cf(self.cf(CF_HOLDINGS), holding_key(to, &event.stamp), []);
                 }
+                // An unclaimed physical twin is held by nobody until claimed.
+                EventKind::Claimed { to, .. } => {
+                    batch.put_cf(self.cf(CF_HOLDINGS), holding_key(to, &event.stamp), [])
+                }
                 // A destroyed stamp is no longer held (its history remains).
                 EventKind::Burned => {
-                    if let Some(StateValue::Stamp(stamp)) =
-                        changes.writes.get(&StateKey::Stamp(event.stamp.clone()))
+                    if let Some(StateValue::Stamp(StampState {
+                        owner: Some(owner), ..
+                    })) = changes.writes.get(&StateKey::Stamp(event.stamp.clone()))
                     {
-                        batch.delete_cf(
-                            self.cf(CF_HOLDINGS),
-                            holding_key(&stamp.owner, &event.stamp),
-                        );
+                        batch.delete_cf(self.cf(CF_HOLDINGS), holding_key(owner, &event.stamp));
                     }
                 }
                 _ => {}

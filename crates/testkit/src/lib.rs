@@ -112,6 +112,8 @@ pub fn issue_record(id: &str, operator: &str, print_run: u32) -> IssueRecord {
         design_sha256: Hash::sha256(id.as_bytes()),
         design_uri: format!("https://stamps.example/{id}.png"),
         print_run,
+        variants: Vec::new(),
+        co_issuers: Vec::new(),
     }
 }
 

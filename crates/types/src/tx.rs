@@ -15,6 +15,9 @@ use crate::keys::{Address, BatchVerifier, PublicKey, Signature, SignatureError, 
 /// Domain tag in every transaction signature (16 bytes, zero-padded).
 pub const TX_SIGNING_DOMAIN: [u8; 16] = *b"CACHET-TX-V1\0\0\0\0";
 
+/// Domain tag of cosignatures: a cosignature never passes as a transaction signature.
+pub const TX_COSIGNING_DOMAIN: [u8; 16] = *b"CACHET-COSIGN-V1";
+
 /// Hash tag of transaction ids.
 pub const TX_ID_TAG: &str = "cachet/tx-id";
 
@@ -30,6 +33,55 @@ pub mod limits {
     pub const CASE_REF_MAX: usize = 64;
     /// Operator name.
     pub const OPERATOR_NAME_MAX: usize = 128;
+    /// Variant name.
+    pub const VARIANT_NAME_MAX: usize = 64;
+    /// Variants of one issue.
+    pub const VARIANTS_MAX: usize = 64;
+    /// Co-issuers of one issue (besides the lead operator).
+    pub const CO_ISSUERS_MAX: usize = 16;
+    /// Cosignatures on one transaction.
+    pub const COSIGNATURES_MAX: usize = 16;
+    /// Stamps on each side of a swap.
+    pub const SWAP_SIDE_MAX: usize = 16;
+}
+
+/// A variant of an issue (a colour, a perforation) and how many of the print run it takes.
+/// Variants split the serials in the order declared: the first takes `1..=count`, the next
+/// the serials after it, and so on; their counts add up to the print run.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct Variant {
+    /// Name, unique within the issue, e.g. "red".
+    pub name: String,
+    /// Stamps of this variant.
+    pub count: u32,
+}
+
+/// Another operator issuing jointly with the lead operator, and how many stamps it may mint.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct CoIssuer {
+    /// The co-issuing operator.
+    pub operator: OperatorId,
+    /// Stamps it may mint. The lead operator may mint the print run less all shares.
+    pub share: u32,
+}
+
+/// One stamp moving in a swap, with its current last event (guards against stale state).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct SwapLeg {
+    /// The stamp.
+    pub stamp: StampId,
+    /// Its current last event hash.
+    pub last_event: Hash,
+}
+
+/// A second signer's agreement to a transaction: its signature over the transaction's
+/// cosigning bytes (the signing bytes under [`TX_COSIGNING_DOMAIN`]).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct Cosignature {
+    /// The cosigner.
+    pub signer: PublicKey,
+    /// Its signature.
+    pub signature: Signature,
 }
 
 /// Face value of a stamp: an amount in the currency's minor units.
@@ -64,6 +116,12 @@ pub struct IssueRecord {
     pub design_uri: String,
     /// Number of stamps in the print run (serials 1..=print_run).
     pub print_run: u32,
+    /// Variants, splitting the serials in order; empty for an issue without variants.
+    #[serde(default)]
+    pub variants: Vec<Variant>,
+    /// Operators issuing jointly with `operator`; each must cosign the creation.
+    #[serde(default)]
+    pub co_issuers: Vec<CoIssuer>,
 }
 
 impl IssueRecord {
@@ -81,7 +139,94 @@ impl IssueRecord {
                 rule: "from 1840 to 9999",
             });
         }
+        if self.variants.len() > limits::VARIANTS_MAX {
+            return Err(field_error("variants", self.variants.len(), "at most 64"));
+        }
+        let mut total: u64 = 0;
+        for (index, variant) in self.variants.iter().enumerate() {
+            check_text("variant name", &variant.name, 1, limits::VARIANT_NAME_MAX)?;
+            if self.variants[..index]
+                .iter()
+                .any(|v| v.name == variant.name)
+            {
+                return Err(IdError {
+                    what: "variant name",
+                    text: variant.name.clone(),
+                    rule: "unique within the issue",
+                });
+            }
+            if variant.count == 0 {
+                return Err(field_error("variant count", 0, "at least 1"));
+            }
+            total += u64::from(variant.count);
+        }
+        if !self.variants.is_empty() && total != u64::from(self.print_run) {
+            return Err(field_error(
+                "sum of variant counts",
+                total,
+                "equal to the print run",
+            ));
+        }
+        if self.co_issuers.len() > limits::CO_ISSUERS_MAX {
+            return Err(field_error(
+                "co-issuers",
+                self.co_issuers.len(),
+                "at most 16",
+            ));
+        }
+        let mut shares: u64 = 0;
+        for (index, co) in self.co_issuers.iter().enumerate() {
+            if co.operator == self.operator
+                || self.co_issuers[..index]
+                    .iter()
+                    .any(|c| c.operator == co.operator)
+            {
+                return Err(IdError {
+                    what: "co-issuer",
+                    text: co.operator.to_string(),
+                    rule: "each named once, and not the lead operator",
+                });
+            }
+            if co.share == 0 {
+                return Err(field_error("co-issuer share", 0, "at least 1"));
+            }
+            shares += u64::from(co.share);
+        }
+        if shares > u64::from(self.print_run) {
+            return Err(field_error(
+                "sum of co-issuer shares",
+                shares,
+                "at most the print run",
+            ));
+        }
         Ok(())
+    }
+
+    /// The serials of variant `name`, as an inclusive range; none if there is no such variant.
+    pub fn variant_serials(&self, name: &str) -> Option<(usize, u32, u32)> {
+        let mut first: u32 = 1;
+        for (index, variant) in self.variants.iter().enumerate() {
+            let last = first.checked_add(variant.count.checked_sub(1)?)?;
+            if variant.name == name {
+                return Some((index, first, last));
+            }
+            first = last.checked_add(1)?;
+        }
+        None
+    }
+
+    /// How many stamps the lead operator may mint: the print run less the co-issuers' shares.
+    pub fn lead_share(&self) -> u32 {
+        let shares: u64 = self.co_issuers.iter().map(|c| u64::from(c.share)).sum();
+        u32::try_from(u64::from(self.print_run).saturating_sub(shares)).unwrap_or(0)
+    }
+}
+
+fn field_error(what: &'static str, value: impl ToString, rule: &'static str) -> IdError {
+    IdError {
+        what,
+        text: value.to_string(),
+        rule,
     }
 }
 
@@ -130,7 +275,8 @@ pub enum TxBody {
         /// The issue's record.
         record: IssueRecord,
     },
-    /// The issuing operator mints serials `first..=last` to `owner`.
+    /// An issuing operator mints serials `first..=last` to `owner`, or, with claim keys,
+    /// to nobody until each stamp is claimed.
     Mint {
         /// The issue.
         issue: IssueId,
@@ -138,8 +284,34 @@ pub enum TxBody {
         first_serial: u32,
         /// Last serial, inclusive.
         last_serial: u32,
-        /// Receiving account.
+        /// Receiving account (unused when claim keys are given).
         owner: Address,
+        /// The variant minted: required if the issue has variants, absent otherwise.
+        #[serde(default)]
+        variant: Option<String>,
+        /// Physical twins: one claim public key per serial, in order (the key printed under
+        /// the stamp's scratch field). Empty: the stamps go to `owner`.
+        #[serde(default)]
+        claim_keys: Vec<PublicKey>,
+    },
+    /// The holder of a physical twin's claim key takes the stamp: signed by the claim key,
+    /// which never owns anything afterwards.
+    Claim {
+        /// The stamp.
+        stamp: StampId,
+        /// The account that receives it.
+        to: Address,
+    },
+    /// Two collectors exchange stamps in one step: the signer's `give` go to `counterparty`,
+    /// the counterparty's `take` come to the signer. Needs the counterparty's cosignature.
+    /// Either every stamp moves or none does.
+    Swap {
+        /// Stamps the signer gives.
+        give: Vec<SwapLeg>,
+        /// Stamps the signer takes from the counterparty.
+        take: Vec<SwapLeg>,
+        /// The other party.
+        counterparty: Address,
     },
     /// The issuing operator closes the issue: nothing more is ever minted under it.
     CloseIssue {
@@ -207,6 +379,8 @@ impl TxBody {
         match self {
             TxBody::CreateIssue { .. } => "create_issue",
             TxBody::Mint { .. } => "mint",
+            TxBody::Claim { .. } => "claim",
+            TxBody::Swap { .. } => "swap",
             TxBody::CloseIssue { .. } => "close_issue",
             TxBody::Transfer { .. } => "transfer",
             TxBody::Redeem { .. } => "redeem",
@@ -232,6 +406,10 @@ pub struct SignedTx {
     pub body: TxBody,
     /// Ed25519 signature over [`SignedTx::signing_bytes`].
     pub signature: Signature,
+    /// Other parties' agreement (co-issuers of a joint issue, a swap's counterparty), each
+    /// over [`SignedTx::cosigning_bytes`]. Covered by the transaction id, not by `signature`.
+    #[serde(default)]
+    pub cosignatures: Vec<Cosignature>,
 }
 
 /// Why a transaction failed the checks that need no ledger state.
@@ -267,12 +445,33 @@ impl SignedTx {
             nonce,
             body,
             signature: key.sign(&message),
+            cosignatures: Vec::new(),
         }
+    }
+
+    /// Adds `key`'s cosignature (replacing an earlier one by the same key).
+    pub fn cosign(&mut self, key: &SigningKey) {
+        let signer = key.public_key();
+        let signature = key.sign(&self.cosigning_bytes());
+        self.cosignatures.retain(|c| c.signer != signer);
+        self.cosignatures.push(Cosignature { signer, signature });
     }
 
     /// The exact bytes the signature covers.
     pub fn signing_bytes(&self) -> Vec<u8> {
         signing_bytes(&self.chain_id, &self.signer, self.nonce, &self.body)
+    }
+
+    /// The exact bytes every cosignature covers: the same fields under the cosigning domain,
+    /// so a cosignature binds the chain, the author, its nonce (hence one use) and the body.
+    pub fn cosigning_bytes(&self) -> Vec<u8> {
+        codec::encode(&(
+            TX_COSIGNING_DOMAIN,
+            &self.chain_id,
+            &self.signer,
+            self.nonce,
+            &self.body,
+        ))
     }
 
     /// Canonical encoding.
@@ -298,8 +497,36 @@ impl SignedTx {
                 found: self.chain_id,
             });
         }
+        if self.cosignatures.len() > limits::COSIGNATURES_MAX {
+            return Err(field_error("cosignatures", self.cosignatures.len(), "at most 16").into());
+        }
+        for (index, co) in self.cosignatures.iter().enumerate() {
+            if co.signer == self.signer
+                || self.cosignatures[..index]
+                    .iter()
+                    .any(|c| c.signer == co.signer)
+            {
+                return Err(IdError {
+                    what: "cosigner",
+                    text: co.signer.address().to_string(),
+                    rule: "each cosigns once, and not the author",
+                }
+                .into());
+            }
+        }
         match &self.body {
             TxBody::CreateIssue { record } => record.check_fields()?,
+            TxBody::Mint {
+                variant: Some(name),
+                ..
+            } => check_text("variant name", name, 1, limits::VARIANT_NAME_MAX)?,
+            TxBody::Swap { give, take, .. } => {
+                for (what, side) in [("stamps given", give), ("stamps taken", take)] {
+                    if side.is_empty() || side.len() > limits::SWAP_SIDE_MAX {
+                        return Err(field_error(what, side.len(), "from 1 to 16").into());
+                    }
+                }
+            }
             TxBody::Freeze { case_ref, .. } | TxBody::Unfreeze { case_ref, .. } => {
                 check_text("case reference", case_ref, 1, limits::CASE_REF_MAX)?
             }
@@ -312,6 +539,12 @@ impl SignedTx {
     pub fn verify(self, chain_id: &Hash) -> Result<VerifiedTx, TxCheckError> {
         self.check_stateless(chain_id)?;
         self.signer.verify(&self.signing_bytes(), &self.signature)?;
+        if !self.cosignatures.is_empty() {
+            let message = self.cosigning_bytes();
+            for co in &self.cosignatures {
+                co.signer.verify(&message, &co.signature)?;
+            }
+        }
         Ok(VerifiedTx::new_unchecked(self))
     }
 }
@@ -375,18 +608,24 @@ pub fn verify_batch<R: rand_core::CryptoRng>(
     let mut messages = Vec::with_capacity(txs.len());
     for (index, tx) in txs.iter().enumerate() {
         tx.check_stateless(chain_id).map_err(|e| (index, e))?;
-        messages.push(tx.signing_bytes());
+        let cosigning = (!tx.cosignatures.is_empty()).then(|| tx.cosigning_bytes());
+        messages.push((tx.signing_bytes(), cosigning));
     }
-    for (tx, message) in txs.iter().zip(&messages) {
+    for (tx, (message, cosigning)) in txs.iter().zip(&messages) {
         batch.queue(&tx.signer, message, &tx.signature);
+        if let Some(cosigning) = cosigning {
+            for co in &tx.cosignatures {
+                batch.queue(&co.signer, cosigning, &co.signature);
+            }
+        }
     }
     if batch.verify(rng).is_ok() {
         return Ok(txs.into_iter().map(VerifiedTx::new_unchecked).collect());
     }
     // The batch failed: find the culprit one by one (same rule, so one must fail).
-    for (index, (tx, message)) in txs.iter().zip(&messages).enumerate() {
-        if let Err(error) = tx.signer.verify(message, &tx.signature) {
-            return Err((index, TxCheckError::Signature(error)));
+    for (index, tx) in txs.iter().enumerate() {
+        if let Err(error) = tx.clone().verify(chain_id) {
+            return Err((index, error));
         }
     }
     Err((0, TxCheckError::Signature(SignatureError::BadSignature)))

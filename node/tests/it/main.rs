@@ -129,6 +129,8 @@ fn sigkill_under_load_loses_no_final_transaction() {
                         first_serial: serial,
                         last_serial: serial,
                         owner: key.public_key().address(),
+                        variant: None,
+                        claim_keys: Vec::new(),
                     },
                 );
                 if let Err(error) = client.submit(&tx).await {

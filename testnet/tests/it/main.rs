@@ -232,6 +232,8 @@ impl Operator {
             design_sha256: Hash::sha256(b"network test"),
             design_uri: "https://stamps.example/net.png".into(),
             print_run: 100_000,
+            variants: Vec::new(),
+            co_issuers: Vec::new(),
         };
         self.sign(net, TxBody::CreateIssue { record })
     }
@@ -244,6 +246,8 @@ impl Operator {
             first_serial: first,
             last_serial: first + 1,
             owner: cachet_testkit::address(owner),
+            variant: None,
+            claim_keys: Vec::new(),
         };
         self.sign(net, body)
     }

@@ -39,6 +39,8 @@ fn vectors() -> BTreeMap<String, Value> {
                 first_serial: 1,
                 last_serial: 100,
                 owner: address("alice"),
+                variant: None,
+                claim_keys: Vec::new(),
             },
         ),
         (
@@ -106,15 +108,91 @@ fn vectors() -> BTreeMap<String, Value> {
             },
         ),
     ];
+    let mut joint = issue_record("AT-2026-002", "AT-POST", 100);
+    joint.variants = vec![
+        cachet_types::Variant {
+            name: "red".into(),
+            count: 60,
+        },
+        cachet_types::Variant {
+            name: "blue".into(),
+            count: 40,
+        },
+    ];
+    joint.co_issuers = vec![cachet_types::CoIssuer {
+        operator: cachet_testkit::operator_id("DE"),
+        share: 30,
+    }];
+    let claim_key = key("claim-1");
+    let (carol, de_issuer) = (key("carol"), key("de-post-issuer"));
+    let later: Vec<(
+        &str,
+        &cachet_types::SigningKey,
+        TxBody,
+        Vec<&cachet_types::SigningKey>,
+    )> = vec![
+        (
+            "tx_create_joint_issue_with_variants",
+            op,
+            TxBody::CreateIssue { record: joint },
+            vec![&de_issuer],
+        ),
+        (
+            "tx_mint_physical_twins",
+            op,
+            TxBody::Mint {
+                issue: s42.issue.clone(),
+                first_serial: 61,
+                last_serial: 62,
+                owner: address("alice"),
+                variant: Some("blue".into()),
+                claim_keys: vec![claim_key.public_key(), key("claim-2").public_key()],
+            },
+            vec![],
+        ),
+        (
+            "tx_claim",
+            &claim_key,
+            TxBody::Claim {
+                stamp: stamp("AT-2026-001", 61),
+                to: address("carol"),
+            },
+            vec![],
+        ),
+        (
+            "tx_swap",
+            &alice,
+            TxBody::Swap {
+                give: vec![cachet_types::SwapLeg {
+                    stamp: stamp("AT-2026-001", 1),
+                    last_event: Hash::sha256(b"one"),
+                }],
+                take: vec![cachet_types::SwapLeg {
+                    stamp: stamp("AT-2026-001", 61),
+                    last_event: Hash::sha256(b"sixty-one"),
+                }],
+                counterparty: address("carol"),
+            },
+            vec![&carol],
+        ),
+    ];
     let mut ids = Vec::new();
-    for (name, signer, body) in bodies {
-        let tx = factory.sign(signer, body);
+    let all = bodies
+        .into_iter()
+        .map(|(name, signer, body)| (name, signer, body, Vec::new()))
+        .chain(later);
+    for (name, signer, body, cosigners) in all {
+        let mut tx = factory.sign(signer, body);
+        for cosigner in cosigners {
+            tx.cosign(cosigner);
+        }
         ids.push(tx.id());
         out.insert(
             name.into(),
             json!({
                 "json": tx,
                 "signing_bytes": hex::encode(tx.signing_bytes()),
+                "cosigning_bytes": hex::encode(tx.cosigning_bytes()),
                 "encoding": hex::encode(tx.to_bytes()),
                 "tx_id": tx.id(),
             }),
@@ -148,7 +226,7 @@ fn vectors() -> BTreeMap<String, Value> {
     }));
     let state_key = StateKey::Stamp(s42.clone());
     let state_value = StateValue::Stamp(StampState {
-        owner: address("bob"),
+        owner: Some(address("bob")),
         status: StampStatus::Frozen {
             reason: FreezeReason::Stolen,
             case_ref: "POL-1".into(),

@@ -38,7 +38,20 @@ impl World {
     }
 
     fn run(&mut self, signer: &cachet_types::SigningKey, body: TxBody) -> Result<(), Rejection> {
-        let tx = self.txs.sign(signer, body);
+        self.run_cosigned(signer, body, &[])
+    }
+
+    /// Signs `body` with `signer`, adds each cosigner's cosignature, and applies it.
+    fn run_cosigned(
+        &mut self,
+        signer: &cachet_types::SigningKey,
+        body: TxBody,
+        cosigners: &[&cachet_types::SigningKey],
+    ) -> Result<(), Rejection> {
+        let mut tx = self.txs.sign(signer, body);
+        for cosigner in cosigners {
+            tx.cosign(cosigner);
+        }
         let result = self.state.apply_one(&self.chain.genesis, &tx);
         if result.is_err() {
             // A refused transaction does not use up its nonce.
@@ -55,8 +68,19 @@ impl World {
     }
 
     fn refused(&mut self, signer: &cachet_types::SigningKey, body: TxBody) -> Rejection {
+        self.refused_cosigned(signer, body, &[])
+    }
+
+    fn refused_cosigned(
+        &mut self,
+        signer: &cachet_types::SigningKey,
+        body: TxBody,
+        cosigners: &[&cachet_types::SigningKey],
+    ) -> Rejection {
         let before = self.state.root_hash();
-        let reason = self.run(signer, body).expect_err("must be refused");
+        let reason = self
+            .run_cosigned(signer, body, cosigners)
+            .expect_err("must be refused");
         assert_eq!(before, self.state.root_hash(), "a refused tx changed state");
         reason
     }
@@ -80,6 +104,8 @@ fn mint(first: u32, last: u32, to: &str) -> TxBody {
         first_serial: first,
         last_serial: last,
         owner: address(to),
+        variant: None,
+        claim_keys: Vec::new(),
     }
 }
 
@@ -91,7 +117,7 @@ fn at(world: &World) -> cachet_types::SigningKey {
 fn mint_records_owner_supply_and_history() {
     let w = World::new();
     let s = w.state.stamp(&stamp(ISSUE, 7)).unwrap();
-    assert_eq!(s.owner, address("alice"));
+    assert_eq!(s.owner, Some(address("alice")));
     assert_eq!(s.status, StampStatus::Active);
     assert_eq!(s.event_count, 1);
     assert_eq!(w.state.issue(ISSUE).unwrap().minted, 10);
@@ -223,6 +249,8 @@ fn unknown_issue_and_stamp() {
         first_serial: 1,
         last_serial: 1,
         owner: address("bob"),
+        variant: None,
+        claim_keys: Vec::new(),
     };
     assert!(matches!(w.refused(&a, body), Rejection::UnknownIssue(_)));
     let body = TxBody::Transfer {
@@ -242,7 +270,7 @@ fn owner_transfers_and_history_links() {
     let body = w.transfer(4, "bob");
     w.ok(&key("alice"), body);
     let s = w.state.stamp(&stamp(ISSUE, 4)).unwrap();
-    assert_eq!(s.owner, address("bob"));
+    assert_eq!(s.owner, Some(address("bob")));
     assert_eq!(s.event_count, 2);
     let events: Vec<_> = w
         .state
@@ -489,7 +517,7 @@ fn owners_burn_stamps_which_then_never_move() {
     let s = w.state.stamp(&stamp(ISSUE, 3)).unwrap();
     assert_eq!(
         (s.status, s.owner, s.event_count),
-        (StampStatus::Burned, address("alice"), 2)
+        (StampStatus::Burned, Some(address("alice")), 2)
     );
     assert_eq!(w.state.issue(ISSUE).unwrap().burned, 1);
     let body = burn(&w, 3);
@@ -562,7 +590,7 @@ fn approvals_let_another_account_transfer_once_until_the_deadline() {
     );
     w.ok(&key("bob"), body);
     let s = w.state.stamp(&stamp(ISSUE, 5)).unwrap();
-    assert_eq!((s.owner, s.approval), (address("carol"), None));
+    assert_eq!((s.owner, s.approval), (Some(address("carol")), None));
     let last = w.state.events.last().unwrap();
     assert_eq!(
         last.kind,
@@ -617,5 +645,337 @@ fn approvals_let_another_account_transfer_once_until_the_deadline() {
             }
         ),
         Rejection::NotApproved(stamp(ISSUE, 7))
+    );
+}
+
+fn mint_of(issue: &str, first: u32, last: u32, to: &str, variant: Option<&str>) -> TxBody {
+    TxBody::Mint {
+        issue: cachet_testkit::issue_id(issue),
+        first_serial: first,
+        last_serial: last,
+        owner: address(to),
+        variant: variant.map(str::to_string),
+        claim_keys: Vec::new(),
+    }
+}
+
+#[test]
+fn variants_split_the_print_run_and_mints_name_theirs() {
+    use cachet_types::Variant;
+    let mut w = World::new();
+    let at = at(&w);
+    let variant = |name: &str, count| Variant {
+        name: name.into(),
+        count,
+    };
+    // Counts must add up to the print run.
+    let mut record = issue_record("AT-2026-002", "AT-POST", 100);
+    record.variants = vec![variant("red", 60), variant("blue", 30)];
+    assert_eq!(
+        w.refused(
+            &at,
+            TxBody::CreateIssue {
+                record: record.clone()
+            }
+        )
+        .code(),
+        "invalid_field"
+    );
+    record.variants = vec![variant("red", 60), variant("blue", 40)];
+    w.ok(&at, TxBody::CreateIssue { record });
+    let issue = "AT-2026-002";
+    assert_eq!(
+        w.refused(&at, mint_of(issue, 1, 5, "alice", None)),
+        Rejection::VariantRequired(cachet_testkit::issue_id(issue))
+    );
+    assert_eq!(
+        w.refused(&at, mint_of(issue, 1, 5, "alice", Some("green"))),
+        Rejection::UnknownVariant {
+            issue: cachet_testkit::issue_id(issue),
+            variant: "green".into()
+        }
+    );
+    assert_eq!(
+        w.refused(&at, mint_of(issue, 55, 65, "alice", Some("red"))),
+        Rejection::NotInVariant {
+            variant: "red".into(),
+            first: 55,
+            last: 65,
+            from: 1,
+            to: 60
+        }
+    );
+    w.ok(&at, mint_of(issue, 1, 10, "alice", Some("red")));
+    w.ok(&at, mint_of(issue, 61, 63, "bob", Some("blue")));
+    let state = w.state.issue(issue).unwrap();
+    assert_eq!((state.minted, state.variant_minted), (13, vec![10, 3]));
+    // An issue without variants takes no variant name.
+    assert_eq!(
+        w.refused(&at, mint_of(ISSUE, 20, 20, "alice", Some("red"))),
+        Rejection::UnknownVariant {
+            issue: cachet_testkit::issue_id(ISSUE),
+            variant: "red".into()
+        }
+    );
+}
+
+#[test]
+fn joint_issues_need_every_cosignature_and_co_issuers_mint_within_their_share() {
+    use cachet_types::CoIssuer;
+    let mut w = World::new();
+    let (at, de) = (at(&w), w.chain.issuer(1).clone());
+    let mut record = issue_record("AT-2026-050", "AT-POST", 100);
+    record.co_issuers = vec![CoIssuer {
+        operator: cachet_testkit::operator_id("DE"),
+        share: 30,
+    }];
+    let create = TxBody::CreateIssue { record };
+    // Missing the co-issuer's cosignature, or cosigned by someone else as well.
+    assert_eq!(
+        w.refused(&at, create.clone()),
+        Rejection::MissingCosignature("DE-POST".into())
+    );
+    assert_eq!(
+        w.refused_cosigned(&at, create.clone(), &[&key("alice")]),
+        Rejection::MissingCosignature("DE-POST".into())
+    );
+    assert_eq!(
+        w.refused_cosigned(&at, create.clone(), &[&de, &key("alice")]),
+        Rejection::UnexpectedCosignature(address("alice"))
+    );
+    w.run_cosigned(&at, create, &[&de]).unwrap();
+    let issue = "AT-2026-050";
+    // The co-issuer mints within its 30; the lead within the other 70.
+    w.ok(&de, mint_of(issue, 1, 20, "alice", None));
+    w.ok(&at, mint_of(issue, 21, 90, "alice", None));
+    assert_eq!(
+        w.refused(&at, mint_of(issue, 91, 91, "alice", None)),
+        Rejection::OverShare {
+            operator: cachet_testkit::operator_id("AT"),
+            share: 70,
+            minted: 70
+        }
+    );
+    assert_eq!(
+        w.refused(&de, mint_of(issue, 91, 101, "alice", None))
+            .code(),
+        "over_print_run"
+    );
+    w.ok(&de, mint_of(issue, 91, 100, "alice", None));
+    let state = w.state.issue(issue).unwrap();
+    assert_eq!((state.minted, state.co_issuer_minted), (100, vec![30]));
+    // Co-issuers act as issuers of the stamps (redeem); others do not.
+    w.ok(
+        &de,
+        TxBody::Redeem {
+            stamp: stamp(issue, 95),
+        },
+    );
+    // A co-issuer beyond its share, on a fresh issue.
+    let mut record = issue_record("AT-2026-051", "AT-POST", 10);
+    record.co_issuers = vec![CoIssuer {
+        operator: cachet_testkit::operator_id("DE"),
+        share: 2,
+    }];
+    w.run_cosigned(&at, TxBody::CreateIssue { record }, &[&de])
+        .unwrap();
+    assert_eq!(
+        w.refused(&de, mint_of("AT-2026-051", 1, 3, "alice", None)),
+        Rejection::OverShare {
+            operator: cachet_testkit::operator_id("DE"),
+            share: 2,
+            minted: 0
+        }
+    );
+    // A co-issuer that is not an operator of the chain.
+    let mut record = issue_record("AT-2026-052", "AT-POST", 10);
+    record.co_issuers = vec![CoIssuer {
+        operator: cachet_testkit::operator_id("FR"),
+        share: 2,
+    }];
+    assert_eq!(
+        w.refused(&at, TxBody::CreateIssue { record }),
+        Rejection::UnknownOperator(cachet_testkit::operator_id("FR"))
+    );
+    // A cosignature on a transaction that needs none.
+    let body = w.transfer(1, "bob");
+    assert_eq!(
+        w.refused_cosigned(&key("alice"), body, &[&key("bob")]),
+        Rejection::UnexpectedCosignature(address("bob"))
+    );
+}
+
+#[test]
+fn physical_twins_are_held_by_nobody_until_their_claim_key_claims_them_once() {
+    let mut w = World::new();
+    let at = at(&w);
+    let (k11, k12) = (key("claim-11"), key("claim-12"));
+    let twins = |first, last, keys: Vec<cachet_types::PublicKey>| TxBody::Mint {
+        issue: cachet_testkit::issue_id(ISSUE),
+        first_serial: first,
+        last_serial: last,
+        owner: address("alice"),
+        variant: None,
+        claim_keys: keys,
+    };
+    assert_eq!(
+        w.refused(&at, twins(11, 12, vec![k11.public_key()])),
+        Rejection::ClaimKeysCount {
+            expected: 2,
+            got: 1
+        }
+    );
+    w.ok(&at, twins(11, 12, vec![k11.public_key(), k12.public_key()]));
+    let s11 = w.state.stamp(&stamp(ISSUE, 11)).unwrap();
+    assert_eq!(s11.owner, None);
+    assert_eq!(
+        s11.status,
+        StampStatus::Unclaimed {
+            claim_key: k11.public_key()
+        }
+    );
+    // Nobody moves it but a claim: not the minting operator, not the owner field's account.
+    let body = w.transfer(11, "bob");
+    assert_eq!(
+        w.refused(&key("alice"), body),
+        Rejection::NotOwner(stamp(ISSUE, 11))
+    );
+    assert_eq!(
+        w.refused(
+            &at,
+            TxBody::Redeem {
+                stamp: stamp(ISSUE, 11)
+            }
+        ),
+        Rejection::Unclaimed(stamp(ISSUE, 11))
+    );
+    let claim = |serial, to: &str| TxBody::Claim {
+        stamp: stamp(ISSUE, serial),
+        to: address(to),
+    };
+    // The wrong key; then the right one.
+    assert_eq!(
+        w.refused(&k12, claim(11, "carol")),
+        Rejection::WrongClaimKey(stamp(ISSUE, 11))
+    );
+    w.ok(&k11, claim(11, "carol"));
+    let s11 = w.state.stamp(&stamp(ISSUE, 11)).unwrap();
+    assert_eq!(
+        (s11.owner, s11.status),
+        (Some(address("carol")), StampStatus::Active)
+    );
+    assert_eq!(
+        w.state.events.last().unwrap().kind,
+        EventKind::Claimed {
+            claim_key: k11.public_key(),
+            to: address("carol")
+        }
+    );
+    // Once only; a stamp minted to an owner has no claim.
+    assert_eq!(
+        w.refused(&k11, claim(11, "dave")),
+        Rejection::NotClaimable(stamp(ISSUE, 11))
+    );
+    assert_eq!(
+        w.refused(&k11, claim(1, "dave")),
+        Rejection::NotClaimable(stamp(ISSUE, 1))
+    );
+    // The spent claim key never owns anything; a claim key cannot claim for itself.
+    let body = w.transfer(11, "claim-11");
+    assert_eq!(w.refused(&key("carol"), body), Rejection::SpentClaimKey);
+    assert_eq!(
+        w.refused(&k12, claim(12, "claim-12")),
+        Rejection::SpentClaimKey
+    );
+    w.ok(&k12, claim(12, "dave"));
+    // Carol owns and moves it like any stamp.
+    let body = w.transfer(11, "bob");
+    w.ok(&key("carol"), body);
+}
+
+#[test]
+fn swaps_move_every_stamp_or_none() {
+    use cachet_types::SwapLeg;
+    let mut w = World::new();
+    let at = at(&w);
+    w.ok(&at, mint(11, 13, "bob"));
+    let (alice, bob) = (key("alice"), key("bob"));
+    let leg = |w: &World, serial| SwapLeg {
+        stamp: stamp(ISSUE, serial),
+        last_event: w.last_event(serial),
+    };
+    let swap = |give: Vec<SwapLeg>, take: Vec<SwapLeg>, with: &str| TxBody::Swap {
+        give,
+        take,
+        counterparty: address(with),
+    };
+    // alice's 1 and 2 for bob's 11, agreed by both.
+    let body = swap(vec![leg(&w, 1), leg(&w, 2)], vec![leg(&w, 11)], "bob");
+    assert_eq!(
+        w.refused(&alice, body.clone()),
+        Rejection::MissingCosignature(address("bob").to_string())
+    );
+    assert_eq!(
+        w.refused_cosigned(&alice, body.clone(), &[&key("carol")]),
+        Rejection::MissingCosignature(address("bob").to_string())
+    );
+    w.run_cosigned(&alice, body, &[&bob]).unwrap();
+    let owner = |w: &World, serial| w.state.stamp(&stamp(ISSUE, serial)).unwrap().owner;
+    assert_eq!(owner(&w, 1), Some(address("bob")));
+    assert_eq!(owner(&w, 2), Some(address("bob")));
+    assert_eq!(owner(&w, 11), Some(address("alice")));
+    let swapped: Vec<_> = w
+        .state
+        .events
+        .iter()
+        .rev()
+        .take(3)
+        .map(|e| &e.kind)
+        .collect();
+    assert!(swapped.contains(&&EventKind::Swapped {
+        from: address("bob"),
+        to: address("alice")
+    }));
+
+    // One side no longer owns its stamp: nothing moves (refused() checks the state root).
+    let body = swap(vec![leg(&w, 3)], vec![leg(&w, 12)], "bob");
+    let moved = w.transfer(12, "carol");
+    w.ok(&bob, moved);
+    assert_eq!(
+        w.refused_cosigned(&alice, body, &[&bob]),
+        Rejection::NotOwner(stamp(ISSUE, 12))
+    );
+    // A stamp that moved on since the offer; a stamp named twice; a swap with oneself.
+    let stale = swap(vec![leg(&w, 3)], vec![leg(&w, 13)], "bob");
+    let approve = TxBody::Approve {
+        stamp: stamp(ISSUE, 13),
+        operator: address("dave"),
+        until: cachet_types::Deadline::Height(1_000),
+    };
+    w.ok(&bob, approve);
+    assert_eq!(
+        w.refused_cosigned(&alice, stale, &[&bob]).code(),
+        "stale_event"
+    );
+    let twice = swap(vec![leg(&w, 3)], vec![leg(&w, 3)], "bob");
+    assert_eq!(
+        w.refused_cosigned(&alice, twice, &[&bob]).code(),
+        "invalid_swap"
+    );
+    let alone = swap(vec![leg(&w, 3)], vec![leg(&w, 4)], "alice");
+    assert_eq!(w.refused(&alice, alone).code(), "invalid_swap");
+    // A frozen stamp does not move in a swap either.
+    w.ok(
+        &at,
+        TxBody::Freeze {
+            stamp: stamp(ISSUE, 13),
+            reason: FreezeReason::Disputed,
+            case_ref: "C-1".into(),
+        },
+    );
+    let frozen = swap(vec![leg(&w, 3)], vec![leg(&w, 13)], "bob");
+    assert_eq!(
+        w.refused_cosigned(&alice, frozen, &[&bob]),
+        Rejection::Frozen(stamp(ISSUE, 13))
     );
 }

@@ -27,6 +27,8 @@ fn setup_blocks(chain: &TestChain) -> Vec<Vec<SignedTx>> {
         first_serial: first,
         last_serial: last,
         owner: address(to),
+        variant: None,
+        claim_keys: Vec::new(),
     };
     let b1 = vec![
         f.sign(
@@ -138,7 +140,7 @@ fn blocks_commit_survive_reopen_and_answer_queries() {
         Some(&value.tree_value()),
         &proof
     ));
-    assert!(matches!(value, StateValue::Stamp(s) if s.owner == address("bob")));
+    assert!(matches!(value, StateValue::Stamp(s) if s.owner == Some(address("bob"))));
 }
 
 #[test]

@@ -56,6 +56,8 @@ fn record() -> impl Strategy<Value = IssueRecord> {
             design_sha256: design,
             design_uri: "https://stamps.example/a.png".into(),
             print_run: run,
+            variants: Vec::new(),
+            co_issuers: Vec::new(),
         })
 }
 
@@ -66,7 +68,33 @@ fn body() -> impl Strategy<Value = TxBody> {
             issue,
             first_serial: a,
             last_serial: b,
-            owner
+            owner,
+            variant: None,
+            claim_keys: Vec::new(),
+        }),
+        (issue_id(), 1u32..100, address(), "[a-z]{1,8}").prop_map(|(issue, a, owner, name)| {
+            TxBody::Mint {
+                issue,
+                first_serial: a,
+                last_serial: a + 1,
+                owner,
+                variant: Some(name),
+                claim_keys: vec![*owner.public_key(), *owner.public_key()],
+            }
+        }),
+        (stamp_id(), address()).prop_map(|(stamp, to)| TxBody::Claim { stamp, to }),
+        (stamp_id(), stamp_id(), hash(), address()).prop_map(|(a, b, last_event, counterparty)| {
+            TxBody::Swap {
+                give: vec![cachet_types::SwapLeg {
+                    stamp: a,
+                    last_event,
+                }],
+                take: vec![cachet_types::SwapLeg {
+                    stamp: b,
+                    last_event,
+                }],
+                counterparty,
+            }
         }),
         issue_id().prop_map(|issue| TxBody::CloseIssue { issue }),
         (stamp_id(), hash(), address()).prop_map(|(stamp, last_event, to)| TxBody::Transfer {
@@ -175,10 +203,13 @@ fn bool_and_option_tags_must_be_canonical() {
         design_sha256: Hash::ZERO,
         design_uri: "u".into(),
         print_run: 1,
+        variants: Vec::new(),
+        co_issuers: Vec::new(),
     };
     let bytes = codec::encode(&record);
     // Find the Option tag of wns_number (0) and set it to 2: not a valid Option.
-    let tag_at = bytes.len() - (8 + 8 + 3 + 32 + 8 + 1 + 4) - 1;
+    // (The last two fields are the empty variant and co-issuer lists: 8-byte lengths.)
+    let tag_at = bytes.len() - (8 + 8 + 3 + 32 + 8 + 1 + 4) - 1 - 16;
     assert_eq!(bytes[tag_at], 0);
     let mut bad = bytes.clone();
     bad[tag_at] = 2;
