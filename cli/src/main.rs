@@ -12,8 +12,8 @@ use anyhow::{Context, Result, bail};
 use cachet_api::{Client, ClientError, HistoryEntry, TxInfo, TxStatus};
 use cachet_state::EventKind;
 use cachet_types::{
-    CountryCode, CurrencyCode, Deadline, FaceValue, FreezeReason, Hash, IssueId, IssueRecord,
-    OperatorId, SignedTx, StampId, TxBody,
+    Address, CoIssuer, CountryCode, CurrencyCode, Deadline, FaceValue, FreezeReason, Hash, IssueId,
+    IssueRecord, OperatorId, SignedTx, StampId, SwapLeg, TxBody, Variant,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
@@ -65,11 +65,60 @@ enum Command {
         /// Serials: one number (42) or an inclusive range (1-100).
         #[arg(long)]
         serials: String,
-        /// Receiver: an address (cachet1...) or a wallet name.
+        /// Receiver: an address (cachet1...) or a wallet name. Not used with --twins-out.
+        #[arg(long, required_unless_present = "twins_out")]
+        to: Option<String>,
+        /// The variant minted (required when the issue has variants).
         #[arg(long)]
-        to: String,
+        variant: Option<String>,
+        /// Mint physical twins: generate one claim key per serial, write the claim codes to
+        /// this new file (for printing under each stamp's scratch field; keep it secret) and
+        /// mint the stamps to nobody until claimed with `cachet claim`.
+        #[arg(long, value_name = "FILE", conflicts_with = "to")]
+        twins_out: Option<PathBuf>,
         #[command(flatten)]
         tx: TxOptions,
+    },
+    /// Claim a physical twin with the code from under its scratch field.
+    Claim {
+        /// Stamp.
+        stamp: StampId,
+        /// Claim code (64 hex digits), or "-" to read it from standard input.
+        #[arg(long)]
+        code: String,
+        /// Account that receives the stamp: an address or a wallet name.
+        #[arg(long)]
+        to: String,
+        /// Return once accepted instead of waiting for finality.
+        #[arg(long)]
+        no_wait: bool,
+        /// Seconds to wait for finality.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Offer a swap: your stamps for the counterparty's, in one transaction that moves all of
+    /// them or none. Prints the signed offer (hex); the counterparty completes it with
+    /// `cachet tx cosign FILE -w WALLET --submit`. The offer uses your next nonce: sending
+    /// another transaction first voids it.
+    Swap {
+        /// A stamp you give (repeat for several).
+        #[arg(long, required = true)]
+        give: Vec<StampId>,
+        /// A stamp of the counterparty's you take (repeat for several).
+        #[arg(long, required = true)]
+        take: Vec<StampId>,
+        /// The counterparty: an address or a wallet name.
+        #[arg(long = "with")]
+        counterparty: String,
+        /// Write the offer to this new file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Wallet that signs.
+        #[arg(long, short = 'w')]
+        wallet: String,
+        /// Nonce to use [default: the node's next nonce for the wallet].
+        #[arg(long)]
+        nonce: Option<u64>,
     },
     /// Give a stamp you own to another account.
     Transfer {
@@ -302,6 +351,15 @@ struct CreateIssue {
     /// Issuing operator [default: the operator the wallet belongs to].
     #[arg(long)]
     operator: Option<OperatorId>,
+    /// A variant and its count, NAME=COUNT (repeat; in serial order; counts add up to the
+    /// print run). Mints then name their variant.
+    #[arg(long = "variant", value_name = "NAME=COUNT")]
+    variants: Vec<String>,
+    /// A co-issuing operator and how many stamps it may mint, OPERATOR=SHARE (repeat). A
+    /// joint issue needs every co-issuer's cosignature: this prints the signed creation for
+    /// them to run `cachet tx cosign`, then anyone submits it with `cachet tx submit`.
+    #[arg(long = "co-issuer", value_name = "OPERATOR=SHARE")]
+    co_issuers: Vec<String>,
     #[command(flatten)]
     tx: TxOptions,
 }
@@ -349,6 +407,25 @@ enum TxCommand {
     Status {
         /// Transaction id.
         id: Hash,
+    },
+    /// Add your cosignature to a transaction that needs it (a swap offered to you, a joint
+    /// issue you co-issue). Shows what you agree to, then prints the cosigned transaction
+    /// (hex) or submits it.
+    Cosign {
+        /// File with the hex transaction ("-" for standard input).
+        file: PathBuf,
+        /// Wallet that cosigns.
+        #[arg(long, short = 'w')]
+        wallet: String,
+        /// Submit the cosigned transaction and wait for it.
+        #[arg(long)]
+        submit: bool,
+        /// With --submit: return once accepted instead of waiting for finality.
+        #[arg(long)]
+        no_wait: bool,
+        /// Seconds to wait for finality.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
     },
 }
 
@@ -456,6 +533,30 @@ async fn run(cli: Cli) -> Result<()> {
                 "  supply       minted {}, redeemed {}, frozen {}, burned {}",
                 i.minted, i.redeemed, i.frozen, i.burned
             );
+            let mut first = 1u64;
+            for (variant, minted) in r.variants.iter().zip(&i.variant_minted) {
+                let last = first + u64::from(variant.count) - 1;
+                println!(
+                    "  variant      {}: serials {first}-{last}, minted {minted} of {}",
+                    variant.name, variant.count
+                );
+                first = last + 1;
+            }
+            if !r.co_issuers.is_empty() {
+                let others: u32 = i.co_issuer_minted.iter().sum();
+                println!(
+                    "  lead         {}: minted {} of its share {}",
+                    r.operator,
+                    i.minted.saturating_sub(others),
+                    r.lead_share()
+                );
+                for (co, minted) in r.co_issuers.iter().zip(&i.co_issuer_minted) {
+                    println!(
+                        "  co-issuer    {}: minted {minted} of its share {}",
+                        co.operator, co.share
+                    );
+                }
+            }
             println!(
                 "  status       {}",
                 if i.closed { "closed" } else { "open" }
@@ -506,17 +607,128 @@ async fn run(cli: Cli) -> Result<()> {
             issue,
             serials,
             to,
+            variant,
+            twins_out,
             tx,
         } => {
             let (first_serial, last_serial) = parse_serials(&serials)?;
-            let owner = ctx.wallets.resolve(&to)?;
+            let (owner, claim_keys) = match (&to, &twins_out) {
+                (Some(to), _) => (ctx.wallets.resolve(to)?, Vec::new()),
+                (None, Some(path)) => {
+                    let keys = write_twins(path, &issue, first_serial, last_serial)?;
+                    eprintln!(
+                        "wrote {} claim codes to {} (keep it secret: each code claims its stamp)",
+                        keys.len(),
+                        path.display()
+                    );
+                    // Unused for twins; the issuer's own address keeps the field valid.
+                    let wallet = ctx.wallets.read(&tx.wallet)?;
+                    (wallet.address, keys)
+                }
+                (None, None) => bail!("give --to or --twins-out"),
+            };
             let body = TxBody::Mint {
                 issue,
                 first_serial,
                 last_serial,
                 owner,
+                variant,
+                claim_keys,
             };
             send(&ctx, &tx, body).await
+        }
+        Command::Claim {
+            stamp,
+            code,
+            to,
+            no_wait,
+            timeout,
+        } => {
+            let code = if code == "-" {
+                std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
+            } else {
+                code
+            };
+            let seed: [u8; 32] = hex::decode(code.trim())
+                .ok()
+                .and_then(|bytes| bytes.try_into().ok())
+                .context("the claim code must be 64 hex digits")?;
+            let claim_key = cachet_types::SigningKey::from_seed(seed);
+            let to = ctx.wallets.resolve(&to)?;
+            let chain_id = ctx.client.chain().await?.chain_id;
+            let nonce = ctx
+                .client
+                .account(&claim_key.public_key().address())
+                .await?
+                .next_nonce;
+            let tx = SignedTx::sign(
+                chain_id,
+                &claim_key,
+                nonce,
+                TxBody::Claim {
+                    stamp: stamp.clone(),
+                    to,
+                },
+            );
+            let submitted = ctx.client.submit(&tx).await;
+            finish_tx(&ctx, submitted, no_wait, timeout, Some("claim")).await
+        }
+        Command::Swap {
+            give,
+            take,
+            counterparty,
+            out,
+            wallet,
+            nonce,
+        } => {
+            let counterparty = ctx.wallets.resolve(&counterparty)?;
+            let key = ctx.wallets.unlock(&wallet, &ctx.passphrase)?;
+            let chain_id = ctx.client.chain().await?.chain_id;
+            let nonce = match nonce {
+                Some(nonce) => nonce,
+                None => {
+                    ctx.client
+                        .account(&key.public_key().address())
+                        .await?
+                        .next_nonce
+                }
+            };
+            let legs = |stamps: Vec<StampId>| async {
+                let mut out = Vec::new();
+                for stamp in stamps {
+                    let current = ctx.client.stamp(&stamp).await?;
+                    out.push(SwapLeg {
+                        stamp,
+                        last_event: current.last_event,
+                    });
+                }
+                Ok::<_, anyhow::Error>(out)
+            };
+            let give = legs(give).await?;
+            let take = legs(take).await?;
+            let tx = SignedTx::sign(
+                chain_id,
+                &key,
+                nonce,
+                TxBody::Swap {
+                    give,
+                    take,
+                    counterparty,
+                },
+            );
+            let hex = hex::encode(tx.to_bytes());
+            match &out {
+                Some(path) => write_new_file(path, &hex)?,
+                None => println!("{hex}"),
+            }
+            let file = out
+                .as_ref()
+                .map_or("FILE".to_string(), |p| p.display().to_string());
+            eprintln!(
+                "swap offer {} signed; the counterparty {counterparty} completes it with: cachet tx cosign {file} -w WALLET --submit",
+                tx.id()
+            );
+            Ok(())
         }
         Command::Transfer { stamp, to, tx } => {
             let to = ctx.wallets.resolve(&to)?;
@@ -593,7 +805,7 @@ async fn run(cli: Cli) -> Result<()> {
                 return print_json(&info);
             }
             println!("{}", info.stamp);
-            println!("  owner        {}", info.owner);
+            println!("  owner        {}", owner_text(info.owner.as_ref()));
             println!("  status       {}", status_text(&info.status));
             println!("  events       {}", info.event_count);
             println!("  last event   {}", info.last_event);
@@ -694,6 +906,36 @@ async fn run(cli: Cli) -> Result<()> {
             let bytes = hex::decode(text.trim()).context("the transaction file must be hex")?;
             let info = ctx.client.submit_bytes(&bytes).await;
             finish_tx(&ctx, info, no_wait, timeout, None).await
+        }
+        Command::Tx(TxCommand::Cosign {
+            file,
+            wallet,
+            submit,
+            no_wait,
+            timeout,
+        }) => {
+            let mut tx = read_tx_hex(&file)?;
+            let key = ctx.wallets.unlock(&wallet, &ctx.passphrase)?;
+            eprintln!(
+                "cosigning {} by {} (nonce {}):\n{}",
+                tx.body.kind(),
+                tx.signer.address(),
+                tx.nonce,
+                serde_json::to_string_pretty(&tx.body)?
+            );
+            tx.cosign(&key);
+            if !submit {
+                if ctx.json {
+                    return print_json(
+                        &json!({"tx_id": tx.id(), "tx": hex::encode(tx.to_bytes())}),
+                    );
+                }
+                println!("{}", hex::encode(tx.to_bytes()));
+                return Ok(());
+            }
+            let kind = tx.body.kind();
+            let submitted = ctx.client.submit(&tx).await;
+            finish_tx(&ctx, submitted, no_wait, timeout, Some(kind)).await
         }
         Command::Tx(TxCommand::Status { id }) => {
             let info = ctx.client.tx(&id).await?;
@@ -814,7 +1056,7 @@ fn report_verification(
             println!(
                 "AUTHENTIC {}: owner {}, status {}, {} events, issue {} \"{}\" by {}, as of height {}",
                 ok.stamp,
-                ok.owner,
+                owner_text(ok.owner.as_ref()),
                 status_text(&ok.status),
                 ok.events,
                 ok.issue.id,
@@ -948,10 +1190,98 @@ async fn create_issue(ctx: &Context_, args: CreateIssue) -> Result<()> {
         design_sha256,
         design_uri: args.design_uri,
         print_run: args.print_run,
+        variants: args
+            .variants
+            .iter()
+            .map(|text| {
+                let (name, count) = split_pair(text, "--variant", "NAME=COUNT")?;
+                Ok(Variant { name, count })
+            })
+            .collect::<Result<_>>()?,
+        co_issuers: args
+            .co_issuers
+            .iter()
+            .map(|text| {
+                let (operator, share) = split_pair(text, "--co-issuer", "OPERATOR=SHARE")?;
+                let operator = OperatorId::parse(&operator)?;
+                if genesis.operator(&operator).is_none() {
+                    bail!("co-issuer {operator} is not an operator of this chain");
+                }
+                Ok(CoIssuer { operator, share })
+            })
+            .collect::<Result<_>>()?,
     };
     record.check_fields()?;
-    send(ctx, &args.tx, TxBody::CreateIssue { record }).await
+    let mut options = args.tx;
+    if !record.co_issuers.is_empty() && !options.sign_only {
+        eprintln!(
+            "a joint issue needs every co-issuer's cosignature: save the transaction below to a \
+             file, have each co-issuer run `cachet tx cosign FILE -w WALLET`, then submit it \
+             with `cachet tx submit FILE`"
+        );
+        options.sign_only = true;
+    }
+    send(ctx, &options, TxBody::CreateIssue { record }).await
 }
+
+/// Splits `NAME=NUMBER`.
+fn split_pair(text: &str, option: &str, shape: &str) -> Result<(String, u32)> {
+    let (name, number) = text
+        .split_once('=')
+        .with_context(|| format!("{option} takes {shape}, got {text:?}"))?;
+    let number = number
+        .trim()
+        .parse()
+        .with_context(|| format!("{option} takes {shape} with a whole number, got {text:?}"))?;
+    Ok((name.trim().to_string(), number))
+}
+
+/// Generates one claim key per serial and writes the claim codes to a new, private file.
+fn write_twins(
+    path: &std::path::Path,
+    issue: &IssueId,
+    first: u32,
+    last: u32,
+) -> Result<Vec<cachet_types::PublicKey>> {
+    let mut codes = Vec::new();
+    let mut keys = Vec::new();
+    for serial in first..=last {
+        let key = cachet_keystore::generate_key()?;
+        keys.push(key.public_key());
+        codes.push(json!({
+            "stamp": StampId::new(issue.clone(), serial),
+            "claim_code": hex::encode(key.seed()),
+            "claim_key": key.public_key().address(),
+        }));
+    }
+    let text = serde_json::to_string_pretty(&codes)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+    use std::io::Write;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    Ok(keys)
+}
+
+/// Reads a hex transaction from a file or standard input ("-").
+fn read_tx_hex(file: &std::path::Path) -> Result<SignedTx> {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
+    };
+    let bytes = hex::decode(text.trim()).context("the transaction file must be hex")?;
+    SignedTx::from_bytes(&bytes, MAX_TX_FILE_BYTES).context("the file is not a Cachet transaction")
+}
+
+/// Largest transaction the CLI reads from a file.
+const MAX_TX_FILE_BYTES: usize = 1024 * 1024;
 
 /// Signs `body` with the wallet, submits it, and waits for finality unless told not to.
 async fn send(ctx: &Context_, options: &TxOptions, body: TxBody) -> Result<()> {
@@ -1045,8 +1375,18 @@ fn reason_text(reason: &FreezeReason) -> &'static str {
     }
 }
 
+fn owner_text(owner: Option<&Address>) -> String {
+    match owner {
+        Some(owner) => owner.to_string(),
+        None => "nobody (unclaimed physical twin)".into(),
+    }
+}
+
 fn status_text(status: &cachet_state::StampStatus) -> String {
     match status {
+        cachet_state::StampStatus::Unclaimed { claim_key } => {
+            format!("unclaimed (claim key {})", claim_key.address())
+        }
         cachet_state::StampStatus::Frozen { reason, case_ref } => {
             format!("frozen ({}, case {case_ref})", reason_text(reason))
         }
@@ -1069,6 +1409,14 @@ fn time_text(time_ms: u64) -> String {
 fn event_text(entry: &HistoryEntry) -> String {
     match &entry.kind {
         EventKind::Minted { owner } => format!("minted to {owner}"),
+        EventKind::MintedForClaim { claim_key } => format!(
+            "minted as a physical twin, claimable with claim key {}",
+            claim_key.address()
+        ),
+        EventKind::Claimed { claim_key, to } => {
+            format!("claimed by {to} with claim key {}", claim_key.address())
+        }
+        EventKind::Swapped { from, to } => format!("swapped {from} -> {to}"),
         EventKind::Transferred { from, to, operator } => match operator {
             Some(operator) => format!("transferred {from} -> {to} by approved {operator}"),
             None => format!("transferred {from} -> {to}"),
@@ -1129,6 +1477,21 @@ async fn history(
             let (kind, from, to, detail) = match &e.kind {
                 EventKind::Minted { owner } => {
                     ("minted", String::new(), owner.to_string(), String::new())
+                }
+                EventKind::MintedForClaim { claim_key } => (
+                    "minted_for_claim",
+                    String::new(),
+                    String::new(),
+                    format!("claim key {}", claim_key.address()),
+                ),
+                EventKind::Claimed { claim_key, to } => (
+                    "claimed",
+                    String::new(),
+                    to.to_string(),
+                    format!("claim key {}", claim_key.address()),
+                ),
+                EventKind::Swapped { from, to } => {
+                    ("swapped", from.to_string(), to.to_string(), String::new())
                 }
                 EventKind::Transferred { from, to, operator } => (
                     "transferred",
@@ -1239,7 +1602,7 @@ async fn holdings(
                 stamp.to_string(),
                 stamp.issue.to_string(),
                 stamp.serial.to_string(),
-                info.owner.to_string(),
+                info.owner.map(|o| o.to_string()).unwrap_or_default(),
                 status_text(&info.status),
                 info.event_count.to_string(),
                 info.last_event.to_string(),

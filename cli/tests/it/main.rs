@@ -78,7 +78,8 @@ fn copy_dir(from: &Path, to: &Path) {
 fn flip_signature_byte(path: &Path) {
     let text = std::fs::read_to_string(path).unwrap();
     let mut bytes = hex::decode(text.trim()).unwrap();
-    let last = bytes.len() - 5; // inside the signature, the encoding's last field
+    // Inside the signature, before the last field (the empty cosignature list's 8-byte length).
+    let last = bytes.len() - 8 - 5;
     bytes[last] ^= 0x01;
     std::fs::write(path, hex::encode(bytes)).unwrap();
 }
@@ -485,5 +486,247 @@ fn bad_input_gives_one_clear_line() {
         assert!(!out.status.success(), "{args:?}");
         assert!(stderr.contains(expect), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// The postal lifecycle end to end: variants, a physical twin minted and claimed, an
+/// approved transfer, a two-party swap and a burn, each in `cachet history` and each stamp
+/// still verifying as authentic.
+#[test]
+fn physical_twin_claim_approved_transfer_swap_and_burn() {
+    const LIFE: &str = "DEV-2026-002";
+    let s = |serial: u32| format!("{LIFE}#{serial}");
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::start(
+        &cachetd_binary(Path::new(env!("CARGO_BIN_EXE_cachet"))),
+        &dir.path().join("node"),
+    );
+    let cli = Cli {
+        api: node.api().to_string(),
+        wallets: dir.path().join("wallets"),
+    };
+    let operator_key = node.data_dir().join("operator.key.json");
+    cli.ok(&[
+        "wallet",
+        "import",
+        "operator",
+        operator_key.to_str().unwrap(),
+    ]);
+    for name in ["alice", "bob", "carol"] {
+        cli.ok(&["wallet", "new", name]);
+    }
+    let address = |name: &str| {
+        cli.json(&["wallet", "address", name])["address"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (alice, bob, carol) = (address("alice"), address("bob"), address("carol"));
+    let created = cli.json(&[
+        "issue",
+        "create",
+        LIFE,
+        "--title",
+        "Lake Birds",
+        "--year",
+        "2026",
+        "--face-value",
+        "100",
+        "--currency",
+        "EUR",
+        "--design-sha256",
+        "5f6c7c4a8b7f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aab",
+        "--design-uri",
+        "https://stamps.example/birds.png",
+        "--print-run",
+        "10",
+        "--variant",
+        "red=6",
+        "--variant",
+        "blue=4",
+        "-w",
+        "operator",
+    ]);
+    final_height(&created);
+    let mint = |serials: &str, variant: &str, to: &str| {
+        final_height(&cli.json(&[
+            "mint",
+            LIFE,
+            "--serials",
+            serials,
+            "--variant",
+            variant,
+            "--to",
+            to,
+            "-w",
+            "operator",
+        ]))
+    };
+    mint("1-3", "red", "alice");
+    mint("7-8", "blue", "bob");
+    cli.refused(
+        &[
+            "mint",
+            LIFE,
+            "--serials",
+            "9",
+            "--to",
+            "bob",
+            "-w",
+            "operator",
+        ],
+        "variant_required",
+    );
+
+    // Physical twins: claim codes go to a private file; the stamps belong to nobody.
+    let twins = dir.path().join("twins.json");
+    final_height(&cli.json(&[
+        "mint",
+        LIFE,
+        "--serials",
+        "4-6",
+        "--variant",
+        "red",
+        "--twins-out",
+        twins.to_str().unwrap(),
+        "-w",
+        "operator",
+    ]));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&twins).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "claim codes must be private");
+    }
+    let codes: Value = serde_json::from_str(&std::fs::read_to_string(&twins).unwrap()).unwrap();
+    let code = |serial: usize| {
+        codes[serial - 4]["claim_code"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(codes[0]["stamp"], s(4).as_str());
+    let unclaimed = cli.json(&["stamp", "show", &s(4)]);
+    assert_eq!(unclaimed["status"], "unclaimed", "{unclaimed}");
+    assert!(unclaimed["owner"].is_null(), "{unclaimed}");
+    cli.refused(
+        &["claim", &s(5), "--code", &code(6), "--to", "carol"],
+        "wrong_claim_key",
+    );
+    final_height(&cli.json(&["claim", &s(4), "--code", &code(4), "--to", "carol"]));
+    cli.refused(
+        &["claim", &s(4), "--code", &code(4), "--to", "bob"],
+        "not_claimable",
+    );
+    assert_eq!(cli.json(&["stamp", "show", &s(4)])["owner"], carol.as_str());
+
+    // An approved transfer: alice lets bob move #1; bob gives it to carol.
+    let height = cli.json(&["chain", "info"])["height"].as_u64().unwrap();
+    final_height(&cli.json(&[
+        "approve",
+        &s(1),
+        "--operator",
+        "bob",
+        "--until-height",
+        &(height + 100).to_string(),
+        "-w",
+        "alice",
+    ]));
+    final_height(&cli.json(&["transfer", &s(1), "--to", "carol", "-w", "bob"]));
+
+    // A two-party swap: alice's #2 for bob's #7, signed by alice, cosigned and sent by bob.
+    let offer = dir.path().join("offer.hex");
+    cli.ok(&[
+        "swap",
+        "--give",
+        &s(2),
+        "--take",
+        &s(7),
+        "--with",
+        "bob",
+        "-w",
+        "alice",
+        "--out",
+        offer.to_str().unwrap(),
+    ]);
+    // Submitted without bob's agreement, it is refused.
+    cli.refused(
+        &["tx", "submit", offer.to_str().unwrap()],
+        "missing_cosignature",
+    );
+    final_height(&cli.json(&[
+        "tx",
+        "cosign",
+        offer.to_str().unwrap(),
+        "-w",
+        "bob",
+        "--submit",
+    ]));
+
+    // Holdings follow claims and swaps.
+    let holds = |who: &str| -> Vec<String> {
+        cli.json(&["holdings", who])["stamps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(holds("carol"), [s(1), s(4)]);
+    assert_eq!(holds("alice"), [s(3), s(7)]);
+    assert_eq!(holds("bob"), [s(2), s(8)]);
+
+    // A burn by the claimed twin's owner.
+    final_height(&cli.json(&["burn", &s(4), "-w", "carol"]));
+
+    // Each is in the history.
+    let kinds = |serial| -> Vec<Value> {
+        cli.json(&["history", &s(serial)])["events"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let twin = kinds(4);
+    let names: Vec<&str> = twin.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(names, ["minted_for_claim", "claimed", "burned"], "{twin:?}");
+    assert_eq!(twin[1]["to"], carol.as_str());
+    let approved = kinds(1);
+    let last = approved.last().unwrap();
+    assert_eq!(
+        (&last["kind"], &last["from"], &last["to"], &last["operator"]),
+        (
+            &Value::from("transferred"),
+            &Value::from(alice.as_str()),
+            &Value::from(carol.as_str()),
+            &Value::from(bob.as_str())
+        ),
+        "{approved:?}"
+    );
+    for (serial, from, to) in [(2, &alice, &bob), (7, &bob, &alice)] {
+        let events = kinds(serial);
+        let last = events.last().unwrap();
+        assert_eq!(last["kind"], "swapped", "{events:?}");
+        assert_eq!(
+            (&last["from"], &last["to"]),
+            (&Value::from(from.as_str()), &Value::from(to.as_str()))
+        );
+    }
+    let text = cli.ok(&["history", &s(4)]);
+    assert!(
+        text.contains("physical twin") && text.contains("claimed by") && text.contains("burned"),
+        "{text}"
+    );
+
+    // Supply per variant, and the provenance of the twin and the swapped stamps verifies.
+    let issue = cli.json(&["issue", "show", LIFE]);
+    assert_eq!(
+        issue["variant_minted"],
+        serde_json::json!([6, 2]),
+        "{issue}"
+    );
+    assert_eq!(issue["burned"].as_u64(), Some(1));
+    for serial in [1, 2, 4, 7] {
+        let verdict = cli.json(&["stamp", "verify", &s(serial)]);
+        assert_eq!(verdict["verdict"], "AUTHENTIC", "#{serial}: {verdict}");
     }
 }
