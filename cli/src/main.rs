@@ -615,6 +615,17 @@ async fn run(cli: Cli) -> Result<()> {
             let (owner, claim_keys) = match (&to, &twins_out) {
                 (Some(to), _) => (ctx.wallets.resolve(to)?, Vec::new()),
                 (None, Some(path)) => {
+                    // Refuse before writing codes that could never go on chain: one
+                    // transaction carries every claim key (32 bytes each).
+                    let limit = ctx.client.chain().await?.params.max_tx_bytes as u64;
+                    let count = u64::from(last_serial.saturating_sub(first_serial)) + 1;
+                    let fits = limit.saturating_sub(TX_OVERHEAD_BYTES) / 32;
+                    if count > fits {
+                        bail!(
+                            "{count} twins do not fit in one transaction on this chain \
+                             (max_tx_bytes {limit}): mint at most {fits} per command"
+                        );
+                    }
                     let keys = write_twins(path, &issue, first_serial, last_serial)?;
                     eprintln!(
                         "wrote {} claim codes to {} (keep it secret: each code claims its stamp)",
@@ -916,6 +927,25 @@ async fn run(cli: Cli) -> Result<()> {
         }) => {
             let mut tx = read_tx_hex(&file)?;
             let key = ctx.wallets.unlock(&wallet, &ctx.passphrase)?;
+            let me = key.public_key().address();
+            let needed: Vec<Address> = match &tx.body {
+                TxBody::Swap { counterparty, .. } => vec![*counterparty],
+                TxBody::CreateIssue { record } => {
+                    let genesis = ctx.client.genesis().await?;
+                    record
+                        .co_issuers
+                        .iter()
+                        .filter_map(|co| genesis.operator(&co.operator).map(|op| op.issuer))
+                        .collect()
+                }
+                _ => Vec::new(),
+            };
+            if !needed.contains(&me) {
+                bail!(
+                    "this {} does not need the cosignature of wallet {wallet} ({me})",
+                    tx.body.kind()
+                );
+            }
             eprintln!(
                 "cosigning {} by {} (nonce {}):\n{}",
                 tx.body.kind(),
@@ -1276,9 +1306,24 @@ fn read_tx_hex(file: &std::path::Path) -> Result<SignedTx> {
     } else {
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
     };
-    let bytes = hex::decode(text.trim()).context("the transaction file must be hex")?;
+    // Hex as printed by --sign-only, or the JSON those commands print with --json.
+    let text = text.trim();
+    let hex_text = if text.starts_with('{') {
+        let value: serde_json::Value =
+            serde_json::from_str(text).context("the transaction file is not valid JSON")?;
+        value["tx"]
+            .as_str()
+            .context("the JSON has no \"tx\" field with the transaction's hex")?
+            .to_string()
+    } else {
+        text.to_string()
+    };
+    let bytes = hex::decode(hex_text.trim()).context("the transaction file must be hex")?;
     SignedTx::from_bytes(&bytes, MAX_TX_FILE_BYTES).context("the file is not a Cachet transaction")
 }
+
+/// Bytes of a twins mint besides its claim keys (ids, fields, signature), rounded up.
+const TX_OVERHEAD_BYTES: u64 = 512;
 
 /// Largest transaction the CLI reads from a file.
 const MAX_TX_FILE_BYTES: usize = 1024 * 1024;

@@ -213,6 +213,16 @@ impl Node {
         relay: Option<&[u8]>,
     ) -> Result<(Hash, TxStatus), SubmitError> {
         let id = verified.id();
+        // Cosigners depend only on the genesis: a transaction cosigned by the wrong parties
+        // never applies, and must not take its author's nonce slot in the pool.
+        if let Err(reason) =
+            cachet_state::check_cosigners(self.ledger.store().genesis(), verified.tx())
+        {
+            if relay.is_some() {
+                self.reject(id, reason.clone());
+            }
+            return Err(SubmitError::Rejected(reason));
+        }
         let admitted = {
             // Read the final nonce under the pool lock: the consensus thread commits a
             // block, then settles the pool under this lock, so we see both, neither, or a
@@ -562,6 +572,37 @@ mod tests {
         assert!(node.take_outbox().is_empty());
         // Seen again: still fine.
         assert_eq!(node.admit_batch(&batch(&[first])), Verdict::Accept);
+    }
+
+    #[test]
+    fn a_copy_with_other_cosigners_cannot_take_the_authors_nonce() {
+        // TestChain's operators: AT-POST (issuer 0) and DE-POST (issuer 1), ...
+        let chain = TestChain::new(4);
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(&chain, dir.path());
+        let mut factory = TxFactory::new(chain.chain_id);
+        let mut record = issue_record("AT-2026-001", "AT-POST", 10);
+        record.co_issuers = vec![cachet_types::CoIssuer {
+            operator: cachet_testkit::operator_id("DE"),
+            share: 5,
+        }];
+        let unsigned = factory.sign(chain.issuer(0), TxBody::CreateIssue { record });
+        // Someone relays a copy cosigned by the wrong key (a valid signature, another id):
+        // refused before the pool, so the genuine one still gets in.
+        let mut tampered = unsigned.clone();
+        tampered.cosign(&cachet_testkit::key("mallory"));
+        assert!(matches!(
+            node.submit(&tampered.to_bytes()),
+            Err(SubmitError::Rejected(Rejection::MissingCosignature(_)))
+        ));
+        assert_eq!(node.admit_batch(&batch(&[tampered])), Verdict::Accept);
+        assert_eq!(node.metrics().mempool_size, 0);
+        let mut genuine = unsigned;
+        genuine.cosign(chain.issuer(1));
+        assert_eq!(
+            node.submit(&genuine.to_bytes()).unwrap().1,
+            TxStatus::Pending
+        );
     }
 
     #[test]

@@ -650,9 +650,13 @@ fn physical_twin_claim_approved_transfer_swap_and_burn() {
         offer.to_str().unwrap(),
     ]);
     // Submitted without bob's agreement, it is refused.
-    cli.refused(
-        &["tx", "submit", offer.to_str().unwrap()],
-        "missing_cosignature",
+    cli.refused(&["tx", "submit", offer.to_str().unwrap()], "invalid_field");
+    // Only the counterparty can agree to it.
+    let out = cli.command(&["tx", "cosign", offer.to_str().unwrap(), "-w", "carol"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("does not need the cosignature"),
+        "{stderr}"
     );
     final_height(&cli.json(&[
         "tx",

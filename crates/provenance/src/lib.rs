@@ -400,6 +400,7 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
                     };
                 }
             }
+            TxBody::Mint { .. } if !minted => return Err(Failure::ForeignEvent(seq)),
             _ if !minted => {
                 return Err(Failure::EventOrder {
                     seq,

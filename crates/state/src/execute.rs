@@ -252,8 +252,8 @@ impl<'a, V: StateView + ?Sized> BlockExecution<'a, V> {
 
 /// Who must cosign a transaction: every co-issuer of a joint issue being created, the
 /// counterparty of a swap, nobody else. The cosignatures (already verified) must be exactly
-/// theirs.
-fn check_cosigners(genesis: &Genesis, tx: &SignedTx) -> Result<(), Rejection> {
+/// theirs. Needs only the genesis, so nodes also check it before admitting a transaction.
+pub fn check_cosigners(genesis: &Genesis, tx: &SignedTx) -> Result<(), Rejection> {
     let mut required: Vec<(PublicKey, String)> = Vec::new();
     match &tx.body {
         TxBody::CreateIssue { record } => {
@@ -267,9 +267,6 @@ fn check_cosigners(genesis: &Genesis, tx: &SignedTx) -> Result<(), Rejection> {
             }
         }
         TxBody::Swap { counterparty, .. } => {
-            if counterparty.public_key() == &tx.signer {
-                return Err(Rejection::InvalidSwap("a swap needs two parties".into()));
-            }
             required.push((*counterparty.public_key(), counterparty.to_string()));
         }
         _ => {}

@@ -13,7 +13,7 @@ pub mod smt;
 use cachet_types::Hash;
 
 pub use block::{BlockError, ExecutedBlock, Tip, build_block, execute_block};
-pub use execute::{ApplyError, BlockEnv, BlockExecution, StateChanges};
+pub use execute::{ApplyError, BlockEnv, BlockExecution, StateChanges, check_cosigners};
 pub use records::{
     AccountState, Approval, EventKind, IssueState, StampEvent, StampState, StampStatus, StateKey,
     StateValue, event_hash,

@@ -39,8 +39,6 @@ pub mod limits {
     pub const VARIANTS_MAX: usize = 64;
     /// Co-issuers of one issue (besides the lead operator).
     pub const CO_ISSUERS_MAX: usize = 16;
-    /// Cosignatures on one transaction.
-    pub const COSIGNATURES_MAX: usize = 16;
     /// Stamps on each side of a swap.
     pub const SWAP_SIDE_MAX: usize = 16;
 }
@@ -449,12 +447,15 @@ impl SignedTx {
         }
     }
 
-    /// Adds `key`'s cosignature (replacing an earlier one by the same key).
+    /// Adds `key`'s cosignature (replacing an earlier one by the same key), keeping the
+    /// cosignatures in their canonical order (ascending by cosigner key).
     pub fn cosign(&mut self, key: &SigningKey) {
         let signer = key.public_key();
         let signature = key.sign(&self.cosigning_bytes());
         self.cosignatures.retain(|c| c.signer != signer);
-        self.cosignatures.push(Cosignature { signer, signature });
+        let at = self.cosignatures.partition_point(|c| c.signer < signer);
+        self.cosignatures
+            .insert(at, Cosignature { signer, signature });
     }
 
     /// The exact bytes the signature covers.
@@ -497,23 +498,57 @@ impl SignedTx {
                 found: self.chain_id,
             });
         }
-        if self.cosignatures.len() > limits::COSIGNATURES_MAX {
-            return Err(field_error("cosignatures", self.cosignatures.len(), "at most 16").into());
+        // Cosignatures are not covered by the author's signature, so their form must leave
+        // no freedom: exactly as many as the kind needs (the swap's counterparty; one per
+        // co-issuer), in ascending order of cosigner key, none by the author. Otherwise
+        // anyone could relay a variant of a transaction (another id, same nonce) that
+        // crowds out the original.
+        if let TxBody::Swap { counterparty, .. } = &self.body
+            && counterparty.public_key() == &self.signer
+        {
+            return Err(IdError {
+                what: "swap counterparty",
+                text: counterparty.to_string(),
+                rule: "another account than the author",
+            }
+            .into());
+        }
+        let expected = match &self.body {
+            TxBody::Swap { .. } => 1,
+            TxBody::CreateIssue { record } => record.co_issuers.len(),
+            _ => 0,
+        };
+        if self.cosignatures.len() != expected {
+            return Err(IdError {
+                what: "cosignatures",
+                text: self.cosignatures.len().to_string(),
+                rule: "exactly one per party that must agree (swap counterparty, co-issuers)",
+            }
+            .into());
+        }
+        if let TxBody::Swap { counterparty, .. } = &self.body
+            && self.cosignatures[0].signer != *counterparty.public_key()
+        {
+            return Err(IdError {
+                what: "cosigner",
+                text: self.cosignatures[0].signer.address().to_string(),
+                rule: "the swap's counterparty",
+            }
+            .into());
         }
         for (index, co) in self.cosignatures.iter().enumerate() {
             if co.signer == self.signer
-                || self.cosignatures[..index]
-                    .iter()
-                    .any(|c| c.signer == co.signer)
+                || (index > 0 && self.cosignatures[index - 1].signer >= co.signer)
             {
                 return Err(IdError {
                     what: "cosigner",
                     text: co.signer.address().to_string(),
-                    rule: "each cosigns once, and not the author",
+                    rule: "each cosigns once, in ascending key order, and not the author",
                 }
                 .into());
             }
         }
+
         match &self.body {
             TxBody::CreateIssue { record } => record.check_fields()?,
             TxBody::Mint {

@@ -115,8 +115,27 @@ fn body() -> impl Strategy<Value = TxBody> {
 }
 
 fn signed_tx() -> impl Strategy<Value = SignedTx> {
-    (hash(), any::<u8>(), any::<u64>(), body())
-        .prop_map(|(chain, signer, nonce, body)| SignedTx::sign(chain, &key(signer), nonce, body))
+    (hash(), any::<u8>(), any::<u64>(), body()).prop_map(|(chain, signer, nonce, body)| {
+        // A swap's counterparty (one of the 256 test keys) must be another account, and
+        // cosigns it.
+        let counterparty = match &body {
+            TxBody::Swap { counterparty, .. } => Some(*counterparty),
+            _ => None,
+        };
+        let signer = match counterparty {
+            Some(c) if c == key(signer).public_key().address() => signer.wrapping_add(1),
+            _ => signer,
+        };
+        let mut tx = SignedTx::sign(chain, &key(signer), nonce, body);
+        if let Some(counterparty) = counterparty {
+            let other = (0..=u8::MAX)
+                .map(key)
+                .find(|k| k.public_key().address() == counterparty)
+                .expect("test counterparties are test keys");
+            tx.cosign(&other);
+        }
+        tx
+    })
 }
 
 proptest! {
@@ -250,4 +269,50 @@ fn invalid_utf8_and_invalid_ids_are_refused() {
     let mut not_utf8 = bytes.clone();
     not_utf8[id_at] = 0xff;
     assert!(SignedTx::from_bytes(&not_utf8, 4096).is_err());
+}
+
+#[test]
+fn cosignatures_are_checked_alone_and_in_batches() {
+    let chain = Hash::sha256(b"chain");
+    let (author, other) = (key(1), key(2));
+    let body = TxBody::Swap {
+        give: vec![cachet_types::SwapLeg {
+            stamp: StampId::new(IssueId::parse("AT-2026-001").unwrap(), 1),
+            last_event: Hash::ZERO,
+        }],
+        take: vec![cachet_types::SwapLeg {
+            stamp: StampId::new(IssueId::parse("AT-2026-001").unwrap(), 2),
+            last_event: Hash::ZERO,
+        }],
+        counterparty: other.public_key().address(),
+    };
+    let mut tx = SignedTx::sign(chain, &author, 1, body);
+    tx.cosign(&other);
+    assert!(tx.clone().verify(&chain).is_ok());
+    // A cosignature is over the cosigning bytes: one made over the signing bytes fails, and
+    // the author's own signature does not pass as a cosignature either.
+    let mut forged = tx.clone();
+    forged.cosignatures[0].signature = other.sign(&forged.signing_bytes());
+    assert!(forged.clone().verify(&chain).is_err());
+    let (index, _) =
+        cachet_types::verify_batch(&chain, vec![tx.clone(), forged], cachet_types::os_rng())
+            .unwrap_err();
+    assert_eq!(index, 1);
+    let mut own = tx.clone();
+    own.cosignatures = vec![cachet_types::Cosignature {
+        signer: author.public_key(),
+        signature: tx.signature,
+    }];
+    assert!(own.verify(&chain).is_err(), "the author cannot cosign");
+    // The same cosigner twice is refused; cosigning again replaces, not adds.
+    let mut twice = tx.clone();
+    twice.cosignatures.push(twice.cosignatures[0].clone());
+    assert!(twice.verify(&chain).is_err());
+    let mut again = tx.clone();
+    again.cosign(&other);
+    assert_eq!(again.cosignatures.len(), 1);
+    // Cosignatures are part of the id: a transaction without them is another transaction.
+    let mut bare = tx.clone();
+    bare.cosignatures.clear();
+    assert_ne!(bare.id(), tx.id());
 }
