@@ -33,10 +33,16 @@ impl Chain {
 
     /// One block with these transactions, proposed in turn, certified by validators 1..=3.
     fn block(&mut self, txs: Vec<(SigningKey, TxBody)>) {
-        let signed: Vec<VerifiedTx> = txs
+        let signed = txs
             .into_iter()
-            .map(|(k, body)| VerifiedTx::new_unchecked(self.factory.sign(&k, body)))
+            .map(|(k, body)| self.factory.sign(&k, body))
             .collect();
+        self.block_of(signed);
+    }
+
+    /// One block of already signed transactions.
+    fn block_of(&mut self, txs: Vec<cachet_types::SignedTx>) {
+        let signed: Vec<VerifiedTx> = txs.into_iter().map(VerifiedTx::new_unchecked).collect();
         self.time_ms += 1000;
         let height = self.ledger.store().tip().unwrap().height + 1;
         let proposal = self
@@ -50,7 +56,7 @@ impl Chain {
         self.ledger.commit_proposal(proposal, cert).unwrap();
     }
 
-    fn transfer(&self, serial: u32, to: &str) -> TxBody {
+    fn last_event(&self, serial: u32) -> cachet_types::Hash {
         let record = self
             .ledger
             .store()
@@ -59,9 +65,13 @@ impl Chain {
         let Some(cachet_state::StateValue::Stamp(s)) = record else {
             panic!("no stamp")
         };
+        s.last_event
+    }
+
+    fn transfer(&self, serial: u32, to: &str) -> TxBody {
         TxBody::Transfer {
             stamp: stamp(ISSUE, serial),
-            last_event: s.last_event,
+            last_event: self.last_event(serial),
             to: address(to),
         }
     }
@@ -381,4 +391,69 @@ fn golden_bundle_matches_specs_and_verifies() {
         verify(&parsed, &genesis).unwrap().owner,
         Some(address("erin"))
     );
+}
+
+/// A physical twin claimed, then swapped: both stamps' bundles verify, and a history missing
+/// the claim or a swap stripped of its cosignature is caught.
+#[test]
+fn twins_claims_and_swaps_verify_offline() {
+    let mut c = Chain::new();
+    let op = c.test.issuer(0).clone();
+    let claim_key = key("claim-60");
+    let mint = |first, last, claim_keys| TxBody::Mint {
+        issue: issue_id(ISSUE),
+        first_serial: first,
+        last_serial: last,
+        owner: address("alice"),
+        variant: None,
+        claim_keys,
+    };
+    c.block(vec![
+        (
+            op.clone(),
+            TxBody::CreateIssue {
+                record: issue_record(ISSUE, "AT-POST", 100),
+            },
+        ),
+        (op.clone(), mint(1, 5, Vec::new())),
+        (op.clone(), mint(60, 60, vec![claim_key.public_key()])),
+    ]);
+    let unclaimed = verify(&c.bundle(60), &c.test.genesis).unwrap();
+    assert_eq!(unclaimed.owner, None);
+    c.block(vec![(
+        claim_key.clone(),
+        TxBody::Claim {
+            stamp: stamp(ISSUE, 60),
+            to: address("bob"),
+        },
+    )]);
+    let leg = |c: &Chain, serial| cachet_types::SwapLeg {
+        stamp: stamp(ISSUE, serial),
+        last_event: c.last_event(serial),
+    };
+    let mut swap = c.factory.sign(
+        &key("alice"),
+        TxBody::Swap {
+            give: vec![leg(&c, 1)],
+            take: vec![leg(&c, 60)],
+            counterparty: address("bob"),
+        },
+    );
+    swap.cosign(&key("bob"));
+    c.block_of(vec![swap]);
+
+    let twin = c.bundle(60);
+    let ok = verify(&twin, &c.test.genesis).unwrap();
+    assert_eq!((ok.owner, ok.events), (Some(address("alice")), 3));
+    let ok = verify(&c.bundle(1), &c.test.genesis).unwrap();
+    assert_eq!(ok.owner, Some(address("bob")));
+
+    // Without the claim, the swap does not follow the mint.
+    let mut b = twin.clone();
+    b.events.remove(1);
+    assert_eq!(verify(&b, &c.test.genesis).unwrap_err().code(), "chain_gap");
+    // A swap stripped of bob's cosignature is not a valid transaction.
+    let mut b = twin;
+    b.events[2].tx.cosignatures.clear();
+    assert_eq!(verify(&b, &c.test.genesis).unwrap_err().code(), "signature");
 }
