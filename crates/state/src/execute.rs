@@ -511,9 +511,16 @@ fn apply_body<V: StateView + ?Sized>(
             if claim_key != ctx.signer {
                 return Err(Rejection::WrongClaimKey(stamp.clone()).into());
             }
-            if to.public_key() == &ctx.signer {
-                return Err(Rejection::SpentClaimKey.into());
-            }
+            // The claim key is spent first, so the receiver check below also refuses the
+            // claim key itself: it never owns a stamp.
+            let account = scratch.account(&ctx.signer)?;
+            scratch.writes.insert(
+                StateKey::Account(ctx.signer),
+                StateValue::Account(AccountState {
+                    spent_claim_key: true,
+                    ..account
+                }),
+            );
             scratch.receiver(to)?;
             scratch.event(
                 ctx,
@@ -524,15 +531,6 @@ fn apply_body<V: StateView + ?Sized>(
                 None,
                 EventKind::Claimed { claim_key, to: *to },
             )?;
-            // The claim key is spent: it never owns a stamp.
-            let account = scratch.account(&ctx.signer)?;
-            scratch.writes.insert(
-                StateKey::Account(ctx.signer),
-                StateValue::Account(AccountState {
-                    spent_claim_key: true,
-                    ..account
-                }),
-            );
         }
         TxBody::Swap {
             give,
@@ -555,14 +553,12 @@ fn apply_body<V: StateView + ?Sized>(
             scratch.receiver(&me)?;
             // Check every leg before moving any: all move or none.
             let mut moves = Vec::with_capacity(seen.len());
-            for leg in give {
-                moves.push((leg, swap_leg(scratch, leg, &me)?, *counterparty));
+            for (side, from, to) in [(give, me, *counterparty), (take, *counterparty, me)] {
+                for leg in side {
+                    moves.push((leg, swap_leg(scratch, leg, &from)?, from, to));
+                }
             }
-            for leg in take {
-                moves.push((leg, swap_leg(scratch, leg, counterparty)?, me));
-            }
-            for (leg, current, to) in moves {
-                let from = current.owner.unwrap_or(to);
+            for (leg, current, from, to) in moves {
                 scratch.event(
                     ctx,
                     &leg.stamp,
