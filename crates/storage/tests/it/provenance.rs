@@ -448,6 +448,13 @@ fn twins_claims_and_swaps_verify_offline() {
     let ok = verify(&c.bundle(1), &c.test.genesis).unwrap();
     assert_eq!(ok.owner, Some(address("bob")));
 
+    // A mint of other serials is another stamp's event.
+    let mut b = twin.clone();
+    b.events.insert(0, c.bundle(1).events[0].clone());
+    assert_eq!(
+        verify(&b, &c.test.genesis).unwrap_err().code(),
+        "foreign_event"
+    );
     // Without the claim, the swap does not follow the mint.
     let mut b = twin.clone();
     b.events.remove(1);
