@@ -666,21 +666,8 @@ async fn run(cli: Cli) -> Result<()> {
                 .context("the claim code must be 64 hex digits")?;
             let claim_key = cachet_types::SigningKey::from_seed(seed);
             let to = ctx.wallets.resolve(&to)?;
-            let chain_id = ctx.client.chain().await?.chain_id;
-            let nonce = ctx
-                .client
-                .account(&claim_key.public_key().address())
-                .await?
-                .next_nonce;
-            let tx = SignedTx::sign(
-                chain_id,
-                &claim_key,
-                nonce,
-                TxBody::Claim {
-                    stamp: stamp.clone(),
-                    to,
-                },
-            );
+            let body = TxBody::Claim { stamp, to };
+            let tx = sign(&ctx, &claim_key, None, None, body).await?;
             let submitted = ctx.client.submit(&tx).await;
             finish_tx(&ctx, submitted, no_wait, timeout, Some("claim")).await
         }
@@ -694,16 +681,6 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let counterparty = ctx.wallets.resolve(&counterparty)?;
             let key = ctx.wallets.unlock(&wallet, &ctx.passphrase)?;
-            let chain_id = ctx.client.chain().await?.chain_id;
-            let nonce = match nonce {
-                Some(nonce) => nonce,
-                None => {
-                    ctx.client
-                        .account(&key.public_key().address())
-                        .await?
-                        .next_nonce
-                }
-            };
             let legs = |stamps: Vec<StampId>| async {
                 let mut out = Vec::new();
                 for stamp in stamps {
@@ -717,16 +694,12 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let give = legs(give).await?;
             let take = legs(take).await?;
-            let tx = SignedTx::sign(
-                chain_id,
-                &key,
-                nonce,
-                TxBody::Swap {
-                    give,
-                    take,
-                    counterparty,
-                },
-            );
+            let body = TxBody::Swap {
+                give,
+                take,
+                counterparty,
+            };
+            let tx = sign(&ctx, &key, nonce, None, body).await?;
             let hex = hex::encode(tx.to_bytes());
             match &out {
                 Some(path) => write_new_file(path, &hex)?,
@@ -908,13 +881,8 @@ async fn run(cli: Cli) -> Result<()> {
             no_wait,
             timeout,
         }) => {
-            let text = if file.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
-            } else {
-                std::fs::read_to_string(&file)
-                    .with_context(|| format!("cannot read {}", file.display()))?
-            };
-            let bytes = hex::decode(text.trim()).context("the transaction file must be hex")?;
+            // The node decodes and judges the bytes, so a bad transaction gets its reason.
+            let bytes = read_tx_bytes(&file)?;
             let info = ctx.client.submit_bytes(&bytes).await;
             finish_tx(&ctx, info, no_wait, timeout, None).await
         }
@@ -955,13 +923,7 @@ async fn run(cli: Cli) -> Result<()> {
             );
             tx.cosign(&key);
             if !submit {
-                if ctx.json {
-                    return print_json(
-                        &json!({"tx_id": tx.id(), "tx": hex::encode(tx.to_bytes())}),
-                    );
-                }
-                println!("{}", hex::encode(tx.to_bytes()));
-                return Ok(());
+                return print_signed(&ctx, &tx);
             }
             let kind = tx.body.kind();
             let submitted = ctx.client.submit(&tx).await;
@@ -1012,14 +974,27 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path, what: &str)
 }
 
 fn write_new_file(path: &std::path::Path, text: &str) -> Result<()> {
+    create_new_file(path, text, false)
+}
+
+/// Writes `text` and a newline to a file that must not exist yet, synced; `private` makes it
+/// readable by its owner only (secrets such as claim codes).
+fn create_new_file(path: &std::path::Path, text: &str, private: bool) -> Result<()> {
     use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if private {
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut file = options
         .open(path)
         .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
     file.write_all(text.as_bytes())?;
     file.write_all(b"\n")?;
+    file.sync_all()?;
     Ok(())
 }
 
@@ -1284,29 +1259,18 @@ fn write_twins(
             "claim_key": key.public_key().address(),
         }));
     }
-    let text = serde_json::to_string_pretty(&codes)?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
-    use std::io::Write;
-    file.write_all(text.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
+    create_new_file(path, &serde_json::to_string_pretty(&codes)?, true)?;
     Ok(keys)
 }
 
-/// Reads a hex transaction from a file or standard input ("-").
-fn read_tx_hex(file: &std::path::Path) -> Result<SignedTx> {
+/// Reads a transaction's bytes from a file or standard input ("-"): the hex printed by
+/// --sign-only, or the JSON those commands print with --json.
+fn read_tx_bytes(file: &std::path::Path) -> Result<Vec<u8>> {
     let text = if file.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
     } else {
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
     };
-    // Hex as printed by --sign-only, or the JSON those commands print with --json.
     let text = text.trim();
     let hex_text = if text.starts_with('{') {
         let value: serde_json::Value =
@@ -1318,7 +1282,12 @@ fn read_tx_hex(file: &std::path::Path) -> Result<SignedTx> {
     } else {
         text.to_string()
     };
-    let bytes = hex::decode(hex_text.trim()).context("the transaction file must be hex")?;
+    hex::decode(hex_text.trim()).context("the transaction file must be hex")
+}
+
+/// Reads and decodes a transaction (see [`read_tx_bytes`]).
+fn read_tx_hex(file: &std::path::Path) -> Result<SignedTx> {
+    let bytes = read_tx_bytes(file)?;
     SignedTx::from_bytes(&bytes, MAX_TX_FILE_BYTES).context("the file is not a Cachet transaction")
 }
 
@@ -1331,11 +1300,28 @@ const MAX_TX_FILE_BYTES: usize = 1024 * 1024;
 /// Signs `body` with the wallet, submits it, and waits for finality unless told not to.
 async fn send(ctx: &Context_, options: &TxOptions, body: TxBody) -> Result<()> {
     let key = ctx.wallets.unlock(&options.wallet, &ctx.passphrase)?;
-    let chain_id = match options.chain_id {
+    let kind = body.kind();
+    let tx = sign(ctx, &key, options.nonce, options.chain_id, body).await?;
+    if options.sign_only {
+        return print_signed(ctx, &tx);
+    }
+    let submitted = ctx.client.submit(&tx).await;
+    finish_tx(ctx, submitted, options.no_wait, options.timeout, Some(kind)).await
+}
+
+/// Signs `body` with `key`; the chain id and the nonce default to the node's.
+async fn sign(
+    ctx: &Context_,
+    key: &cachet_types::SigningKey,
+    nonce: Option<u64>,
+    chain_id: Option<Hash>,
+    body: TxBody,
+) -> Result<SignedTx> {
+    let chain_id = match chain_id {
         Some(id) => id,
         None => ctx.client.chain().await?.chain_id,
     };
-    let nonce = match options.nonce {
+    let nonce = match nonce {
         Some(nonce) => nonce,
         None => {
             ctx.client
@@ -1344,17 +1330,16 @@ async fn send(ctx: &Context_, options: &TxOptions, body: TxBody) -> Result<()> {
                 .next_nonce
         }
     };
-    let kind = body.kind();
-    let tx = SignedTx::sign(chain_id, &key, nonce, body);
-    if options.sign_only {
-        if ctx.json {
-            return print_json(&json!({"tx_id": tx.id(), "tx": hex::encode(tx.to_bytes())}));
-        }
-        println!("{}", hex::encode(tx.to_bytes()));
-        return Ok(());
+    Ok(SignedTx::sign(chain_id, key, nonce, body))
+}
+
+/// Prints a signed transaction for another machine or party: hex, or with --json its id too.
+fn print_signed(ctx: &Context_, tx: &SignedTx) -> Result<()> {
+    if ctx.json {
+        return print_json(&json!({"tx_id": tx.id(), "tx": hex::encode(tx.to_bytes())}));
     }
-    let submitted = ctx.client.submit(&tx).await;
-    finish_tx(ctx, submitted, options.no_wait, options.timeout, Some(kind)).await
+    println!("{}", hex::encode(tx.to_bytes()));
+    Ok(())
 }
 
 /// Reports a submission, waiting for finality unless `no_wait`.

@@ -58,6 +58,41 @@ impl Cli {
     }
 }
 
+impl Cli {
+    /// The address of wallet `name`.
+    fn address(&self, name: &str) -> String {
+        self.json(&["wallet", "address", name])["address"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+/// A dev node in a temporary directory and the CLI pointed at it, with the node's operator
+/// key imported as wallet "operator" and a new wallet for each of `names`.
+fn dev_cli(names: &[&str]) -> (tempfile::TempDir, DevNode, Cli) {
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::start(
+        &cachetd_binary(Path::new(env!("CARGO_BIN_EXE_cachet"))),
+        &dir.path().join("node"),
+    );
+    let cli = Cli {
+        api: node.api().to_string(),
+        wallets: dir.path().join("wallets"),
+    };
+    let operator_key = node.data_dir().join("operator.key.json");
+    cli.ok(&[
+        "wallet",
+        "import",
+        "operator",
+        operator_key.to_str().unwrap(),
+    ]);
+    for name in names {
+        cli.ok(&["wallet", "new", name]);
+    }
+    (dir, node, cli)
+}
+
 fn stamp(serial: u32) -> String {
     format!("{ISSUE}#{serial}")
 }
@@ -86,31 +121,8 @@ fn flip_signature_byte(path: &Path) {
 
 #[test]
 fn operator_and_collectors_walkthrough_with_every_rejection() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = DevNode::start(
-        &cachetd_binary(Path::new(env!("CARGO_BIN_EXE_cachet"))),
-        &dir.path().join("node"),
-    );
-    let cli = Cli {
-        api: node.api().to_string(),
-        wallets: dir.path().join("wallets"),
-    };
-    let operator_key = node.data_dir().join("operator.key.json");
-    cli.ok(&[
-        "wallet",
-        "import",
-        "operator",
-        operator_key.to_str().unwrap(),
-    ]);
-    for name in ["alice", "bob", "mallory"] {
-        cli.ok(&["wallet", "new", name]);
-    }
-    let address = |name: &str| {
-        cli.json(&["wallet", "address", name])["address"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let (dir, node, cli) = dev_cli(&["alice", "bob", "mallory"]);
+    let address = |name: &str| cli.address(name);
     let (operator, alice, bob) = (address("operator"), address("alice"), address("bob"));
 
     let created = cli.json(&[
@@ -496,32 +508,12 @@ fn bad_input_gives_one_clear_line() {
 fn physical_twin_claim_approved_transfer_swap_and_burn() {
     const LIFE: &str = "DEV-2026-002";
     let s = |serial: u32| format!("{LIFE}#{serial}");
-    let dir = tempfile::tempdir().unwrap();
-    let node = DevNode::start(
-        &cachetd_binary(Path::new(env!("CARGO_BIN_EXE_cachet"))),
-        &dir.path().join("node"),
+    let (dir, _node, cli) = dev_cli(&["alice", "bob", "carol"]);
+    let (alice, bob, carol) = (
+        cli.address("alice"),
+        cli.address("bob"),
+        cli.address("carol"),
     );
-    let cli = Cli {
-        api: node.api().to_string(),
-        wallets: dir.path().join("wallets"),
-    };
-    let operator_key = node.data_dir().join("operator.key.json");
-    cli.ok(&[
-        "wallet",
-        "import",
-        "operator",
-        operator_key.to_str().unwrap(),
-    ]);
-    for name in ["alice", "bob", "carol"] {
-        cli.ok(&["wallet", "new", name]);
-    }
-    let address = |name: &str| {
-        cli.json(&["wallet", "address", name])["address"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let (alice, bob, carol) = (address("alice"), address("bob"), address("carol"));
     let created = cli.json(&[
         "issue",
         "create",
@@ -578,8 +570,30 @@ fn physical_twin_claim_approved_transfer_swap_and_burn() {
         "variant_required",
     );
 
-    // Physical twins: claim codes go to a private file; the stamps belong to nobody.
+    // Physical twins: claim codes go to a private file; the stamps belong to nobody. A range
+    // that cannot fit one transaction is refused before any code is written.
     let twins = dir.path().join("twins.json");
+    let out = cli.command(&[
+        "mint",
+        LIFE,
+        "--serials",
+        "1-5000",
+        "--variant",
+        "red",
+        "--twins-out",
+        twins.to_str().unwrap(),
+        "-w",
+        "operator",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("do not fit in one transaction"),
+        "{stderr}"
+    );
+    assert!(
+        !twins.exists(),
+        "no claim codes for a mint that cannot happen"
+    );
     final_height(&cli.json(&[
         "mint",
         LIFE,
@@ -658,14 +672,18 @@ fn physical_twin_claim_approved_transfer_swap_and_burn() {
         !out.status.success() && stderr.contains("does not need the cosignature"),
         "{stderr}"
     );
-    final_height(&cli.json(&[
+    // bob cosigns; the --json output goes straight to `tx submit`.
+    let cosigned = dir.path().join("cosigned.json");
+    let text = cli.ok(&[
         "tx",
         "cosign",
         offer.to_str().unwrap(),
         "-w",
         "bob",
-        "--submit",
-    ]));
+        "--json",
+    ]);
+    std::fs::write(&cosigned, text).unwrap();
+    final_height(&cli.json(&["tx", "submit", cosigned.to_str().unwrap()]));
 
     // Holdings follow claims and swaps.
     let holds = |who: &str| -> Vec<String> {
