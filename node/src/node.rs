@@ -515,15 +515,33 @@ mod tests {
     use cachet_testkit::{TestChain, TxFactory, issue_record};
     use cachet_types::TxBody;
 
-    fn node(chain: &TestChain, dir: &std::path::Path) -> Node {
-        let store = Store::open(&dir.join("db"), &chain.genesis).unwrap();
-        Node::new(
-            Ledger::new(store),
-            Mempool::new(100, 100),
-            Role::Observer,
-            Arc::new(AtomicUsize::new(0)),
-        )
-        .unwrap()
+    /// An observer node over a fresh store of a four-operator chain, and a signer for it.
+    struct Fixture {
+        chain: TestChain,
+        node: Node,
+        factory: TxFactory,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let chain = TestChain::new(4);
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(&dir.path().join("db"), &chain.genesis).unwrap();
+            let node = Node::new(
+                Ledger::new(store),
+                Mempool::new(100, 100),
+                Role::Observer,
+                Arc::new(AtomicUsize::new(0)),
+            )
+            .unwrap();
+            Fixture {
+                factory: TxFactory::new(chain.chain_id),
+                chain,
+                node,
+                _dir: dir,
+            }
+        }
     }
 
     fn batch(txs: &[SignedTx]) -> Vec<Vec<u8>> {
@@ -539,12 +557,15 @@ mod tests {
 
     #[test]
     fn gossiped_batches_are_judged_for_the_gossip_layer() {
-        let chain = TestChain::new(4);
-        let dir = tempfile::tempdir().unwrap();
-        let node = node(&chain, dir.path());
-        let mut factory = TxFactory::new(chain.chain_id);
-        let first = create(&mut factory, &chain, "AT-2026-001");
-        let second = create(&mut factory, &chain, "AT-2026-002");
+        let mut fixture = Fixture::new();
+        let Fixture {
+            chain,
+            node,
+            factory,
+            ..
+        } = &mut fixture;
+        let first = create(factory, chain, "AT-2026-001");
+        let second = create(factory, chain, "AT-2026-002");
 
         assert_eq!(node.admit_batch(&[b"garbage".to_vec()]), Verdict::Reject);
 
@@ -559,7 +580,7 @@ mod tests {
 
         // Another chain's transaction.
         let mut other = TxFactory::new(Hash::ZERO);
-        let foreign = create(&mut other, &chain, "AT-2026-001");
+        let foreign = create(&mut other, chain, "AT-2026-001");
         assert_eq!(node.admit_batch(&batch(&[foreign])), Verdict::Reject);
 
         // A good batch is admitted and forwarded, and not gossiped again by this node.
@@ -577,10 +598,13 @@ mod tests {
     #[test]
     fn a_copy_with_other_cosigners_cannot_take_the_authors_nonce() {
         // TestChain's operators: AT-POST (issuer 0) and DE-POST (issuer 1), ...
-        let chain = TestChain::new(4);
-        let dir = tempfile::tempdir().unwrap();
-        let node = node(&chain, dir.path());
-        let mut factory = TxFactory::new(chain.chain_id);
+        let mut fixture = Fixture::new();
+        let Fixture {
+            chain,
+            node,
+            factory,
+            ..
+        } = &mut fixture;
         let mut record = issue_record("AT-2026-001", "AT-POST", 10);
         record.co_issuers = vec![cachet_types::CoIssuer {
             operator: cachet_testkit::operator_id("DE"),
@@ -607,11 +631,14 @@ mod tests {
 
     #[test]
     fn client_submissions_are_gossiped() {
-        let chain = TestChain::new(4);
-        let dir = tempfile::tempdir().unwrap();
-        let node = node(&chain, dir.path());
-        let mut factory = TxFactory::new(chain.chain_id);
-        let tx = create(&mut factory, &chain, "AT-2026-001");
+        let mut fixture = Fixture::new();
+        let Fixture {
+            chain,
+            node,
+            factory,
+            ..
+        } = &mut fixture;
+        let tx = create(factory, chain, "AT-2026-001");
         let (_, status) = node.submit(&tx.to_bytes()).unwrap();
         assert_eq!(status, TxStatus::Pending);
         assert_eq!(node.take_outbox(), vec![tx.to_bytes()]);
@@ -619,12 +646,15 @@ mod tests {
 
     #[test]
     fn a_transaction_refused_here_but_final_later_reports_final() {
-        let chain = TestChain::new(4);
-        let dir = tempfile::tempdir().unwrap();
-        let node = node(&chain, dir.path());
-        let mut factory = TxFactory::new(chain.chain_id);
-        let first = create(&mut factory, &chain, "AT-2026-001");
-        let second = create(&mut factory, &chain, "AT-2026-002");
+        let mut fixture = Fixture::new();
+        let Fixture {
+            chain,
+            node,
+            factory,
+            ..
+        } = &mut fixture;
+        let first = create(factory, chain, "AT-2026-001");
+        let second = create(factory, chain, "AT-2026-002");
         // The second arrives first: refused here (nonce gap), and the refusal remembered.
         assert!(node.submit(&second.to_bytes()).is_err());
         assert!(matches!(
