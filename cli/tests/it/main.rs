@@ -573,18 +573,22 @@ fn physical_twin_claim_approved_transfer_swap_and_burn() {
     // Physical twins: claim codes go to a private file; the stamps belong to nobody. A range
     // that cannot fit one transaction is refused before any code is written.
     let twins = dir.path().join("twins.json");
-    let out = cli.command(&[
-        "mint",
-        LIFE,
-        "--serials",
-        "1-5000",
-        "--variant",
-        "red",
-        "--twins-out",
-        twins.to_str().unwrap(),
-        "-w",
-        "operator",
-    ]);
+    let mint_twins = |serials: &str| {
+        cli.command(&[
+            "mint",
+            LIFE,
+            "--serials",
+            serials,
+            "--variant",
+            "red",
+            "--twins-out",
+            twins.to_str().unwrap(),
+            "--json",
+            "-w",
+            "operator",
+        ])
+    };
+    let out = mint_twins("1-5000");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && stderr.contains("do not fit in one transaction"),
@@ -594,18 +598,13 @@ fn physical_twin_claim_approved_transfer_swap_and_burn() {
         !twins.exists(),
         "no claim codes for a mint that cannot happen"
     );
-    final_height(&cli.json(&[
-        "mint",
-        LIFE,
-        "--serials",
-        "4-6",
-        "--variant",
-        "red",
-        "--twins-out",
-        twins.to_str().unwrap(),
-        "-w",
-        "operator",
-    ]));
+    let out = mint_twins("4-6");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    final_height(&serde_json::from_slice(&out.stdout).unwrap());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
