@@ -1,6 +1,6 @@
 //! Named reasons a transaction is refused (`specs/state.md` lists them all).
 
-use cachet_types::{Address, Hash, IssueId, OperatorId, StampId, TxCheckError};
+use cachet_types::{Hash, IssueId, OperatorId, StampId, TxCheckError};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -133,9 +133,6 @@ pub enum Rejection {
     /// A party whose agreement the transaction needs did not cosign it.
     #[error("missing cosignature of {0}")]
     MissingCosignature(String),
-    /// A cosignature by an account the transaction does not need.
-    #[error("cosignature by {0}, which this transaction does not need")]
-    UnexpectedCosignature(Address),
     /// Mint of a variant the issue does not have.
     #[error("issue {issue} has no variant {variant:?}")]
     UnknownVariant {
@@ -232,7 +229,6 @@ impl Rejection {
             Rejection::DeadlinePassed => "deadline_passed",
             Rejection::UnknownOperator(_) => "unknown_operator",
             Rejection::MissingCosignature(_) => "missing_cosignature",
-            Rejection::UnexpectedCosignature(_) => "unexpected_cosignature",
             Rejection::UnknownVariant { .. } => "unknown_variant",
             Rejection::VariantRequired(_) => "variant_required",
             Rejection::NotInVariant { .. } => "not_in_variant",
