@@ -316,3 +316,48 @@ fn cosignatures_are_checked_alone_and_in_batches() {
     bare.cosignatures.clear();
     assert_ne!(bare.id(), tx.id());
 }
+
+#[test]
+fn cosignatures_keep_one_canonical_order() {
+    let chain = Hash::sha256(b"chain");
+    let operator = |text: &str| cachet_types::OperatorId::parse(text).unwrap();
+    let record = IssueRecord {
+        id: IssueId::parse("AT-2026-001").unwrap(),
+        operator: operator("AT-POST"),
+        title: "Joint".into(),
+        country: CountryCode::parse("AT").unwrap(),
+        year: 2026,
+        wns_number: None,
+        face_value: FaceValue {
+            amount_minor: 100,
+            currency: CurrencyCode::parse("EUR").unwrap(),
+        },
+        design_sha256: Hash::ZERO,
+        design_uri: "u".into(),
+        print_run: 10,
+        variants: Vec::new(),
+        co_issuers: ["DE-POST", "CH-POST"]
+            .map(|id| cachet_types::CoIssuer {
+                operator: operator(id),
+                share: 2,
+            })
+            .to_vec(),
+    };
+    let mut tx = SignedTx::sign(chain, &key(1), 1, TxBody::CreateIssue { record });
+    // Whatever order the co-issuers sign in, the transaction comes out the same.
+    let (a, b) = (key(2), key(3));
+    let mut other_order = tx.clone();
+    tx.cosign(&a);
+    tx.cosign(&b);
+    other_order.cosign(&b);
+    other_order.cosign(&a);
+    assert_eq!(tx, other_order);
+    assert!(tx.clone().verify(&chain).is_ok());
+    // Out of order, or one short, it is refused.
+    let mut reversed = tx.clone();
+    reversed.cosignatures.reverse();
+    assert!(reversed.verify(&chain).is_err());
+    let mut short = tx;
+    short.cosignatures.pop();
+    assert!(short.verify(&chain).is_err());
+}
