@@ -64,9 +64,15 @@ impl SignerState {
 
 /// The ledger side of consensus.
 pub trait App {
-    /// A block for `height` on the current tip, or `None` when there is nothing to propose
-    /// and `allow_empty` is false.
-    fn build_block(&mut self, height: u64, round: u32, allow_empty: bool) -> Option<Block>;
+    /// A block for `height` on the current tip, proposed by validator `proposer`, or `None`
+    /// when there is nothing to propose and `allow_empty` is false.
+    fn build_block(
+        &mut self,
+        height: u64,
+        round: u32,
+        proposer: u16,
+        allow_empty: bool,
+    ) -> Option<Block>;
     /// Whether `block` validly extends the current tip (signatures, rules, state root).
     fn validate_block(&mut self, block: &Block) -> bool;
     /// Whether transactions are waiting.
@@ -128,7 +134,9 @@ pub enum Received {
 pub struct Driver {
     chain_id: Hash,
     validators: Vec<PublicKey>,
-    key: Option<(u16, SigningKey)>,
+    next_validators: Vec<PublicKey>,
+    key: Option<SigningKey>,
+    index: Option<u16>,
     timeouts: Timeouts,
     machine: Tendermint,
     blocks: BTreeMap<Hash, Block>,
@@ -141,23 +149,23 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// A driver; `key` is our validator index and key (none for an observer), `signer` the
-    /// stored signer state (default if none). Call [`Driver::start`] to begin.
+    /// A driver; `key` is our validator key (none for an observer; a key outside a height's
+    /// validator set only follows that height), `signer` the stored signer state (default if
+    /// none). Call [`Driver::start`] to begin.
     pub fn new(
         chain_id: Hash,
-        validators: Vec<PublicKey>,
-        key: Option<(u16, SigningKey)>,
+        key: Option<SigningKey>,
         signer: SignerState,
         timeouts: Timeouts,
     ) -> Driver {
-        let n = validators.len();
-        let me = key.as_ref().map(|(index, _)| *index);
         Driver {
             chain_id,
-            validators,
+            validators: Vec::new(),
+            next_validators: Vec::new(),
             key,
+            index: None,
             timeouts,
-            machine: Tendermint::new(n, me, timeouts, 0, None),
+            machine: Tendermint::new(1, None, timeouts, 0, None),
             blocks: BTreeMap::new(),
             invalid: BTreeSet::new(),
             signer,
@@ -183,18 +191,48 @@ impl Driver {
         &self.signer
     }
 
-    /// Validator keys.
+    /// The validator keys of the height being decided.
     pub fn validators(&self) -> &[PublicKey] {
         &self.validators
     }
 
-    /// Begins deciding `height` (the ledger tip + 1).
-    pub fn start(&mut self, height: u64, app: &mut dyn App) -> Vec<Action> {
+    /// Our validator key, if we have one.
+    pub fn signer_key(&self) -> Option<PublicKey> {
+        self.key.as_ref().map(SigningKey::public_key)
+    }
+
+    /// Our validator index at the height being decided (none: we only follow it).
+    pub fn index(&self) -> Option<u16> {
+        self.index
+    }
+
+    /// Begins deciding `height` (the ledger tip + 1) with its validator set and the next
+    /// height's (for messages that arrive early); both come from the ledger, which knows
+    /// them from its tip. Neither may be empty.
+    pub fn start(
+        &mut self,
+        height: u64,
+        validators: Vec<PublicKey>,
+        next_validators: Vec<PublicKey>,
+        app: &mut dyn App,
+    ) -> Vec<Action> {
         let resume = self.signer.height == height;
         let locked = if resume { self.signer.locked } else { None };
         let round = if resume { self.signer.round } else { 0 };
-        let me = self.key.as_ref().map(|(index, _)| *index);
-        self.machine = Tendermint::new(self.validators.len(), me, self.timeouts, height, locked);
+        self.validators = validators;
+        self.next_validators = next_validators;
+        self.index = self.key.as_ref().and_then(|key| {
+            let public = key.public_key();
+            let position = self.validators.iter().position(|v| *v == public)?;
+            u16::try_from(position).ok()
+        });
+        self.machine = Tendermint::new(
+            self.validators.len(),
+            self.index,
+            self.timeouts,
+            height,
+            locked,
+        );
         self.blocks.clear();
         self.invalid.clear();
         let proof = if resume {
@@ -249,14 +287,15 @@ impl Driver {
         if msg.height() > height + 1 {
             return Ok((Received::Ahead(msg.height()), actions));
         }
-        msg.verify(&self.chain_id, &self.validators)?;
         if msg.height() == height + 1 {
+            msg.verify(&self.chain_id, &self.next_validators)?;
             let queue = self.future.entry(msg.signer()).or_default();
             if queue.len() < MAX_FUTURE_PER_VALIDATOR && !queue.contains(&msg) {
                 queue.push(msg);
             }
             return Ok((Received::Buffered, actions));
         }
+        msg.verify(&self.chain_id, &self.validators)?;
         let accepted = self.feed(msg, app, &mut actions);
         let received = match accepted {
             Accepted::New | Accepted::Equivocation => Received::Accepted,
@@ -393,7 +432,7 @@ impl Driver {
                         VoteKind::Prevote => 2,
                         VoteKind::Precommit => 3,
                     };
-                    let Some(index) = self.key.as_ref().map(|(index, _)| *index) else {
+                    let Some(index) = self.index else {
                         continue;
                     };
                     let vote = Vote {
@@ -469,13 +508,13 @@ impl Driver {
         queue: &mut VecDeque<Output>,
         actions: &mut Vec<Action>,
     ) {
-        let Some(index) = self.key.as_ref().map(|(index, _)| *index) else {
+        let Some(index) = self.index else {
             return;
         };
         let height = self.machine.height();
         let (block, pol_round) = match value.and_then(|hash| self.blocks.get(&hash)) {
             Some(block) => (block.clone(), pol_round),
-            None => match app.build_block(height, round, round > 0) {
+            None => match app.build_block(height, round, index, round > 0) {
                 Some(block) => (block, None),
                 None => {
                     self.pending_propose = Some(round);
@@ -525,7 +564,8 @@ impl Driver {
         make: impl FnOnce(&Hash, &SigningKey) -> T,
         as_vote: impl FnOnce(&T) -> Option<SignedVote>,
     ) -> Option<T> {
-        let (_, key) = self.key.as_ref()?;
+        self.index?;
+        let key = self.key.as_ref()?;
         let height = self.machine.height();
         let position = (height, round, step);
         if position <= self.signer.position() {
@@ -588,7 +628,13 @@ mod tests {
     }
 
     impl App for FakeApp {
-        fn build_block(&mut self, height: u64, _round: u32, _allow_empty: bool) -> Option<Block> {
+        fn build_block(
+            &mut self,
+            height: u64,
+            _round: u32,
+            proposer: u16,
+            _allow_empty: bool,
+        ) -> Option<Block> {
             self.builds += 1;
             Some(Block {
                 header: BlockHeader {
@@ -596,7 +642,7 @@ mod tests {
                     height,
                     prev_hash: self.chain_id,
                     time_ms: self.builds,
-                    proposer: 1,
+                    proposer,
                     tx_count: 0,
                     tx_root: Hash::ZERO,
                     state_root: Hash::ZERO,
@@ -641,11 +687,16 @@ mod tests {
         // Validator 1 proposes at height 1, round 0.
         Driver::new(
             chain.chain_id,
-            chain.genesis.validator_keys(),
-            Some((1, chain.validator(1).clone())),
+            Some(chain.validator(1).clone()),
             signer,
             Timeouts::default(),
         )
+    }
+
+    /// Starts `height` with the genesis validators for it and the next.
+    fn start(d: &mut Driver, chain: &TestChain, height: u64, app: &mut FakeApp) -> Vec<Action> {
+        let keys = chain.genesis.validator_keys();
+        d.start(height, keys.clone(), keys, app)
     }
 
     #[test]
@@ -653,7 +704,7 @@ mod tests {
         let chain = TestChain::new(4);
         let mut app = FakeApp::new(&chain, false);
         let mut first = driver(&chain, SignerState::default());
-        let actions = first.start(1, &mut app);
+        let actions = start(&mut first, &chain, 1, &mut app);
         assert_eq!(proposals(&actions), 1);
         let stored = app
             .stored
@@ -664,7 +715,7 @@ mod tests {
         // Crash and restart with what was stored: the rebuilt block would differ, so the
         // driver must not sign a proposal (or prevote) for round 0 again.
         let mut second = driver(&chain, stored);
-        let actions = second.start(1, &mut app);
+        let actions = start(&mut second, &chain, 1, &mut app);
         assert_eq!(proposals(&actions), 0, "proposed twice at height 1 round 0");
         assert!(
             !actions.iter().any(|a| matches!(a, Action::Broadcast(_))),
@@ -677,7 +728,7 @@ mod tests {
         let chain = TestChain::new(4);
         let mut app = FakeApp::new(&chain, true);
         let mut d = driver(&chain, SignerState::default());
-        let actions = d.start(1, &mut app);
+        let actions = start(&mut d, &chain, 1, &mut app);
         assert!(!actions.iter().any(|a| matches!(a, Action::Broadcast(_))));
         assert!(
             actions
@@ -691,7 +742,7 @@ mod tests {
         let chain = TestChain::new(4);
         let mut app = FakeApp::new(&chain, false);
         let mut d = driver(&chain, SignerState::default());
-        d.start(1, &mut app);
+        start(&mut d, &chain, 1, &mut app);
         let vote = Vote {
             kind: VoteKind::Prevote,
             height: 1,
@@ -722,5 +773,51 @@ mod tests {
         );
         let (received, _) = d.on_message(ConsensusMsg::Vote(ahead), &mut app).unwrap();
         assert_eq!(received, Received::Ahead(9));
+    }
+
+    #[test]
+    fn a_validator_signs_only_at_heights_whose_set_holds_its_key() {
+        let chain = TestChain::new(4);
+        let mut app = FakeApp::new(&chain, false);
+        let keys = chain.genesis.validator_keys();
+        // Height 1: validator 1 is not in the set (a rotation or a join still to come);
+        // from height 2 it is.
+        let without: Vec<PublicKey> = keys.iter().copied().filter(|k| *k != keys[1]).collect();
+        let mut d = driver(&chain, SignerState::default());
+        let actions = d.start(1, without.clone(), keys.clone(), &mut app);
+        assert_eq!(d.index(), None);
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Broadcast(_))),
+            "signed at a height it does not validate: {actions:?}"
+        );
+        // A vote for height 2 by validator 1 is checked against height 2's set, in which
+        // index 1 is validator 1 (at height 1, index 1 is another key).
+        let early = Vote {
+            kind: VoteKind::Prevote,
+            height: 2,
+            round: 0,
+            block_hash: None,
+            validator: 1,
+        };
+        let signed = sign_vote(&chain.chain_id, early, chain.validator(1));
+        let (received, _) = d.on_message(ConsensusMsg::Vote(signed), &mut app).unwrap();
+        assert_eq!(received, Received::Buffered);
+        let forged = sign_vote(&chain.chain_id, early, chain.validator(2));
+        assert!(d.on_message(ConsensusMsg::Vote(forged), &mut app).is_err());
+
+        d.start(2, keys.clone(), keys, &mut app);
+        assert_eq!(d.index(), Some(1));
+        // Not height 2's first proposer: when the propose timeout fires it prevotes (nil).
+        let timeout = Timeout {
+            height: 2,
+            round: 0,
+            kind: TimeoutKind::Propose,
+        };
+        let actions = d.on_timeout(timeout, &mut app);
+        assert!(
+            actions.iter().any(|a| matches!(a,
+                Action::Broadcast(ConsensusMsg::Vote(v)) if v.vote.validator == 1 && v.vote.height == 2)),
+            "a member of height 2's set must take part: {actions:?}"
+        );
     }
 }

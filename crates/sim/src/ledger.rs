@@ -16,7 +16,6 @@ use cachet_types::{
 #[derive(Debug, Clone)]
 pub struct MemLedger {
     genesis: Genesis,
-    validators: Vec<PublicKey>,
     values: BTreeMap<StateKey, StateValue>,
     nodes: BTreeMap<NodeKey, Node>,
     tip: Tip,
@@ -39,7 +38,6 @@ impl MemLedger {
     /// A ledger holding only `genesis`.
     pub fn new(genesis: &Genesis) -> MemLedger {
         MemLedger {
-            validators: genesis.validator_keys(),
             tip: Tip::genesis(genesis),
             genesis: genesis.clone(),
             values: BTreeMap::new(),
@@ -56,6 +54,15 @@ impl MemLedger {
     /// Committed blocks, from height 1.
     pub fn blocks(&self) -> &[CertifiedBlock] {
         &self.blocks
+    }
+
+    /// The validator keys of the block at `height` (up to two past the tip).
+    pub fn validators_at(&self, height: u64) -> Vec<PublicKey> {
+        cachet_state::operators_at(self, &self.genesis, height)
+            .expect("memory state cannot fail")
+            .iter()
+            .map(|op| op.validator_key)
+            .collect()
     }
 
     /// A signer's last final nonce.
@@ -108,7 +115,10 @@ impl MemLedger {
         certificate: CommitCertificate,
     ) -> Result<(), String> {
         certificate
-            .verify(&executed.block.header, &self.validators)
+            .verify(
+                &executed.block.header,
+                &self.validators_at(executed.block.header.height),
+            )
             .map_err(|e| e.to_string())?;
         if executed.parent != self.tip.block_hash {
             return Err("block does not extend the tip".into());

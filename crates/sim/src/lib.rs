@@ -168,7 +168,6 @@ struct Disk {
 
 /// The ledger side of one node, lent to its driver for a call.
 struct Host<'a> {
-    index: usize,
     ledger: &'a MemLedger,
     pool: &'a mut BTreeMap<(cachet_types::PublicKey, u64), VerifiedTx>,
     disk: &'a mut Disk,
@@ -177,7 +176,13 @@ struct Host<'a> {
 }
 
 impl App for Host<'_> {
-    fn build_block(&mut self, _height: u64, _round: u32, allow_empty: bool) -> Option<Block> {
+    fn build_block(
+        &mut self,
+        _height: u64,
+        _round: u32,
+        proposer: u16,
+        allow_empty: bool,
+    ) -> Option<Block> {
         let ledger = self.ledger;
         self.pool
             .retain(|(signer, nonce), _| *nonce > ledger.nonce(signer));
@@ -187,11 +192,7 @@ impl App for Host<'_> {
         let candidates: Vec<VerifiedTx> = self.pool.values().cloned().collect();
         let executed = self
             .ledger
-            .build(
-                candidates,
-                self.genesis_time_ms + self.now_ms,
-                self.index as u16,
-            )
+            .build(candidates, self.genesis_time_ms + self.now_ms, proposer)
             .ok()?;
         let rejected: BTreeSet<Hash> = executed.rejected.iter().map(|(id, _)| *id).collect();
         self.pool.retain(|_, tx| !rejected.contains(&tx.id()));
@@ -328,8 +329,7 @@ impl Sim {
                 pool: BTreeMap::new(),
                 driver: Driver::new(
                     chain.chain_id,
-                    chain.genesis.validator_keys(),
-                    Some((index as u16, chain.validator(index).clone())),
+                    Some(chain.validator(index).clone()),
                     SignerState::default(),
                     timeouts,
                 ),
@@ -434,7 +434,7 @@ impl Sim {
     pub fn run(mut self) -> Result<Report, Violation> {
         let n = self.config.validators;
         for node in 0..n {
-            let actions = self.with_host(node, |driver, host| driver.start(1, host));
+            let actions = self.start_height(node, 1);
             self.apply(node, actions)?;
             let jitter = self.rng.below(TICK_MS);
             self.at(jitter, Event::Tick { node });
@@ -586,7 +586,6 @@ impl Sim {
         let genesis_time_ms = self.chain.genesis.genesis_time_ms;
         let n = &mut self.nodes[node];
         let mut host = Host {
-            index: node,
             ledger: &n.ledger,
             pool: &mut n.pool,
             disk: &mut n.disk,
@@ -594,6 +593,16 @@ impl Sim {
             genesis_time_ms,
         };
         call(&mut n.driver, &mut host)
+    }
+
+    /// Starts `node`'s driver on `height` with the validator sets its ledger gives.
+    fn start_height(&mut self, node: usize, height: u64) -> Vec<Action> {
+        let ledger = &self.nodes[node].ledger;
+        let (now, next) = (
+            ledger.validators_at(height),
+            ledger.validators_at(height + 1),
+        );
+        self.with_host(node, |d, h| d.start(height, now, next, h))
     }
 
     fn handle(&mut self, event: Event) -> Result<(), Violation> {
@@ -760,12 +769,11 @@ impl Sim {
         target.alive = true;
         target.driver = Driver::new(
             self.chain.chain_id,
-            self.chain.genesis.validator_keys(),
-            Some((node as u16, self.chain.validator(node).clone())),
+            Some(self.chain.validator(node).clone()),
             disk.signer,
             Self::timeouts(),
         );
-        let actions = self.with_host(node, |d, h| d.start(height, h));
+        let actions = self.start_height(node, height);
         self.apply(node, actions)?;
         self.request_sync(node);
         Ok(())
@@ -865,7 +873,7 @@ impl Sim {
                 }
                 if advanced {
                     let height = self.nodes[to].ledger.tip().height + 1;
-                    let actions = self.with_host(to, |d, h| d.start(height, h));
+                    let actions = self.start_height(to, height);
                     self.apply(to, actions)?;
                 }
                 Ok(())
@@ -960,7 +968,7 @@ impl Sim {
                         continue;
                     }
                     self.commit(node, *block)?;
-                    let actions = self.with_host(node, |d, h| d.start(height + 1, h));
+                    let actions = self.start_height(node, height + 1);
                     queue.extend(actions);
                 }
                 Action::Equivocation { .. } => {

@@ -95,8 +95,10 @@ pub fn build_block<S: StateView + NodeSource>(
     let params = &genesis.params;
     let height = tip.height + 1;
     let time_ms = time_ms.max(tip.time_ms);
+    let operators = crate::operators_at(state, genesis, height)?;
     let env = BlockEnv {
         genesis,
+        operators: &operators,
         height,
         time_ms,
     };
@@ -175,7 +177,8 @@ pub fn execute_block<S: StateView + NodeSource>(
     if header.time_ms < tip.time_ms {
         return Err(invalid("time goes backwards".into()));
     }
-    if usize::from(header.proposer) >= genesis.operators.len() {
+    let operators = crate::operators_at(state, genesis, header.height)?;
+    if usize::from(header.proposer) >= operators.len() {
         return Err(invalid("unknown proposer".into()));
     }
     let txs = &block.txs;
@@ -198,6 +201,7 @@ pub fn execute_block<S: StateView + NodeSource>(
     }
     let env = BlockEnv {
         genesis,
+        operators: &operators,
         height: header.height,
         time_ms: header.time_ms,
     };

@@ -11,9 +11,10 @@ use cachet_types::{
     VerifiedTx,
 };
 
+use crate::membership;
 use crate::records::{
-    AccountState, Approval, EventKind, IssueState, StampEvent, StampState, StampStatus, StateKey,
-    StateValue, event_hash,
+    AccountState, Approval, EventKind, IssueState, MembershipEpoch, MembershipState, ProposalState,
+    StampEvent, StampState, StampStatus, StateKey, StateValue, event_hash,
 };
 use crate::rejection::Rejection;
 use crate::{StateError, StateView};
@@ -21,8 +22,10 @@ use crate::{StateError, StateView};
 /// Facts about the block being built or checked.
 #[derive(Debug, Clone, Copy)]
 pub struct BlockEnv<'g> {
-    /// The genesis (operators and limits).
+    /// The genesis (limits, and the first operator set).
     pub genesis: &'g Genesis,
+    /// The operators of this height ([`crate::operators_at`]).
+    pub operators: &'g [Operator],
     /// Height of the block.
     pub height: u64,
     /// Time of the block, milliseconds since the Unix epoch.
@@ -107,6 +110,63 @@ impl<'s, 'a, V: StateView + ?Sized> Scratch<'s, 'a, V> {
         if self.account(to.public_key())?.spent_claim_key {
             return Err(Rejection::SpentClaimKey.into());
         }
+        Ok(())
+    }
+
+    fn membership(&self) -> Result<MembershipState, ApplyError> {
+        match self.get(&StateKey::Membership)? {
+            Some(StateValue::Membership(state)) => Ok(state),
+            Some(_) => Err(StateError::WrongKind.into()),
+            None => Ok(MembershipState::default()),
+        }
+    }
+
+    fn proposal(&self, id: &Hash) -> Result<ProposalState, ApplyError> {
+        match self.get(&StateKey::Proposal(*id))? {
+            Some(StateValue::Proposal(proposal)) => Ok(proposal),
+            Some(_) => Err(StateError::WrongKind.into()),
+            None => Err(Rejection::UnknownProposal(*id).into()),
+        }
+    }
+
+    /// Stores a proposal; once it has enough approvals, decides it: its change joins the
+    /// membership record and applies from its activation height.
+    fn put_proposal(
+        &mut self,
+        ctx: &TxContext<'_>,
+        env: BlockEnv<'_>,
+        id: Hash,
+        mut proposal: ProposalState,
+    ) -> Result<(), ApplyError> {
+        if membership::decided(proposal.approvals.len(), env.operators.len()) {
+            let mut record = self.membership()?;
+            if let Some(pending) = record.scheduled(ctx.height) {
+                return Err(Rejection::MembershipPending(pending.proposal).into());
+            }
+            if record.changes.len() >= membership::MAX_CHANGES {
+                return Err(Rejection::InvalidMembership(format!(
+                    "the chain has recorded the most membership changes it may ({})",
+                    membership::MAX_CHANGES
+                ))
+                .into());
+            }
+            let operators = membership::apply_change(env.operators, &proposal.change)?;
+            proposal.decided_height = Some(ctx.height);
+            record.changes.push(MembershipEpoch {
+                proposal: id,
+                change: proposal.change.clone(),
+                proposer: proposal.proposer.clone(),
+                approvals: proposal.approvals.clone(),
+                approval_txs: proposal.approval_txs.clone(),
+                decided_height: ctx.height,
+                activation_height: proposal.activation_height,
+                operators,
+            });
+            self.writes
+                .insert(StateKey::Membership, StateValue::Membership(record));
+        }
+        self.writes
+            .insert(StateKey::Proposal(id), StateValue::Proposal(proposal));
         Ok(())
     }
 
@@ -198,7 +258,6 @@ impl<'a, V: StateView + ?Sized> BlockExecution<'a, V> {
             tx_index: self.applied,
             operator: self
                 .env
-                .genesis
                 .operators
                 .iter()
                 .find(|op| op.issuer.public_key() == &signed.signer),
@@ -234,7 +293,7 @@ impl<'a, V: StateView + ?Sized> BlockExecution<'a, V> {
             }),
         );
 
-        check_cosigners(self.env.genesis, signed)?;
+        check_cosigners(self.env.operators, signed)?;
         apply_body(&mut scratch, &ctx, self.env, &signed.body)?;
 
         let Scratch { writes, events, .. } = scratch;
@@ -252,14 +311,14 @@ impl<'a, V: StateView + ?Sized> BlockExecution<'a, V> {
 
 /// Who must cosign a transaction: every co-issuer of a joint issue being created, the
 /// counterparty of a swap, nobody else. The cosignatures (already verified) must include
-/// each of theirs. Needs only the genesis, so nodes also check it before admitting a transaction.
-pub fn check_cosigners(genesis: &Genesis, tx: &SignedTx) -> Result<(), Rejection> {
+/// each of theirs. Needs only the current `operators`, so nodes also check it before
+/// admitting a transaction.
+pub fn check_cosigners(operators: &[Operator], tx: &SignedTx) -> Result<(), Rejection> {
     let mut required: Vec<(PublicKey, String)> = Vec::new();
     match &tx.body {
         TxBody::CreateIssue { record } => {
             for co in &record.co_issuers {
-                let operator = genesis
-                    .operators
+                let operator = operators
                     .iter()
                     .find(|op| op.id == co.operator)
                     .ok_or_else(|| Rejection::UnknownOperator(co.operator.clone()))?;
@@ -277,7 +336,7 @@ pub fn check_cosigners(genesis: &Genesis, tx: &SignedTx) -> Result<(), Rejection
         }
     }
     // No other can be present: the transaction's form allows exactly as many distinct
-    // cosigners as the kind needs, and the genesis gives every operator its own issuer key.
+    // cosigners as the kind needs, and every operator set gives each its own issuer key.
     Ok(())
 }
 
@@ -744,6 +803,69 @@ fn apply_body<V: StateView + ?Sized>(
             )?;
             issue.burned = bump(issue.burned, 1)?;
             scratch.put_issue(issue);
+        }
+        TxBody::ProposeMembership {
+            change,
+            activation_height,
+        } => {
+            let operator = ctx.operator.ok_or(Rejection::NotOperator)?;
+            let record = scratch.membership()?;
+            if let Some(pending) = record.scheduled(ctx.height) {
+                return Err(Rejection::MembershipPending(pending.proposal).into());
+            }
+            let from = ctx.height + membership::ACTIVATION_LEAD;
+            let to = ctx.height + membership::MAX_ACTIVATION_DELAY;
+            if !(from..=to).contains(activation_height) {
+                return Err(Rejection::InvalidActivation {
+                    activation: *activation_height,
+                    from,
+                    to,
+                }
+                .into());
+            }
+            membership::apply_change(env.operators, change)?;
+            let proposal = ProposalState {
+                change: change.clone(),
+                activation_height: *activation_height,
+                proposer: operator.id.clone(),
+                proposed_height: ctx.height,
+                epoch: record.at(env.genesis, ctx.height).0,
+                approvals: vec![operator.id.clone()],
+                approval_txs: Vec::new(),
+                decided_height: None,
+            };
+            scratch.put_proposal(ctx, env, ctx.tx_id, proposal)?;
+        }
+        TxBody::ApproveMembership { proposal: id } => {
+            let operator = ctx.operator.ok_or(Rejection::NotOperator)?;
+            let mut proposal = scratch.proposal(id)?;
+            let closed = |why: &str| Rejection::ProposalClosed {
+                proposal: *id,
+                why: why.to_string(),
+            };
+            if proposal.decided_height.is_some() {
+                return Err(closed("it is decided").into());
+            }
+            if proposal.epoch != scratch.membership()?.at(env.genesis, ctx.height).0 {
+                return Err(closed("the operator set changed since it was proposed").into());
+            }
+            let last = proposal
+                .activation_height
+                .saturating_sub(membership::ACTIVATION_LEAD);
+            if ctx.height > last {
+                return Err(Rejection::ProposalExpired {
+                    proposal: *id,
+                    activation: proposal.activation_height,
+                    last,
+                }
+                .into());
+            }
+            if proposal.approvals.contains(&operator.id) {
+                return Err(Rejection::AlreadyApproved(operator.id.clone()).into());
+            }
+            proposal.approvals.push(operator.id.clone());
+            proposal.approval_txs.push(ctx.tx_id);
+            scratch.put_proposal(ctx, env, *id, proposal)?;
         }
         TxBody::Unfreeze { stamp, case_ref } => {
             let mut issue = any_issuer(scratch, ctx, &stamp.issue)?.0;

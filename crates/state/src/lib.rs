@@ -6,17 +6,18 @@
 
 pub mod block;
 pub mod execute;
+pub mod membership;
 pub mod records;
 pub mod rejection;
 pub mod smt;
 
-use cachet_types::Hash;
+use cachet_types::{Genesis, Hash, Operator};
 
 pub use block::{BlockError, ExecutedBlock, Tip, build_block, execute_block};
 pub use execute::{ApplyError, BlockEnv, BlockExecution, StateChanges, check_cosigners};
 pub use records::{
-    AccountState, Approval, EventKind, IssueState, StampEvent, StampState, StampStatus, StateKey,
-    StateValue, event_hash,
+    AccountState, Approval, EventKind, IssueState, MembershipEpoch, MembershipState, ProposalState,
+    StampEvent, StampState, StampStatus, StateKey, StateValue, event_hash,
 };
 pub use rejection::Rejection;
 
@@ -58,6 +59,25 @@ pub enum StateError {
 pub trait StateView {
     /// The value under `key`, if any.
     fn get(&self, key: &StateKey) -> Result<Option<StateValue>, StateError>;
+}
+
+/// The membership record (empty before the first change).
+pub fn membership(view: &(impl StateView + ?Sized)) -> Result<MembershipState, StateError> {
+    match view.get(&StateKey::Membership)? {
+        Some(StateValue::Membership(state)) => Ok(state),
+        Some(_) => Err(StateError::WrongKind),
+        None => Ok(MembershipState::default()),
+    }
+}
+
+/// The operators of the block at `height`, in validator-index order, from a state at most
+/// two blocks behind it (the tip, when deciding the next block or the one after).
+pub fn operators_at(
+    view: &(impl StateView + ?Sized),
+    genesis: &Genesis,
+    height: u64,
+) -> Result<Vec<Operator>, StateError> {
+    Ok(membership(view)?.at(genesis, height).1.to_vec())
 }
 
 /// Applies a block's writes to the state tree: returns the new root and the node writes.

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use cachet_types::codec;
 use cachet_types::{
-    Address, Deadline, FreezeReason, Hash, IssueId, IssueRecord, PublicKey, StampId,
+    Address, Deadline, FreezeReason, Genesis, Hash, IssueId, IssueRecord, MembershipChange,
+    Operator, OperatorId, PublicKey, StampId,
 };
 
 const STATE_KEY_TAG: &str = "cachet/state-key";
@@ -21,6 +22,10 @@ pub enum StateKey {
     Stamp(StampId),
     /// A signer's account (nonce).
     Account(PublicKey),
+    /// The operator set's decided changes (one record for the chain).
+    Membership,
+    /// A membership proposal, by the id of the transaction that made it.
+    Proposal(Hash),
 }
 
 impl StateKey {
@@ -45,6 +50,10 @@ pub enum StateValue {
     Stamp(StampState),
     /// An account.
     Account(AccountState),
+    /// The membership record.
+    Membership(MembershipState),
+    /// A membership proposal.
+    Proposal(ProposalState),
 }
 
 impl StateValue {
@@ -98,6 +107,84 @@ impl IssueState {
             burned: 0,
         }
     }
+}
+
+/// Every decided change of the operator set, oldest first, each with the set it makes. No
+/// record (or no changes) means the genesis operators. Changes are rare and each needs more
+/// than two thirds of the operators, so the list stays short; keeping it whole in the state
+/// lets any node (and any proof) name the operator set of every height from the tip alone.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize, Deserialize)]
+pub struct MembershipState {
+    /// Decided changes in order of decision (and so of activation).
+    pub changes: Vec<MembershipEpoch>,
+}
+
+/// One decided membership change.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct MembershipEpoch {
+    /// The proposal that decided it.
+    pub proposal: Hash,
+    /// The change.
+    pub change: MembershipChange,
+    /// The proposing operator.
+    pub proposer: OperatorId,
+    /// The operators who approved it (the proposer first), in order of approval.
+    pub approvals: Vec<OperatorId>,
+    /// The ids of the approving transactions after the proposal, in order (what a proof of
+    /// the change carries).
+    pub approval_txs: Vec<Hash>,
+    /// Height of the block whose approval decided it.
+    pub decided_height: u64,
+    /// First height signed by the new set.
+    pub activation_height: u64,
+    /// The operator set from `activation_height` on, in validator-index order.
+    pub operators: Vec<Operator>,
+}
+
+impl MembershipState {
+    /// The epoch (changes active so far; 0 is the genesis set) and the operators of the
+    /// block at `height`. Exact for every height up to two past the state's block: a change
+    /// is decided at least two blocks before it applies.
+    pub fn at<'a>(&'a self, genesis: &'a Genesis, height: u64) -> (u32, &'a [Operator]) {
+        let active = self
+            .changes
+            .iter()
+            .take_while(|epoch| epoch.activation_height <= height)
+            .count();
+        let operators = match active {
+            0 => genesis.operators.as_slice(),
+            n => self.changes[n - 1].operators.as_slice(),
+        };
+        (active as u32, operators)
+    }
+
+    /// A change decided but not yet active at `height`.
+    pub fn scheduled(&self, height: u64) -> Option<&MembershipEpoch> {
+        self.changes
+            .last()
+            .filter(|epoch| epoch.activation_height > height)
+    }
+}
+
+/// A membership proposal and its approvals so far.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct ProposalState {
+    /// The change proposed.
+    pub change: MembershipChange,
+    /// First height at which the new set would sign.
+    pub activation_height: u64,
+    /// The proposing operator.
+    pub proposer: OperatorId,
+    /// Height of the proposing block.
+    pub proposed_height: u64,
+    /// The operator set's epoch when proposed: approvals count only within it.
+    pub epoch: u32,
+    /// The operators who approved it (the proposer first), in order.
+    pub approvals: Vec<OperatorId>,
+    /// The ids of the approving transactions after the proposal, in order.
+    pub approval_txs: Vec<Hash>,
+    /// Height of the block that decided it, once decided.
+    pub decided_height: Option<u64>,
 }
 
 /// What can be done with a stamp now.

@@ -48,8 +48,8 @@ pub enum Rejection {
         /// Nonce expected.
         expected: u64,
     },
-    /// Signer is not an operator in the genesis.
-    #[error("signer is not a genesis operator")]
+    /// Signer is not a current operator.
+    #[error("signer is not a current operator")]
     NotOperator,
     /// Signer is an operator, but not the issue's.
     #[error("signer is not the issuer of {0} (operator {1})")]
@@ -127,8 +127,8 @@ pub enum Rejection {
     /// An approval that would already be over.
     #[error("the approval deadline has already passed")]
     DeadlinePassed,
-    /// A named operator is not in the genesis.
-    #[error("operator {0} is not a genesis operator")]
+    /// A named operator is not a current operator.
+    #[error("operator {0} is not a current operator")]
     UnknownOperator(OperatorId),
     /// A party whose agreement the transaction needs did not cosign it.
     #[error("missing cosignature of {0}")]
@@ -191,6 +191,49 @@ pub enum Rejection {
     /// A swap's terms break a rule.
     #[error("invalid swap: {0}")]
     InvalidSwap(String),
+    /// No membership proposal with this id.
+    #[error("unknown membership proposal {0}")]
+    UnknownProposal(Hash),
+    /// The operator approved this proposal already.
+    #[error("operator {0} has approved this proposal already")]
+    AlreadyApproved(OperatorId),
+    /// The proposal is decided, or the operator set changed since it was made.
+    #[error("membership proposal {proposal} is closed: {why}")]
+    ProposalClosed {
+        /// The proposal.
+        proposal: Hash,
+        /// Why.
+        why: String,
+    },
+    /// Too late to decide the proposal: a change applies at least two blocks after the
+    /// block that decides it.
+    #[error(
+        "membership proposal {proposal} expired: it activates at {activation}, so it had to be decided by height {last}"
+    )]
+    ProposalExpired {
+        /// The proposal.
+        proposal: Hash,
+        /// Its activation height.
+        activation: u64,
+        /// The last height at which it could be decided.
+        last: u64,
+    },
+    /// An activation height outside the allowed window.
+    #[error("activation height {activation} is outside {from}..={to}")]
+    InvalidActivation {
+        /// Asked for.
+        activation: u64,
+        /// Earliest allowed.
+        from: u64,
+        /// Latest allowed.
+        to: u64,
+    },
+    /// A decided change has not applied yet: one change at a time.
+    #[error("membership change {0} is decided and not yet active; one change at a time")]
+    MembershipPending(Hash),
+    /// The change does not fit the current operator set.
+    #[error("invalid membership change: {0}")]
+    InvalidMembership(String),
     /// A counter would overflow.
     #[error("counter overflow")]
     Overflow,
@@ -239,6 +282,13 @@ impl Rejection {
             Rejection::SpentClaimKey => "spent_claim_key",
             Rejection::Unclaimed(_) => "unclaimed",
             Rejection::InvalidSwap(_) => "invalid_swap",
+            Rejection::UnknownProposal(_) => "unknown_proposal",
+            Rejection::AlreadyApproved(_) => "already_approved",
+            Rejection::ProposalClosed { .. } => "proposal_closed",
+            Rejection::ProposalExpired { .. } => "proposal_expired",
+            Rejection::InvalidActivation { .. } => "invalid_activation",
+            Rejection::MembershipPending(_) => "membership_pending",
+            Rejection::InvalidMembership(_) => "invalid_membership",
             Rejection::Overflow => "overflow",
         }
     }

@@ -198,8 +198,11 @@ impl MemoryState {
     ) -> Vec<Result<(), Rejection>> {
         let chain_id = genesis.chain_id();
         let height = self.height + 1;
+        let operators =
+            cachet_state::operators_at(&*self, genesis, height).expect("memory state failed");
         let env = BlockEnv {
             genesis,
+            operators: &operators,
             height,
             time_ms: genesis.genesis_time_ms + height * 1000,
         };
@@ -237,6 +240,11 @@ impl MemoryState {
         self.apply_block(genesis, std::slice::from_ref(tx))
             .pop()
             .unwrap_or(Ok(()))
+    }
+
+    /// Height of the last block applied.
+    pub fn height(&self) -> u64 {
+        self.height
     }
 
     /// The state root.

@@ -7,8 +7,8 @@ use thiserror::Error;
 use crate::codec;
 use crate::hash::Hash;
 use crate::ids::{CountryCode, IdError, OperatorId, check_text};
-use crate::keys::{Address, PublicKey};
-use crate::tx::limits;
+use crate::keys::{Address, PublicKey, SignatureError};
+use crate::tx::{TxCheckError, limits};
 
 /// Hash tag of the genesis (the chain id).
 pub const GENESIS_TAG: &str = "cachet/genesis";
@@ -29,6 +29,25 @@ pub struct Operator {
     pub validator_key: PublicKey,
     /// Account that signs the operator's transactions (issue, mint, redeem, freeze).
     pub issuer: Address,
+}
+
+impl Operator {
+    /// Checks the fields alone: name length, strong keys.
+    pub fn check(&self) -> Result<(), TxCheckError> {
+        check_text("operator name", &self.name, 1, limits::OPERATOR_NAME_MAX)?;
+        if self.validator_key.is_weak() || self.issuer.public_key().is_weak() {
+            return Err(SignatureError::WeakKey.into());
+        }
+        Ok(())
+    }
+
+    /// True if `other` has the same id, validator key or issuer account: two members of one
+    /// set never may.
+    pub fn clashes(&self, other: &Operator) -> bool {
+        self.id == other.id
+            || self.validator_key == other.validator_key
+            || self.issuer == other.issuer
+    }
 }
 
 /// Consensus-wide limits, fixed in the genesis.
@@ -105,16 +124,12 @@ impl Genesis {
             return Err(GenesisError::OperatorCount(count));
         }
         for (i, op) in self.operators.iter().enumerate() {
-            check_text("operator name", &op.name, 1, limits::OPERATOR_NAME_MAX)?;
-            if op.validator_key.is_weak() || op.issuer.public_key().is_weak() {
-                return Err(GenesisError::WeakKey(op.id.clone()));
+            match op.check() {
+                Ok(()) => {}
+                Err(TxCheckError::InvalidField(error)) => return Err(error.into()),
+                Err(_) => return Err(GenesisError::WeakKey(op.id.clone())),
             }
-            let clash = self.operators[..i].iter().any(|other| {
-                other.id == op.id
-                    || other.validator_key == op.validator_key
-                    || other.issuer == op.issuer
-            });
-            if clash {
+            if self.operators[..i].iter().any(|other| other.clashes(op)) {
                 return Err(GenesisError::Duplicate(op.id.clone()));
             }
         }
@@ -132,7 +147,7 @@ impl Genesis {
         Ok(())
     }
 
-    /// The validator keys, by index.
+    /// The genesis validator keys, by index (the set until the first membership change).
     pub fn validator_keys(&self) -> Vec<PublicKey> {
         self.operators.iter().map(|op| op.validator_key).collect()
     }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::codec::{self, CodecError};
+use crate::genesis::Operator;
 use crate::hash::Hash;
 use crate::ids::{CountryCode, CurrencyCode, IdError, IssueId, OperatorId, StampId, check_text};
 use crate::keys::{Address, BatchVerifier, PublicKey, Signature, SignatureError, SigningKey};
@@ -369,6 +370,64 @@ pub enum TxBody {
         /// The stamp's current last event hash.
         last_event: Hash,
     },
+    /// A current operator proposes a change to the operator set, to apply from
+    /// `activation_height`. The proposal counts as the proposer's approval; the change is
+    /// decided once more than two thirds of the current operators approve it, at least two
+    /// blocks before that height. The proposal's id is this transaction's id.
+    ProposeMembership {
+        /// The change.
+        change: MembershipChange,
+        /// First height at which the new set signs blocks.
+        activation_height: u64,
+    },
+    /// A current operator approves a pending membership proposal.
+    ApproveMembership {
+        /// The proposal (the id of its `propose_membership` transaction).
+        proposal: Hash,
+    },
+}
+
+/// A change to the set of member operators (and so to the validator set).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "change")]
+pub enum MembershipChange {
+    /// A new member post joins; its validator signs blocks from the activation height.
+    AddOperator {
+        /// The new operator.
+        operator: Operator,
+    },
+    /// A member post leaves: it no longer validates or issues.
+    RemoveOperator {
+        /// The leaving operator.
+        operator: OperatorId,
+    },
+    /// An operator's node signs consensus votes with a new key from the activation height.
+    RotateValidatorKey {
+        /// The operator.
+        operator: OperatorId,
+        /// Its new validator key.
+        validator_key: PublicKey,
+    },
+}
+
+impl MembershipChange {
+    /// Short name, as used in the API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MembershipChange::AddOperator { .. } => "add_operator",
+            MembershipChange::RemoveOperator { .. } => "remove_operator",
+            MembershipChange::RotateValidatorKey { .. } => "rotate_validator_key",
+        }
+    }
+
+    /// The operator the change is about.
+    pub fn operator(&self) -> &OperatorId {
+        match self {
+            MembershipChange::AddOperator { operator } => &operator.id,
+            MembershipChange::RemoveOperator { operator }
+            | MembershipChange::RotateValidatorKey { operator, .. } => operator,
+        }
+    }
 }
 
 impl TxBody {
@@ -387,6 +446,8 @@ impl TxBody {
             TxBody::Burn { .. } => "burn",
             TxBody::Approve { .. } => "approve",
             TxBody::Revoke { .. } => "revoke",
+            TxBody::ProposeMembership { .. } => "propose_membership",
+            TxBody::ApproveMembership { .. } => "approve_membership",
         }
     }
 }
@@ -564,6 +625,16 @@ impl SignedTx {
             }
             TxBody::Freeze { case_ref, .. } | TxBody::Unfreeze { case_ref, .. } => {
                 check_text("case reference", case_ref, 1, limits::CASE_REF_MAX)?
+            }
+            TxBody::ProposeMembership {
+                change: MembershipChange::AddOperator { operator },
+                ..
+            } => operator.check()?,
+            TxBody::ProposeMembership {
+                change: MembershipChange::RotateValidatorKey { validator_key, .. },
+                ..
+            } if validator_key.is_weak() => {
+                return Err(SignatureError::WeakKey.into());
             }
             _ => {}
         }

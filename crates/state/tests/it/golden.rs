@@ -175,6 +175,43 @@ fn vectors() -> BTreeMap<String, Value> {
             },
             vec![&carol],
         ),
+        (
+            "tx_propose_membership_add_operator",
+            op,
+            TxBody::ProposeMembership {
+                change: cachet_types::MembershipChange::AddOperator {
+                    operator: cachet_types::Operator {
+                        id: cachet_testkit::operator_id("IT"),
+                        country: cachet_types::CountryCode::parse("IT").unwrap(),
+                        name: "IT Post".into(),
+                        validator_key: key("it-validator").public_key(),
+                        issuer: address("it-issuer"),
+                    },
+                },
+                activation_height: 100,
+            },
+            vec![],
+        ),
+        (
+            "tx_propose_membership_rotate_key",
+            &de_issuer,
+            TxBody::ProposeMembership {
+                change: cachet_types::MembershipChange::RotateValidatorKey {
+                    operator: cachet_testkit::operator_id("DE"),
+                    validator_key: key("de-validator-2").public_key(),
+                },
+                activation_height: 200,
+            },
+            vec![],
+        ),
+        (
+            "tx_approve_membership",
+            &de_issuer,
+            TxBody::ApproveMembership {
+                proposal: Hash::sha256(b"proposal"),
+            },
+            vec![],
+        ),
     ];
     let mut ids = Vec::new();
     let all = bodies

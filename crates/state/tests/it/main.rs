@@ -492,6 +492,7 @@ fn a_block_applies_atomically_per_transaction_and_deterministically() {
     assert_ne!(one.root_hash(), Hash::ZERO);
 }
 mod golden;
+mod membership;
 
 #[test]
 fn owners_burn_stamps_which_then_never_move() {
