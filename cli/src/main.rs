@@ -13,7 +13,8 @@ use cachet_api::{Client, ClientError, HistoryEntry, TxInfo, TxStatus};
 use cachet_state::EventKind;
 use cachet_types::{
     Address, CoIssuer, CountryCode, CurrencyCode, Deadline, FaceValue, FreezeReason, Hash, IssueId,
-    IssueRecord, OperatorId, SignedTx, StampId, SwapLeg, TxBody, Variant,
+    IssueRecord, MembershipChange, Operator, OperatorId, PublicKey, SignedTx, StampId, SwapLeg,
+    TxBody, Variant,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
@@ -252,6 +253,14 @@ enum Command {
         #[arg(long)]
         csv: bool,
     },
+    /// The operator set: show it and its history; propose and approve changes (operators).
+    ///
+    /// A change (a post joining or leaving, a validator key rotation) is proposed by one
+    /// current operator and decided once more than two thirds of the current operators
+    /// have approved it (the proposal counts as the proposer's approval), at least two blocks
+    /// before its activation height; from that height the new set signs blocks.
+    #[command(subcommand)]
+    Membership(MembershipCommand),
     /// Chain information.
     #[command(subcommand)]
     Chain(ChainCommand),
@@ -380,6 +389,79 @@ enum StampCommand {
         #[arg(long)]
         genesis: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum MembershipCommand {
+    /// The current operators, a decided change waiting for its height, and every change so
+    /// far with its approvals.
+    Show,
+    /// A proposal and who has approved it.
+    Proposal {
+        /// Proposal id (the id of the transaction that proposed it).
+        id: Hash,
+    },
+    /// Propose that a new member post joins.
+    Add {
+        /// The new operator's id, e.g. IT-POST.
+        #[arg(long)]
+        id: OperatorId,
+        /// Its country (ISO 3166 alpha-2).
+        #[arg(long)]
+        country: CountryCode,
+        /// Its display name.
+        #[arg(long)]
+        name: String,
+        /// Public key of its node's validator key (64 hex digits, as `cachet wallet
+        /// address --json` prints for the key file the node will use).
+        #[arg(long)]
+        validator_key: PublicKey,
+        /// Its issuer account: an address or a wallet name.
+        #[arg(long)]
+        issuer: String,
+        #[command(flatten)]
+        activation: Activation,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Propose that a member post leaves.
+    Remove {
+        /// The operator, e.g. CH-POST.
+        operator: OperatorId,
+        #[command(flatten)]
+        activation: Activation,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Propose a new validator key for an operator's node (restart the node with the new key
+    /// once the change is decided; it validates from the activation height).
+    RotateKey {
+        /// The operator, e.g. DE-POST.
+        operator: OperatorId,
+        /// The new validator public key (64 hex digits).
+        #[arg(long)]
+        validator_key: PublicKey,
+        #[command(flatten)]
+        activation: Activation,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Approve a proposal (as a current operator).
+    Approve {
+        /// Proposal id.
+        proposal: Hash,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+}
+
+/// When a proposed membership change applies.
+#[derive(Debug, Args)]
+struct Activation {
+    /// Height from which the new set signs blocks: at least two past the block that decides
+    /// the change [default: the tip + 100, time for the other operators to approve].
+    #[arg(long)]
+    at_height: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -846,6 +928,7 @@ async fn run(cli: Cli) -> Result<()> {
             all,
             csv,
         } => holdings(&ctx, &account, limit, after, all, csv).await,
+        Command::Membership(command) => membership(&ctx, command).await,
         Command::Chain(ChainCommand::Info) => {
             let info = ctx.client.chain().await?;
             if ctx.json {
@@ -1307,6 +1390,156 @@ async fn send(ctx: &Context_, options: &TxOptions, body: TxBody) -> Result<()> {
     }
     let submitted = ctx.client.submit(&tx).await;
     finish_tx(ctx, submitted, options.no_wait, options.timeout, Some(kind)).await
+}
+
+/// Blocks between the tip and a proposed change's default activation height.
+const DEFAULT_ACTIVATION_DELAY: u64 = 100;
+
+async fn membership(ctx: &Context_, command: MembershipCommand) -> Result<()> {
+    let (change, activation, tx) = match command {
+        MembershipCommand::Show => return membership_show(ctx).await,
+        MembershipCommand::Proposal { id } => {
+            let info = ctx.client.proposal(&id).await?;
+            if ctx.json {
+                return print_json(&info);
+            }
+            let p = &info.proposal;
+            println!("proposal     {}", info.id);
+            println!("change       {}", change_text(&p.change));
+            println!(
+                "proposed by  {} at height {}",
+                p.proposer, p.proposed_height
+            );
+            println!("activation   height {}", p.activation_height);
+            let approvals: Vec<String> = p.approvals.iter().map(|a| a.to_string()).collect();
+            println!(
+                "approvals    {} ({})",
+                approvals.len(),
+                approvals.join(", ")
+            );
+            match p.decided_height {
+                Some(height) => println!("decided      at height {height}"),
+                None => println!("decided      not yet"),
+            }
+            return Ok(());
+        }
+        MembershipCommand::Approve { proposal, tx } => {
+            return send(ctx, &tx, TxBody::ApproveMembership { proposal }).await;
+        }
+        MembershipCommand::Add {
+            id,
+            country,
+            name,
+            validator_key,
+            issuer,
+            activation,
+            tx,
+        } => {
+            let operator = Operator {
+                id,
+                country,
+                name,
+                validator_key,
+                issuer: ctx.wallets.resolve(&issuer)?,
+            };
+            (MembershipChange::AddOperator { operator }, activation, tx)
+        }
+        MembershipCommand::Remove {
+            operator,
+            activation,
+            tx,
+        } => (
+            MembershipChange::RemoveOperator { operator },
+            activation,
+            tx,
+        ),
+        MembershipCommand::RotateKey {
+            operator,
+            validator_key,
+            activation,
+            tx,
+        } => (
+            MembershipChange::RotateValidatorKey {
+                operator,
+                validator_key,
+            },
+            activation,
+            tx,
+        ),
+    };
+    let activation_height = match activation.at_height {
+        Some(height) => height,
+        None => ctx.client.chain().await?.height + DEFAULT_ACTIVATION_DELAY,
+    };
+    if !ctx.json && !tx.sign_only {
+        println!(
+            "proposing: {} from height {activation_height}",
+            change_text(&change)
+        );
+        println!(
+            "the proposal id is the transaction id below; other operators approve it with\n  cachet membership approve <id> -w <their wallet>"
+        );
+    }
+    let body = TxBody::ProposeMembership {
+        change,
+        activation_height,
+    };
+    send(ctx, &tx, body).await
+}
+
+fn change_text(change: &MembershipChange) -> String {
+    match change {
+        MembershipChange::AddOperator { operator } => format!(
+            "add {} ({}, {}) validator key {} issuer {}",
+            operator.id, operator.country, operator.name, operator.validator_key, operator.issuer
+        ),
+        MembershipChange::RemoveOperator { operator } => format!("remove {operator}"),
+        MembershipChange::RotateValidatorKey {
+            operator,
+            validator_key,
+        } => format!("rotate {operator}'s validator key to {validator_key}"),
+    }
+}
+
+async fn membership_show(ctx: &Context_) -> Result<()> {
+    let info = ctx.client.membership().await?;
+    if ctx.json {
+        return print_json(&info);
+    }
+    println!(
+        "operators at height {} ({}):",
+        info.height + 1,
+        info.operators.len()
+    );
+    for (index, op) in info.operators.iter().enumerate() {
+        println!(
+            "  {index}  {} ({}) {}  validator {}  issuer {}",
+            op.id, op.country, op.name, op.validator_key, op.issuer
+        );
+    }
+    match &info.scheduled {
+        Some(next) => println!(
+            "scheduled    {} from height {} (decided at {})",
+            change_text(&next.change),
+            next.activation_height,
+            next.decided_height
+        ),
+        None => println!("scheduled    nothing"),
+    }
+    println!("changes      {}", info.changes.len());
+    for change in &info.changes {
+        let approvals: Vec<String> = change.approvals.iter().map(|a| a.to_string()).collect();
+        println!(
+            "  from height {}: {} (proposal {} by {}, decided at {}, approved by {})",
+            change.activation_height,
+            change_text(&change.change),
+            change.proposal,
+            change.proposer,
+            change.decided_height,
+            approvals.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Signs `body` with `key`; the chain id and the nonce default to the node's.

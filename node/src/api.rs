@@ -12,7 +12,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use cachet_api::{
     AccountInfo, ApiErrorDetail, BlockInfo, ChainInfo, DEFAULT_PAGE_LIMIT, ErrorBody, HistoryEntry,
-    HistoryPage, HoldingsPage, IssueInfo, MAX_PAGE_LIMIT, StampInfo, SubmitTx, TxInfo, TxStatus,
+    HistoryPage, HoldingsPage, IssueInfo, MAX_PAGE_LIMIT, MembershipInfo, ProposalInfo, StampInfo,
+    SubmitTx, TxInfo, TxStatus,
 };
 use cachet_state::{StateKey, StateValue};
 use cachet_storage::StoreError;
@@ -102,6 +103,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/chain", get(chain_info))
         .route("/v1/genesis", get(genesis))
         .route("/v1/block/{height}", get(block))
+        .route("/v1/membership", get(membership))
+        .route("/v1/membership/proposal/{id}", get(proposal))
         .route("/v1/issue/{id}", get(issue))
         .route("/v1/issue/{id}/supply", get(supply))
         .route("/v1/stamp/{id}", get(stamp))
@@ -219,6 +222,7 @@ async fn chain_info(State(state): State<ApiState>) -> ApiResult<ChainInfo> {
     let store = state.node.ledger().store();
     let tip = store.tip()?;
     let genesis = store.genesis();
+    let operators = store.operators_at(tip.height + 1)?;
     Ok(Json(ChainInfo {
         chain_id: store.chain_id(),
         chain_name: genesis.chain_name.clone(),
@@ -226,11 +230,35 @@ async fn chain_info(State(state): State<ApiState>) -> ApiResult<ChainInfo> {
         tip_hash: tip.block_hash,
         state_root: tip.state_root.hash(),
         time_ms: tip.time_ms,
-        operators: genesis.operators.clone(),
+        operators,
         params: genesis.params.clone(),
         metrics: state.node.metrics(),
         version: env!("CARGO_PKG_VERSION").into(),
     }))
+}
+
+async fn membership(State(state): State<ApiState>) -> ApiResult<MembershipInfo> {
+    let store = state.node.ledger().store();
+    let tip = store.tip()?;
+    let record = store.membership()?;
+    let next = tip.height + 1;
+    Ok(Json(MembershipInfo {
+        height: tip.height,
+        operators: record.at(store.genesis(), next).1.to_vec(),
+        scheduled: record.scheduled(next).cloned(),
+        changes: record.changes,
+    }))
+}
+
+async fn proposal(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<ProposalInfo> {
+    let id: Hash = parse(&id)?;
+    let proposal = state.node.ledger().store().proposal(&id)?;
+    proposal
+        .map(|proposal| Json(ProposalInfo { id, proposal }))
+        .ok_or_else(|| ApiError::not_found(format!("unknown membership proposal {id}")))
 }
 
 async fn genesis(State(state): State<ApiState>) -> ApiResult<cachet_types::Genesis> {
@@ -373,13 +401,10 @@ async fn account(
     let key = *address.public_key();
     let nonce = state.node.final_nonce(&key)?;
     let next_nonce = state.node.next_nonce(&key)?;
-    let operator = state
-        .node
-        .ledger()
-        .store()
-        .genesis()
-        .operators
-        .iter()
+    let store = state.node.ledger().store();
+    let operator = store
+        .operators_at(store.tip()?.height + 1)?
+        .into_iter()
         .find(|op| op.issuer == address)
         .map(|op| op.id.to_string());
     Ok(Json(AccountInfo {

@@ -88,7 +88,7 @@ async fn run(options: Options) -> Result<()> {
     )?;
 
     let role = match &setup.validator {
-        Some((index, _)) => Role::Validator(*index),
+        Some(key) => Role::Validator(key.public_key()),
         None => Role::Observer,
     };
     let mempool = Mempool::new(options.mempool_max_txs, options.rejections_remembered);

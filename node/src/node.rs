@@ -12,7 +12,7 @@ use cachet_network::Verdict;
 use cachet_state::ExecutedBlock;
 use cachet_state::{AccountState, Rejection, StateKey, StateValue};
 use cachet_storage::{Ledger, LedgerError, StoreError, Tip};
-use cachet_types::{Block, CertifiedBlock, Hash, PublicKey, SignedTx, VerifiedTx};
+use cachet_types::{Block, CertifiedBlock, Hash, PublicKey, SignedTx, TxBody, VerifiedTx};
 use tokio::sync::{Notify, watch};
 
 use crate::mempool::{AdmitError, Mempool};
@@ -54,8 +54,8 @@ pub struct Node {
 /// What this node does in consensus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// Proposes and votes as the genesis validator with this index.
-    Validator(u16),
+    /// Proposes and votes with this validator key whenever it is in the operator set.
+    Validator(PublicKey),
     /// Follows the chain and serves queries.
     Observer,
 }
@@ -213,11 +213,17 @@ impl Node {
         relay: Option<&[u8]>,
     ) -> Result<(Hash, TxStatus), SubmitError> {
         let id = verified.id();
-        // Cosigners depend only on the genesis: a transaction cosigned by the wrong parties
-        // never applies, and must not take its author's nonce slot in the pool.
-        if let Err(reason) =
-            cachet_state::check_cosigners(self.ledger.store().genesis(), verified.tx())
-        {
+        // Cosigners depend only on the operator set: a transaction cosigned by the wrong
+        // parties never applies, and must not take its author's nonce slot in the pool.
+        // Only a joint issue's creation names operators (read the set for it alone).
+        let operators = match &verified.tx().body {
+            TxBody::CreateIssue { record } if !record.co_issuers.is_empty() => {
+                let next = self.ledger.store().tip()?.height + 1;
+                self.ledger.store().operators_at(next)?
+            }
+            _ => Vec::new(),
+        };
+        if let Err(reason) = cachet_state::check_cosigners(&operators, verified.tx()) {
             if relay.is_some() {
                 self.reject(id, reason.clone());
             }
@@ -300,6 +306,23 @@ impl Node {
         self.ledger.store().supply_proof(issue)
     }
 
+    /// "validator N" (N its index at the next height), "validator (not in the operator
+    /// set)", or "observer".
+    fn role_name(&self) -> String {
+        let Role::Validator(key) = self.role else {
+            return "observer".into();
+        };
+        let index = self.ledger.store().tip().and_then(|tip| {
+            let operators = self.ledger.store().operators_at(tip.height + 1)?;
+            Ok(operators.iter().position(|op| op.validator_key == key))
+        });
+        match index {
+            Ok(Some(index)) => format!("validator {index}"),
+            Ok(None) => "validator (not in the operator set)".into(),
+            Err(error) => format!("validator (operator set unreadable: {error})"),
+        }
+    }
+
     /// Counters.
     pub fn metrics(&self) -> NodeMetrics {
         NodeMetrics {
@@ -309,10 +332,7 @@ impl Node {
             blocks_committed: self.blocks_committed.load(Ordering::Relaxed),
             peers: self.peers.load(Ordering::Relaxed),
             consensus_round: self.consensus_round.load(Ordering::Relaxed) as u32,
-            role: match self.role {
-                Role::Validator(index) => format!("validator {index}"),
-                Role::Observer => "observer".into(),
-            },
+            role: self.role_name(),
         }
     }
 
@@ -513,7 +533,6 @@ mod tests {
     use super::*;
     use cachet_storage::Store;
     use cachet_testkit::{TestChain, TxFactory, issue_record};
-    use cachet_types::TxBody;
 
     /// An observer node over a fresh store of a four-operator chain, and a signer for it.
     struct Fixture {

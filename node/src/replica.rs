@@ -190,12 +190,17 @@ struct NodeApp<'a> {
     node: &'a Node,
     prepared: &'a mut BTreeMap<Hash, ExecutedBlock>,
     signer: &'a mut SignerStore,
-    proposer: u16,
 }
 
 impl App for NodeApp<'_> {
-    fn build_block(&mut self, height: u64, round: u32, allow_empty: bool) -> Option<Block> {
-        match self.node.build_proposal(self.proposer, allow_empty) {
+    fn build_block(
+        &mut self,
+        height: u64,
+        round: u32,
+        proposer: u16,
+        allow_empty: bool,
+    ) -> Option<Block> {
+        match self.node.build_proposal(proposer, allow_empty) {
             Ok(Some(executed)) => {
                 let block = executed.block.clone();
                 self.prepared.insert(block.header.hash(), executed);
@@ -247,7 +252,6 @@ pub struct Replica {
     driver: Driver,
     prepared: BTreeMap<Hash, ExecutedBlock>,
     signer: SignerStore,
-    proposer: u16,
     timers: BinaryHeap<Reverse<(Instant, u64, Timeout)>>,
     timer_seq: u64,
     last_final: Instant,
@@ -255,25 +259,19 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// A replica for `node`; `validator` is our index and key, none for an observer.
+    /// A replica for `node`; `validator` is our validator key (it signs at the heights whose
+    /// operator set holds it), none for an observer.
     pub fn new(
         node: Arc<Node>,
         net: NetworkHandle,
-        validator: Option<(u16, SigningKey)>,
+        validator: Option<SigningKey>,
         data_dir: &Path,
         timeouts: Timeouts,
     ) -> Result<Replica> {
         let mut store = SignerStore::new(data_dir);
         let signer = store.load(2 * max_consensus_bytes(&node))?;
-        let genesis = node.ledger().store().genesis();
-        let proposer = validator.as_ref().map(|(index, _)| *index).unwrap_or(0);
-        let driver = Driver::new(
-            genesis.chain_id(),
-            genesis.validator_keys(),
-            validator,
-            signer,
-            timeouts,
-        );
+        let chain_id = node.ledger().store().chain_id();
+        let driver = Driver::new(chain_id, validator, signer, timeouts);
         let now = Instant::now();
         Ok(Replica {
             node,
@@ -281,7 +279,6 @@ impl Replica {
             driver,
             prepared: BTreeMap::new(),
             signer: store,
-            proposer,
             timers: BinaryHeap::new(),
             timer_seq: 0,
             last_final: now,
@@ -335,22 +332,39 @@ impl Replica {
             node: &self.node,
             prepared: &mut self.prepared,
             signer: &mut self.signer,
-            proposer: self.proposer,
         };
         call(&mut self.driver, &mut app)
     }
 
     fn start(&mut self, height: u64) -> Result<()> {
-        let actions = self.begin(height);
+        let actions = self.begin(height)?;
         self.apply(actions)
     }
 
     /// Forgets what belonged to the previous height (executed proposals, timers) and starts
-    /// the driver on `height`; returns its first actions.
-    fn begin(&mut self, height: u64) -> Vec<Action> {
+    /// the driver on `height` with the validator sets of it and the next (from the ledger's
+    /// membership record); returns its first actions.
+    fn begin(&mut self, height: u64) -> Result<Vec<Action>> {
         self.prepared.clear();
         self.timers.clear();
-        self.with_app(|driver, app| driver.start(height, app))
+        // One read of the membership record for both sets.
+        let store = self.node.ledger().store();
+        let membership = store.membership()?;
+        let keys = |h| -> Vec<_> {
+            let set = membership.at(store.genesis(), h).1;
+            set.iter().map(|op| op.validator_key).collect()
+        };
+        let (validators, next) = (keys(height), keys(height + 1));
+        let was = self.driver.index();
+        let actions = self.with_app(|driver, app| driver.start(height, validators, next, app));
+        let now = self.driver.index();
+        if was != now && self.driver.signer_key().is_some() {
+            match now {
+                Some(index) => tracing::info!(height, index, "validating from this height"),
+                None => tracing::info!(height, "not in the operator set at this height; following"),
+            }
+        }
+        Ok(actions)
     }
 
     fn input(&mut self, input: Input) -> Result<()> {
@@ -505,7 +519,7 @@ impl Replica {
                         }
                     }
                     self.last_final = Instant::now();
-                    queue.extend(self.begin(height + 1));
+                    queue.extend(self.begin(height + 1)?);
                 }
                 Action::Equivocation {
                     validator,

@@ -26,9 +26,11 @@ pub const DEFAULT_P2P_ADDR: &str = "/ip4/127.0.0.1/tcp/7700";
 /// data directory, and prints where the operator's key file is so the `cachet` CLI can issue
 /// and mint.
 ///
-/// Otherwise give --genesis, and --validator-key to take part in consensus as that genesis
-/// operator; without --validator-key the node is an observer: it follows the chain from its
-/// peers (--peer) and serves every query, which is what an auditor runs.
+/// Otherwise give --genesis, and --validator-key to take part in consensus as an operator:
+/// the node proposes and votes at every height whose operator set holds that key (the
+/// genesis set, then as membership changes decide), and follows the chain at the others.
+/// Without --validator-key the node is an observer: it follows the chain from its peers
+/// (--peer) and serves every query, which is what an auditor runs.
 ///
 /// Example (a validator of a four-operator chain):
 ///   cachetd --data-dir ./node0 --genesis genesis.json --validator-key validator0.key.json \
@@ -100,8 +102,8 @@ pub struct Setup {
     pub data_dir: PathBuf,
     /// Genesis.
     pub genesis: Genesis,
-    /// Validator key and its index in the genesis; none for an observer.
-    pub validator: Option<(u16, SigningKey)>,
+    /// Validator key; none for an observer.
+    pub validator: Option<SigningKey>,
     /// Seed of the node's peer-to-peer identity (kept encrypted beside the validator key;
     /// fresh on every start for an observer).
     pub p2p_seed: [u8; 32],
@@ -170,12 +172,19 @@ pub fn prepare(options: &Options) -> Result<Setup> {
             .context("give --key-passphrase-file or set CACHET_KEY_PASSPHRASE")?,
     };
     let key = cachet_keystore::load(&key_path, &passphrase)?;
-    let validator = validator_index(&genesis, &key)?;
+    if genesis.validator_keys().contains(&key.public_key()) {
+        tracing::info!(key = %key.public_key(), "validator key found in the genesis");
+    } else {
+        tracing::info!(
+            key = %key.public_key(),
+            "the validator key is not in the genesis: the node validates once a membership change adds it"
+        );
+    }
     let p2p_seed = p2p_identity(&data_dir, &passphrase)?;
     Ok(Setup {
         data_dir,
         genesis,
-        validator: Some((validator, key)),
+        validator: Some(key),
         p2p_seed,
     })
 }
@@ -194,15 +203,6 @@ fn p2p_identity(data_dir: &Path, passphrase: &str) -> Result<[u8; 32]> {
     Ok(cachet_keystore::load(&path, passphrase)
         .with_context(|| format!("cannot open the node identity {}", path.display()))?
         .seed())
-}
-
-fn validator_index(genesis: &Genesis, key: &SigningKey) -> Result<u16> {
-    let index = genesis
-        .operators
-        .iter()
-        .position(|op| op.validator_key == key.public_key())
-        .context("the validator key is not a validator of this genesis")?;
-    Ok(index as u16)
 }
 
 fn prepare_dev(options: &Options) -> Result<Setup> {
@@ -244,7 +244,6 @@ fn prepare_dev(options: &Options) -> Result<Setup> {
     }
     let genesis = read_genesis(&genesis_path)?;
     let key = cachet_keystore::load(&validator_path, DEV_PASSPHRASE)?;
-    let validator = validator_index(&genesis, &key)?;
     let p2p_seed = p2p_identity(&data_dir, DEV_PASSPHRASE)?;
     let issuer = cachet_keystore::read(&operator_path)?;
     eprintln!(
@@ -258,7 +257,7 @@ fn prepare_dev(options: &Options) -> Result<Setup> {
     Ok(Setup {
         data_dir,
         genesis,
-        validator: Some((validator, key)),
+        validator: Some(key),
         p2p_seed,
     })
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use cachet_state::{EventKind, IssueState, StampStatus};
+use cachet_state::{EventKind, IssueState, MembershipEpoch, ProposalState, StampStatus};
 use cachet_types::{
     Address, BlockHeader, ChainParams, CommitCertificate, Genesis, Hash, IssueId, Operator,
     PublicKey, SignedTx, StampId,
@@ -126,6 +126,28 @@ pub struct ChainInfo {
     pub metrics: NodeMetrics,
     /// Node software version.
     pub version: String,
+}
+
+/// Answer to `GET /v1/membership`: the operator set and every decided change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MembershipInfo {
+    /// Height of the last final block.
+    pub height: u64,
+    /// The operators of the next block, in validator-index order.
+    pub operators: Vec<Operator>,
+    /// A decided change that applies at a later height, if any.
+    pub scheduled: Option<MembershipEpoch>,
+    /// Every decided change, oldest first, each with the set it made.
+    pub changes: Vec<MembershipEpoch>,
+}
+
+/// Answer to `GET /v1/membership/proposal/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProposalInfo {
+    /// The proposal's id (its transaction's id).
+    pub id: Hash,
+    /// The proposal and its approvals.
+    pub proposal: ProposalState,
 }
 
 /// Answer to `GET /v1/account/{address}`.
@@ -369,6 +391,16 @@ impl Client {
     /// The genesis.
     pub async fn genesis(&self) -> Result<Genesis, ClientError> {
         self.get("/v1/genesis").await
+    }
+
+    /// The operator set and its history.
+    pub async fn membership(&self) -> Result<MembershipInfo, ClientError> {
+        self.get("/v1/membership").await
+    }
+
+    /// A membership proposal.
+    pub async fn proposal(&self, id: &Hash) -> Result<ProposalInfo, ClientError> {
+        self.get(&format!("/v1/membership/proposal/{id}")).await
     }
 
     /// A block.

@@ -7,7 +7,11 @@
 //! against the latest certified header. [`verify`] checks all of it and names the first check
 //! that fails. Pure: no I/O.
 
+mod membership;
+
 use std::collections::BTreeMap;
+
+pub use membership::{ChangeProof, MembershipProof, OperatorSets, verify_membership};
 
 use cachet_state::smt::{self, SmtProof};
 use cachet_state::{Approval, StampState, StampStatus, StateKey, StateValue, event_hash};
@@ -76,6 +80,10 @@ pub struct ProvenanceBundle {
     pub headers: Vec<CertifiedHeader>,
     /// The current record.
     pub current: CurrentRecord,
+    /// The operator set's changes up to the latest header (none while it is the genesis
+    /// set).
+    #[serde(default)]
+    pub membership: MembershipProof,
 }
 
 /// What a successful verification established.
@@ -169,6 +177,9 @@ pub enum Failure {
     /// The proven record differs from what the history says.
     #[error("current record does not match the history: {0}")]
     RecordMismatch(String),
+    /// A membership change is not proven.
+    #[error("membership: {0}")]
+    Membership(String),
 }
 
 impl Failure {
@@ -190,18 +201,18 @@ impl Failure {
             Failure::Rule { .. } => "rule",
             Failure::StateProof(_) => "state_proof",
             Failure::RecordMismatch(_) => "record_mismatch",
+            Failure::Membership(_) => "membership",
         }
     }
 }
 
-/// Checks headers: strictly ascending, same chain, certified by the genesis validators, and
-/// linked wherever two consecutive heights are both present.
+/// Checks headers: strictly ascending, same chain, certified by the validators of their
+/// height, and linked wherever two consecutive heights are both present.
 fn check_headers(
     bundle: &ProvenanceBundle,
-    genesis: &Genesis,
+    sets: &OperatorSets,
     chain_id: &Hash,
 ) -> Result<BTreeMap<u64, BlockHeader>, Failure> {
-    let validators = genesis.validator_keys();
     let mut headers = BTreeMap::new();
     let mut previous: Option<&BlockHeader> = None;
     for certified in &bundle.headers {
@@ -217,7 +228,7 @@ fn check_headers(
         }
         certified
             .certificate
-            .verify(header, &validators)
+            .verify(header, &sets.validators_at(header.height))
             .map_err(|e| Failure::Certificate {
                 height: header.height,
                 reason: e.to_string(),
@@ -264,8 +275,11 @@ fn check_included(
     Ok(id)
 }
 
-fn issuer_of<'g>(genesis: &'g Genesis, record: &IssueRecord) -> Option<&'g Operator> {
-    genesis.operator(&record.operator)
+fn find_operator<'s>(
+    operators: &'s [Operator],
+    id: &cachet_types::OperatorId,
+) -> Option<&'s Operator> {
+    operators.iter().find(|op| op.id == *id)
 }
 
 /// Verifies a bundle against a genesis. Returns what it proves, or the first failed check.
@@ -289,7 +303,8 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
             found: bundle.chain_id,
         });
     }
-    let headers = check_headers(bundle, genesis, &chain_id)?;
+    let sets = verify_membership(genesis, &chain_id, &bundle.membership)?;
+    let headers = check_headers(bundle, &sets, &chain_id)?;
 
     // The issue: created on chain by its own operator's issuer account.
     check_included(&bundle.issue, "issue creation", &chain_id, &headers).map_err(|e| match e {
@@ -306,21 +321,22 @@ pub fn verify(bundle: &ProvenanceBundle, genesis: &Genesis) -> Result<Authentic,
             ));
         }
     };
-    let operator = issuer_of(genesis, &record)
-        .ok_or_else(|| Failure::Issue(format!("{} is not a genesis operator", record.operator)))?;
+    // The operators when the issue was created.
+    let operators = sets.at(bundle.issue.height);
+    let operator = find_operator(operators, &record.operator)
+        .ok_or_else(|| Failure::Issue(format!("{} was not an operator", record.operator)))?;
     if operator.issuer.public_key() != &bundle.issue.tx.signer {
         return Err(Failure::Issue(format!(
             "not signed by {}'s issuer account",
             record.operator
         )));
     }
-    // A joint issue: every co-issuer is a genesis operator and cosigned the creation.
+    // A joint issue: every co-issuer was an operator and cosigned the creation.
     let mut issuers = vec![*operator.issuer.public_key()];
     for co in &record.co_issuers {
-        let key = genesis
-            .operator(&co.operator)
+        let key = find_operator(operators, &co.operator)
             .map(|op| *op.issuer.public_key())
-            .ok_or_else(|| Failure::Issue(format!("{} is not a genesis operator", co.operator)))?;
+            .ok_or_else(|| Failure::Issue(format!("{} was not an operator", co.operator)))?;
         if !bundle.issue.tx.cosignatures.iter().any(|c| c.signer == key) {
             return Err(Failure::Issue(format!("not cosigned by {}", co.operator)));
         }
@@ -608,6 +624,9 @@ pub struct SupplyProof {
     pub header: CertifiedHeader,
     /// Sparse Merkle proof of the issue's state.
     pub proof: SmtProof,
+    /// The operator set's changes up to the header (none while it is the genesis set).
+    #[serde(default)]
+    pub membership: MembershipProof,
 }
 
 /// Verifies a supply proof against a genesis: the certificate, the state proof, and that the
@@ -633,10 +652,11 @@ pub fn verify_supply(
         });
     }
     let header = &supply.header.header;
+    let sets = verify_membership(genesis, &chain_id, &supply.membership)?;
     supply
         .header
         .certificate
-        .verify(header, &genesis.validator_keys())
+        .verify(header, &sets.validators_at(header.height))
         .map_err(|e| Failure::Certificate {
             height: header.height,
             reason: e.to_string(),

@@ -3,7 +3,8 @@
 //! A proposer builds a [`Proposal`] from verified transactions (rejected ones are dropped and
 //! reported); any node commits a certified block, either its own proposal (already executed)
 //! or one received from a peer (checked and executed here). Both end in
-//! [`Store::commit`] after the certificate is checked against the genesis validators.
+//! [`Store::commit`] after the certificate is checked against the validators of its height
+//! (the genesis operators until a membership change applies).
 
 use cachet_state::{BlockError, ExecutedBlock, StateError, build_block, execute_block};
 use cachet_types::os_rng;
@@ -42,14 +43,12 @@ pub type Proposal = ExecutedBlock;
 /// The ledger: a store plus the rules for extending it.
 pub struct Ledger {
     store: Store,
-    validators: Vec<PublicKey>,
 }
 
 impl Ledger {
     /// Wraps an open store.
     pub fn new(store: Store) -> Ledger {
-        let validators = store.genesis().validator_keys();
-        Ledger { store, validators }
+        Ledger { store }
     }
 
     /// The store, for queries.
@@ -57,9 +56,14 @@ impl Ledger {
         &self.store
     }
 
-    /// Validator keys by index.
-    pub fn validators(&self) -> &[PublicKey] {
-        &self.validators
+    /// The validator keys of the block at `height`, by index (see [`Store::operators_at`]).
+    pub fn validators_at(&self, height: u64) -> Result<Vec<PublicKey>, LedgerError> {
+        Ok(self
+            .store
+            .operators_at(height)?
+            .iter()
+            .map(|op| op.validator_key)
+            .collect())
     }
 
     /// Builds a block on the tip from `candidates`, in order, stopping at the chain's block
@@ -126,7 +130,8 @@ impl Ledger {
         proposal: ExecutedBlock,
         certificate: CommitCertificate,
     ) -> Result<(Tip, CertifiedBlock), LedgerError> {
-        certificate.verify(&proposal.block.header, &self.validators)?;
+        let header = &proposal.block.header;
+        certificate.verify(header, &self.validators_at(header.height)?)?;
         let tip = self.store.tip()?;
         if tip.block_hash != proposal.parent {
             return Err(LedgerError::InvalidBlock {
@@ -149,9 +154,10 @@ impl Ledger {
 
     /// Checks a certified block from elsewhere against the tip, executes it, and commits it.
     pub fn commit_certified(&self, certified: &CertifiedBlock) -> Result<Tip, LedgerError> {
+        let header = &certified.block.header;
         certified
             .certificate
-            .verify(&certified.block.header, &self.validators)?;
+            .verify(header, &self.validators_at(header.height)?)?;
         let executed = self.prepare(certified.block.clone())?;
         Ok(self
             .commit_proposal(executed, certified.certificate.clone())?
@@ -165,9 +171,10 @@ impl Ledger {
         certified: &CertifiedBlock,
         verified: Vec<VerifiedTx>,
     ) -> Result<Tip, LedgerError> {
+        let header = &certified.block.header;
         certified
             .certificate
-            .verify(&certified.block.header, &self.validators)?;
+            .verify(header, &self.validators_at(header.height)?)?;
         let executed = self.prepare_verified(certified.block.clone(), verified)?;
         Ok(self
             .commit_proposal(executed, certified.certificate.clone())?

@@ -28,10 +28,11 @@ pub use ledger::{Ledger, LedgerError, Proposal};
 
 use cachet_state::smt::{self, Child, Node, NodeKey, NodeSource};
 use cachet_state::{
-    EventKind, StampEvent, StampState, StateChanges, StateError, StateKey, StateValue, StateView,
+    EventKind, MembershipState, ProposalState, StampEvent, StampState, StateChanges, StateError,
+    StateKey, StateValue, StateView,
 };
 use cachet_types::codec::{self, CodecError};
-use cachet_types::{Address, CertifiedBlock, Genesis, Hash, StampId};
+use cachet_types::{Address, CertifiedBlock, Genesis, Hash, Operator, PublicKey, StampId};
 
 const CF_BLOCKS: &str = "blocks";
 const CF_BLOCK_INDEX: &str = "block_index";
@@ -85,6 +86,15 @@ pub enum StoreError {
         /// Tip height.
         tip: u64,
     },
+}
+
+impl From<StateError> for StoreError {
+    fn from(error: StateError) -> Self {
+        match error {
+            StateError::Store(message) => StoreError::Db(message),
+            other => StoreError::Corrupt(other.to_string()),
+        }
+    }
 }
 
 impl From<rocksdb::Error> for StoreError {
@@ -258,7 +268,11 @@ impl Store {
     /// Checks one stored block on its own: certificate and transaction root.
     fn check_block_contents(&self, certified: &CertifiedBlock) -> Result<(), StoreError> {
         let header = &certified.block.header;
-        let validators = self.genesis.validator_keys();
+        let validators: Vec<PublicKey> = self
+            .operators_at(header.height)?
+            .iter()
+            .map(|op| op.validator_key)
+            .collect();
         certified
             .certificate
             .verify(header, &validators)
@@ -271,6 +285,29 @@ impl Store {
             )));
         }
         Ok(())
+    }
+
+    /// The membership record at the tip: every decided change of the operator set.
+    pub fn membership(&self) -> Result<MembershipState, StoreError> {
+        Ok(cachet_state::membership(self)?)
+    }
+
+    /// The operators of the block at `height`, in validator-index order: known for every
+    /// height up to two past the tip (a change is decided at least two blocks before it
+    /// applies).
+    pub fn operators_at(&self, height: u64) -> Result<Vec<Operator>, StoreError> {
+        Ok(self.membership()?.at(&self.genesis, height).1.to_vec())
+    }
+
+    /// A membership proposal.
+    pub fn proposal(&self, id: &Hash) -> Result<Option<ProposalState>, StoreError> {
+        match self.state(&StateKey::Proposal(*id))? {
+            Some(StateValue::Proposal(proposal)) => Ok(Some(proposal)),
+            Some(_) => Err(StoreError::Corrupt(
+                "a proposal key holds another kind".into(),
+            )),
+            None => Ok(None),
+        }
     }
 
     /// The certified block at `height`.

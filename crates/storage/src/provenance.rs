@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use cachet_provenance::{
-    BUNDLE_FORMAT, BUNDLE_VERSION, CertifiedHeader, CurrentRecord, IncludedTx, ProvenanceBundle,
-    SUPPLY_FORMAT, SupplyProof,
+    BUNDLE_FORMAT, BUNDLE_VERSION, CertifiedHeader, ChangeProof, CurrentRecord, IncludedTx,
+    MembershipProof, ProvenanceBundle, SUPPLY_FORMAT, SupplyProof,
 };
 use cachet_state::{StateKey, StateValue};
 use cachet_types::merkle::inclusion_proof;
@@ -59,6 +59,41 @@ impl Blocks<'_> {
 }
 
 impl Store {
+    /// The proof of every membership change active at `height`: each proposal and its
+    /// approvals with their blocks' headers.
+    pub fn membership_proof(&self, height: u64) -> Result<MembershipProof, StoreError> {
+        let mut blocks = Blocks {
+            store: self,
+            headers: BTreeMap::new(),
+        };
+        let mut changes = Vec::new();
+        for change in self.membership()?.changes {
+            if change.activation_height > height {
+                break;
+            }
+            let mut included = |id: &Hash| -> Result<IncludedTx, StoreError> {
+                let at = self.tx_location(id)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("membership transaction {id} is not indexed"))
+                })?;
+                blocks.included(at.height, Some(at.index), |_| false)
+            };
+            let proposal = included(&change.proposal)?;
+            let approvals = change
+                .approval_txs
+                .iter()
+                .map(&mut included)
+                .collect::<Result<_, _>>()?;
+            changes.push(ChangeProof {
+                proposal,
+                approvals,
+            });
+        }
+        Ok(MembershipProof {
+            changes,
+            headers: blocks.headers.into_values().collect(),
+        })
+    }
+
     /// The provenance bundle of `stamp`, or None if it was never minted.
     pub fn provenance(&self, stamp: &StampId) -> Result<Option<ProvenanceBundle>, StoreError> {
         let key = StateKey::Stamp(stamp.clone());
@@ -112,6 +147,7 @@ impl Store {
                 record,
                 proof,
             },
+            membership: self.membership_proof(tip.height)?,
         }))
     }
 
@@ -135,6 +171,7 @@ impl Store {
                 certificate: block.certificate,
             },
             proof,
+            membership: self.membership_proof(tip.height)?,
         }))
     }
 }

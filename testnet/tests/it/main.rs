@@ -7,6 +7,12 @@
 //! catches up; a 2|2 partition stops finality without a fork, and healing resumes it; at the
 //! end all five nodes hold the same blocks, height and state root, and every transaction
 //! reported final is in every ledger.
+//!
+//! A second scenario (`membership.rs`) adds a fifth operator by vote and watches its node
+//! propose and sign blocks from the agreed height. The scenarios take turns (one network at a
+//! time on a small machine).
+
+mod membership;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +27,9 @@ use cachet_types::{
     ChainParams, CurrencyCode, FaceValue, Genesis, Hash, IssueId, IssueRecord, SignedTx,
     SigningKey, TxBody,
 };
+
+/// One network at a time: the scenarios run in one test binary.
+static ONE_NETWORK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const VALIDATORS: usize = 4;
 const OBSERVER: usize = 4;
@@ -40,6 +49,12 @@ struct Net {
 
 impl Net {
     fn start() -> Net {
+        Net::start_with(None)
+    }
+
+    /// Four validators and a fifth node; with `fifth_key`, the fifth node runs with that
+    /// validator key (not in the genesis), otherwise it observes.
+    fn start_with(fifth_key: Option<&SigningKey>) -> Net {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("net");
         let layout = init(
@@ -55,6 +70,14 @@ impl Net {
         .unwrap();
         let genesis = layout.read_genesis(&dir).unwrap();
         let count = layout.nodes.len();
+        let fifth_key_file = fifth_key.map(|key| {
+            let passphrase = cachet_testnet::passphrase(&dir).unwrap();
+            let file = cachet_keystore::seal(key, &passphrase, cachet_keystore::KdfParams::DEFAULT)
+                .unwrap();
+            let path = dir.join("fifth-validator.key.json");
+            cachet_keystore::write(&path, &file).unwrap();
+            path
+        });
         let mut links = Vec::new();
         for from in 0..count {
             for to in 0..VALIDATORS {
@@ -74,6 +97,16 @@ impl Net {
         for index in 0..count {
             let mut args = layout.base_args(&dir, index);
             args.extend(["--timeout-propose-ms".into(), "500".into()]);
+            if let (OBSERVER, Some(path)) = (index, &fifth_key_file) {
+                args.extend([
+                    "--validator-key".into(),
+                    path.to_string_lossy().into_owned(),
+                    "--key-passphrase-file".into(),
+                    dir.join(cachet_testnet::PASSPHRASE_FILE)
+                        .to_string_lossy()
+                        .into_owned(),
+                ]);
+            }
             for ((from, _), link) in &links {
                 if *from == index {
                     args.extend([
@@ -145,6 +178,18 @@ impl Net {
             .block_on(self.client(index).chain())
             .ok()
             .map(|info| info.height)
+    }
+
+    /// Waits until every node is connected to every validator but itself.
+    fn wait_connected(&self) {
+        let count = self.nodes.len();
+        self.wait_until("every node connected to the validators", |net| {
+            (0..count).all(|i| {
+                net.rt
+                    .block_on(net.client(i).chain())
+                    .is_ok_and(|c| c.metrics.peers >= if i < VALIDATORS { 3 } else { 4 })
+            })
+        });
     }
 
     /// Waits until `done` holds, or fails with `what` and the nodes' logs.
@@ -261,15 +306,10 @@ fn entry(k: usize) -> usize {
 
 #[test]
 fn four_validators_and_an_observer_survive_a_kill_and_a_partition() {
+    let _turn = ONE_NETWORK.lock().unwrap_or_else(|e| e.into_inner());
     let mut net = Net::start();
     let count = net.nodes.len();
-    net.wait_until("every node connected to the validators", |net| {
-        (0..count).all(|i| {
-            net.rt
-                .block_on(net.client(i).chain())
-                .is_ok_and(|c| c.metrics.peers >= if i < VALIDATORS { 3 } else { 4 })
-        })
-    });
+    net.wait_connected();
 
     for i in 0..count {
         let role = net.rt.block_on(net.client(i).chain()).unwrap().metrics.role;

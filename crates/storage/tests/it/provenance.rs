@@ -11,6 +11,8 @@ const ISSUE: &str = "AT-2026-001";
 
 struct Chain {
     test: TestChain,
+    /// Validator keys that joined the chain after the genesis (rotations).
+    new_validators: Vec<SigningKey>,
     ledger: Ledger,
     factory: TxFactory,
     time_ms: u64,
@@ -25,13 +27,15 @@ impl Chain {
         Chain {
             factory: TxFactory::new(test.chain_id),
             time_ms: test.genesis.genesis_time_ms,
+            new_validators: Vec::new(),
             test,
             ledger,
             _dir: dir,
         }
     }
 
-    /// One block with these transactions, proposed in turn, certified by validators 1..=3.
+    /// One block with these transactions, proposed in turn, certified by validators 1..=3
+    /// of its height's set.
     fn block(&mut self, txs: Vec<(SigningKey, TxBody)>) {
         let signed = txs
             .into_iter()
@@ -50,8 +54,17 @@ impl Chain {
             .build(signed, self.time_ms, (height % 4) as u16)
             .unwrap();
         assert!(proposal.rejected.is_empty(), "{:?}", proposal.rejected);
-        let signers: Vec<(u16, &SigningKey)> =
-            (1..4).map(|i| (i as u16, self.test.validator(i))).collect();
+        let set = self.ledger.validators_at(height).unwrap();
+        let known: Vec<&SigningKey> = (0..4)
+            .map(|i| self.test.validator(i))
+            .chain(&self.new_validators)
+            .collect();
+        let signers: Vec<(u16, &SigningKey)> = (1..4)
+            .map(|i| {
+                let key = known.iter().find(|k| k.public_key() == set[i]).unwrap();
+                (i as u16, *key)
+            })
+            .collect();
         let cert = CommitCertificate::sign(&proposal.block.header, 0, &signers);
         self.ledger.commit_proposal(proposal, cert).unwrap();
     }
@@ -463,4 +476,82 @@ fn twins_claims_and_swaps_verify_offline() {
     let mut b = twin;
     b.events[2].tx.cosignatures.clear();
     assert_eq!(verify(&b, &c.test.genesis).unwrap_err().code(), "signature");
+}
+
+#[test]
+fn bundles_and_supply_proofs_verify_across_a_validator_key_rotation() {
+    let mut c = history();
+    // DE-POST rotates its validator key: proposed by AT, approved by DE and CH.
+    let rotated = key("DE-validator-2");
+    c.new_validators.push(rotated.clone());
+    let height = c.ledger.store().tip().unwrap().height;
+    let activation = height + 4;
+    let propose = c.factory.sign(
+        c.test.issuer(0),
+        TxBody::ProposeMembership {
+            change: cachet_types::MembershipChange::RotateValidatorKey {
+                operator: cachet_testkit::operator_id("DE"),
+                validator_key: rotated.public_key(),
+            },
+            activation_height: activation,
+        },
+    );
+    let approve = cachet_types::TxBody::ApproveMembership {
+        proposal: propose.id(),
+    };
+    c.block_of(vec![propose]);
+    let (de, ch) = (c.test.issuer(1).clone(), c.test.issuer(2).clone());
+    c.block(vec![(de, approve.clone()), (ch, approve)]);
+    while c.ledger.store().tip().unwrap().height < activation {
+        let t = c.transfer(1, "bob");
+        c.block(vec![(key("alice"), t)]);
+        let t = c.transfer(1, "alice");
+        c.block(vec![(key("bob"), t)]);
+    }
+    // Blocks from the activation height are signed with the new key.
+    let t = c.transfer(42, "frank");
+    let owner = match c
+        .ledger
+        .store()
+        .state(&cachet_state::StateKey::Stamp(stamp(ISSUE, 42)))
+    {
+        Ok(Some(cachet_state::StateValue::Stamp(s))) => s.owner.unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let holder = ["alice", "bob", "carol", "dave", "erin"]
+        .into_iter()
+        .find(|name| address(name) == owner)
+        .unwrap();
+    c.block(vec![(key(holder), t)]);
+    let tip = c.ledger.store().tip().unwrap().height;
+    assert!(tip >= activation);
+    assert_eq!(
+        c.ledger.validators_at(tip).unwrap()[1],
+        rotated.public_key()
+    );
+
+    let bundle = c.bundle(42);
+    assert_eq!(bundle.membership.changes.len(), 1);
+    let proven = verify(&bundle, &c.test.genesis).expect("verifies across the rotation");
+    assert_eq!(proven.owner, Some(address("frank")));
+    // Without the change, the new key's certificates do not verify.
+    let mut stripped = bundle.clone();
+    stripped.membership = Default::default();
+    check(&stripped, &c.test.genesis, "certificate");
+    // With an approval missing, the change is not proven.
+    let mut short = bundle.clone();
+    short.membership.changes[0].approvals.pop();
+    check(&short, &c.test.genesis, "membership");
+
+    let supply = c
+        .ledger
+        .store()
+        .supply_proof(&issue_id(ISSUE))
+        .unwrap()
+        .unwrap();
+    cachet_provenance::verify_supply(&supply, &c.test.genesis).expect("supply verifies");
+    let mut stripped = supply.clone();
+    stripped.membership = Default::default();
+    let error = cachet_provenance::verify_supply(&stripped, &c.test.genesis).unwrap_err();
+    assert_eq!(error.code(), "certificate", "{error}");
 }

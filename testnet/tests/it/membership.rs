@@ -1,0 +1,153 @@
+//! A fifth operator joins by vote: its node runs from the start with a validator key that is
+//! not in the genesis, follows the chain, and proposes and signs blocks from the agreed
+//! activation height on, while the four genesis validators accept its votes.
+
+use cachet_types::{CountryCode, MembershipChange, OperatorId};
+
+use super::*;
+
+/// Submits `tx` at node 0 and waits until it is final there; returns its height.
+fn final_height(net: &Net, tx: &SignedTx) -> u64 {
+    net.submit(0, tx);
+    let mut height = None;
+    net.wait_until(&format!("{} {} final", tx.body.kind(), tx.id()), |net| {
+        height = net.is_final_at(0, &tx.id());
+        height.is_some()
+    });
+    height.unwrap()
+}
+
+#[test]
+fn a_fifth_operator_joins_by_vote_and_validates_from_the_agreed_height() {
+    let _turn = ONE_NETWORK.lock().unwrap_or_else(|e| e.into_inner());
+    let fifth_validator = cachet_keystore::generate_key().unwrap();
+    let fifth_issuer = cachet_keystore::generate_key().unwrap();
+    let net = Net::start_with(Some(&fifth_validator));
+    let count = net.nodes.len();
+    net.wait_connected();
+    let role = |net: &Net| net.rt.block_on(net.client(4).chain()).unwrap().metrics.role;
+    assert_eq!(role(&net), "validator (not in the operator set)");
+
+    // Operator 0 proposes; operators 1 and 2 approve (3 of 4 is more than two thirds).
+    let mut operators: Vec<Operator> = (0..VALIDATORS).map(|k| Operator::new(&net, k)).collect();
+    let joining = cachet_types::Operator {
+        id: OperatorId::parse("IT-POST").unwrap(),
+        country: CountryCode::parse("IT").unwrap(),
+        name: "Poste Italiane".into(),
+        validator_key: fifth_validator.public_key(),
+        issuer: fifth_issuer.public_key().address(),
+    };
+    let activation = net.height(0).unwrap() + 12;
+    let propose = operators[0].sign(
+        &net,
+        TxBody::ProposeMembership {
+            change: MembershipChange::AddOperator { operator: joining },
+            activation_height: activation,
+        },
+    );
+    final_height(&net, &propose);
+    let approve = TxBody::ApproveMembership {
+        proposal: propose.id(),
+    };
+    let first = operators[1].sign(&net, approve.clone());
+    final_height(&net, &first);
+    let info = net.rt.block_on(net.client(0).membership()).unwrap();
+    assert!(info.changes.is_empty(), "decided with 2 of 4 approvals");
+    let second = operators[2].sign(&net, approve);
+    let decided = final_height(&net, &second);
+    assert!(decided + 2 <= activation, "decided too late for the test");
+    // Every node, the joining one too, knows the change and when it applies.
+    net.wait_until("every node knows the decided change", |net| {
+        (0..count).all(|i| {
+            net.rt.block_on(net.client(i).membership()).is_ok_and(|m| {
+                m.scheduled
+                    .is_some_and(|s| s.activation_height == activation)
+            })
+        })
+    });
+
+    // Blocks come only with work: mint until the chain is past the activation height and
+    // the new validator has proposed a block and signed certificates.
+    let minter = &mut operators[0];
+    let create = minter.create(&net, 0);
+    final_height(&net, &create);
+    let mut proposed_by_fifth = None;
+    let mut signed_by_fifth = 0;
+    let mut checked = 0;
+    let deadline = Instant::now() + WAIT;
+    while proposed_by_fifth.is_none() || signed_by_fifth < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the fifth validator did not propose and sign after height {activation}: \
+             proposed {proposed_by_fifth:?}, signed {signed_by_fifth}\n{}",
+            net.logs()
+        );
+        let tx = minter.mint(&net, "collector-m");
+        let height = final_height(&net, &tx);
+        while checked < height {
+            checked += 1;
+            let block = net.rt.block_on(net.client(0).block(checked)).unwrap();
+            let signers: Vec<u16> = block
+                .certificate
+                .signatures
+                .iter()
+                .map(|s| s.validator)
+                .collect();
+            if checked < activation {
+                assert!(
+                    signers.iter().all(|v| *v < 4) && block.header.proposer < 4,
+                    "block {checked} before the activation height names a fifth validator"
+                );
+                continue;
+            }
+            if block.header.proposer == 4 {
+                proposed_by_fifth = Some(checked);
+            }
+            if signers.contains(&4) {
+                signed_by_fifth += 1;
+            }
+        }
+    }
+    assert_eq!(role(&net), "validator 4");
+    let info = net.rt.block_on(net.client(3).membership()).unwrap();
+    assert_eq!(info.operators.len(), 5);
+    assert_eq!(info.changes.len(), 1);
+    assert_eq!(
+        info.changes[0]
+            .approvals
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>(),
+        ["AT-POST", "DE-POST", "CH-POST"]
+    );
+
+    // The new operator issues under its own id.
+    let record = IssueRecord {
+        id: IssueId::parse("IT-2026-NET").unwrap(),
+        operator: OperatorId::parse("IT-POST").unwrap(),
+        ..match &create.body {
+            TxBody::CreateIssue { record } => record.clone(),
+            _ => unreachable!(),
+        }
+    };
+    let issue = SignedTx::sign(
+        net.genesis.chain_id(),
+        &fifth_issuer,
+        1,
+        TxBody::CreateIssue { record },
+    );
+    final_height(&net, &issue);
+
+    // All five agree on the chain.
+    let tip = net.height(0).unwrap();
+    net.wait_until("all five nodes at the same tip", |net| {
+        (0..count).all(|i| net.height(i) == Some(tip))
+    });
+    let roots: Vec<Hash> = (0..count)
+        .map(|i| net.rt.block_on(net.client(i).chain()).unwrap().state_root)
+        .collect();
+    assert!(
+        roots.iter().all(|r| *r == roots[0]),
+        "state roots differ: {roots:?}"
+    );
+}
