@@ -291,8 +291,9 @@ impl Replica {
     /// failed, and the node must stop rather than serve a ledger it cannot extend.
     ///
     /// `resumed` is told once the signer state has been resumed: a block this validator
-    /// had already decided before a crash (a single validator's, say) is committed by then,
-    /// so the API, which opens after it, never shows the ledger from before that block.
+    /// had precommitted before a crash, with a quorum of precommits it holds (a single
+    /// validator's own), is committed by then, so the API, which opens after it, never shows
+    /// the ledger from before that block.
     pub fn run(
         mut self,
         inputs: Receiver<Input>,

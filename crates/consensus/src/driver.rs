@@ -235,35 +235,57 @@ impl Driver {
         );
         self.blocks.clear();
         self.invalid.clear();
-        let proof = if resume {
-            self.signer.lock_proof.clone()
-        } else {
-            None
-        };
-        if let (Some((round, hash)), Some(proof)) = (locked, proof)
-            && proof.block.header.hash() == hash
-        {
-            self.blocks.insert(hash, proof.block);
-            for vote in proof.prevotes {
-                if vote.vote.round == round && vote.vote.height == height {
-                    let _ = self.machine.on_vote(vote);
-                }
+        // The block we locked on, with the polka that justified the lock.
+        let lock = match (locked, &self.signer.lock_proof) {
+            (Some((lock_round, hash)), Some(proof))
+                if resume && proof.block.header.hash() == hash =>
+            {
+                self.blocks.insert(hash, proof.block.clone());
+                Some((lock_round, hash, proof.prevotes.clone()))
             }
-        }
+            _ => None,
+        };
         self.pending_propose = None;
         self.deferred_timeout = None;
         self.own.clear();
         let mut actions = Vec::new();
         let outputs = self.machine.start(round);
         self.run(outputs, app, &mut actions);
-        if resume {
-            // Our votes from before the restart count again and will be resent.
-            for vote in self.signer.votes.clone() {
-                self.own.push(ConsensusMsg::Vote(vote));
-                let (_, outputs) = self.machine.on_vote(vote);
-                self.run(outputs, app, &mut actions);
-            }
+        if !resume {
+            return self.replay_future(height, app, actions);
         }
+        // Fed after the start, so that a lock from a late round is within the machine's
+        // round window.
+        if let Some((lock_round, hash, prevotes)) = lock {
+            for vote in prevotes {
+                if vote.vote.round == lock_round && vote.vote.height == height {
+                    let (_, outputs) = self.machine.on_vote(vote);
+                    self.run(outputs, app, &mut actions);
+                }
+            }
+            // We locked on a valid proposal for this block in the lock round (Tendermint
+            // locks on nothing else), so it counts again: with that round's precommits (our
+            // own, replayed below, is enough for a single validator) the block is decided at
+            // once rather than after a round of timeouts and a new proposal.
+            let (_, outputs) = self.machine.on_proposal(lock_round, hash, None, true);
+            self.run(outputs, app, &mut actions);
+        }
+        // Our votes from before the restart count again and will be resent.
+        for vote in self.signer.votes.clone() {
+            self.own.push(ConsensusMsg::Vote(vote));
+            let (_, outputs) = self.machine.on_vote(vote);
+            self.run(outputs, app, &mut actions);
+        }
+        self.replay_future(height, app, actions)
+    }
+
+    /// Feeds the messages buffered for `height` while we were below it.
+    fn replay_future(
+        &mut self,
+        height: u64,
+        app: &mut dyn App,
+        mut actions: Vec<Action>,
+    ) -> Vec<Action> {
         let buffered = std::mem::take(&mut self.future);
         for msg in buffered.into_values().flatten() {
             if msg.height() == height {
@@ -721,6 +743,43 @@ mod tests {
             !actions.iter().any(|a| matches!(a, Action::Broadcast(_))),
             "signed again after restart: {actions:?}"
         );
+    }
+
+    #[test]
+    fn a_restarted_single_validator_decides_its_precommitted_block_at_once() {
+        let chain = TestChain::new(1);
+        let mut app = FakeApp::new(&chain, false);
+        let only = |signer| {
+            Driver::new(
+                chain.chain_id,
+                Some(chain.validator(0).clone()),
+                signer,
+                Timeouts::default(),
+            )
+        };
+        let decided = |actions: &[Action]| {
+            actions.iter().find_map(|a| match a {
+                Action::Decided(block) => Some(block.block.header.hash()),
+                _ => None,
+            })
+        };
+        let mut first = only(SignerState::default());
+        let actions = start(&mut first, &chain, 1, &mut app);
+        let block = decided(&actions).expect("a single validator decides at once");
+
+        // Crash after the precommit was stored, before the block was committed: the
+        // restarted validator decides the same block before any timeout, without signing.
+        let stored = app.stored.clone().expect("signer state stored");
+        assert_eq!((stored.height, stored.round, stored.step), (1, 0, 3));
+        let mut second = only(stored);
+        let actions = start(&mut second, &chain, 1, &mut app);
+        assert_eq!(
+            decided(&actions),
+            Some(block),
+            "not decided at restart: {actions:?}"
+        );
+        assert_eq!(proposals(&actions), 0);
+        assert_eq!(app.builds, 1, "built a new block at restart");
     }
 
     #[test]
