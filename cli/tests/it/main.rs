@@ -751,3 +751,99 @@ fn physical_twin_claim_approved_transfer_swap_and_burn() {
         assert_eq!(verdict["verdict"], "AUTHENTIC", "#{serial}: {verdict}");
     }
 }
+
+/// Operator membership through the CLI on a one-operator dev chain, where the proposer's own
+/// approval is already more than two thirds: a key rotation is decided at once, scheduled
+/// for its height and in the history; what may not follow it is refused by name.
+#[test]
+fn membership_rotate_key_is_decided_scheduled_and_listed() {
+    let (_dir, _node, cli) = dev_cli(&["alice", "newkey"]);
+    let before = cli.json(&["membership", "show"]);
+    assert_eq!(before["operators"].as_array().unwrap().len(), 1, "{before}");
+    assert_eq!(before["operators"][0]["id"], "DEV-POST");
+    assert!(before["scheduled"].is_null(), "{before}");
+    assert_eq!(before["changes"].as_array().unwrap().len(), 0);
+
+    let new_key = cli.json(&["wallet", "address", "newkey"])["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Only a current operator may propose, and only far enough ahead.
+    cli.refused(
+        &[
+            "membership",
+            "rotate-key",
+            "DEV-POST",
+            "--validator-key",
+            &new_key,
+            "-w",
+            "alice",
+        ],
+        "not_operator",
+    );
+    cli.refused(
+        &[
+            "membership",
+            "rotate-key",
+            "DEV-POST",
+            "--validator-key",
+            &new_key,
+            "--at-height",
+            "1",
+            "-w",
+            "operator",
+        ],
+        "invalid_activation",
+    );
+
+    let proposed = cli.json(&[
+        "membership",
+        "rotate-key",
+        "DEV-POST",
+        "--validator-key",
+        &new_key,
+        "-w",
+        "operator",
+    ]);
+    let decided_at = final_height(&proposed);
+    let proposal = proposed["tx_id"].as_str().unwrap().to_string();
+
+    let info = cli.json(&["membership", "proposal", &proposal]);
+    assert_eq!(info["proposal"]["decided_height"], decided_at, "{info}");
+    assert_eq!(info["proposal"]["approvals"][0], "DEV-POST");
+    let activation = info["proposal"]["activation_height"].as_u64().unwrap();
+    // The default leaves the other operators time to approve.
+    assert!(activation >= decided_at + 90, "{info}");
+
+    let after = cli.json(&["membership", "show"]);
+    let scheduled = &after["scheduled"];
+    assert_eq!(scheduled["proposal"], proposal.as_str(), "{after}");
+    assert_eq!(scheduled["change"]["change"], "rotate_validator_key");
+    assert_eq!(scheduled["change"]["validator_key"], new_key.as_str());
+    assert_eq!(scheduled["activation_height"], activation);
+    assert_eq!(scheduled["operators"][0]["validator_key"], new_key.as_str());
+    assert_eq!(after["changes"].as_array().unwrap().len(), 1, "{after}");
+    // The current set keeps the old key until the activation height.
+    assert_eq!(after["operators"], before["operators"]);
+    let text = cli.ok(&["membership", "show"]);
+    assert!(
+        text.contains(&format!(
+            "scheduled    rotate DEV-POST's validator key to {new_key} from height {activation}"
+        )),
+        "{text}"
+    );
+
+    // A decided proposal takes no more approvals; no second change while one waits.
+    cli.refused(
+        &["membership", "approve", &proposal, "-w", "operator"],
+        "proposal_closed",
+    );
+    cli.refused(
+        &["membership", "remove", "DEV-POST", "-w", "operator"],
+        "membership_pending",
+    );
+    cli.refused(
+        &["membership", "approve", &"0".repeat(64), "-w", "operator"],
+        "unknown_proposal",
+    );
+}

@@ -161,7 +161,7 @@ pub struct AccountInfo {
     pub nonce: u64,
     /// Nonce to use for the next transaction (counts pending ones).
     pub next_nonce: u64,
-    /// The genesis operator this account issues for, if any.
+    /// The current operator this account issues for, if any.
     pub operator: Option<String>,
 }
 
