@@ -768,43 +768,25 @@ fn membership_rotate_key_is_decided_scheduled_and_listed() {
         .as_str()
         .unwrap()
         .to_string();
+    let rotate = |more: &[&str]| {
+        let mut args = vec![
+            "membership",
+            "rotate-key",
+            "DEV-POST",
+            "--validator-key",
+            &new_key,
+        ];
+        args.extend_from_slice(more);
+        args
+    };
     // Only a current operator may propose, and only far enough ahead.
+    cli.refused(&rotate(&["-w", "alice"]), "not_operator");
     cli.refused(
-        &[
-            "membership",
-            "rotate-key",
-            "DEV-POST",
-            "--validator-key",
-            &new_key,
-            "-w",
-            "alice",
-        ],
-        "not_operator",
-    );
-    cli.refused(
-        &[
-            "membership",
-            "rotate-key",
-            "DEV-POST",
-            "--validator-key",
-            &new_key,
-            "--at-height",
-            "1",
-            "-w",
-            "operator",
-        ],
+        &rotate(&["--at-height", "1", "-w", "operator"]),
         "invalid_activation",
     );
 
-    let proposed = cli.json(&[
-        "membership",
-        "rotate-key",
-        "DEV-POST",
-        "--validator-key",
-        &new_key,
-        "-w",
-        "operator",
-    ]);
+    let proposed = cli.json(&rotate(&["-w", "operator"]));
     let decided_at = final_height(&proposed);
     let proposal = proposed["tx_id"].as_str().unwrap().to_string();
 
