@@ -150,7 +150,7 @@ async fn run(options: Options) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", options.api_addr))?;
     let bound = listener.local_addr()?;
     write_atomically(&addr_file, &format!("http://{bound}\n"))?;
-    tracing::info!(api = %format!("http://{bound}"), role = ?node.role(), "API listening");
+    tracing::info!(api = %format!("http://{bound}"), role = %node.role_name(), "API listening");
 
     let app = api::router(api::ApiState {
         node: node.clone(),

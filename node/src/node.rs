@@ -107,11 +107,6 @@ impl Node {
         self.pool().len() > 0
     }
 
-    /// This node's role.
-    pub fn role(&self) -> Role {
-        self.role
-    }
-
     fn pool(&self) -> std::sync::MutexGuard<'_, Mempool> {
         // A panic while holding the lock is a bug that already stopped a task; the pool's
         // data stays consistent between calls, so keep serving.
@@ -308,7 +303,7 @@ impl Node {
 
     /// "validator N" (N its index at the next height), "validator (not in the operator
     /// set)", or "observer".
-    fn role_name(&self) -> String {
+    pub fn role_name(&self) -> String {
         let Role::Validator(key) = self.role else {
             return "observer".into();
         };
