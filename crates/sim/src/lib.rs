@@ -7,7 +7,10 @@
 //! blocks and its signer state; some crashes cut a block write short, so the block is lost
 //! though the node's precommit for it was stored), and optionally one Byzantine validator
 //! that equivocates (two different proposals and votes for each step, to different halves
-//! of the network).
+//! of the network). With [`SimConfig::join`] one more node, outside the genesis set, follows
+//! the chain until the operators vote it in (proposal and approvals from more than two
+//! thirds, sent by the simulated clients once their own work is final) and then validates
+//! from the agreed height, under the same faults.
 //!
 //! Checkers, run as the simulation goes and at the end:
 //! - agreement: never two different final blocks at one height;
@@ -16,7 +19,7 @@
 //!   invalid is ever final;
 //! - convergence: at the end every node has the same height and state root;
 //! - liveness: once faults heal, every valid transaction is final on every node within a
-//!   bound.
+//!   bound (with `join`: the new operator is in the set and has signed at a height of it).
 //!
 //! Every delivered event is hashed into a trace hash: the same seed gives the same hash.
 
@@ -29,8 +32,12 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use cachet_consensus::driver::{Action, App, Driver, Received, SignerState};
 use cachet_consensus::messages::{ConsensusMsg, Vote, sign_proposal, sign_vote};
 use cachet_consensus::{Timeout, Timeouts};
-use cachet_testkit::{TestChain, TxFactory, address, issue_id, issue_record};
-use cachet_types::{Block, CertifiedBlock, Hash, SignedTx, TxBody, VerifiedTx};
+use cachet_state::{StateKey, StateView};
+use cachet_testkit::{TestChain, TxFactory, address, issue_id, issue_record, key, operator_id};
+use cachet_types::{
+    Block, CertifiedBlock, CountryCode, Hash, MembershipChange, Operator, SignedTx, SigningKey,
+    TxBody, VerifiedTx,
+};
 use sha2::{Digest, Sha256};
 
 pub use ledger::MemLedger;
@@ -59,6 +66,8 @@ pub struct SimConfig {
     pub dup_per_mille: u32,
     /// Largest message delay during the fault phase.
     pub max_delay_ms: u64,
+    /// One more node, outside the genesis set, is voted in and must validate.
+    pub join: bool,
 }
 
 impl SimConfig {
@@ -75,6 +84,7 @@ impl SimConfig {
             loss_per_mille: 100,
             dup_per_mille: 50,
             max_delay_ms: 400,
+            join: false,
         }
     }
 }
@@ -123,6 +133,8 @@ pub struct Report {
     pub elapsed_ms: u64,
     /// Events processed.
     pub events: u64,
+    /// With a join: the height from which the new operator validates.
+    pub joined_at: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +169,8 @@ enum Event {
         node: usize,
     },
     Heal,
+    /// The clients of a join look at the chain and send what comes next.
+    JoinStep,
 }
 
 /// What a node keeps across a crash: synced writes only.
@@ -228,11 +242,38 @@ struct SimNode {
     driver: Driver,
 }
 
-/// The workload: transactions, and which ones must never become final.
+/// The workload: transactions, which ones must never become final, and which ones the
+/// join's clients sent (checked through the join's outcome, not one by one: a proposal or an
+/// approval may expire and be sent again).
 struct Workload {
     txs: Vec<SignedTx>,
     invalid: BTreeSet<Hash>,
+    optional: BTreeSet<Hash>,
 }
+
+/// Transactions per operator in the workload (the last one, over the print run, is invalid):
+/// an operator's next nonce after its own work is `STATIC_TXS`.
+const STATIC_TXS: u64 = 10;
+
+/// The node that asks to join, and where its admission stands.
+struct Joiner {
+    operator: Operator,
+    validator: SigningKey,
+    issuer: SigningKey,
+    /// The current proposal: its id and activation height.
+    proposal: Option<(Hash, u64)>,
+    /// Operators whose approval of the current proposal has been sent.
+    approved: BTreeSet<usize>,
+    /// Filler transactions sent so far (the chain only grows with work).
+    filler: u32,
+    /// The last filler transaction sent: (signer, nonce).
+    pending: Option<(cachet_types::PublicKey, u64)>,
+}
+
+/// How far ahead of the tip a join is proposed to apply.
+const JOIN_LEAD: u64 = 8;
+/// Blocks past the activation height that must be final before a join run ends.
+const JOIN_TAIL: u64 = 4;
 
 fn workload(chain: &TestChain, operators: usize) -> Workload {
     let mut factory = TxFactory::new(chain.chain_id);
@@ -276,7 +317,11 @@ fn workload(chain: &TestChain, operators: usize) -> Workload {
         invalid.insert(over.id());
         txs.push(over);
     }
-    Workload { txs, invalid }
+    Workload {
+        txs,
+        invalid,
+        optional: BTreeSet::new(),
+    }
 }
 
 struct Net {
@@ -307,6 +352,7 @@ pub struct Sim {
     equivocations: u64,
     crashes: (u64, u64),
     processed: u64,
+    joiner: Option<Joiner>,
 }
 
 const TICK_MS: u64 = 500;
@@ -320,7 +366,26 @@ impl Sim {
         let chain = TestChain::new(config.validators);
         let work = workload(&chain, config.validators);
         let timeouts = Self::timeouts();
-        let nodes = (0..config.validators)
+        let joiner = config.join.then(|| {
+            let (validator, issuer) = (key("sim-joiner-validator"), key("sim-joiner-issuer"));
+            Joiner {
+                operator: Operator {
+                    id: operator_id("LU"),
+                    country: CountryCode::parse("LU").unwrap_or_else(|e| panic!("{e}")),
+                    name: "LU Post".into(),
+                    validator_key: validator.public_key(),
+                    issuer: issuer.public_key().address(),
+                },
+                validator,
+                issuer,
+                proposal: None,
+                approved: BTreeSet::new(),
+                filler: 0,
+                pending: None,
+            }
+        });
+        let count = config.validators + usize::from(config.join);
+        let nodes = (0..count)
             .map(|index| SimNode {
                 alive: true,
                 epoch: 0,
@@ -329,7 +394,7 @@ impl Sim {
                 pool: BTreeMap::new(),
                 driver: Driver::new(
                     chain.chain_id,
-                    Some(chain.validator(index).clone()),
+                    Some(Self::node_key(&chain, joiner.as_ref(), index)),
                     SignerState::default(),
                     timeouts,
                 ),
@@ -359,6 +424,15 @@ impl Sim {
             equivocations: 0,
             crashes: (0, 0),
             processed: 0,
+            joiner,
+        }
+    }
+
+    /// Node `index`'s validator key: a genesis validator's, or the joiner's (the last node).
+    fn node_key(chain: &TestChain, joiner: Option<&Joiner>, index: usize) -> SigningKey {
+        match joiner {
+            Some(joiner) if index == chain.genesis.operators.len() => joiner.validator.clone(),
+            _ => chain.validator(index).clone(),
         }
     }
 
@@ -388,6 +462,9 @@ impl Sim {
         if self.config.byzantine {
             replay += " --byzantine";
         }
+        if self.config.join {
+            replay += " --join";
+        }
         Violation {
             seed: self.config.seed,
             at_ms: self.now,
@@ -400,10 +477,11 @@ impl Sim {
         self.config.byzantine && node + 1 == self.config.validators
     }
 
+    /// Every node but the Byzantine one (the joiner included).
     fn honest(&self) -> impl Iterator<Item = usize> + use<> {
         let n = self.config.validators;
         let byz = self.config.byzantine;
-        (0..n).filter(move |i| !(byz && i + 1 == n))
+        (0..self.nodes.len()).filter(move |i| !(byz && i + 1 == n))
     }
 
     fn send(&mut self, from: usize, to: usize, payload: Payload) {
@@ -425,14 +503,14 @@ impl Sim {
     }
 
     fn broadcast(&mut self, from: usize, payload: Payload) {
-        for to in 0..self.config.validators {
+        for to in 0..self.nodes.len() {
             self.send(from, to, payload.clone());
         }
     }
 
     /// Runs to the end; the first checker failure stops it.
     pub fn run(mut self) -> Result<Report, Violation> {
-        let n = self.config.validators;
+        let n = self.nodes.len();
         for node in 0..n {
             let actions = self.start_height(node, 1);
             self.apply(node, actions)?;
@@ -449,6 +527,9 @@ impl Sim {
         if self.config.crashes || self.config.partitions {
             let first = 1_000 + self.rng.below(2_000);
             self.at(first, Event::Fault);
+        }
+        if self.joiner.is_some() {
+            self.at(500, Event::JoinStep);
         }
         let fault_ms = self.config.fault_ms;
         self.at(fault_ms, Event::Heal);
@@ -477,13 +558,14 @@ impl Sim {
             .txs
             .iter()
             .map(SignedTx::id)
-            .filter(|id| !self.work.invalid.contains(id))
+            .filter(|id| !self.work.invalid.contains(id) && !self.work.optional.contains(id))
             .collect();
         let heights: BTreeSet<u64> = self
             .honest()
             .map(|i| self.nodes[i].ledger.tip().height)
             .collect();
         heights.len() == 1
+            && self.join_done()
             && self.honest().all(|i| {
                 let node = &self.nodes[i];
                 node.alive && {
@@ -510,7 +592,7 @@ impl Sim {
                 .iter()
                 .map(|node| node.ledger.blocks().iter().map(|b| b.block.txs.len()).sum())
                 .collect();
-            let valid = self.work.txs.len() - self.work.invalid.len();
+            let valid = self.work.txs.len() - self.work.invalid.len() - self.work.optional.len();
             let consensus: Vec<String> = self
                 .nodes
                 .iter()
@@ -526,9 +608,14 @@ impl Sim {
                 .collect();
             return Err(self.violation(format!(
                 "liveness: {} ms after healing, not every valid transaction is final on every \
-                 node (heights {heights:?}, final transactions {final_txs:?} of {valid}; \
+                 node{} (heights {heights:?}, final transactions {final_txs:?} of {valid}; \
                  consensus {consensus:?})",
-                self.config.heal_bound_ms
+                self.config.heal_bound_ms,
+                if self.join_done() {
+                    ""
+                } else {
+                    " or the join is not done"
+                }
             )));
         }
         let reference = &self.nodes[0];
@@ -557,6 +644,7 @@ impl Sim {
             }
             txs_final += block.block.txs.len();
         }
+        let joined_at = Self::join_activation(&reference.ledger).filter(|_| self.joiner.is_some());
         let trace = std::mem::take(&mut self.trace);
         let mut hash = [0u8; 32];
         hash.copy_from_slice(&trace.finalize());
@@ -570,7 +658,125 @@ impl Sim {
             crashes: self.crashes,
             elapsed_ms: self.now,
             events: self.processed,
+            joined_at,
         })
+    }
+
+    /// The activation height of the join, once decided on `ledger`'s chain.
+    fn join_activation(ledger: &MemLedger) -> Option<u64> {
+        let record = cachet_state::membership(ledger).ok()?;
+        record
+            .changes
+            .first()
+            .map(|change| change.activation_height)
+    }
+
+    /// Without a join, true. With one: the joiner's chain has the new operator in its set
+    /// for `JOIN_TAIL` blocks, and the joiner has signed at a height of that set.
+    fn join_done(&self) -> bool {
+        if self.joiner.is_none() {
+            return true;
+        }
+        let node = &self.nodes[self.nodes.len() - 1];
+        Self::join_activation(&node.ledger).is_some_and(|activation| {
+            node.ledger.tip().height >= activation + JOIN_TAIL
+                && node.driver.signer().height >= activation
+        })
+    }
+
+    /// The join's clients, like operators at their terminals: once its own work is final,
+    /// operator 0 proposes adding the new operator from `JOIN_LEAD` blocks ahead; once the
+    /// proposal is final, operators approve it until more than two thirds have; a proposal
+    /// that can no longer be decided in time is made again. Once decided, one transaction
+    /// at a time keeps the chain growing past the activation height: an old operator's
+    /// before it, the new operator's own from it.
+    fn join_step(&mut self) {
+        // What the clients see: the most advanced live honest node.
+        let Some(view) = self
+            .honest()
+            .filter(|i| self.nodes[*i].alive)
+            .max_by_key(|i| self.nodes[*i].ledger.tip().height)
+        else {
+            return;
+        };
+        let ledger = &self.nodes[view].ledger;
+        let tip = ledger.tip().height;
+        let chain = &self.chain;
+        let n = chain.genesis.operators.len();
+        let own_work_done =
+            |issuer: usize| ledger.nonce(&chain.issuer(issuer).public_key()) + 1 >= STATIC_TXS;
+        let Some(joiner) = self.joiner.as_mut() else {
+            return;
+        };
+        let sign = |key: &SigningKey, body: TxBody| {
+            let nonce = ledger.nonce(&key.public_key()) + 1;
+            SignedTx::sign(chain.chain_id, key, nonce, body)
+        };
+        let mut send = Vec::new();
+        if let Some(activation) = Self::join_activation(ledger) {
+            let busy = joiner
+                .pending
+                .is_some_and(|(signer, nonce)| ledger.nonce(&signer) < nonce);
+            if !busy && tip < activation + JOIN_TAIL {
+                let (key, id, operator) = if tip >= activation {
+                    let id = format!("LU-2026-{:03}", joiner.filler + 1);
+                    (joiner.issuer.clone(), id, "LU-POST")
+                } else {
+                    let id = format!("AT-2026-{:03}", joiner.filler + 100);
+                    (chain.issuer(0).clone(), id, "AT-POST")
+                };
+                let record = issue_record(&id, operator, 10);
+                let tx = sign(&key, TxBody::CreateIssue { record });
+                joiner.pending = Some((tx.signer, tx.nonce));
+                joiner.filler += 1;
+                send.push(tx);
+            }
+        } else {
+            // The last block that may take an approval is two before the activation height.
+            if joiner
+                .proposal
+                .is_some_and(|(_, activation)| tip + 1 + 2 > activation)
+            {
+                joiner.proposal = None;
+                joiner.approved.clear();
+            }
+            match joiner.proposal {
+                None if own_work_done(0) => {
+                    let activation = tip + JOIN_LEAD;
+                    let tx = sign(
+                        chain.issuer(0),
+                        TxBody::ProposeMembership {
+                            change: MembershipChange::AddOperator {
+                                operator: joiner.operator.clone(),
+                            },
+                            activation_height: activation,
+                        },
+                    );
+                    joiner.proposal = Some((tx.id(), activation));
+                    send.push(tx);
+                }
+                None => {}
+                Some((proposal, _)) => {
+                    let final_ = matches!(ledger.get(&StateKey::Proposal(proposal)), Ok(Some(_)));
+                    // The proposer's approval counts: more than two thirds in all.
+                    let approvers = 2 * n / 3;
+                    for operator in (1..=approvers).filter(|o| own_work_done(*o)) {
+                        if final_ && joiner.approved.insert(operator) {
+                            let body = TxBody::ApproveMembership { proposal };
+                            send.push(sign(chain.issuer(operator), body));
+                        }
+                    }
+                }
+            }
+        }
+        for tx in send {
+            self.record(&[b"join", tx.id().as_bytes()]);
+            self.work.optional.insert(tx.id());
+            self.work.txs.push(tx);
+            let node = self.rng.below(self.nodes.len() as u64) as usize;
+            let index = self.work.txs.len() - 1;
+            self.at(0, Event::Submit { node, tx: index });
+        }
     }
 
     fn record(&mut self, parts: &[&[u8]]) {
@@ -636,7 +842,7 @@ impl Sim {
                 let tx = self.work.txs[index].clone();
                 if !self.nodes[node].alive {
                     // The client retries at another node.
-                    let other = (node + 1) % self.config.validators;
+                    let other = (node + 1) % self.nodes.len();
                     self.at(
                         100,
                         Event::Submit {
@@ -677,10 +883,17 @@ impl Sim {
                     max_delay: 50,
                     cut: BTreeSet::new(),
                 };
-                for node in 0..self.config.validators {
+                for node in 0..self.nodes.len() {
                     if !self.nodes[node].alive {
                         self.restart(node)?;
                     }
+                }
+                Ok(())
+            }
+            Event::JoinStep => {
+                self.join_step();
+                if !self.join_done() {
+                    self.at(500, Event::JoinStep);
                 }
                 Ok(())
             }
@@ -691,7 +904,7 @@ impl Sim {
         if self.healed_at.is_some() {
             return;
         }
-        let n = self.config.validators;
+        let n = self.nodes.len();
         let choice = self.rng.below(4);
         match choice {
             0 if self.config.crashes => {
@@ -769,7 +982,7 @@ impl Sim {
         target.alive = true;
         target.driver = Driver::new(
             self.chain.chain_id,
-            Some(self.chain.validator(node).clone()),
+            Some(Self::node_key(&self.chain, self.joiner.as_ref(), node)),
             disk.signer,
             Self::timeouts(),
         );
@@ -780,8 +993,8 @@ impl Sim {
     }
 
     fn request_sync(&mut self, node: usize) {
-        let n = self.config.validators as u64;
-        let peer = (node as u64 + 1 + self.rng.below(n - 1)) as usize % self.config.validators;
+        let n = self.nodes.len() as u64;
+        let peer = (node as u64 + 1 + self.rng.below(n - 1)) as usize % self.nodes.len();
         let from_height = self.nodes[node].ledger.tip().height + 1;
         self.send(node, peer, Payload::SyncRequest { from_height });
     }
@@ -798,7 +1011,7 @@ impl Sim {
             .map(|tx| tx.tx().clone())
             .collect();
         for tx in pending {
-            let peer = self.rng.below(self.config.validators as u64) as usize;
+            let peer = self.rng.below(self.nodes.len() as u64) as usize;
             self.send(node, peer, Payload::Tx(Box::new(tx)));
         }
         let actions = self.with_host(node, |d, h| d.on_work(h));
@@ -1014,7 +1227,7 @@ impl Sim {
                 }
             }
         };
-        for to in 0..self.config.validators {
+        for to in 0..self.nodes.len() {
             let payload = if to % 2 == 0 {
                 msg.clone()
             } else {

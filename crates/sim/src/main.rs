@@ -27,6 +27,10 @@ struct Args {
     /// Make the last validator equivocate.
     #[arg(long)]
     byzantine: bool,
+    /// Add a node outside the genesis set that the operators vote in; it must validate from
+    /// the agreed height.
+    #[arg(long)]
+    join: bool,
 }
 
 fn main() {
@@ -35,6 +39,7 @@ fn main() {
         let mut config = cachet_sim::SimConfig::faulty(seed);
         config.validators = args.validators;
         config.byzantine = args.byzantine;
+        config.join = args.join;
         config
     };
     if let Some(seed) = args.seed {

@@ -56,6 +56,25 @@ fn byzantine_equivocator_among_four() {
 }
 
 #[test]
+fn an_operator_joins_by_vote_under_faults() {
+    // Half the seeds: a join run is longer (it goes on past the activation height).
+    let count = (seeds() / 2).max(10);
+    let mut failures = Vec::new();
+    for seed in 3_000_000..3_000_000 + count {
+        let config = SimConfig {
+            join: true,
+            byzantine: seed % 4 == 0,
+            ..SimConfig::faulty(seed)
+        };
+        match run(config) {
+            Ok(report) => assert!(report.joined_at.is_some(), "seed {seed}: {report:?}"),
+            Err(violation) => failures.push(violation.to_string()),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
 fn seven_validators_with_faults() {
     let count = (seeds() / 4).max(10);
     let mut failures = Vec::new();
