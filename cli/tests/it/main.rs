@@ -768,17 +768,18 @@ fn membership_rotate_key_is_decided_scheduled_and_listed() {
         .as_str()
         .unwrap()
         .to_string();
-    let rotate = |more: &[&str]| {
+    fn rotate_key<'a>(key: &'a str, more: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec![
             "membership",
             "rotate-key",
             "DEV-POST",
             "--validator-key",
-            &new_key,
+            key,
         ];
         args.extend_from_slice(more);
         args
-    };
+    }
+    let rotate = |more| rotate_key(&new_key, more);
     // Only a current operator may propose, and only far enough ahead.
     cli.refused(&rotate(&["-w", "alice"]), "not_operator");
     cli.refused(

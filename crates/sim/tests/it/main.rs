@@ -2,7 +2,7 @@
 //! replay. `CACHET_SIM_SEEDS` sets how many seeds each campaign runs (default 200; the long
 //! campaign is `cargo run --release -p cachet-sim -- --seeds 10000`).
 
-use cachet_sim::{SimConfig, run};
+use cachet_sim::{Report, SimConfig, run};
 
 fn seeds() -> u64 {
     std::env::var("CACHET_SIM_SEEDS")
@@ -13,24 +13,9 @@ fn seeds() -> u64 {
 
 fn campaign(name: &str, first: u64, config: impl Fn(u64) -> SimConfig) {
     let count = seeds();
-    let mut failures = Vec::new();
-    let mut heights = 0;
-    let mut torn = 0;
-    for seed in first..first + count {
-        match run(config(seed)) {
-            Ok(report) => {
-                heights += report.height;
-                torn += report.crashes.1;
-            }
-            Err(violation) => failures.push(violation.to_string()),
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{name}: {} of {count} seeds failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    let reports = all_pass(first, count, config);
+    let heights: u64 = reports.iter().map(|r| r.height).sum();
+    let torn: u64 = reports.iter().map(|r| r.crashes.1).sum();
     // Not a vacuous pass: the runs finalized blocks, and crashes cut block writes short.
     assert!(
         heights >= count,
@@ -55,40 +40,43 @@ fn byzantine_equivocator_among_four() {
     });
 }
 
-#[test]
-fn an_operator_joins_by_vote_under_faults() {
-    // Half the seeds: a join run is longer (it goes on past the activation height).
-    let count = (seeds() / 2).max(10);
+/// Runs `count` seeds from `first`; fails with every violation; returns the reports.
+fn all_pass(first: u64, count: u64, config: impl Fn(u64) -> SimConfig) -> Vec<Report> {
+    let mut reports = Vec::new();
     let mut failures = Vec::new();
-    for seed in 3_000_000..3_000_000 + count {
-        let config = SimConfig {
-            join: true,
-            byzantine: seed % 4 == 0,
-            ..SimConfig::faulty(seed)
-        };
-        match run(config) {
-            Ok(report) => assert!(report.joined_at.is_some(), "seed {seed}: {report:?}"),
+    for seed in first..first + count {
+        match run(config(seed)) {
+            Ok(report) => reports.push(report),
             Err(violation) => failures.push(violation.to_string()),
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {count} seeds failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    reports
+}
+
+#[test]
+fn an_operator_joins_by_vote_under_faults() {
+    // Half the seeds: a join run is longer (it goes on past the activation height).
+    let reports = all_pass(3_000_000, (seeds() / 2).max(10), |seed| SimConfig {
+        join: true,
+        byzantine: seed % 4 == 0,
+        ..SimConfig::faulty(seed)
+    });
+    assert!(reports.iter().all(|r| r.joined_at.is_some()));
 }
 
 #[test]
 fn seven_validators_with_faults() {
-    let count = (seeds() / 4).max(10);
-    let mut failures = Vec::new();
-    for seed in 2_000_000..2_000_000 + count {
-        let config = SimConfig {
-            validators: 7,
-            byzantine: seed % 2 == 0,
-            ..SimConfig::faulty(seed)
-        };
-        if let Err(violation) = run(config) {
-            failures.push(violation.to_string());
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    all_pass(2_000_000, (seeds() / 4).max(10), |seed| SimConfig {
+        validators: 7,
+        byzantine: seed % 2 == 0,
+        ..SimConfig::faulty(seed)
+    });
 }
 
 #[test]
