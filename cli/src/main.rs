@@ -982,11 +982,12 @@ async fn run(cli: Cli) -> Result<()> {
             let needed: Vec<Address> = match &tx.body {
                 TxBody::Swap { counterparty, .. } => vec![*counterparty],
                 TxBody::CreateIssue { record } => {
-                    let genesis = ctx.client.genesis().await?;
+                    let operators = current_operators(&ctx).await?;
                     record
                         .co_issuers
                         .iter()
-                        .filter_map(|co| genesis.operator(&co.operator).map(|op| op.issuer))
+                        .filter_map(|co| find_operator(&operators, &co.operator))
+                        .map(|op| op.issuer)
                         .collect()
                 }
                 _ => Vec::new(),
@@ -1237,21 +1238,28 @@ fn wallet(ctx: &Context_, command: WalletCommand) -> Result<()> {
     Ok(())
 }
 
+/// The operators of the next block (the genesis set, then as membership changes apply).
+async fn current_operators(ctx: &Context_) -> Result<Vec<Operator>> {
+    Ok(ctx.client.membership().await?.operators)
+}
+
+fn find_operator<'a>(operators: &'a [Operator], id: &OperatorId) -> Option<&'a Operator> {
+    operators.iter().find(|op| op.id == *id)
+}
+
 async fn create_issue(ctx: &Context_, args: CreateIssue) -> Result<()> {
-    let genesis = ctx.client.genesis().await?;
+    let operators = current_operators(ctx).await?;
     let wallet = ctx.wallets.read(&args.tx.wallet)?;
     let operator = match args.operator {
-        Some(id) => genesis
-            .operator(&id)
-            .with_context(|| format!("{id} is not an operator of this chain"))?
+        Some(id) => find_operator(&operators, &id)
+            .with_context(|| format!("{id} is not a current operator of this chain"))?
             .clone(),
-        None => genesis
-            .operators
+        None => operators
             .iter()
             .find(|op| op.issuer == wallet.address)
             .with_context(|| {
                 format!(
-                    "wallet {} is not a genesis operator's issuer; name the operator with --operator",
+                    "wallet {} is not a current operator's issuer; name the operator with --operator",
                     args.tx.wallet
                 )
             })?
@@ -1292,8 +1300,8 @@ async fn create_issue(ctx: &Context_, args: CreateIssue) -> Result<()> {
             .map(|text| {
                 let (operator, share) = split_pair(text, "--co-issuer", "OPERATOR=SHARE")?;
                 let operator = OperatorId::parse(&operator)?;
-                if genesis.operator(&operator).is_none() {
-                    bail!("co-issuer {operator} is not an operator of this chain");
+                if find_operator(&operators, &operator).is_none() {
+                    bail!("co-issuer {operator} is not a current operator of this chain");
                 }
                 Ok(CoIssuer { operator, share })
             })

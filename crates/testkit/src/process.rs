@@ -29,15 +29,21 @@ pub type DevNode = NodeProcess;
 /// `cargo test --workspace` builds it; a test run of a single package may not, so the error
 /// says what to do.
 pub fn cachetd_binary(sibling: &Path) -> PathBuf {
+    binary_beside(sibling, "cachetd")
+}
+
+/// The workspace binary `name` next to `sibling` (a test's own binary or the one Cargo
+/// names for it), as `cargo test --workspace` builds them all.
+pub fn binary_beside(sibling: &Path, name: &str) -> PathBuf {
     let dir = sibling.parent().unwrap_or_else(|| Path::new("."));
-    let candidates = [dir.join("cachetd"), dir.join("../cachetd")];
+    let candidates = [dir.join(name), dir.join("..").join(name)];
     for path in &candidates {
         if path.exists() {
             return path.clone();
         }
     }
     panic!(
-        "cachetd is not built next to {}: run `cargo build -p cachet-node` or `cargo test --workspace`",
+        "{name} is not built next to {}: run `cargo build --workspace` or `cargo test --workspace`",
         sibling.display()
     );
 }

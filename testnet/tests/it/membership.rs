@@ -2,6 +2,7 @@
 //! not in the genesis, follows the chain, and proposes and signs blocks from the agreed
 //! activation height on, while the four genesis validators accept its votes.
 
+use cachet_testkit::process::binary_beside;
 use cachet_types::{CountryCode, MembershipChange, OperatorId};
 
 use super::*;
@@ -121,22 +122,72 @@ fn a_fifth_operator_joins_by_vote_and_validates_from_the_agreed_height() {
         ["AT-POST", "DE-POST", "CH-POST"]
     );
 
-    // The new operator issues under its own id.
-    let record = IssueRecord {
-        id: IssueId::parse("IT-2026-NET").unwrap(),
-        operator: OperatorId::parse("IT-POST").unwrap(),
-        ..match &create.body {
-            TxBody::CreateIssue { record } => record.clone(),
-            _ => unreachable!(),
-        }
-    };
-    let issue = SignedTx::sign(
-        net.genesis.chain_id(),
+    // Every node's queries follow the new set.
+    let fifth = net
+        .rt
+        .block_on(net.client(2).account(&fifth_issuer.public_key().address()))
+        .unwrap();
+    assert_eq!(fifth.operator.as_deref(), Some("IT-POST"));
+    let chain = net.rt.block_on(net.client(1).chain()).unwrap();
+    assert_eq!(chain.operators, info.operators);
+
+    // The new operator issues under its own id with the `cachet` CLI, which finds it among
+    // the current operators.
+    let cli = tempfile::tempdir().unwrap();
+    let passphrase = "fifth-operator-passphrase";
+    let key_file = cli.path().join("fifth.key.json");
+    let sealed = cachet_keystore::seal(
         &fifth_issuer,
-        1,
-        TxBody::CreateIssue { record },
-    );
-    final_height(&net, &issue);
+        passphrase,
+        cachet_keystore::KdfParams::DEFAULT,
+    )
+    .unwrap();
+    cachet_keystore::write(&key_file, &sealed).unwrap();
+    let cachet = |args: &[&str]| {
+        let out = std::process::Command::new(binary_beside(
+            Path::new(env!("CARGO_BIN_EXE_cachet-testnet")),
+            "cachet",
+        ))
+        .args(args)
+        .env("CACHET_NODE", net.nodes[0].api())
+        .env("CACHET_WALLET_DIR", cli.path().join("wallets"))
+        .env("CACHET_PASSPHRASE", passphrase)
+        .output()
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "cachet {args:?} failed: {stderr}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    cachet(&["wallet", "import", "fifth", key_file.to_str().unwrap()]);
+    let created: serde_json::Value = serde_json::from_str(&cachet(&[
+        "issue",
+        "create",
+        "IT-2026-NET",
+        "--title",
+        "Dolomites",
+        "--year",
+        "2026",
+        "--face-value",
+        "120",
+        "--currency",
+        "EUR",
+        "--design-sha256",
+        "5f6c7c4a8b7f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aab",
+        "--design-uri",
+        "https://stamps.example/dolomites.png",
+        "--print-run",
+        "10",
+        "-w",
+        "fifth",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(created["outcome"]["status"], "final", "{created}");
+    let issue = net
+        .rt
+        .block_on(net.client(3).issue(&IssueId::parse("IT-2026-NET").unwrap()))
+        .unwrap();
+    assert_eq!(issue.issue.record.operator.to_string(), "IT-POST");
 
     // All five agree on the chain.
     let tip = net.height(0).unwrap();
