@@ -67,7 +67,8 @@ struct Scratch<'s, 'a, V: StateView + ?Sized> {
     events: Vec<StampEvent>,
 }
 
-impl<'s, 'a, V: StateView + ?Sized> Scratch<'s, 'a, V> {
+/// Reads see this transaction's writes, then the block's, then the state before the block.
+impl<V: StateView + ?Sized> StateView for Scratch<'_, '_, V> {
     fn get(&self, key: &StateKey) -> Result<Option<StateValue>, StateError> {
         if let Some(value) = self.writes.get(key) {
             return Ok(Some(value.clone()));
@@ -77,7 +78,9 @@ impl<'s, 'a, V: StateView + ?Sized> Scratch<'s, 'a, V> {
         }
         self.exec.view.get(key)
     }
+}
 
+impl<'s, 'a, V: StateView + ?Sized> Scratch<'s, 'a, V> {
     fn issue(&self, id: &IssueId) -> Result<IssueState, ApplyError> {
         match self.get(&StateKey::Issue(id.clone()))? {
             Some(StateValue::Issue(issue)) => Ok(issue),
@@ -114,11 +117,7 @@ impl<'s, 'a, V: StateView + ?Sized> Scratch<'s, 'a, V> {
     }
 
     fn membership(&self) -> Result<MembershipState, ApplyError> {
-        match self.get(&StateKey::Membership)? {
-            Some(StateValue::Membership(state)) => Ok(state),
-            Some(_) => Err(StateError::WrongKind.into()),
-            None => Ok(MembershipState::default()),
-        }
+        Ok(crate::membership(self)?)
     }
 
     fn proposal(&self, id: &Hash) -> Result<ProposalState, ApplyError> {

@@ -99,20 +99,13 @@ impl Ledger {
     }
 
     /// Like [`Ledger::prepare`], for a block whose transactions the caller has already
-    /// verified (e.g. found in its mempool by id): `verified` must be `block.txs` in order.
+    /// verified (e.g. found in its mempool by id): `verified` must be `block.txs` in order,
+    /// which `execute_block` checks.
     pub fn prepare_verified(
         &self,
         block: Block,
         verified: Vec<VerifiedTx>,
     ) -> Result<ExecutedBlock, LedgerError> {
-        if verified.len() != block.txs.len()
-            || verified.iter().zip(&block.txs).any(|(v, tx)| v.tx() != tx)
-        {
-            return Err(LedgerError::InvalidBlock {
-                height: block.header.height,
-                reason: "verified transactions do not match the block".into(),
-            });
-        }
         let tip = self.store.tip()?;
         execute_block(&self.store, self.store.genesis(), &tip, block, verified).map_err(|error| {
             match error {

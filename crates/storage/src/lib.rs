@@ -296,7 +296,7 @@ impl Store {
     /// height up to two past the tip (a change is decided at least two blocks before it
     /// applies).
     pub fn operators_at(&self, height: u64) -> Result<Vec<Operator>, StoreError> {
-        Ok(self.membership()?.at(&self.genesis, height).1.to_vec())
+        Ok(cachet_state::operators_at(self, &self.genesis, height)?)
     }
 
     /// A membership proposal.
