@@ -32,6 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use cachet_consensus::driver::{Action, App, Driver, Received, SignerState};
 use cachet_consensus::messages::{ConsensusMsg, Vote, sign_proposal, sign_vote};
 use cachet_consensus::{Timeout, Timeouts};
+use cachet_state::membership::{ACTIVATION_LEAD, decided};
 use cachet_state::{StateKey, StateView};
 use cachet_testkit::{TestChain, TxFactory, address, issue_id, issue_record, key, operator_id};
 use cachet_types::{
@@ -732,10 +733,11 @@ impl Sim {
                 send.push(tx);
             }
         } else {
-            // The last block that may take an approval is two before the activation height.
+            // The last block that may take an approval is `ACTIVATION_LEAD` before the
+            // activation height.
             if joiner
                 .proposal
-                .is_some_and(|(_, activation)| tip + 1 + 2 > activation)
+                .is_some_and(|(_, activation)| tip + 1 + ACTIVATION_LEAD > activation)
             {
                 joiner.proposal = None;
                 joiner.approved.clear();
@@ -756,17 +758,20 @@ impl Sim {
                     send.push(tx);
                 }
                 None => {}
-                Some((proposal, _)) => {
-                    let final_ = matches!(ledger.get(&StateKey::Proposal(proposal)), Ok(Some(_)));
-                    // The proposer's approval counts: more than two thirds in all.
-                    let approvers = 2 * n / 3;
+                // Approvals once the proposal is final: the proposer's counts, and operators
+                // 1, 2, ... add theirs until they are enough.
+                Some((proposal, _))
+                    if matches!(ledger.get(&StateKey::Proposal(proposal)), Ok(Some(_))) =>
+                {
+                    let approvers = (1..n).take_while(|a| !decided(*a, n)).count();
                     for operator in (1..=approvers).filter(|o| own_work_done(*o)) {
-                        if final_ && joiner.approved.insert(operator) {
+                        if joiner.approved.insert(operator) {
                             let body = TxBody::ApproveMembership { proposal };
                             send.push(sign(chain.issuer(operator), body));
                         }
                     }
                 }
+                Some(_) => {}
             }
         }
         for tx in send {

@@ -62,12 +62,12 @@ fn all_pass(first: u64, count: u64, config: impl Fn(u64) -> SimConfig) -> Vec<Re
 #[test]
 fn an_operator_joins_by_vote_under_faults() {
     // Half the seeds: a join run is longer (it goes on past the activation height).
-    let reports = all_pass(3_000_000, (seeds() / 2).max(10), |seed| SimConfig {
+    // A run passes only once the new operator's node has signed at a height of the new set.
+    all_pass(3_000_000, (seeds() / 2).max(10), |seed| SimConfig {
         join: true,
         byzantine: seed % 4 == 0,
         ..SimConfig::faulty(seed)
     });
-    assert!(reports.iter().all(|r| r.joined_at.is_some()));
 }
 
 #[test]
