@@ -11,7 +11,8 @@
 //!
 //! Peers come from configuration: the node dials its bootstrap addresses at start and
 //! redials them while they are unreachable. Who is a validator is not the network's concern;
-//! consensus messages are signed by genesis keys and checked by the node.
+//! consensus messages are signed by the validator keys of their height and checked by the
+//! node.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
