@@ -41,6 +41,8 @@ pub struct Node {
     commit_lock: RwLock<()>,
     role: Role,
     tip_sender: watch::Sender<Tip>,
+    /// Counts changes of transactions to a final or refused status, for long polls.
+    status_sender: watch::Sender<u64>,
     work: Notify,
     txs_final: AtomicU64,
     txs_rejected: AtomicU64,
@@ -70,12 +72,14 @@ impl Node {
     ) -> Result<Node, StoreError> {
         let tip = ledger.store().tip()?;
         let (tip_sender, _) = watch::channel(tip);
+        let (status_sender, _) = watch::channel(0);
         Ok(Node {
             ledger,
             mempool: Mutex::new(mempool),
             commit_lock: RwLock::new(()),
             role,
             tip_sender,
+            status_sender,
             work: Notify::new(),
             txs_final: AtomicU64::new(0),
             txs_rejected: AtomicU64::new(0),
@@ -92,9 +96,14 @@ impl Node {
         &self.ledger
     }
 
-    /// Watches the tip.
-    pub fn tip_watch(&self) -> watch::Receiver<Tip> {
-        self.tip_sender.subscribe()
+    /// Watches status changes: it changes whenever a transaction becomes final or refused
+    /// here (a block committed, a refusal while a block is built, a refusal remembered).
+    pub fn status_watch(&self) -> watch::Receiver<u64> {
+        self.status_sender.subscribe()
+    }
+
+    fn statuses_changed(&self) {
+        self.status_sender.send_modify(|changes| *changes += 1);
     }
 
     /// Waits until there may be work for the block proposer.
@@ -192,9 +201,11 @@ impl Node {
         let verified = match tx.verify(&chain_id) {
             Ok(verified) => verified,
             Err(error) => {
-                let reason = Rejection::from(error);
-                self.reject(id, reason.clone());
-                return Err(SubmitError::Rejected(reason));
+                // Not remembered against the id: the id covers the content, not the
+                // signature or the cosignatures, so a validly signed copy may be pending
+                // elsewhere. The refusal goes to this submitter only.
+                self.txs_rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(SubmitError::Rejected(Rejection::from(error)));
             }
         };
         self.admit_checked(verified, relay.then_some(bytes))
@@ -219,8 +230,10 @@ impl Node {
             _ => Vec::new(),
         };
         if let Err(reason) = cachet_state::check_cosigners(&operators, verified.tx()) {
+            // Cosignatures are outside the id: a correctly cosigned copy may exist, so the
+            // refusal is not remembered against the id.
             if relay.is_some() {
-                self.reject(id, reason.clone());
+                self.txs_rejected.fetch_add(1, Ordering::Relaxed);
             }
             return Err(SubmitError::Rejected(reason));
         }
@@ -258,6 +271,7 @@ impl Node {
     fn reject(&self, id: Hash, reason: Rejection) {
         self.txs_rejected.fetch_add(1, Ordering::Relaxed);
         self.pool().remember(id, reason);
+        self.statuses_changed();
     }
 
     /// Where a transaction stands.
@@ -380,6 +394,7 @@ impl Node {
         }
         drop(pool);
         self.txs_rejected.fetch_add(dropped, Ordering::Relaxed);
+        self.statuses_changed();
     }
 
     /// Commits a final block: `executed` if this node executed it already (its own proposal
@@ -423,19 +438,20 @@ impl Node {
         self.blocks_committed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(height = tip.height, txs = included.len(), round = certified.certificate.round, hash = %tip.block_hash.short(), "block final");
         self.tip_sender.send_replace(tip);
+        self.statuses_changed();
         Ok(tip)
     }
 
     /// Checks and executes a proposed block on the tip without committing it. Signatures of
-    /// transactions this node already verified (same id, so same bytes) are not checked
-    /// again; the rest are batch-verified.
+    /// transactions this node already verified in the same bytes (same witness hash: the id
+    /// alone does not fix the signature) are not checked again; the rest are batch-verified.
     pub fn prepare_block(&self, block: Block) -> Result<ExecutedBlock, LedgerError> {
         let mut verified: Vec<Option<VerifiedTx>> = {
             let pool = self.pool();
             block
                 .txs
                 .iter()
-                .map(|tx| pool.get(&tx.id()).cloned())
+                .map(|tx| pool.get(&tx.id()).filter(|known| known.tx() == tx).cloned())
                 .collect()
         };
         let missing: Vec<SignedTx> = block
@@ -641,6 +657,81 @@ mod tests {
             node.submit(&genuine.to_bytes()).unwrap().1,
             TxStatus::Pending
         );
+    }
+
+    #[test]
+    fn a_second_signature_of_a_pending_transaction_is_the_same_transaction() {
+        let mut fixture = Fixture::new();
+        let Fixture {
+            chain,
+            node,
+            factory,
+            ..
+        } = &mut fixture;
+        let tx = create(factory, chain, "AT-2026-001");
+        // A badly signed copy first: refused to its sender, not remembered against the id.
+        let mut forged = tx.clone();
+        forged.signature = cachet_testkit::key("mallory").sign(&tx.signing_bytes());
+        assert_eq!(forged.id(), tx.id());
+        assert!(matches!(
+            node.submit(&forged.to_bytes()),
+            Err(SubmitError::Rejected(Rejection::BadSignature))
+        ));
+        assert_eq!(node.status(&tx.id()).unwrap(), TxStatus::Unknown);
+        let (id, status) = node.submit(&tx.to_bytes()).unwrap();
+        assert_eq!((id, status), (tx.id(), TxStatus::Pending));
+        // The signer signs again (another valid ZIP-215 encoding, R with a torsion
+        // component): other bytes, one transaction.
+        let mut resigned = tx.clone();
+        resigned.signature =
+            cachet_testkit::hostile::torsion_signature(chain.issuer(0), &tx.signing_bytes(), 5);
+        assert_ne!(resigned.to_bytes(), tx.to_bytes());
+        assert_ne!(resigned.witness_hash(), tx.witness_hash());
+        assert!(resigned.clone().verify(&chain.chain_id).is_ok());
+        assert_eq!(
+            node.submit(&resigned.to_bytes()).unwrap(),
+            (tx.id(), TxStatus::Pending)
+        );
+        assert_eq!(
+            node.admit_batch(&batch(std::slice::from_ref(&resigned))),
+            Verdict::Accept
+        );
+        assert_eq!(node.metrics().mempool_size, 1);
+        // A proposal carrying the other encoding is checked on its own bytes, not passed
+        // because its id is pending here.
+        let proposal = node.build_proposal(0, false).unwrap().expect("a block");
+        let mut swapped = proposal.block.clone();
+        swapped.txs[0] = forged;
+        assert!(node.prepare_block(swapped).is_err());
+        assert!(node.prepare_block(proposal.block).is_ok());
+    }
+
+    #[test]
+    fn a_re_cosigned_swap_keeps_its_id() {
+        let fixture = Fixture::new();
+        let alice = cachet_testkit::key("alice");
+        let bob = cachet_testkit::key("bob");
+        let body = TxBody::Swap {
+            give: vec![cachet_types::SwapLeg {
+                stamp: cachet_testkit::stamp("AT-2026-001", 1),
+                last_event: Hash::ZERO,
+            }],
+            take: vec![cachet_types::SwapLeg {
+                stamp: cachet_testkit::stamp("AT-2026-001", 2),
+                last_event: Hash::ZERO,
+            }],
+            counterparty: bob.public_key().address(),
+        };
+        let mut offer = SignedTx::sign(fixture.chain.chain_id, &alice, 1, body);
+        offer.cosign(&bob);
+        let id = offer.id();
+        let mut again = offer.clone();
+        again.cosignatures[0].signature =
+            cachet_testkit::hostile::torsion_signature(&bob, &offer.cosigning_bytes(), 9);
+        assert_ne!(again.cosignatures, offer.cosignatures);
+        assert!(again.clone().verify(&fixture.chain.chain_id).is_ok());
+        assert_eq!(again.id(), id);
+        assert_ne!(again.witness_hash(), offer.witness_hash());
     }
 
     #[test]

@@ -268,7 +268,7 @@ fn check_included(
         .ok_or(Failure::MissingHeader(included.height))?;
     let id = verified.id();
     if included.proof.count != header.tx_count
-        || !verify_inclusion(&header.tx_root, &id, &included.proof)
+        || !verify_inclusion(&header.tx_root, &verified.witness_hash(), &included.proof)
     {
         return Err(Failure::NotIncluded(what.to_string()));
     }

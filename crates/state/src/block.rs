@@ -123,7 +123,7 @@ pub fn build_block<S: StateView + NodeSource>(
     }
     let changes = execution.finish();
     let (root, tree_writes) = commit_tree(state, tip.state_root, &changes.writes)?;
-    let ids: Vec<Hash> = included.iter().map(VerifiedTx::id).collect();
+    let leaves: Vec<Hash> = included.iter().map(VerifiedTx::witness_hash).collect();
     let header = BlockHeader {
         chain_id: genesis.chain_id(),
         height,
@@ -131,7 +131,7 @@ pub fn build_block<S: StateView + NodeSource>(
         time_ms,
         proposer,
         tx_count: included.len() as u32,
-        tx_root: tx_root(&ids),
+        tx_root: tx_root(&leaves),
         state_root: root.hash(),
     };
     let block = Block {
@@ -195,8 +195,8 @@ pub fn execute_block<S: StateView + NodeSource>(
     if bytes > params.max_block_bytes as usize {
         return Err(invalid("block is over the byte limit".into()));
     }
-    let ids: Vec<Hash> = verified.iter().map(VerifiedTx::id).collect();
-    if tx_root(&ids) != header.tx_root {
+    let leaves: Vec<Hash> = verified.iter().map(VerifiedTx::witness_hash).collect();
+    if tx_root(&leaves) != header.tx_root {
         return Err(invalid("transaction root mismatch".into()));
     }
     let env = BlockEnv {

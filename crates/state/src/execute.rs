@@ -1,4 +1,4 @@
-//! Applying transactions to a state view: the rules of the ledger (`specs/state.md`).
+//! Applying transactions to a state view: the rules of the ledger (`specs/ledger.md#state-rules`).
 //!
 //! Deterministic and pure: the same view, environment and transactions give the same writes,
 //! events and rejections on every node. Each transaction applies atomically: a rejected one
@@ -105,11 +105,10 @@ impl<'s, 'a, V: StateView + ?Sized> Scratch<'s, 'a, V> {
         }
     }
 
-    /// Checks that `to` may receive a stamp: a valid key that is not a spent claim key.
+    /// Checks that `to` may receive a stamp: a canonical account key that is not a spent
+    /// claim key.
     fn receiver(&self, to: &Address) -> Result<(), ApplyError> {
-        if to.public_key().is_weak() {
-            return Err(Rejection::WeakKey.into());
-        }
+        account_key(to.public_key())?;
         if self.account(to.public_key())?.spent_claim_key {
             return Err(Rejection::SpentClaimKey.into());
         }
@@ -527,8 +526,8 @@ fn apply_body<V: StateView + ?Sized>(
             }
             if claim_keys.is_empty() {
                 scratch.receiver(owner)?;
-            } else if claim_keys.iter().any(|key| key.is_weak()) {
-                return Err(Rejection::WeakKey.into());
+            } else {
+                claim_keys.iter().try_for_each(account_key)?;
             }
             for serial in first..=last {
                 let id = StampId::new(issue.clone(), serial);
@@ -687,9 +686,7 @@ fn apply_body<V: StateView + ?Sized>(
                 return Err(Rejection::NotOwner(stamp.clone()).into());
             }
             require_active(stamp, &current.status)?;
-            if operator.public_key().is_weak() {
-                return Err(Rejection::WeakKey.into());
-            }
+            account_key(operator.public_key())?;
             if until.passed(ctx.height, ctx.time_ms) {
                 return Err(Rejection::DeadlinePassed.into());
             }
@@ -889,6 +886,13 @@ fn apply_body<V: StateView + ?Sized>(
         }
     }
     Ok(())
+}
+
+/// Refuses a key that would become an account unless it is the canonical encoding of a
+/// prime-order point (`specs/ledger.md`: canonical account keys).
+fn account_key(key: &PublicKey) -> Result<(), ApplyError> {
+    key.check_account()
+        .map_err(|error| ApplyError::Rejected(Rejection::from(error)))
 }
 
 fn owned_by(stamp: &StampState, signer: &PublicKey) -> bool {

@@ -1,4 +1,4 @@
-//! Named reasons a transaction is refused (`specs/state.md` lists them all).
+//! Named reasons a transaction is refused (`specs/ledger.md` lists them all).
 
 use cachet_types::{Hash, IssueId, OperatorId, StampId, TxCheckError};
 use serde::{Deserialize, Serialize};
@@ -26,9 +26,19 @@ pub enum Rejection {
     /// Signature does not verify.
     #[error("signature does not verify")]
     BadSignature,
-    /// Signer or receiver key is weak or invalid.
-    #[error("weak or invalid public key")]
+    /// A key that is or acts as an account is of small order: anyone could sign for it.
+    #[error("weak (small-order) public key")]
     WeakKey,
+    /// A key that is or acts as an account is not a curve point.
+    #[error("public key is not a curve point")]
+    InvalidKey,
+    /// A key that is or acts as an account is not the canonical encoding of its point.
+    #[error("public key is not the canonical encoding of its point")]
+    NonCanonicalKey,
+    /// A key that is or acts as an account has a torsion component (a key plus a point of
+    /// small order): the same secret would control several accounts.
+    #[error("public key has a torsion component (mixed order)")]
+    MixedOrderKey,
     /// A field breaks its rules.
     #[error("invalid field: {0}")]
     InvalidField(String),
@@ -248,6 +258,9 @@ impl Rejection {
             Rejection::WrongChain(_) => "wrong_chain",
             Rejection::BadSignature => "bad_signature",
             Rejection::WeakKey => "weak_key",
+            Rejection::InvalidKey => "invalid_key",
+            Rejection::NonCanonicalKey => "non_canonical_key",
+            Rejection::MixedOrderKey => "mixed_order_key",
             Rejection::InvalidField(_) => "invalid_field",
             Rejection::StaleNonce { .. } => "stale_nonce",
             Rejection::NonceGap { .. } => "nonce_gap",
@@ -294,14 +307,25 @@ impl Rejection {
     }
 }
 
+impl From<cachet_types::SignatureError> for Rejection {
+    fn from(error: cachet_types::SignatureError) -> Rejection {
+        use cachet_types::SignatureError;
+        match error {
+            SignatureError::BadSignature => Rejection::BadSignature,
+            SignatureError::WeakKey => Rejection::WeakKey,
+            SignatureError::InvalidKey => Rejection::InvalidKey,
+            SignatureError::NonCanonicalKey => Rejection::NonCanonicalKey,
+            SignatureError::MixedOrderKey => Rejection::MixedOrderKey,
+        }
+    }
+}
+
 impl From<TxCheckError> for Rejection {
     fn from(error: TxCheckError) -> Rejection {
-        use cachet_types::SignatureError;
         match error {
             TxCheckError::Malformed(e) => Rejection::Malformed(e.to_string()),
             TxCheckError::WrongChain { found, .. } => Rejection::WrongChain(found),
-            TxCheckError::Signature(SignatureError::BadSignature) => Rejection::BadSignature,
-            TxCheckError::Signature(_) => Rejection::WeakKey,
+            TxCheckError::Signature(error) => Rejection::from(error),
             TxCheckError::InvalidField(e) => Rejection::InvalidField(e.to_string()),
         }
     }

@@ -4,7 +4,7 @@
 //! every subtree holding no leaf hashes to zero and every subtree holding exactly one leaf is
 //! that leaf, stored where its path first becomes unique. So the root is a function of the
 //! set of (key, value) pairs alone, and a proof of one key is its leaf plus one sibling hash
-//! per level above it (`specs/state.md`).
+//! per level above it (`specs/ledger.md#sparse-merkle-tree-state-commitment`).
 //!
 //! Only inner nodes with two or more leaves below are stored, under their path
 //! ([`NodeKey`]); a stored node holds both children's summaries, so a walk costs one read per

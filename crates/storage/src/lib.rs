@@ -1,7 +1,7 @@
 //! The ledger on disk: blocks, transactions, state, the state tree and query indexes in
 //! RocksDB, written one atomic batch per block.
 //!
-//! Column families (`specs/storage.md`):
+//! Column families (`specs/ledger.md#storage-rocksdb`):
 //! - `blocks`: height (u64 BE) -> certified block
 //! - `block_index`: block hash -> height
 //! - `tx_index`: tx id -> height (u64 BE) || position (u32 BE)
@@ -32,7 +32,9 @@ use cachet_state::{
     StateKey, StateValue, StateView,
 };
 use cachet_types::codec::{self, CodecError};
-use cachet_types::{Address, CertifiedBlock, Genesis, Hash, Operator, PublicKey, StampId};
+use cachet_types::{
+    Address, CertifiedBlock, Genesis, Hash, Operator, PublicKey, SignedTx, StampId,
+};
 
 const CF_BLOCKS: &str = "blocks";
 const CF_BLOCK_INDEX: &str = "block_index";
@@ -277,8 +279,13 @@ impl Store {
             .certificate
             .verify(header, &validators)
             .map_err(|e| StoreError::Corrupt(format!("block {}: {e}", header.height)))?;
-        let ids: Vec<Hash> = certified.block.txs.iter().map(|tx| tx.id()).collect();
-        if cachet_types::merkle::tx_root(&ids) != header.tx_root {
+        let leaves: Vec<Hash> = certified
+            .block
+            .txs
+            .iter()
+            .map(SignedTx::witness_hash)
+            .collect();
+        if cachet_types::merkle::tx_root(&leaves) != header.tx_root {
             return Err(StoreError::Corrupt(format!(
                 "block {}: transactions do not match the header",
                 header.height

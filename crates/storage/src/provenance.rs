@@ -45,8 +45,13 @@ impl Blocks<'_> {
                     StoreError::Corrupt(format!("block {height} lacks the expected transaction"))
                 })?,
         };
-        let ids: Vec<Hash> = block.block.txs.iter().map(|tx| tx.id()).collect();
-        let proof = inclusion_proof(&ids, position).ok_or_else(|| {
+        let leaves: Vec<Hash> = block
+            .block
+            .txs
+            .iter()
+            .map(cachet_types::SignedTx::witness_hash)
+            .collect();
+        let proof = inclusion_proof(&leaves, position).ok_or_else(|| {
             StoreError::Corrupt(format!("block {height} has no transaction {position}"))
         })?;
         let tx = block.block.txs[position].clone();

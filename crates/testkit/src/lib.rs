@@ -1,6 +1,7 @@
 //! Deterministic fixtures for tests and benchmarks: keys from names, genesis files with N
 //! operators, issue records and signed transactions with tracked nonces.
 
+pub mod hostile;
 pub mod process;
 pub mod proxy;
 

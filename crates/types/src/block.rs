@@ -1,7 +1,7 @@
 //! Blocks, their headers and commit certificates.
 //!
 //! A block is final once it carries a certificate: signatures of more than two thirds of the
-//! genesis validators over a precommit for the header hash (`specs/blocks.md`).
+//! validators of its height over a precommit for the header hash (`specs/ledger.md`).
 
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};

@@ -7,7 +7,7 @@ use thiserror::Error;
 use crate::codec;
 use crate::hash::Hash;
 use crate::ids::{CountryCode, IdError, OperatorId, check_text};
-use crate::keys::{Address, PublicKey, SignatureError};
+use crate::keys::{Address, PublicKey};
 use crate::tx::{TxCheckError, limits};
 
 /// Hash tag of the genesis (the chain id).
@@ -32,12 +32,11 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Checks the fields alone: name length, strong keys.
+    /// Checks the fields alone: name length, canonical prime-order keys.
     pub fn check(&self) -> Result<(), TxCheckError> {
         check_text("operator name", &self.name, 1, limits::OPERATOR_NAME_MAX)?;
-        if self.validator_key.is_weak() || self.issuer.public_key().is_weak() {
-            return Err(SignatureError::WeakKey.into());
-        }
+        self.validator_key.check_account()?;
+        self.issuer.public_key().check_account()?;
         Ok(())
     }
 

@@ -31,7 +31,7 @@ impl Hash {
 
     /// Hashes `parts` under a domain tag: `sha256(len(tag) || tag || parts...)`.
     ///
-    /// Every hash in Cachet names its domain (`specs/hashing.md`), so bytes of one kind can
+    /// Every hash in Cachet names its domain (`specs/encoding.md#hashes`), so bytes of one kind can
     /// never be passed off as another.
     pub fn tagged(tag: &str, parts: &[&[u8]]) -> Hash {
         let mut hasher = Sha256::new();

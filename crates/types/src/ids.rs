@@ -1,6 +1,6 @@
 //! Identifiers and bounded text: operator ids, issue ids, stamp ids, country and currency codes.
 //!
-//! Each type can only hold a valid value: parsing checks the syntax (`specs/types.md`), and
+//! Each type can only hold a valid value: parsing checks the syntax (`specs/ledger.md`), and
 //! decoding from bytes or JSON goes through the same parser, so an invalid id never exists.
 
 use std::fmt;
@@ -201,13 +201,39 @@ impl CurrencyCode {
 string_id!(CurrencyCode);
 
 /// One stamp: its issue and serial number, written `ISSUE#SERIAL` (`AT-2026-001#42`).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct StampId {
     /// The issue.
     pub issue: IssueId,
     /// Serial number, from 1.
     pub serial: u32,
+}
+
+/// Serial 0 names no stamp: the binary form refuses it as the text form does.
+fn checked_serial(issue: IssueId, serial: u32) -> Result<StampId, DecodeError> {
+    if serial == 0 {
+        return Err(DecodeError::OtherString(
+            "stamp serial must be from 1".into(),
+        ));
+    }
+    Ok(StampId { issue, serial })
+}
+
+impl<Context> Decode<Context> for StampId {
+    fn decode<D: Decoder<Context = Context>>(decoder: &mut D) -> Result<Self, DecodeError> {
+        let issue = IssueId::decode(decoder)?;
+        checked_serial(issue, u32::decode(decoder)?)
+    }
+}
+
+impl<'de, Context> BorrowDecode<'de, Context> for StampId {
+    fn borrow_decode<D: BorrowDecoder<'de, Context = Context>>(
+        decoder: &mut D,
+    ) -> Result<Self, DecodeError> {
+        let issue = IssueId::borrow_decode(decoder)?;
+        checked_serial(issue, u32::borrow_decode(decoder)?)
+    }
 }
 
 impl StampId {
@@ -325,6 +351,12 @@ mod tests {
         assert!(crate::codec::decode::<IssueId>(&bytes, 100).is_err());
         let bytes = crate::codec::encode(&String::from("AT-2026-001"));
         assert!(crate::codec::decode::<IssueId>(&bytes, 100).is_ok());
+        // Serial 0 is refused in binary as in text.
+        let issue = IssueId::parse("AT-2026-001").unwrap();
+        let zero = crate::codec::encode(&(issue.clone(), 0u32));
+        assert!(crate::codec::decode::<StampId>(&zero, 100).is_err());
+        let one = crate::codec::encode(&(issue, 1u32));
+        assert!(crate::codec::decode::<StampId>(&one, 100).is_ok());
     }
 
     #[test]

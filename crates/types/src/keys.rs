@@ -2,9 +2,13 @@
 //!
 //! Cachet verifies every signature under the ZIP-215 rules as implemented by
 //! `ed25519-zebra`: single and batch verification accept exactly the same signatures, so
-//! nodes that batch and nodes that do not can never disagree (`specs/signing.md`). Small-order
-//! ("weak") public keys, for which anyone can forge signatures under cofactored rules, are
-//! refused as signers, owners and validators.
+//! nodes that batch and nodes that do not can never disagree (`specs/encoding.md`).
+//!
+//! Keys are stricter than ZIP-215: a key that is or acts as an account (signer, cosigner,
+//! receiver, claim key, approved account, issuer, validator) must be the canonical encoding of
+//! a point in the prime-order subgroup ([`PublicKey::check_account`]). ZIP-215 accepts a key
+//! plus a torsion point and non-canonical encodings of a point; accounts are keyed by their
+//! bytes, so without this rule one secret would control several distinct accounts.
 
 use std::fmt;
 use std::str::FromStr;
@@ -39,32 +43,46 @@ pub enum SignatureError {
     /// The key is of small order: anyone could sign for it.
     #[error("public key is a weak (small-order) key")]
     WeakKey,
+    /// The bytes decode to a point but are not its one canonical encoding.
+    #[error("public key is not the canonical encoding of its point")]
+    NonCanonicalKey,
+    /// The point has a torsion component: it is not in the prime-order subgroup.
+    #[error("public key has a torsion component (mixed order)")]
+    MixedOrderKey,
     /// The signature does not verify.
     #[error("signature does not verify")]
     BadSignature,
 }
 
 impl PublicKey {
-    /// True if the key does not decode to a curve point, or is of small order.
-    pub fn is_weak(&self) -> bool {
-        match CompressedEdwardsY(self.0).decompress() {
-            Some(point) => point.is_small_order(),
-            None => true,
-        }
-    }
-
-    /// Verifies `signature` over `message` under ZIP-215, refusing weak keys.
-    pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), SignatureError> {
-        let key = self.verification_key()?;
-        key.verify(&ed25519_zebra::Signature::from_bytes(&signature.0), message)
-            .map_err(|_| SignatureError::BadSignature)
-    }
-
-    fn verification_key(&self) -> Result<ed25519_zebra::VerificationKey, SignatureError> {
-        if self.is_weak() {
+    /// Checks that the key may be an account: the canonical encoding of a point of the
+    /// prime-order subgroup. The checks run in this order, each with its own reason: a curve
+    /// point (`InvalidKey`), not of small order (`WeakKey`), re-encodes to the same bytes
+    /// (`NonCanonicalKey`), no torsion component (`MixedOrderKey`).
+    pub fn check_account(&self) -> Result<(), SignatureError> {
+        let point = CompressedEdwardsY(self.0)
+            .decompress()
+            .ok_or(SignatureError::InvalidKey)?;
+        if point.is_small_order() {
             return Err(SignatureError::WeakKey);
         }
-        ed25519_zebra::VerificationKey::try_from(self.0).map_err(|_| SignatureError::InvalidKey)
+        if point.compress().0 != self.0 {
+            return Err(SignatureError::NonCanonicalKey);
+        }
+        if !point.is_torsion_free() {
+            return Err(SignatureError::MixedOrderKey);
+        }
+        Ok(())
+    }
+
+    /// Verifies `signature` over `message` under ZIP-215, for a key that passes
+    /// [`PublicKey::check_account`].
+    pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), SignatureError> {
+        self.check_account()?;
+        let key = ed25519_zebra::VerificationKey::try_from(self.0)
+            .map_err(|_| SignatureError::InvalidKey)?;
+        key.verify(&ed25519_zebra::Signature::from_bytes(&signature.0), message)
+            .map_err(|_| SignatureError::BadSignature)
     }
 
     /// The account address of this key.
@@ -183,7 +201,7 @@ impl fmt::Debug for SigningKey {
 #[derive(Default)]
 pub struct BatchVerifier {
     inner: ed25519_zebra::batch::Verifier,
-    weak_key: bool,
+    bad_key: Option<SignatureError>,
     len: usize,
 }
 
@@ -195,8 +213,8 @@ impl BatchVerifier {
 
     /// Adds one (key, message, signature) triple.
     pub fn queue(&mut self, key: &PublicKey, message: &[u8], signature: &Signature) {
-        if key.is_weak() {
-            self.weak_key = true;
+        if let Err(error) = key.check_account() {
+            self.bad_key.get_or_insert(error);
             return;
         }
         let key_bytes = ed25519_zebra::VerificationKeyBytes::from(key.0);
@@ -212,7 +230,7 @@ impl BatchVerifier {
 
     /// True if nothing was queued.
     pub fn is_empty(&self) -> bool {
-        self.len == 0 && !self.weak_key
+        self.len == 0 && self.bad_key.is_none()
     }
 
     /// Verifies the whole batch: Ok only if every queued signature is valid.
@@ -220,8 +238,8 @@ impl BatchVerifier {
     /// The random coefficients come from `rng`; the verdict does not depend on them
     /// (ZIP-215), only the chance of a false accept, which is negligible.
     pub fn verify<R: rand_core::CryptoRng>(self, rng: R) -> Result<(), SignatureError> {
-        if self.weak_key {
-            return Err(SignatureError::WeakKey);
+        if let Some(error) = self.bad_key {
+            return Err(error);
         }
         self.inner
             .verify(rng)
@@ -326,7 +344,7 @@ mod tests {
         let mut identity = [0u8; 32];
         identity[0] = 1;
         let weak = PublicKey(identity);
-        assert!(weak.is_weak());
+        assert_eq!(weak.check_account(), Err(SignatureError::WeakKey));
         let mut forged = [0u8; 64];
         forged[0] = 1;
         assert_eq!(
@@ -336,7 +354,66 @@ mod tests {
         let mut batch = BatchVerifier::new();
         batch.queue(&weak, b"anything", &Signature(forged));
         assert_eq!(batch.verify(os_rng()), Err(SignatureError::WeakKey));
-        assert!(!key(3).public_key().is_weak());
+        assert_eq!(key(3).public_key().check_account(), Ok(()));
+    }
+
+    /// A point of order 8, from the curve's torsion subgroup.
+    fn torsion_point() -> curve25519_dalek::EdwardsPoint {
+        curve25519_dalek::constants::EIGHT_TORSION[1]
+    }
+
+    #[test]
+    fn a_key_plus_a_torsion_point_is_refused() {
+        let k = key(4);
+        let point = CompressedEdwardsY(k.public_key().0).decompress().unwrap();
+        let mixed = PublicKey((point + torsion_point()).compress().0);
+        assert_ne!(mixed, k.public_key());
+        assert_eq!(mixed.check_account(), Err(SignatureError::MixedOrderKey));
+        let signature = k.sign(b"m");
+        assert_eq!(
+            mixed.verify(b"m", &signature),
+            Err(SignatureError::MixedOrderKey)
+        );
+        let mut batch = BatchVerifier::new();
+        batch.queue(&k.public_key(), b"m", &signature);
+        batch.queue(&mixed, b"m", &signature);
+        assert_eq!(batch.verify(os_rng()), Err(SignatureError::MixedOrderKey));
+    }
+
+    #[test]
+    fn a_non_canonical_encoding_of_a_valid_point_is_refused() {
+        // y = p + 3 is the same field element as y = 3 when reduced; find a y < 19 that is
+        // on the curve and of large order, then encode it as y + p (still below 2^255).
+        let p_minus_19 = {
+            // p = 2^255 - 19, little-endian: ed ff .. ff 7f
+            let mut p = [0xffu8; 32];
+            p[0] = 0xed;
+            p[31] = 0x7f;
+            p
+        };
+        let canonical = (2u8..19)
+            .map(|y| {
+                let mut bytes = [0u8; 32];
+                bytes[0] = y;
+                bytes
+            })
+            .find(|bytes| {
+                CompressedEdwardsY(*bytes)
+                    .decompress()
+                    .is_some_and(|point| !point.is_small_order())
+            })
+            .expect("some small y is on the curve with large order");
+        let mut non_canonical = p_minus_19;
+        non_canonical[0] = p_minus_19[0] + canonical[0];
+        let key = PublicKey(non_canonical);
+        assert_eq!(
+            CompressedEdwardsY(non_canonical)
+                .decompress()
+                .map(|p| p.compress().0),
+            Some(canonical),
+            "y + p decodes to the point of y"
+        );
+        assert_eq!(key.check_account(), Err(SignatureError::NonCanonicalKey));
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! Binary Merkle tree over a block's transaction ids (RFC 6962 shape, domain-tagged hashes).
+//! Binary Merkle tree over a block's transactions (RFC 6962 shape, domain-tagged hashes).
 //!
-//! `root([])` is the hash of nothing; a leaf is `H(tx-leaf, id)`; an inner node is
+//! The leaves are the transactions' witness hashes (of their exact bytes, signatures
+//! included), so a header commits to one byte form of its block, not only to the ids.
+//! `root([])` is the hash of nothing; a leaf is `H(tx-leaf, witness hash)`; an inner node is
 //! `H(tx-node, left || right)`, splitting at the largest power of two below the count, so no
-//! leaf is ever duplicated and two lists never share a root (`specs/hashing.md`).
+//! leaf is ever duplicated and two lists never share a root (`specs/encoding.md`).
 
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
@@ -41,7 +43,7 @@ fn subtree_root(ids: &[Hash]) -> Hash {
     }
 }
 
-/// The Merkle root of a list of transaction ids.
+/// The Merkle root of a list of leaf hashes (the transactions' witness hashes).
 pub fn tx_root(ids: &[Hash]) -> Hash {
     subtree_root(ids)
 }
@@ -84,7 +86,7 @@ pub fn inclusion_proof(ids: &[Hash], index: usize) -> Option<InclusionProof> {
     })
 }
 
-/// Checks that `id` is included under `root` according to `proof`.
+/// Checks that the leaf hash `id` (a witness hash) is included under `root` by `proof`.
 pub fn verify_inclusion(root: &Hash, id: &Hash, proof: &InclusionProof) -> bool {
     // Walk down to find, for each level, whether our subtree is the left or right one.
     let (mut lo, mut hi, at) = (0u64, u64::from(proof.count), u64::from(proof.index));

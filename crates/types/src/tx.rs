@@ -1,7 +1,11 @@
 //! Transactions: what an operator or collector signs, and how it is checked before use.
 //!
-//! A transaction is signed over `(domain tag, chain id, signer, nonce, body)`; its id is the
-//! tagged hash of its whole encoding, signature included (`specs/transactions.md`).
+//! A transaction is signed over `(domain tag, chain id, signer, nonce, body)`, and its id is
+//! the tagged hash of exactly those signing bytes: the content alone fixes it, so neither a
+//! relay, nor the signer signing again, nor a cosigner can give one transaction a second id.
+//! The block's transaction tree commits to the exact bytes carried through each
+//! transaction's witness hash, which covers the signature and cosignatures too
+//! (`specs/encoding.md`).
 
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
@@ -19,8 +23,11 @@ pub const TX_SIGNING_DOMAIN: [u8; 16] = *b"CACHET-TX-V1\0\0\0\0";
 /// Domain tag of cosignatures: a cosignature never passes as a transaction signature.
 pub const TX_COSIGNING_DOMAIN: [u8; 16] = *b"CACHET-COSIGN-V1";
 
-/// Hash tag of transaction ids.
+/// Hash tag of transaction ids (over the signing bytes).
 pub const TX_ID_TAG: &str = "cachet/tx-id";
+
+/// Hash tag of witness hashes (over the whole encoding, signatures included).
+pub const TX_WITNESS_TAG: &str = "cachet/tx-witness";
 
 /// Bounds on free-text fields, in bytes.
 pub mod limits {
@@ -466,7 +473,8 @@ pub struct SignedTx {
     /// Ed25519 signature over [`SignedTx::signing_bytes`].
     pub signature: Signature,
     /// Other parties' agreement (co-issuers of a joint issue, a swap's counterparty), each
-    /// over [`SignedTx::cosigning_bytes`]. Covered by the transaction id, not by `signature`.
+    /// over [`SignedTx::cosigning_bytes`]. Covered by the witness hash, not by the id or by
+    /// `signature`.
     #[serde(default)]
     pub cosignatures: Vec<Cosignature>,
 }
@@ -546,9 +554,15 @@ impl SignedTx {
         codec::decode(bytes, limit)
     }
 
-    /// The transaction id: tagged hash of the canonical encoding.
+    /// The transaction id: tagged hash of the signing bytes (chain, signer, nonce, body).
     pub fn id(&self) -> Hash {
-        Hash::tagged(TX_ID_TAG, &[&self.to_bytes()])
+        Hash::tagged(TX_ID_TAG, &[&self.signing_bytes()])
+    }
+
+    /// The witness hash: tagged hash of the whole canonical encoding, signature and
+    /// cosignatures included. The leaves of a block's transaction tree.
+    pub fn witness_hash(&self) -> Hash {
+        Hash::tagged(TX_WITNESS_TAG, &[&self.to_bytes()])
     }
 
     /// Checks the chain id and the fields, but not the signature.
@@ -633,9 +647,7 @@ impl SignedTx {
             TxBody::ProposeMembership {
                 change: MembershipChange::RotateValidatorKey { validator_key, .. },
                 ..
-            } if validator_key.is_weak() => {
-                return Err(SignatureError::WeakKey.into());
-            }
+            } => validator_key.check_account()?,
             _ => {}
         }
         Ok(())
@@ -659,12 +671,13 @@ fn signing_bytes(chain_id: &Hash, signer: &PublicKey, nonce: u64, body: &TxBody)
     codec::encode(&(TX_SIGNING_DOMAIN, chain_id, signer, nonce, body))
 }
 
-/// A transaction whose chain id, fields and signature have been checked, with its id and
-/// encoded size computed once.
+/// A transaction whose chain id, fields and signature have been checked, with its id,
+/// witness hash and encoded size computed once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedTx {
     tx: SignedTx,
     id: Hash,
+    witness: Hash,
     size: usize,
 }
 
@@ -673,12 +686,18 @@ impl VerifiedTx {
     /// whose transactions were verified before it was committed).
     pub fn new_unchecked(tx: SignedTx) -> VerifiedTx {
         let bytes = tx.to_bytes();
-        let id = Hash::tagged(TX_ID_TAG, &[&bytes]);
+        let witness = Hash::tagged(TX_WITNESS_TAG, &[&bytes]);
         VerifiedTx {
+            id: tx.id(),
             tx,
-            id,
+            witness,
             size: bytes.len(),
         }
+    }
+
+    /// Its witness hash (of the exact bytes, signatures included).
+    pub fn witness_hash(&self) -> Hash {
+        self.witness
     }
 
     /// The transaction.

@@ -214,6 +214,7 @@ fn vectors() -> BTreeMap<String, Value> {
         ),
     ];
     let mut ids = Vec::new();
+    let mut leaves = Vec::new();
     let all = bodies
         .into_iter()
         .map(|(name, signer, body)| (name, signer, body, Vec::new()))
@@ -224,6 +225,7 @@ fn vectors() -> BTreeMap<String, Value> {
             tx.cosign(cosigner);
         }
         ids.push(tx.id());
+        leaves.push(tx.witness_hash());
         out.insert(
             name.into(),
             json!({
@@ -232,12 +234,13 @@ fn vectors() -> BTreeMap<String, Value> {
                 "cosigning_bytes": hex::encode(tx.cosigning_bytes()),
                 "encoding": hex::encode(tx.to_bytes()),
                 "tx_id": tx.id(),
+                "witness_hash": tx.witness_hash(),
             }),
         );
     }
     out.insert(
         "tx_root_3".into(),
-        json!({"ids": &ids[..3], "root": tx_root(&ids[..3])}),
+        json!({"witness_hashes": &leaves[..3], "root": tx_root(&leaves[..3])}),
     );
     out.insert("tx_root_empty".into(), json!({"root": tx_root(&[])}));
     let header = BlockHeader {
@@ -247,7 +250,7 @@ fn vectors() -> BTreeMap<String, Value> {
         time_ms: chain.genesis.genesis_time_ms + 1000,
         proposer: 0,
         tx_count: 3,
-        tx_root: tx_root(&ids[..3]),
+        tx_root: tx_root(&leaves[..3]),
         state_root: Hash::sha256(b"state"),
     };
     let cert = CommitCertificate::sign(&header, 0, &[(0, chain.validator(0))]);

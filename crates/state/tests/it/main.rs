@@ -460,6 +460,49 @@ fn weak_receiver_keys_are_refused() {
 }
 
 #[test]
+fn receivers_of_a_key_plus_a_torsion_point_or_a_non_canonical_encoding_are_refused() {
+    use cachet_testkit::hostile::{mixed_order_key, non_canonical_key};
+    let mut w = World::new();
+    let transfer_to = |w: &World, to: cachet_types::PublicKey| TxBody::Transfer {
+        stamp: stamp(ISSUE, 1),
+        last_event: w.last_event(1),
+        to: to.address(),
+    };
+    // Bob's key plus a point of order 8: the same secret would sign for it (ZIP-215).
+    let mixed = mixed_order_key(&key("bob").public_key());
+    let body = transfer_to(&w, mixed);
+    assert_eq!(w.refused(&key("alice"), body), Rejection::MixedOrderKey);
+    let body = transfer_to(&w, non_canonical_key());
+    assert_eq!(w.refused(&key("alice"), body), Rejection::NonCanonicalKey);
+    let body = TxBody::Approve {
+        stamp: stamp(ISSUE, 1),
+        operator: mixed.address(),
+        until: cachet_types::Deadline::Height(1_000),
+    };
+    assert_eq!(w.refused(&key("alice"), body), Rejection::MixedOrderKey);
+}
+
+#[test]
+fn a_signer_of_a_mixed_order_key_is_refused_though_zip215_accepts_the_signature() {
+    use cachet_testkit::hostile::{mixed_order_key, sign_as};
+    let w = World::new();
+    let alice = key("alice");
+    let mixed = mixed_order_key(&alice.public_key());
+    let body = TxBody::Revoke {
+        stamp: stamp(ISSUE, 1),
+    };
+    let mut tx = SignedTx::sign(w.chain.chain_id, &alice, 1, body);
+    tx.signer = mixed;
+    tx.signature = sign_as(&alice, &mixed, &tx.signing_bytes());
+    assert_eq!(
+        tx.verify(&w.chain.chain_id).map(|_| ()),
+        Err(cachet_types::TxCheckError::Signature(
+            cachet_types::SignatureError::MixedOrderKey
+        ))
+    );
+}
+
+#[test]
 fn a_block_applies_atomically_per_transaction_and_deterministically() {
     let chain = TestChain::new(1);
     let mut txs = TxFactory::new(chain.chain_id);
@@ -493,6 +536,7 @@ fn a_block_applies_atomically_per_transaction_and_deterministically() {
 }
 mod golden;
 mod membership;
+mod specs;
 
 #[test]
 fn owners_burn_stamps_which_then_never_move() {

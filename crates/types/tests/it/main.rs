@@ -187,9 +187,13 @@ proptest! {
         let i = at.index(bytes.len());
         bytes[i] ^= 1 << bit;
         if let Ok(mutated) = SignedTx::from_bytes(&bytes, 1 << 20) {
-            // Either it no longer verifies, or it is a different transaction with a
-            // different id (never the same id with other content).
-            prop_assert_ne!(mutated.id(), tx.id());
+            // It never verifies. The id covers the content only: a flip in the content is
+            // another id; a flip in a signature keeps the id but not the witness hash, so
+            // the block's tree tells the two byte forms apart.
+            if mutated.id() == tx.id() {
+                prop_assert_eq!(mutated.signing_bytes(), tx.signing_bytes());
+            }
+            prop_assert_ne!(mutated.witness_hash(), tx.witness_hash());
             let chain = mutated.chain_id;
             prop_assert!(mutated.verify(&chain).is_err());
         }
@@ -311,10 +315,13 @@ fn cosignatures_are_checked_alone_and_in_batches() {
     let mut again = tx.clone();
     again.cosign(&other);
     assert_eq!(again.cosignatures.len(), 1);
-    // Cosignatures are part of the id: a transaction without them is another transaction.
+    // Cosignatures are outside the id (a cosigner cannot give the transaction a second id),
+    // inside the witness hash; without them the transaction does not verify.
     let mut bare = tx.clone();
     bare.cosignatures.clear();
-    assert_ne!(bare.id(), tx.id());
+    assert_eq!(bare.id(), tx.id());
+    assert_ne!(bare.witness_hash(), tx.witness_hash());
+    assert!(bare.verify(&chain).is_err());
 }
 
 #[test]
