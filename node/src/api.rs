@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use axum::BoxError;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -31,27 +32,47 @@ pub struct ApiState {
     pub node: Arc<Node>,
     /// Longest a status query may wait.
     pub max_wait_ms: u64,
-    /// Most requests in flight.
-    pub max_concurrent: usize,
 }
 
-/// An error answer: status, code, message.
+/// An error answer: status, code, message; always the JSON of `specs/api.md`.
 pub struct ApiError(StatusCode, String, String);
 
 impl ApiError {
+    /// An error answer with this status, code and message.
+    pub fn new(status: StatusCode, code: &str, message: impl ToString) -> ApiError {
+        ApiError(status, code.into(), message.to_string())
+    }
     fn bad_request(message: impl ToString) -> ApiError {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            "bad_request".into(),
-            message.to_string(),
-        )
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
     fn not_found(message: impl ToString) -> ApiError {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            "not_found".into(),
-            message.to_string(),
-        )
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON (Content-Type: application/json)",
+            ),
+            // Wrong types are a malformed request, not a ledger refusal: 422 is for those.
+            other => ApiError::bad_request(other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        ApiError::bad_request(rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        ApiError::bad_request(rejection.body_text())
     }
 }
 
@@ -80,22 +101,18 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
-/// The router with every route.
-pub fn router(state: ApiState) -> Router {
-    let max_tx_bytes = state.node.ledger().store().genesis().params.max_tx_bytes as usize;
-    // Bounded work: past the concurrency limit, requests are shed at once (503 busy) rather
-    // than queued without end; none runs longer than the longest allowed wait plus slack.
-    let limits = ServiceBuilder::new()
+/// The router with every route; `admission` applies the server's limits to every request,
+/// unknown paths and wrong methods included.
+pub fn router(state: ApiState, admission: Arc<crate::server::Admission>) -> Router {
+    // No request runs longer than the longest allowed wait plus slack.
+    let timeout = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(|error: BoxError| async move {
-            let (status, code) = if error.is::<tower::timeout::error::Elapsed>() {
-                (StatusCode::REQUEST_TIMEOUT, "timeout")
-            } else {
-                (StatusCode::SERVICE_UNAVAILABLE, "busy")
-            };
-            ApiError(status, code.into(), format!("{error}; retry later"))
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!("{error}; retry later"),
+            )
         }))
-        .load_shed()
-        .concurrency_limit(state.max_concurrent)
         .timeout(Duration::from_millis(state.max_wait_ms + 10_000));
     Router::new()
         .route("/v1/tx", post(submit_tx))
@@ -112,10 +129,58 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/stamp/{id}/bundle", get(bundle))
         .route("/v1/account/{address}", get(account))
         .route("/v1/account/{address}/holdings", get(holdings))
-        // Hex doubles the size; leave room for the JSON around it.
-        .layer(DefaultBodyLimit::max(max_tx_bytes * 2 + 1024))
-        .layer(limits)
+        .route("/v1/openapi.json", get(openapi_document))
+        .fallback(unknown_path)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(timeout)
+        .layer(axum::middleware::from_fn_with_state(
+            admission,
+            crate::server::admit,
+        ))
         .with_state(state)
+}
+
+/// The OpenAPI 3.1 document of this API, generated from the handlers and their types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Cachet node API",
+        description = "The HTTP API of cachetd; see specs/api.md."
+    ),
+    paths(
+        submit_tx, tx_status, chain_info, genesis, block, membership, proposal, issue, supply,
+        stamp, history, bundle, account, holdings
+    ),
+    components(schemas(ErrorBody, ApiErrorDetail, SubmitTx, TxInfo, TxStatus))
+)]
+pub struct ApiDoc;
+
+/// The document as served at `/v1/openapi.json` and kept as `specs/openapi.json`.
+pub fn openapi_json() -> String {
+    use utoipa::OpenApi;
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").into();
+    doc.to_pretty_json().unwrap_or_default()
+}
+
+async fn openapi_document() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        openapi_json(),
+    )
+        .into_response()
+}
+
+async fn unknown_path(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no such path: {}", uri.path()))
+}
+
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }
 
 fn parse<T: std::str::FromStr>(text: &str) -> Result<T, ApiError>
@@ -125,10 +190,12 @@ where
     text.parse().map_err(|e: T::Err| ApiError::bad_request(e))
 }
 
+#[utoipa::path(post, path = "/v1/tx", request_body = SubmitTx, responses((status = 200, description = "already final", body = TxInfo), (status = 202, description = "admitted: pending", body = TxInfo), (status = 415, description = "not JSON", body = ErrorBody), (status = 422, description = "refused by a ledger rule", body = ErrorBody), (status = 409, description = "nonce in use", body = ErrorBody), (status = 400, description = "bad request", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 405, description = "method not allowed", body = ErrorBody), (status = 408, description = "timeout", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 429, description = "rate limited", body = ErrorBody), (status = 503, description = "busy", body = ErrorBody)))]
 async fn submit_tx(
     State(state): State<ApiState>,
-    Json(body): Json<SubmitTx>,
+    body: Result<Json<SubmitTx>, JsonRejection>,
 ) -> Result<(StatusCode, Json<TxInfo>), ApiError> {
+    let Json(body) = body?;
     let bytes = hex::decode(&body.tx).map_err(|_| ApiError::bad_request("tx must be hex"))?;
     let node = state.node.clone();
     // Signature checks and a store read: keep them off the async workers.
@@ -181,25 +248,29 @@ struct WaitQuery {
     wait_ms: Option<u64>,
 }
 
+#[utoipa::path(get, path = "/v1/tx/{id}", params(("id" = String, Path, description = "transaction id, 64 hex digits"), ("wait_ms" = Option<u64>, Query, description = "wait up to this long for a final or refused status")), responses((status = 200, description = "the status", body = TxInfo), (status = 400, description = "bad request", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 405, description = "method not allowed", body = ErrorBody), (status = 408, description = "timeout", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 429, description = "rate limited", body = ErrorBody), (status = 503, description = "busy", body = ErrorBody)))]
 async fn tx_status(
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    Query(query): Query<WaitQuery>,
+    query: Result<Query<WaitQuery>, QueryRejection>,
 ) -> ApiResult<TxInfo> {
+    let Query(query) = query?;
     let id: Hash = parse(&id)?;
     let wait = Duration::from_millis(query.wait_ms.unwrap_or(0).min(state.max_wait_ms));
     let deadline = tokio::time::Instant::now() + wait;
-    let mut tips = state.node.tip_watch();
+    // Subscribed before the first read: a change between the read and the wait wakes it.
+    let mut changes = state.node.status_watch();
     let status = loop {
         let status = state.node.status(&id)?;
         // Unknown may mean "submitted at another node, not gossiped here yet": wait too.
         if status != TxStatus::Pending && status != TxStatus::Unknown {
             break status;
         }
-        // Pending: wait for the next block (or the deadline), then look again.
-        match tokio::time::timeout_at(deadline, tips.changed()).await {
+        // Wait for the next status change of any transaction (a block, a refusal), then
+        // look again; at the deadline, answer what holds then, not what held before.
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
             Ok(Ok(())) => continue,
-            _ => break status,
+            _ => break state.node.status(&id)?,
         }
     };
     let tx = match &status {
@@ -218,6 +289,7 @@ async fn tx_status(
     }))
 }
 
+#[utoipa::path(get, path = "/v1/chain", responses((status = 200, description = "the chain", body = ChainInfo), (status = 400, description = "bad request", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 405, description = "method not allowed", body = ErrorBody), (status = 408, description = "timeout", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 429, description = "rate limited", body = ErrorBody), (status = 503, description = "busy", body = ErrorBody)))]
 async fn chain_info(State(state): State<ApiState>) -> ApiResult<ChainInfo> {
     let store = state.node.ledger().store();
     let tip = store.tip()?;
@@ -237,6 +309,7 @@ async fn chain_info(State(state): State<ApiState>) -> ApiResult<ChainInfo> {
     }))
 }
 
+#[utoipa::path(get, path = "/v1/membership", responses((status = 200, description = "the operator set", body = MembershipInfo), (status = 400, description = "bad request", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 405, description = "method not allowed", body = ErrorBody), (status = 408, description = "timeout", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 429, description = "rate limited", body = ErrorBody), (status = 503, description = "busy", body = ErrorBody)))]
 async fn membership(State(state): State<ApiState>) -> ApiResult<MembershipInfo> {
     let store = state.node.ledger().store();
     let tip = store.tip()?;
@@ -250,6 +323,7 @@ async fn membership(State(state): State<ApiState>) -> ApiResult<MembershipInfo> 
     }))
 }
 
+#[utoipa::path(get, path = "/v1/membership/proposal/{id}", params(("id" = String, Path, description = "proposal id")), responses((status = 200, description = "the proposal", body = ProposalInfo), (status = 400, description = "bad request", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 405, description = "method not allowed", body = ErrorBody), (status = 408, description = "timeout", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 429, description = "rate limited", body = ErrorBody), (status = 503, description = "busy", body = ErrorBody)))]
 async fn proposal(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -261,10 +335,12 @@ async fn proposal(
         .ok_or_else(|| ApiError::not_found(format!("unknown membership proposal {id}")))
 }
 
+#[utoipa::path(get, path = "/v1/genesis", responses((status = 200, description = "the genesis", body = Object), (status = 400, description = "bad request", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 405, description = "method not allowed", body = ErrorBody), (status = 408, description = "timeout", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 429, description = "rate limited", body = ErrorBody), (status = 503, description = "busy", body = ErrorBody)))]
 async fn genesis(State(state): State<ApiState>) -> ApiResult<cachet_types::Genesis> {
     Ok(Json(state.node.ledger().store().genesis().clone()))
 }
 
+#[utoipa::path(get, path = "/v1/block/{height}", params(("height" = u64, Path, description = "block height, from 1")), responses((status = 200, description = "the block", body = BlockInfo), (status = 400, description = "bad request", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 405, description = "method not allowed", body = ErrorBody), (status = 408, description = "timeout", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 429, description = "rate limited", body = ErrorBody), (status = 503, description = "busy", body = ErrorBody)))]
 async fn block(State(state): State<ApiState>, Path(height): Path<String>) -> ApiResult<BlockInfo> {
     let height: u64 = parse(&height)?;
     let certified = state
@@ -281,6 +357,7 @@ async fn block(State(state): State<ApiState>, Path(height): Path<String>) -> Api
     }))
 }
 
+#[utoipa::path(get, path = "/v1/issue/{id}", params(("id" = String, Path, description = "issue id")), responses((status = 200, description = "the issue", body = IssueInfo), (status = 400, description = "bad request", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 405, description = "method not allowed", body = ErrorBody), (status = 408, description = "timeout", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 429, description = "rate limited", body = ErrorBody), (status = 503, description = "busy", body = ErrorBody)))]
 async fn issue(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<IssueInfo> {
     let id: IssueId = parse(&id)?;
     match state
@@ -294,6 +371,7 @@ async fn issue(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResu
     }
 }
 
+#[utoipa::path(get, path = "/v1/issue/{id}/supply", params(("id" = String, Path, description = "issue id")), responses((status = 200, description = "the supply proof", body = Object), (status = 400, description = "bad request", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 405, description = "method not allowed", body = ErrorBody), (status = 408, description = "timeout", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 429, description = "rate limited", body = ErrorBody), (status = 503, description = "busy", body = ErrorBody)))]
 async fn supply(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -323,11 +401,13 @@ fn load_stamp(state: &ApiState, id: &StampId) -> Result<StampInfo, ApiError> {
     }
 }
 
+#[utoipa::path(get, path = "/v1/stamp/{id}", params(("id" = String, Path, description = "stamp id ISSUE#SERIAL")), responses((status = 200, description = "the stamp", body = StampInfo), (status = 400, description = "bad request", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 405, description = "method not allowed", body = ErrorBody), (status = 408, description = "timeout", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 429, description = "rate limited", body = ErrorBody), (status = 503, description = "busy", body = ErrorBody)))]
 async fn stamp(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<StampInfo> {
     let id: StampId = parse(&id)?;
     Ok(Json(load_stamp(&state, &id)?))
 }
 
+#[utoipa::path(get, path = "/v1/stamp/{id}/bundle", params(("id" = String, Path, description = "stamp id")), responses((status = 200, description = "the provenance bundle", body = Object), (status = 400, description = "bad request", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 405, description = "method not allowed", body = ErrorBody), (status = 408, description = "timeout", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 429, description = "rate limited", body = ErrorBody), (status = 503, description = "busy", body = ErrorBody)))]
 async fn bundle(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -356,19 +436,26 @@ struct PageQuery {
     limit: Option<usize>,
 }
 
-fn page_limit(limit: Option<usize>) -> usize {
-    limit.unwrap_or(DEFAULT_PAGE_LIMIT).clamp(1, MAX_PAGE_LIMIT)
+fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit.unwrap_or(DEFAULT_PAGE_LIMIT) {
+        limit @ 1..=MAX_PAGE_LIMIT => Ok(limit),
+        other => Err(ApiError::bad_request(format!(
+            "limit {other} is out of range: from 1 to {MAX_PAGE_LIMIT}"
+        ))),
+    }
 }
 
+#[utoipa::path(get, path = "/v1/stamp/{id}/history", params(("id" = String, Path, description = "stamp id"), ("after" = Option<u32>, Query, description = "cursor"), ("limit" = Option<u32>, Query, description = "page size, 1 to 1000")), responses((status = 200, description = "a page of history", body = HistoryPage), (status = 400, description = "bad request", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 405, description = "method not allowed", body = ErrorBody), (status = 408, description = "timeout", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 429, description = "rate limited", body = ErrorBody), (status = 503, description = "busy", body = ErrorBody)))]
 async fn history(
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    Query(query): Query<PageQuery>,
+    query: Result<Query<PageQuery>, QueryRejection>,
 ) -> ApiResult<HistoryPage> {
+    let Query(query) = query?;
     let id: StampId = parse(&id)?;
     let info = load_stamp(&state, &id)?;
     let after: Option<u32> = query.after.as_deref().map(parse).transpose()?;
-    let limit = page_limit(query.limit);
+    let limit = page_limit(query.limit)?;
     let events = state.node.ledger().store().history(&id, after, limit)?;
     let next = match events.last() {
         Some(last) if last.seq + 1 < info.event_count => Some(last.seq),
@@ -393,6 +480,7 @@ async fn history(
     }))
 }
 
+#[utoipa::path(get, path = "/v1/account/{address}", params(("address" = String, Path, description = "address cachet1...")), responses((status = 200, description = "the account", body = AccountInfo), (status = 400, description = "bad request", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 405, description = "method not allowed", body = ErrorBody), (status = 408, description = "timeout", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 429, description = "rate limited", body = ErrorBody), (status = 503, description = "busy", body = ErrorBody)))]
 async fn account(
     State(state): State<ApiState>,
     Path(address): Path<String>,
@@ -416,14 +504,16 @@ async fn account(
     }))
 }
 
+#[utoipa::path(get, path = "/v1/account/{address}/holdings", params(("address" = String, Path, description = "address"), ("after" = Option<String>, Query, description = "cursor: a stamp id"), ("limit" = Option<u32>, Query, description = "page size, 1 to 1000")), responses((status = 200, description = "a page of holdings", body = HoldingsPage), (status = 400, description = "bad request", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 405, description = "method not allowed", body = ErrorBody), (status = 408, description = "timeout", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 429, description = "rate limited", body = ErrorBody), (status = 503, description = "busy", body = ErrorBody)))]
 async fn holdings(
     State(state): State<ApiState>,
     Path(address): Path<String>,
-    Query(query): Query<PageQuery>,
+    query: Result<Query<PageQuery>, QueryRejection>,
 ) -> ApiResult<HoldingsPage> {
+    let Query(query) = query?;
     let owner: Address = parse(&address)?;
     let after: Option<StampId> = query.after.as_deref().map(parse).transpose()?;
-    let limit = page_limit(query.limit);
+    let limit = page_limit(query.limit)?;
     // One extra tells whether another page exists.
     let mut stamps = state
         .node
@@ -441,4 +531,26 @@ async fn holdings(
         stamps,
         next,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    /// `specs/openapi.json` is the document the handlers generate; regenerate it with
+    /// `CACHET_UPDATE_VECTORS=1 cargo test -p cachet-node openapi`.
+    #[test]
+    fn the_openapi_document_in_specs_matches_the_handlers() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/openapi.json");
+        let generated = super::openapi_json() + "\n";
+        if std::env::var_os("CACHET_UPDATE_VECTORS").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let kept = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            kept == generated,
+            "specs/openapi.json differs from the handlers' document: regenerate it with CACHET_UPDATE_VECTORS=1 cargo test -p cachet-node openapi"
+        );
+        let document: serde_json::Value = serde_json::from_str(&generated).unwrap();
+        assert_eq!(document["openapi"], "3.1.0");
+        assert!(document["paths"]["/v1/tx/{id}"]["get"].is_object());
+    }
 }

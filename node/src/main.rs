@@ -6,6 +6,7 @@ mod mempool;
 mod node;
 mod p2p;
 mod replica;
+mod server;
 mod setup;
 
 use std::sync::Arc;
@@ -50,6 +51,8 @@ fn main() {
 }
 
 async fn run(options: Options) -> Result<()> {
+    let mut server_limits = server_limits(&options)?;
+    // Takes the data directory's lock before touching anything in it.
     let setup = setup::prepare(&options)?;
     // Stale addresses from a killed run must not be mistaken for this one's.
     let addr_file = setup.data_dir.join("api.addr");
@@ -61,6 +64,8 @@ async fn run(options: Options) -> Result<()> {
     let tip = store.tip()?;
     tracing::info!(height = tip.height, hash = %tip.block_hash.short(), state_root = %tip.state_root.hash().short(), "ledger opened");
     let params = setup.genesis.params.clone();
+    // Hex doubles a transaction's size; leave room for the JSON around it.
+    server_limits.max_body_bytes = params.max_tx_bytes as usize * 2 + 1024;
 
     let (net, net_events) = cachet_network::spawn(NetworkConfig {
         chain_id: setup.genesis.chain_id(),
@@ -91,7 +96,10 @@ async fn run(options: Options) -> Result<()> {
         Some(key) => Role::Validator(key.public_key()),
         None => Role::Observer,
     };
-    let mempool = Mempool::new(options.mempool_max_txs, options.rejections_remembered);
+    let mempool = Mempool::new(
+        options.mempool_max_txs as usize,
+        options.rejections_remembered as usize,
+    );
     let node = Arc::new(Node::new(
         Ledger::new(store),
         mempool,
@@ -152,19 +160,21 @@ async fn run(options: Options) -> Result<()> {
     write_atomically(&addr_file, &format!("http://{bound}\n"))?;
     tracing::info!(api = %format!("http://{bound}"), role = %node.role_name(), "API listening");
 
-    let app = api::router(api::ApiState {
-        node: node.clone(),
-        max_wait_ms: options.max_wait_ms,
-        max_concurrent: options.api_max_concurrent,
-    });
-    let mut server_stop = stop.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_stop.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let max_wait = Duration::from_millis(options.max_wait_ms);
+    let app = api::router(
+        api::ApiState {
+            node: node.clone(),
+            max_wait_ms: options.max_wait_ms,
+        },
+        server::Admission::new(server_limits.clone()),
+    );
+    let server = tokio::spawn(server::serve(
+        listener,
+        app,
+        server_limits,
+        stop.clone(),
+        max_wait + Duration::from_secs(1),
+    ));
 
     let reason = shutdown_signal(stop.clone()).await;
     tracing::info!("{reason}: shutting down");
@@ -174,7 +184,7 @@ async fn run(options: Options) -> Result<()> {
     let consensus = tokio::task::spawn_blocking(move || consensus.join())
         .await
         .context("consensus thread lost")?;
-    server.await.context("API server panicked")??;
+    server.await.context("API server panicked")?;
     let _ = std::fs::remove_file(&addr_file);
     let _ = std::fs::remove_file(&p2p_file);
     match consensus {
@@ -188,6 +198,45 @@ async fn run(options: Options) -> Result<()> {
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// File handles kept free of API connections: RocksDB's files, libp2p's sockets, logs.
+const RESERVED_FILE_HANDLES: u64 = 1024;
+
+/// The API server's limits from the options, checked against the open-file limit (raised to
+/// its hard maximum first, as servers do). `max_body_bytes` comes from the chain.
+fn server_limits(options: &setup::Options) -> Result<server::ServerLimits> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if let Some(hard) = limit.maximum
+        && limit.current.is_some_and(|soft| soft < hard)
+    {
+        let raised = Rlimit {
+            current: Some(hard),
+            maximum: Some(hard),
+        };
+        if let Err(error) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(%error, "cannot raise the open-file limit");
+        }
+    }
+    if let Some(files) = getrlimit(Resource::Nofile).current
+        && options.api_max_connections + RESERVED_FILE_HANDLES > files
+    {
+        bail!(
+            "--api-max-connections {} leaves too few file handles: the open-file limit is {files} and the node keeps {RESERVED_FILE_HANDLES} for RocksDB and libp2p; lower it or raise the limit (ulimit -n)",
+            options.api_max_connections
+        );
+    }
+    Ok(server::ServerLimits {
+        max_connections: options.api_max_connections as usize,
+        max_connections_per_ip: options.api_max_connections_per_ip as usize,
+        header_timeout: Duration::from_millis(options.api_header_timeout_ms),
+        body_timeout: Duration::from_millis(options.api_body_timeout_ms),
+        max_body_bytes: 0,
+        max_in_flight: options.api_max_concurrent as usize,
+        max_long_polls: options.api_max_long_polls as usize,
+        submissions_per_ip_per_s: options.api_submit_rate,
+    })
 }
 
 /// Writes a small file whole, then renames it into place, so a reader never sees half of it.

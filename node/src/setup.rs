@@ -80,20 +80,48 @@ pub struct Options {
     pub key_passphrase_file: Option<PathBuf>,
 
     /// Most transactions waiting in the mempool.
-    #[arg(long, default_value_t = 100_000)]
-    pub mempool_max_txs: usize,
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub mempool_max_txs: u64,
 
     /// Rejected transactions remembered for status queries.
-    #[arg(long, default_value_t = 100_000)]
-    pub rejections_remembered: usize,
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub rejections_remembered: u64,
 
     /// Longest a status query may wait for finality, in milliseconds.
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(0..=300_000))]
     pub max_wait_ms: u64,
 
-    /// Most API requests served at once; more are refused with 503 `busy` at once.
-    #[arg(long, default_value_t = 1024)]
-    pub api_max_concurrent: usize,
+    /// Most API requests served at once (counted once their body has arrived; long polls
+    /// have their own pool); more are refused with 503 `busy` at once.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub api_max_concurrent: u64,
+
+    /// Most long polls (status queries with wait_ms > 0) at once; more get 503 `busy`.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub api_max_long_polls: u64,
+
+    /// Most open API connections in all; a new one past it is closed at once. With the
+    /// reserve for RocksDB and libp2p it must fit the process's open-file limit.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub api_max_connections: u64,
+
+    /// Most open API connections from one client address.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub api_max_connections_per_ip: u64,
+
+    /// Time a client has to send a request's headers, and most idle time of a kept-alive
+    /// connection, in milliseconds.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    pub api_header_timeout_ms: u64,
+
+    /// Time a client has to send a request's body, in milliseconds.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    pub api_body_timeout_ms: u64,
+
+    /// Transactions per second one client address may submit (also its burst); more get
+    /// 429 `rate_limited`.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub api_submit_rate: u32,
 }
 
 /// What the node runs with, once set up.
@@ -107,6 +135,42 @@ pub struct Setup {
     /// Seed of the node's peer-to-peer identity (kept encrypted beside the validator key;
     /// fresh on every start for an observer).
     pub p2p_seed: [u8; 32],
+    /// The data directory's lock, held while the node runs.
+    pub _lock: std::fs::File,
+}
+
+/// Name of the lock file in the data directory.
+pub const LOCK_FILE: &str = "cachetd.lock";
+
+/// Creates the data directory (mode 0700) and takes its lock before any file in it is
+/// read or written: a second node on the same directory stops here, touching nothing.
+pub fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot make {} private (mode 0700)", data_dir.display()))?;
+    let path = data_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another cachetd is running on {} (its lock {} is held); stop it first or choose another --data-dir",
+            data_dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch.
@@ -152,8 +216,7 @@ pub fn prepare(options: &Options) -> Result<Setup> {
         .clone()
         .context("--genesis is required without --dev (or run with --dev)")?;
     let genesis = read_genesis(&genesis_path)?;
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let lock = lock_data_dir(&data_dir)?;
     let Some(key_path) = options.validator_key.clone() else {
         tracing::info!("no --validator-key: running as an observer");
         return Ok(Setup {
@@ -161,6 +224,7 @@ pub fn prepare(options: &Options) -> Result<Setup> {
             genesis,
             validator: None,
             p2p_seed: cachet_keystore::generate_key()?.seed(),
+            _lock: lock,
         });
     };
     let passphrase = match &options.key_passphrase_file {
@@ -186,6 +250,7 @@ pub fn prepare(options: &Options) -> Result<Setup> {
         genesis,
         validator: Some(key),
         p2p_seed,
+        _lock: lock,
     })
 }
 
@@ -210,8 +275,7 @@ fn prepare_dev(options: &Options) -> Result<Setup> {
         Some(dir) => dir.clone(),
         None => default_dev_dir()?,
     };
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let lock = lock_data_dir(&data_dir)?;
     let genesis_path = data_dir.join("genesis.json");
     let validator_path = data_dir.join("validator.key.json");
     let operator_path = data_dir.join("operator.key.json");
@@ -259,5 +323,6 @@ fn prepare_dev(options: &Options) -> Result<Setup> {
         genesis,
         validator: Some(key),
         p2p_seed,
+        _lock: lock,
     })
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use utoipa::ToSchema;
 
 use cachet_state::{EventKind, IssueState, MembershipEpoch, ProposalState, StampStatus};
 use cachet_types::{
@@ -23,14 +24,14 @@ pub const MAX_PAGE_LIMIT: usize = 1000;
 pub const DEFAULT_PAGE_LIMIT: usize = 100;
 
 /// Body of `POST /v1/tx`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SubmitTx {
     /// Canonical transaction bytes, hex.
     pub tx: String,
 }
 
 /// Where a transaction stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum TxStatus {
     /// Waiting in the mempool.
@@ -54,27 +55,29 @@ pub enum TxStatus {
 }
 
 /// Answer to `POST /v1/tx` and `GET /v1/tx/{id}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TxInfo {
     /// Transaction id.
+    #[schema(value_type = String, pattern = "^[0-9a-f]{64}$")]
     pub tx_id: Hash,
     /// Status.
     #[serde(flatten)]
     pub status: TxStatus,
     /// The transaction, when final.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<Object>)]
     pub tx: Option<SignedTx>,
 }
 
 /// Error body of every failing request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// The error.
     pub error: ApiErrorDetail,
 }
 
 /// A failure's code and message.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ApiErrorDetail {
     /// Stable code: a rejection reason, or `not_found`, `bad_request`, `busy`, `internal`.
     pub code: String,
@@ -83,7 +86,7 @@ pub struct ApiErrorDetail {
 }
 
 /// Node counters.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct NodeMetrics {
     /// Transactions waiting.
     pub mempool_size: usize,
@@ -104,23 +107,28 @@ pub struct NodeMetrics {
 }
 
 /// Answer to `GET /v1/chain`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ChainInfo {
     /// Chain id (genesis hash).
+    #[schema(value_type = String, pattern = "^[0-9a-f]{64}$")]
     pub chain_id: Hash,
     /// Chain name.
     pub chain_name: String,
     /// Height of the last final block.
     pub height: u64,
     /// Hash of that block.
+    #[schema(value_type = String, pattern = "^[0-9a-f]{64}$")]
     pub tip_hash: Hash,
     /// State commitment after it.
+    #[schema(value_type = String, pattern = "^[0-9a-f]{64}$")]
     pub state_root: Hash,
     /// Its time.
     pub time_ms: u64,
     /// Operators.
+    #[schema(value_type = Vec<Object>)]
     pub operators: Vec<Operator>,
     /// Chain limits.
+    #[schema(value_type = Object)]
     pub params: ChainParams,
     /// Counters.
     pub metrics: NodeMetrics,
@@ -129,33 +137,40 @@ pub struct ChainInfo {
 }
 
 /// Answer to `GET /v1/membership`: the operator set and every decided change.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MembershipInfo {
     /// Height of the last final block.
     pub height: u64,
     /// The operators of the next block, in validator-index order.
+    #[schema(value_type = Vec<Object>)]
     pub operators: Vec<Operator>,
     /// A decided change that applies at a later height, if any.
+    #[schema(value_type = Option<Object>)]
     pub scheduled: Option<MembershipEpoch>,
     /// Every decided change, oldest first, each with the set it made.
+    #[schema(value_type = Vec<Object>)]
     pub changes: Vec<MembershipEpoch>,
 }
 
 /// Answer to `GET /v1/membership/proposal/{id}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ProposalInfo {
     /// The proposal's id (its transaction's id).
+    #[schema(value_type = String, pattern = "^[0-9a-f]{64}$")]
     pub id: Hash,
     /// The proposal and its approvals.
+    #[schema(value_type = Object)]
     pub proposal: ProposalState,
 }
 
 /// Answer to `GET /v1/account/{address}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AccountInfo {
     /// Address.
+    #[schema(value_type = String, pattern = "^cachet1[02-9ac-hj-np-z]+$")]
     pub address: Address,
     /// Public key.
+    #[schema(value_type = String, pattern = "^[0-9a-f]{64}$")]
     pub public_key: PublicKey,
     /// Nonce of the last final transaction.
     pub nonce: u64,
@@ -166,44 +181,54 @@ pub struct AccountInfo {
 }
 
 /// Answer to `GET /v1/issue/{id}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct IssueInfo {
     /// The issue.
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     pub issue: IssueState,
 }
 
 /// Answer to `GET /v1/stamp/{id}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StampInfo {
     /// Stamp id.
+    #[schema(value_type = String, example = "AT-2026-001#42")]
     pub stamp: StampId,
     /// Owner; null while an unclaimed physical twin.
+    #[schema(value_type = Option<String>)]
     pub owner: Option<Address>,
     /// Status.
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     pub status: StampStatus,
     /// Head of the stamp's event chain.
+    #[schema(value_type = String, pattern = "^[0-9a-f]{64}$")]
     pub last_event: Hash,
     /// Number of events.
     pub event_count: u32,
 }
 
 /// One entry of a history page.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HistoryEntry {
     /// Sequence number, from 0.
     pub seq: u32,
     /// What happened.
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     pub kind: EventKind,
     /// Event hash.
+    #[schema(value_type = String, pattern = "^[0-9a-f]{64}$")]
     pub event_hash: Hash,
     /// Previous event hash.
+    #[schema(value_type = String, pattern = "^[0-9a-f]{64}$")]
     pub prev_event: Hash,
     /// Transaction id.
+    #[schema(value_type = String, pattern = "^[0-9a-f]{64}$")]
     pub tx_id: Hash,
     /// Signer's address.
+    #[schema(value_type = String, pattern = "^cachet1[02-9ac-hj-np-z]+$")]
     pub signer: Address,
     /// Block height.
     pub height: u64,
@@ -212,9 +237,10 @@ pub struct HistoryEntry {
 }
 
 /// Answer to `GET /v1/stamp/{id}/history`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HistoryPage {
     /// Stamp.
+    #[schema(value_type = String, example = "AT-2026-001#42")]
     pub stamp: StampId,
     /// Events, oldest first.
     pub events: Vec<HistoryEntry>,
@@ -223,26 +249,33 @@ pub struct HistoryPage {
 }
 
 /// Answer to `GET /v1/account/{address}/holdings`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HoldingsPage {
     /// Owner.
+    #[schema(value_type = String, pattern = "^cachet1[02-9ac-hj-np-z]+$")]
     pub owner: Address,
     /// Stamps held, in stable order.
+    #[schema(value_type = Vec<String>)]
     pub stamps: Vec<StampId>,
     /// Cursor for the next page (`after=`), if there may be more.
+    #[schema(value_type = Option<String>)]
     pub next: Option<StampId>,
 }
 
 /// Answer to `GET /v1/block/{height}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BlockInfo {
     /// Header hash.
+    #[schema(value_type = String, pattern = "^[0-9a-f]{64}$")]
     pub hash: Hash,
     /// Header.
+    #[schema(value_type = Object)]
     pub header: BlockHeader,
     /// Transaction ids, in order.
+    #[schema(value_type = Vec<String>)]
     pub tx_ids: Vec<Hash>,
     /// Commit certificate.
+    #[schema(value_type = Object)]
     pub certificate: CommitCertificate,
 }
 
@@ -272,6 +305,14 @@ pub enum ClientError {
     /// The answer was not what the API promises.
     #[error("unexpected answer from the node: {0}")]
     Decode(String),
+    /// The node address is not an http(s) URL.
+    #[error("invalid node URL {url:?}: {reason} (e.g. http://127.0.0.1:7600)")]
+    InvalidUrl {
+        /// The text given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl ClientError {
@@ -304,6 +345,20 @@ pub fn path_segment(text: &str) -> String {
 impl Client {
     /// A client for the node at `base` (e.g. `http://127.0.0.1:7600`).
     pub fn new(base: &str) -> Result<Client, ClientError> {
+        let invalid = |reason: &str| ClientError::InvalidUrl {
+            url: base.to_string(),
+            reason: reason.to_string(),
+        };
+        let url = reqwest::Url::parse(base).map_err(|e| invalid(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid("the scheme must be http or https"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid("it names no host"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid("it must not carry a query or fragment"));
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()

@@ -215,21 +215,45 @@ pub fn open(file: &KeyFile, passphrase: &str, path: &str) -> Result<SigningKey, 
 /// Largest key file we read (they are well under 1 KiB).
 const MAX_FILE_BYTES: u64 = 64 * 1024;
 
+/// Reads at most `max_bytes` of a file, whatever its type: a regular file, a pipe, a
+/// device (`/dev/zero` is refused after `max_bytes`, not read until memory runs out).
+/// The length in the metadata is not trusted; the read itself is bounded.
+pub fn read_bounded(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(max_bytes + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("file is larger than the limit of {max_bytes} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`read_bounded`], as UTF-8 text.
+pub fn read_text_bounded(path: &Path, max_bytes: u64) -> std::io::Result<String> {
+    String::from_utf8(read_bounded(path, max_bytes)?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "file is not UTF-8 text"))
+}
+
 /// Reads a key file's JSON without opening it.
 pub fn read(path: &Path) -> Result<KeyFile, KeystoreError> {
     let shown = path.display().to_string();
-    let io = |source| KeystoreError::Io {
-        path: shown.clone(),
-        source,
-    };
-    let meta = fs::metadata(path).map_err(io)?;
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(KeystoreError::Format {
-            path: shown,
-            reason: "file is too large".into(),
-        });
-    }
-    let text = fs::read_to_string(path).map_err(io)?;
+    let text = read_text_bounded(path, MAX_FILE_BYTES).map_err(|error| {
+        if error.kind() == std::io::ErrorKind::InvalidData {
+            KeystoreError::Format {
+                path: shown.clone(),
+                reason: error.to_string(),
+            }
+        } else {
+            KeystoreError::Io {
+                path: shown.clone(),
+                source: error,
+            }
+        }
+    })?;
     serde_json::from_str(&text).map_err(|e| KeystoreError::Format {
         path: shown,
         reason: e.to_string(),
@@ -249,8 +273,19 @@ pub fn write(path: &Path, file: &KeyFile) -> Result<(), KeystoreError> {
         path: shown.clone(),
         source,
     };
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(io)?;
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.exists()
+    {
+        // Directories of keys are private: created 0700 (the files are 0600).
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(parent).map_err(io)?;
     }
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -284,6 +319,18 @@ mod tests {
         iterations: 1,
         parallelism: 1,
     };
+
+    #[test]
+    fn bounded_reads_stop_at_the_limit_whatever_the_file() {
+        let refused = read_bounded(Path::new("/dev/zero"), 1024).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::InvalidData);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("small");
+        fs::write(&path, b"12345").unwrap();
+        assert_eq!(read_bounded(&path, 5).unwrap(), b"12345");
+        assert!(read_bounded(&path, 4).is_err());
+        assert!(read(Path::new("/dev/zero")).is_err());
+    }
 
     #[test]
     fn seal_open_round_trip_and_wrong_passphrase() {

@@ -336,11 +336,48 @@ fn build_swarm(config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkError>
     Ok(swarm)
 }
 
+/// Refuses a TCP listen address whose port another process already listens on. libp2p
+/// listens with SO_REUSEPORT, so without this a second node on the port would start and the
+/// kernel would split incoming peers between the two. A plain bind (no SO_REUSEPORT) fails
+/// while any socket holds the port.
+fn check_port_free(addr: &Multiaddr) -> Result<(), NetworkError> {
+    use libp2p::multiaddr::Protocol;
+    let mut ip = None;
+    let mut port = None;
+    for protocol in addr.iter() {
+        match protocol {
+            Protocol::Ip4(v4) => ip = Some(std::net::IpAddr::V4(v4)),
+            Protocol::Ip6(v6) => ip = Some(std::net::IpAddr::V6(v6)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    let (Some(ip), Some(port)) = (ip, port) else {
+        return Ok(());
+    };
+    if port == 0 {
+        return Ok(());
+    }
+    std::net::TcpListener::bind((ip, port))
+        .map(drop)
+        .map_err(|error| NetworkError::Listen {
+            addr: addr.clone(),
+            error: if error.kind() == std::io::ErrorKind::AddrInUse {
+                "the address is already in use (is another node running on it?)".into()
+            } else {
+                error.to_string()
+            },
+        })
+}
+
 /// Starts the network task; returns its handle and the events it will deliver.
 pub fn spawn(
     config: NetworkConfig,
 ) -> Result<(NetworkHandle, mpsc::Receiver<NetEvent>), NetworkError> {
     let mut swarm = build_swarm(&config)?;
+    for addr in &config.listen {
+        check_port_free(addr)?;
+    }
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())

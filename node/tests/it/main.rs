@@ -1,4 +1,7 @@
-//! The real node process: crash safety under load and clean shutdown.
+//! The real node process: crash safety under load, clean shutdown, and its edge against
+//! hostile clients (`edge`).
+
+mod edge;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -74,6 +77,11 @@ impl Fixture {
             Path::new(env!("CARGO_BIN_EXE_cachetd")),
             &dir.path().join("node"),
         );
+        Fixture::with_node(dir, node)
+    }
+
+    /// A fixture around a dev node already started in `dir`.
+    fn with_node(dir: tempfile::TempDir, node: DevNode) -> Fixture {
         let key = operator_key(&node);
         let rt = runtime();
         let client = Client::new(node.api()).unwrap();
