@@ -562,8 +562,76 @@ struct Context_ {
     passphrase: Passphrase,
 }
 
+/// Exit codes (also in `cachet --help`): what kind of failure ended a command.
+mod exit {
+    /// A failure of no kind below (e.g. a local file could not be written).
+    pub const FAILURE: i32 = 1;
+    /// The command line is wrong (clap's own code).
+    pub const USAGE: i32 = 2;
+    /// The node could not be reached, or answered something the API does not promise.
+    pub const UNREACHABLE: i32 = 3;
+    /// The ledger refused the transaction (a named rejection, HTTP 422).
+    pub const REJECTED: i32 = 4;
+    /// The node refused the request otherwise: not found, bad request, busy, rate limited.
+    pub const REFUSED: i32 = 5;
+    /// Bad input: a file or value given to the command is not what it must be.
+    pub const BAD_INPUT: i32 = 6;
+}
+
+/// An error of the command with its exit code and a stable code for `--json`.
+fn classify(error: &anyhow::Error) -> (i32, String) {
+    if let Some(client) = error.downcast_ref::<ClientError>() {
+        return match client {
+            ClientError::Unreachable { .. } => (exit::UNREACHABLE, "unreachable".into()),
+            ClientError::Decode(_) => (exit::UNREACHABLE, "bad_answer".into()),
+            ClientError::InvalidUrl { .. } => (exit::USAGE, "invalid_url".into()),
+            ClientError::Api {
+                status: 422, code, ..
+            } => (exit::REJECTED, code.clone()),
+            ClientError::Api { code, .. } => (exit::REFUSED, code.clone()),
+        };
+    }
+    if let Some(rejected) = error.downcast_ref::<TxRejected>() {
+        return (exit::REJECTED, rejected.code.clone());
+    }
+    if error.chain().any(|cause| {
+        cause.is::<std::io::Error>()
+            || cause.is::<serde_json::Error>()
+            || cause.is::<cachet_keystore::KeystoreError>()
+            || cause.is::<InputError>()
+    }) {
+        return (exit::BAD_INPUT, "bad_input".into());
+    }
+    (exit::FAILURE, "failed".into())
+}
+
+/// A transaction the ledger refused, at submission or while the command waited for it.
+#[derive(Debug, thiserror::Error)]
+#[error("rejected: {code}: {message}{}", .tx_id.map(|id| format!(" (tx {id})")).unwrap_or_default())]
+struct TxRejected {
+    tx_id: Option<Hash>,
+    code: String,
+    message: String,
+}
+
+/// Input that is not what the command needs.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct InputError(String);
+
 fn main() {
-    let cli = Cli::parse();
+    reset_sigpipe();
+    let json = std::env::args_os().any(|arg| arg == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if json && error.use_stderr() => {
+            let message = error.kind().to_string();
+            let detail = error.to_string();
+            print_error_json("usage", detail.trim().lines().next().unwrap_or(&message));
+            std::process::exit(exit::USAGE);
+        }
+        Err(error) => error.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -571,12 +639,47 @@ fn main() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start: {error}");
-            std::process::exit(1);
+            std::process::exit(exit::FAILURE);
         }
     };
     if let Err(error) = runtime.block_on(run(cli)) {
-        eprintln!("error: {error:#}");
-        std::process::exit(1);
+        // A closed pipe (`cachet holdings ... | head`) ends the command quietly.
+        if error.chain().any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                || cause
+                    .downcast_ref::<csv::Error>()
+                    .is_some_and(|e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe))
+        }) {
+            std::process::exit(0);
+        }
+        let (code, name) = classify(&error);
+        if json {
+            print_error_json(&name, &format!("{error:#}"));
+        } else {
+            eprintln!("error: {error:#}");
+        }
+        std::process::exit(code);
+    }
+}
+
+/// Prints `{"error": {"code", "message"}}` on standard output, the API's error form.
+fn print_error_json(code: &str, message: &str) {
+    let body = json!({"error": {"code": code, "message": message}});
+    println!("{body}");
+}
+
+/// Restores the default action of SIGPIPE, which Rust's runtime ignores: a command whose
+/// output pipe closes (`| head`) then ends at once and quietly, as command-line tools do,
+/// instead of failing on its next write.
+#[allow(unsafe_code)]
+fn reset_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -737,11 +840,7 @@ async fn run(cli: Cli) -> Result<()> {
             no_wait,
             timeout,
         } => {
-            let code = if code == "-" {
-                std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
-            } else {
-                code
-            };
+            let code = if code == "-" { read_stdin(1024)? } else { code };
             let seed: [u8; 32] = hex::decode(code.trim())
                 .ok()
                 .and_then(|bytes| bytes.try_into().ok())
@@ -1042,17 +1141,32 @@ async fn genesis_for(ctx: &Context_, path: Option<PathBuf>) -> Result<cachet_typ
 /// Largest JSON file the CLI reads (bundles of very long histories stay well below).
 const MAX_JSON_FILE_BYTES: u64 = 512 * 1024 * 1024;
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path, what: &str) -> Result<T> {
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {what} {}", path.display()))?
-        .len();
-    if size > MAX_JSON_FILE_BYTES {
-        bail!(
-            "{what} {} is larger than {MAX_JSON_FILE_BYTES} bytes",
-            path.display()
-        );
+/// Largest artwork file hashed for `--design-file`.
+const MAX_DESIGN_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Largest signed-transaction file (hex or JSON) read by `tx submit` and `tx cosign`.
+const MAX_TX_TEXT_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Reads at most `max_bytes` of standard input as text.
+fn read_stdin(max_bytes: u64) -> Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .context("cannot read standard input")?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(InputError(format!(
+            "standard input is larger than the limit of {max_bytes} bytes"
+        ))
+        .into());
     }
-    let text = std::fs::read_to_string(path)
+    String::from_utf8(bytes)
+        .map_err(|_| InputError("standard input is not UTF-8 text".into()).into())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path, what: &str) -> Result<T> {
+    let text = cachet_keystore::read_text_bounded(path, MAX_JSON_FILE_BYTES)
         .with_context(|| format!("cannot read {what} {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not a valid {what}", path.display()))
 }
@@ -1204,7 +1318,10 @@ fn wallet(ctx: &Context_, command: WalletCommand) -> Result<()> {
             if ctx.json {
                 let items: Vec<_> = list
                     .iter()
-                    .map(|(name, address)| json!({"name": name, "address": address}))
+                    .map(|(name, address)| match address {
+                        Ok(address) => json!({"name": name, "address": address}),
+                        Err(error) => json!({"name": name, "damaged": error}),
+                    })
                     .collect();
                 return print_json(&items);
             }
@@ -1212,7 +1329,10 @@ fn wallet(ctx: &Context_, command: WalletCommand) -> Result<()> {
                 println!("no wallets yet: create one with `cachet wallet new NAME`");
             }
             for (name, address) in list {
-                println!("{name:20} {address}");
+                match address {
+                    Ok(address) => println!("{name:20} {address}"),
+                    Err(error) => println!("{name:20} DAMAGED: {error}"),
+                }
             }
         }
         WalletCommand::Address { name } => {
@@ -1267,7 +1387,8 @@ async fn create_issue(ctx: &Context_, args: CreateIssue) -> Result<()> {
     };
     let design_sha256 = match (&args.design_file, args.design_sha256) {
         (Some(path), _) => Hash::sha256(
-            &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+            &cachet_keystore::read_bounded(path, MAX_DESIGN_FILE_BYTES)
+                .with_context(|| format!("cannot read {}", path.display()))?,
         ),
         (None, Some(hash)) => hash,
         (None, None) => bail!("give --design-file or --design-sha256"),
@@ -1358,9 +1479,10 @@ fn write_twins(
 /// --sign-only, or the JSON those commands print with --json.
 fn read_tx_bytes(file: &std::path::Path) -> Result<Vec<u8>> {
     let text = if file.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
+        read_stdin(MAX_TX_TEXT_BYTES)?
     } else {
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
+        cachet_keystore::read_text_bounded(file, MAX_TX_TEXT_BYTES)
+            .with_context(|| format!("cannot read {}", file.display()))?
     };
     let text = text.trim();
     let hex_text = if text.starts_with('{') {
@@ -1593,8 +1715,17 @@ async fn finish_tx(
 ) -> Result<()> {
     let info = match submitted {
         Ok(info) => info,
-        Err(ClientError::Api { code, message, .. }) => {
-            bail!("rejected: {code}: {message}");
+        Err(ClientError::Api {
+            status: 422,
+            code,
+            message,
+        }) => {
+            return Err(TxRejected {
+                tx_id: None,
+                code,
+                message,
+            }
+            .into());
         }
         Err(other) => return Err(other.into()),
     };
@@ -1612,11 +1743,19 @@ async fn finish_tx(
         let wait_ms = left.as_millis().min(10_000) as u64;
         status = ctx.client.tx_wait(&id, wait_ms).await?.status;
     }
+    if let TxStatus::Rejected { reason, message } = status {
+        // With --json the error object says it (printed once, by `main`).
+        return Err(TxRejected {
+            tx_id: Some(id),
+            code: reason,
+            message,
+        }
+        .into());
+    }
     if ctx.json {
         print_json(&json!({"tx_id": id, "kind": kind, "outcome": status}))?;
     }
     match status {
-        TxStatus::Rejected { reason, message } => bail!("rejected: {reason}: {message} (tx {id})"),
         TxStatus::Unknown => bail!("the node no longer knows tx {id}"),
         status => {
             if !ctx.json {

@@ -19,7 +19,7 @@ impl Passphrase {
     /// The passphrase: from the file, else CACHET_PASSPHRASE, else a prompt on a terminal.
     pub fn get(&self, prompt: &str) -> Result<String> {
         if let Some(path) = &self.file {
-            let text = std::fs::read_to_string(path)
+            let text = cachet_keystore::read_text_bounded(path, 4096)
                 .with_context(|| format!("cannot read passphrase file {}", path.display()))?;
             return Ok(text.trim_end_matches(['\n', '\r']).to_string());
         }
@@ -130,7 +130,7 @@ impl Wallets {
     }
 
     /// Every wallet: (name, address), sorted by name.
-    pub fn list(&self) -> Result<Vec<(String, Address)>> {
+    pub fn list(&self) -> Result<Vec<(String, Result<Address, String>)>> {
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
@@ -146,9 +146,11 @@ impl Wallets {
             else {
                 continue;
             };
-            if let Ok(file) = cachet_keystore::read(&path) {
-                out.push((name.to_string(), file.address));
-            }
+            // A damaged file is listed with what is wrong, not hidden.
+            let address = cachet_keystore::read(&path)
+                .map(|file| file.address)
+                .map_err(|error| error.to_string());
+            out.push((name.to_string(), address));
         }
         out.sort();
         Ok(out)

@@ -589,10 +589,11 @@ fn physical_twin_claim_approved_transfer_swap_and_burn() {
         ])
     };
     let out = mint_twins("1-5000");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // With --json the error is a JSON object on standard output.
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        !out.status.success() && stderr.contains("do not fit in one transaction"),
-        "{stderr}"
+        !out.status.success() && stdout.contains("do not fit in one transaction"),
+        "{stdout}"
     );
     assert!(
         !twins.exists(),
@@ -829,4 +830,147 @@ fn membership_rotate_key_is_decided_scheduled_and_listed() {
         &["membership", "approve", &"0".repeat(64), "-w", "operator"],
         "unknown_proposal",
     );
+}
+
+/// Runs `cachet` with `args` and `--json`; the failure must be one JSON error object on
+/// standard output with its documented exit code.
+fn json_error(cli: &Cli, args: &[&str], exit_code: i32, code: &str) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = cli.command(&all);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(exit_code), "{args:?}: {stdout}");
+    let value: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{args:?}: not one JSON object ({e}): {stdout}"));
+    assert_eq!(value["error"]["code"], code, "{args:?}: {value}");
+    assert!(value["error"]["message"].as_str().is_some(), "{value}");
+    value
+}
+
+#[test]
+fn errors_are_json_with_exit_codes_and_file_arguments_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let offline = Cli {
+        api: "http://127.0.0.1:9".into(),
+        wallets: dir.path().join("wallets"),
+    };
+    json_error(&offline, &["chain", "info"], 3, "unreachable");
+    json_error(&offline, &["stamp", "show"], 2, "usage");
+    json_error(
+        &offline,
+        &["--node", "127.0.0.1:7600", "chain", "info"],
+        2,
+        "invalid_url",
+    );
+    let out = offline.command(&["--node", "127.0.0.1:7600", "chain", "info"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid node URL"), "{stderr}");
+    // A device is not read until memory runs out: the size cap holds for any file type.
+    json_error(
+        &offline,
+        &["wallet", "import", "x", "/dev/zero"],
+        6,
+        "bad_input",
+    );
+    json_error(&offline, &["tx", "submit", "/dev/zero"], 6, "bad_input");
+    // A damaged wallet file is listed, not hidden.
+    offline.ok(&["wallet", "new", "good"]);
+    std::fs::write(dir.path().join("wallets").join("broken.json"), "{").unwrap();
+    let list = offline.json(&["wallet", "list"]);
+    let broken = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "broken")
+        .unwrap_or_else(|| panic!("the damaged wallet is hidden: {list}"));
+    assert!(broken["damaged"].as_str().is_some(), "{list}");
+    assert!(offline.ok(&["wallet", "list"]).contains("DAMAGED"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("wallets"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700, "wallet directory mode {mode:o}");
+}
+
+#[test]
+fn a_rejection_is_a_json_error_and_a_closed_pipe_ends_quietly() {
+    let (_dir, _node, cli) = dev_cli(&["alice"]);
+    create_dev_issue(&cli);
+    cli.ok(&[
+        "mint",
+        ISSUE,
+        "--serials",
+        "1-300",
+        "--to",
+        "alice",
+        "-w",
+        "operator",
+    ]);
+    let refused = json_error(
+        &cli,
+        &[
+            "mint",
+            ISSUE,
+            "--serials",
+            "1",
+            "--to",
+            "alice",
+            "-w",
+            "operator",
+        ],
+        4,
+        "duplicate_serial",
+    );
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rejected")
+    );
+    // `cachet holdings alice --all --csv | head -3`: head closes the pipe early.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cachet"))
+        .args(["holdings", "alice", "--all", "--csv"])
+        .env("CACHET_NODE", &cli.api)
+        .env("CACHET_WALLET_DIR", &cli.wallets)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.trim().is_empty(),
+        "a closed pipe is not an error: {stderr}"
+    );
+}
+
+/// Creates the dev issue `ISSUE` (print run 1,000) as the operator.
+fn create_dev_issue(cli: &Cli) {
+    final_height(&cli.json(&[
+        "issue",
+        "create",
+        ISSUE,
+        "--title",
+        "Alpine Flowers",
+        "--year",
+        "2026",
+        "--face-value",
+        "120",
+        "--currency",
+        "EUR",
+        "--design-sha256",
+        "5f6c7c4a8b7f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aab",
+        "--design-uri",
+        "https://stamps.example/alpine.png",
+        "--print-run",
+        "1000",
+        "-w",
+        "operator",
+    ]));
 }

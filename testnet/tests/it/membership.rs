@@ -183,6 +183,11 @@ fn a_fifth_operator_joins_by_vote_and_validates_from_the_agreed_height() {
     ]))
     .unwrap();
     assert_eq!(created["outcome"]["status"], "final", "{created}");
+    // Final at node 0, which the CLI talks to; node 3 may commit the block a moment later.
+    let created_at = created["outcome"]["height"].as_u64().unwrap();
+    net.wait_until("node 3 has the issue's block", |net| {
+        net.height(3).is_some_and(|h| h >= created_at)
+    });
     let issue = net
         .rt
         .block_on(net.client(3).issue(&IssueId::parse("IT-2026-NET").unwrap()))
