@@ -6,6 +6,7 @@
 //! no value has two encodings.
 
 use bincode::config::{self, BigEndian, Configuration, Fixint, Limit};
+use bincode::error::DecodeError;
 use thiserror::Error;
 
 /// Version of the binary format; the first byte of every encoding.
@@ -20,6 +21,37 @@ const CONFIG: Config = config::standard()
     .with_big_endian()
     .with_fixed_int_encoding()
     .with_limit::<MAX_DECODE_BYTES>();
+
+/// How many bytes of memory a decode may claim per byte of input. bincode refuses a length
+/// prefix whose claim (elements times their in-memory size) passes its limit before it
+/// allocates; that limit is a type parameter, so the decoder picks the smallest of a few
+/// tiers that allows this many bytes per input byte. A legitimate value claims at most a
+/// few times its encoded size (the largest in-memory to encoded ratio of any of our
+/// collection items is under 16); a hostile length prefix of a few bytes can then make the
+/// node allocate at most this factor times its size, not `MAX_DECODE_BYTES`.
+pub const DECODE_CLAIM_FACTOR: usize = 64;
+
+fn config_with<const N: usize>() -> Configuration<BigEndian, Fixint, Limit<N>> {
+    config::standard()
+        .with_big_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<N>()
+}
+
+fn decode_body<T: bincode::Decode<()>>(body: &[u8]) -> Result<(T, usize), DecodeError> {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+    let claims = body.len().saturating_mul(DECODE_CLAIM_FACTOR);
+    if claims <= 64 * KIB {
+        bincode::decode_from_slice(body, config_with::<{ 64 * KIB }>())
+    } else if claims <= MIB {
+        bincode::decode_from_slice(body, config_with::<MIB>())
+    } else if claims <= 16 * MIB {
+        bincode::decode_from_slice(body, config_with::<{ 16 * MIB }>())
+    } else {
+        bincode::decode_from_slice(body, CONFIG)
+    }
+}
 
 /// Why bytes were not accepted as a value.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -83,8 +115,8 @@ pub fn decode<T: bincode::Decode<()> + bincode::Encode>(
     if version != FORMAT_VERSION {
         return Err(CodecError::Version { found: version });
     }
-    let (value, consumed): (T, usize) = bincode::decode_from_slice(body, CONFIG)
-        .map_err(|error| CodecError::Malformed(error.to_string()))?;
+    let (value, consumed): (T, usize) =
+        decode_body(body).map_err(|error| CodecError::Malformed(error.to_string()))?;
     if consumed != body.len() {
         return Err(CodecError::TrailingBytes(body.len() - consumed));
     }
@@ -143,5 +175,31 @@ mod tests {
             decode::<Vec<u64>>(&bytes, 1024),
             Err(CodecError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_small_input_cannot_claim_a_large_allocation() {
+        // 17 bytes claiming a 60 MiB byte vector: refused by the claim limit of a small
+        // input before anything is allocated, not after zeroing 60 MiB.
+        let mut bytes = vec![FORMAT_VERSION];
+        bytes.extend_from_slice(&(60u64 << 20).to_be_bytes());
+        bytes.extend_from_slice(&[0u8; 8]);
+        match decode::<Vec<u8>>(&bytes, 1024) {
+            Err(CodecError::Malformed(message)) => {
+                assert!(message.to_lowercase().contains("limit"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // A legitimate value of every tier still decodes.
+        for len in [10usize, 20_000, 300_000, 2_000_000] {
+            let value = vec![7u8; len];
+            let bytes = encode(&value);
+            assert_eq!(decode::<Vec<u8>>(&bytes, MAX_DECODE_BYTES).unwrap(), value);
+        }
+        let strings: Vec<String> = (0..5_000).map(|i| i.to_string()).collect();
+        assert_eq!(
+            decode::<Vec<String>>(&encode(&strings), MAX_DECODE_BYTES).unwrap(),
+            strings
+        );
     }
 }
