@@ -585,10 +585,10 @@ fn classify(error: &anyhow::Error) -> (i32, String) {
             ClientError::Unreachable { .. } => (exit::UNREACHABLE, "unreachable".into()),
             ClientError::Decode(_) => (exit::UNREACHABLE, "bad_answer".into()),
             ClientError::InvalidUrl { .. } => (exit::USAGE, "invalid_url".into()),
-            ClientError::Api {
-                status: 422, code, ..
-            } => (exit::REJECTED, code.clone()),
-            ClientError::Api { code, .. } => (exit::REFUSED, code.clone()),
+            ClientError::Api { code, .. } => match client.api_kind() {
+                Some(cachet_api::ApiErrorKind::Rejected) => (exit::REJECTED, code.clone()),
+                _ => (exit::REFUSED, code.clone()),
+            },
         };
     }
     if let Some(rejected) = error.downcast_ref::<TxRejected>() {

@@ -516,10 +516,47 @@ impl Node {
         let Some(cutoff) = now.checked_sub(age) else {
             return Vec::new();
         };
-        pool.lingering(cutoff, max)
+        let lingering = pool.lingering(cutoff, max);
+        drop(pool);
+        if let Err(error) = self.recheck(&lingering) {
+            tracing::error!(%error, "cannot recheck pending transactions");
+        }
+        lingering
             .iter()
+            .filter(|tx| self.pool().contains(&tx.id()))
             .map(|tx| tx.tx().to_bytes())
             .collect()
+    }
+
+    /// Executes `pending` (the oldest pending transactions, a prefix of the pool in arrival
+    /// order, so what they depend on comes first) on the tip as a block would, and settles
+    /// those a block would refuse: a transaction that passed admission but breaks a state
+    /// rule (a stale last event, a stamp sold meanwhile) is refused here too, not left
+    /// pending on every node whose proposer did not build it. Returns how many were refused.
+    pub fn recheck(&self, pending: &[VerifiedTx]) -> Result<usize, LedgerError> {
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        // No commit in between: the execution sees one tip.
+        let proposal = {
+            let _reading = self.commit_lock.read().unwrap_or_else(|p| p.into_inner());
+            let tip = self.ledger.store().tip()?;
+            self.ledger
+                .build(pending.to_vec(), now_ms().max(tip.time_ms), 0)?
+        };
+        // Only those still pending: a commit may have settled some since they were read.
+        let refused: Vec<(Hash, Rejection)> = {
+            let pool = self.pool();
+            proposal
+                .rejected
+                .into_iter()
+                .filter(|(id, _)| pool.contains(id))
+                .collect()
+        };
+        if !refused.is_empty() {
+            self.settle_rejected(&refused);
+        }
+        Ok(refused.len())
     }
 
     /// Transactions admitted here since the last call, to gossip.
@@ -732,6 +769,43 @@ mod tests {
         assert!(again.clone().verify(&fixture.chain.chain_id).is_ok());
         assert_eq!(again.id(), id);
         assert_ne!(again.witness_hash(), offer.witness_hash());
+    }
+
+    #[test]
+    fn a_pending_transaction_a_block_would_refuse_is_refused_by_the_recheck() {
+        let mut fixture = Fixture::new();
+        let Fixture {
+            chain,
+            node,
+            factory,
+            ..
+        } = &mut fixture;
+        // Passes admission (right nonce), breaks a state rule: no such stamp. An observer
+        // never builds a block, so only the recheck can refuse it here.
+        let transfer = factory.sign(
+            &cachet_testkit::key("alice"),
+            TxBody::Transfer {
+                stamp: cachet_testkit::stamp("AT-2026-001", 1),
+                last_event: Hash::ZERO,
+                to: cachet_testkit::address("bob"),
+            },
+        );
+        let fine = create(factory, chain, "AT-2026-001");
+        node.submit(&transfer.to_bytes()).unwrap();
+        node.submit(&fine.to_bytes()).unwrap();
+        let mut changes = node.status_watch();
+        changes.mark_unchanged();
+        let pending: Vec<VerifiedTx> = [&transfer, &fine]
+            .iter()
+            .map(|tx| (*tx).clone().verify(&chain.chain_id).unwrap())
+            .collect();
+        assert_eq!(node.recheck(&pending).unwrap(), 1);
+        assert!(matches!(
+            node.status(&transfer.id()).unwrap(),
+            TxStatus::Rejected { reason, .. } if reason == "unknown_stamp"
+        ));
+        assert_eq!(node.status(&fine.id()).unwrap(), TxStatus::Pending);
+        assert!(changes.has_changed().unwrap(), "long polls are woken");
     }
 
     #[test]

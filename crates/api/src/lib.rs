@@ -315,10 +315,49 @@ pub enum ClientError {
     },
 }
 
+/// What kind of refusal an API error is, from its status (`specs/api.md`, errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiErrorKind {
+    /// 422: a ledger rule refused the transaction; the code is the rejection's.
+    Rejected,
+    /// 400, 405, 413, 415: the request itself is wrong.
+    BadRequest,
+    /// 404: no such object or path.
+    NotFound,
+    /// 409 `nonce_in_use`: another pending transaction holds the nonce.
+    Conflict,
+    /// 408, 429, 503: try again later (`timeout`, `rate_limited`, `busy`, `mempool_full`).
+    RetryLater,
+    /// 500 or any other status: the node failed.
+    Internal,
+}
+
+impl ApiErrorKind {
+    /// The kind of an error answer with this HTTP status.
+    pub fn of_status(status: u16) -> ApiErrorKind {
+        match status {
+            422 => ApiErrorKind::Rejected,
+            400 | 405 | 413 | 415 => ApiErrorKind::BadRequest,
+            404 => ApiErrorKind::NotFound,
+            409 => ApiErrorKind::Conflict,
+            408 | 429 | 503 => ApiErrorKind::RetryLater,
+            _ => ApiErrorKind::Internal,
+        }
+    }
+}
+
 impl ClientError {
     /// True if the node said the thing does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, ClientError::Api { status: 404, .. })
+    }
+
+    /// The kind of refusal, for an error the node answered.
+    pub fn api_kind(&self) -> Option<ApiErrorKind> {
+        match self {
+            ClientError::Api { status, .. } => Some(ApiErrorKind::of_status(*status)),
+            _ => None,
+        }
     }
 }
 
