@@ -21,9 +21,9 @@ struct Args {
     /// First seed.
     #[arg(long, default_value_t = 0)]
     start: u64,
-    /// Number of validators.
-    #[arg(long, default_value_t = 4)]
-    validators: usize,
+    /// Number of validators (up to the chain's limit of operators).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=cachet_types::genesis::MAX_OPERATORS as i64))]
+    validators: u16,
     /// Make the last validator equivocate.
     #[arg(long)]
     byzantine: bool,
@@ -37,7 +37,7 @@ fn main() {
     let args = Args::parse();
     let config = |seed| {
         let mut config = cachet_sim::SimConfig::faulty(seed);
-        config.validators = args.validators;
+        config.validators = usize::from(args.validators);
         config.byzantine = args.byzantine;
         config.join = args.join;
         config

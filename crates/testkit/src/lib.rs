@@ -22,8 +22,25 @@ pub fn key(name: &str) -> SigningKey {
     SigningKey::from_seed(Hash::tagged("cachet/testkit-key", &[name.as_bytes()]).0)
 }
 
-/// Country codes used for test operators, in order.
+/// Country codes of the first test operators, in order; more operators get the codes after
+/// them in `country_code`'s sequence.
 const COUNTRIES: [&str; 8] = ["AT", "DE", "CH", "FR", "IT", "NL", "BE", "SE"];
+
+/// The country code of test operator `index`: `COUNTRIES` first, then two-letter codes
+/// `AA`, `AB`, ... (skipping those already used), enough for `MAX_OPERATORS`.
+pub fn country_code(index: usize) -> String {
+    if let Some(code) = COUNTRIES.get(index) {
+        return (*code).to_string();
+    }
+    (0..26 * 26)
+        .map(|n| {
+            let letters = [b'A' + (n / 26) as u8, b'A' + (n % 26) as u8];
+            String::from_utf8_lossy(&letters).into_owned()
+        })
+        .filter(|code| !COUNTRIES.contains(&code.as_str()))
+        .nth(index - COUNTRIES.len())
+        .unwrap_or_else(|| panic!("no test country code for operator {index}"))
+}
 
 /// A test chain: its genesis and the operators' keys.
 #[derive(Debug, Clone)]
@@ -37,7 +54,8 @@ pub struct TestChain {
 }
 
 impl TestChain {
-    /// A chain with `operators` operators (1 to 8) named `AT-POST`, `DE-POST`, ...
+    /// A chain with `operators` operators (up to `MAX_OPERATORS`) named `AT-POST`,
+    /// `DE-POST`, ... (see [`country_code`]).
     pub fn new(operators: usize) -> TestChain {
         TestChain::with_params(operators, ChainParams::default())
     }
@@ -46,7 +64,8 @@ impl TestChain {
     pub fn with_params(operators: usize, params: ChainParams) -> TestChain {
         let mut list = Vec::new();
         let mut keys = Vec::new();
-        for country in COUNTRIES.iter().take(operators) {
+        for country in (0..operators).map(country_code) {
+            let country = country.as_str();
             let validator = key(&format!("{country}-validator"));
             let issuer = key(&format!("{country}-issuer"));
             list.push(Operator {
@@ -272,5 +291,22 @@ impl MemoryState {
             Some(StateValue::Issue(issue)) => Some(issue.clone()),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod fixture_tests {
+    use super::*;
+
+    #[test]
+    fn a_test_chain_of_the_most_operators_is_a_valid_genesis() {
+        let chain = TestChain::new(cachet_types::genesis::MAX_OPERATORS);
+        assert_eq!(
+            chain.genesis.operators.len(),
+            cachet_types::genesis::MAX_OPERATORS
+        );
+        chain.genesis.validate().expect("valid genesis");
+        assert_eq!(country_code(0), "AT");
+        assert_eq!(country_code(8), "AA");
     }
 }

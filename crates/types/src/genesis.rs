@@ -14,7 +14,7 @@ use crate::tx::{TxCheckError, limits};
 pub const GENESIS_TAG: &str = "cachet/genesis";
 
 /// Most operators a chain may have (validator indices are u16; votes scale with the square).
-pub const MAX_OPERATORS: usize = 128;
+pub const MAX_OPERATORS: usize = 256;
 
 /// A member postal operator.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]

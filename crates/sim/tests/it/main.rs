@@ -80,6 +80,17 @@ fn seven_validators_with_faults() {
 }
 
 #[test]
+fn more_validators_than_the_first_fixtures_with_faults() {
+    // Past the eight named test countries: operator ids and keys come from the testkit's
+    // generated country codes.
+    all_pass(3_000_000, 4, |seed| SimConfig {
+        validators: 10 + (seed as usize % 2) * 3,
+        byzantine: seed % 2 == 1,
+        ..SimConfig::faulty(seed)
+    });
+}
+
+#[test]
 fn a_byzantine_validator_is_seen_equivocating() {
     // Not only safe: honest nodes notice the double votes.
     let mut seen = 0;
