@@ -214,25 +214,26 @@ impl App for NodeApp<'_> {
         }
     }
 
-    fn validate_block(&mut self, block: &Block) -> bool {
+    fn validate_block(&mut self, block: &Block) -> Result<bool, String> {
         let height = block.header.height;
         if block.header.time_ms > now_ms().saturating_add(MAX_CLOCK_DRIFT_MS) {
             tracing::warn!(height, "proposed block is dated in the future; refused");
-            return false;
+            return Ok(false);
         }
         match self.node.prepare_block(block.clone()) {
             Ok(executed) => {
                 self.prepared.insert(block.header.hash(), executed);
-                true
+                Ok(true)
             }
-            Err(error @ LedgerError::InvalidBlock { .. }) => {
+            Err(error @ (LedgerError::InvalidBlock { .. } | LedgerError::Certificate(_))) => {
                 tracing::warn!(height, %error, "proposed block refused");
-                false
+                Ok(false)
             }
-            Err(error) => {
-                tracing::error!(height, %error, "cannot check a proposed block");
-                false
-            }
+            // Storage or state reads failed: no verdict on the block (a valid block must not
+            // be voted nil and blacklisted); the node stops, as on any storage failure.
+            Err(error) => Err(format!(
+                "cannot check the proposed block at height {height}: {error}"
+            )),
         }
     }
 
@@ -536,6 +537,9 @@ impl Replica {
                 }
                 Action::PersistFailed(error) => {
                     bail!("cannot store the signer state: {error}");
+                }
+                Action::AppFailed(error) => {
+                    bail!("{error}");
                 }
             }
         }

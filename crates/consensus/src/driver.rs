@@ -73,8 +73,11 @@ pub trait App {
         proposer: u16,
         allow_empty: bool,
     ) -> Option<Block>;
-    /// Whether `block` validly extends the current tip (signatures, rules, state root).
-    fn validate_block(&mut self, block: &Block) -> bool;
+    /// Whether `block` validly extends the current tip (signatures, rules, state root):
+    /// `Ok(false)` for a block that breaks a rule, `Err` when the app could not judge it
+    /// (its storage failed). An `Err` is never taken as a verdict on the block: the driver
+    /// reports it ([`Action::AppFailed`]) and neither votes on nor blacklists the block.
+    fn validate_block(&mut self, block: &Block) -> Result<bool, String>;
     /// Whether transactions are waiting.
     fn has_work(&self) -> bool;
     /// Stores `state` durably (synced) before returning.
@@ -113,6 +116,8 @@ pub enum Action {
     },
     /// Signing failed because the signer state could not be stored; nothing was sent.
     PersistFailed(String),
+    /// The app could not check a proposed block (storage failed): fatal for the node.
+    AppFailed(String),
 }
 
 /// What happened to an incoming message.
@@ -395,12 +400,21 @@ impl Driver {
                     true
                 } else if self.invalid.contains(&hash) {
                     false
-                } else if app.validate_block(&block) {
-                    self.blocks.insert(hash, *block);
-                    true
                 } else {
-                    self.invalid.insert(hash);
-                    false
+                    match app.validate_block(&block) {
+                        Ok(true) => {
+                            self.blocks.insert(hash, *block);
+                            true
+                        }
+                        Ok(false) => {
+                            self.invalid.insert(hash);
+                            false
+                        }
+                        Err(error) => {
+                            actions.push(Action::AppFailed(error));
+                            return Accepted::Ignored;
+                        }
+                    }
                 };
                 self.machine.on_proposal(p.round, hash, p.pol_round, valid)
             }
@@ -647,6 +661,8 @@ mod tests {
         builds: u64,
         stored: Option<SignerState>,
         fail_persist: bool,
+        /// `validate_block` fails (as on a storage error) instead of judging.
+        fail_validate: bool,
     }
 
     impl App for FakeApp {
@@ -672,8 +688,11 @@ mod tests {
                 txs: Vec::new(),
             })
         }
-        fn validate_block(&mut self, _block: &Block) -> bool {
-            true
+        fn validate_block(&mut self, _block: &Block) -> Result<bool, String> {
+            if self.fail_validate {
+                return Err("cannot read the state".into());
+            }
+            Ok(true)
         }
         fn has_work(&self) -> bool {
             true
@@ -694,6 +713,7 @@ mod tests {
                 builds: 0,
                 stored: None,
                 fail_persist,
+                fail_validate: false,
             }
         }
     }
@@ -780,6 +800,49 @@ mod tests {
         );
         assert_eq!(proposals(&actions), 0);
         assert_eq!(app.builds, 1, "built a new block at restart");
+    }
+
+    #[test]
+    fn a_block_the_app_could_not_check_is_neither_voted_nil_nor_blacklisted() {
+        let chain = TestChain::new(4);
+        let mut proposer_app = FakeApp::new(&chain, false);
+        let mut proposer = driver(&chain, SignerState::default());
+        let actions = start(&mut proposer, &chain, 1, &mut proposer_app);
+        let proposal = actions
+            .into_iter()
+            .find_map(|a| match a {
+                Action::Broadcast(msg @ ConsensusMsg::Proposal { .. }) => Some(msg),
+                _ => None,
+            })
+            .expect("validator 1 proposes at height 1");
+        let mut app = FakeApp::new(&chain, false);
+        let mut other = Driver::new(
+            chain.chain_id,
+            Some(chain.validator(2).clone()),
+            SignerState::default(),
+            Timeouts::default(),
+        );
+        start(&mut other, &chain, 1, &mut app);
+        app.fail_validate = true;
+        let (_, actions) = other.on_message(proposal.clone(), &mut app).unwrap();
+        assert!(
+            actions.iter().any(|a| matches!(a, Action::AppFailed(_))),
+            "{actions:?}"
+        );
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Broadcast(_))),
+            "no vote on a block nobody judged: {actions:?}"
+        );
+        // Once the app can judge again, the same proposal is checked and voted for.
+        app.fail_validate = false;
+        let (_, actions) = other.on_message(proposal, &mut app).unwrap();
+        assert!(
+            actions.iter().any(|a| matches!(
+                a,
+                Action::Broadcast(ConsensusMsg::Vote(v)) if v.vote.block_hash.is_some()
+            )),
+            "{actions:?}"
+        );
     }
 
     #[test]

@@ -217,8 +217,9 @@ impl App for Host<'_> {
         Some(executed.block)
     }
 
-    fn validate_block(&mut self, block: &Block) -> bool {
-        self.ledger.prepare(block.clone()).is_ok()
+    fn validate_block(&mut self, block: &Block) -> Result<bool, String> {
+        // The in-memory ledger cannot fail to read: every error is a verdict on the block.
+        Ok(self.ledger.prepare(block.clone()).is_ok())
     }
 
     fn has_work(&self) -> bool {
@@ -1196,6 +1197,11 @@ impl Sim {
                 }
                 Action::PersistFailed(error) => {
                     return Err(self.violation(format!("node {node} could not persist: {error}")));
+                }
+                Action::AppFailed(error) => {
+                    return Err(
+                        self.violation(format!("node {node} could not check a block: {error}"))
+                    );
                 }
             }
         }
