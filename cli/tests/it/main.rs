@@ -125,28 +125,7 @@ fn operator_and_collectors_walkthrough_with_every_rejection() {
     let address = |name: &str| cli.address(name);
     let (operator, alice, bob) = (address("operator"), address("alice"), address("bob"));
 
-    let created = cli.json(&[
-        "issue",
-        "create",
-        ISSUE,
-        "--title",
-        "Alpine Flowers",
-        "--year",
-        "2026",
-        "--face-value",
-        "120",
-        "--currency",
-        "EUR",
-        "--design-sha256",
-        "5f6c7c4a8b7f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aab",
-        "--design-uri",
-        "https://stamps.example/alpine.png",
-        "--print-run",
-        "100",
-        "-w",
-        "operator",
-    ]);
-    final_height(&created);
+    create_dev_issue(&cli, "100");
     let minted = final_height(&cli.json(&[
         "mint",
         ISSUE,
@@ -897,7 +876,7 @@ fn errors_are_json_with_exit_codes_and_file_arguments_are_bounded() {
 #[test]
 fn a_rejection_is_a_json_error_and_a_closed_pipe_ends_quietly() {
     let (_dir, _node, cli) = dev_cli(&["alice"]);
-    create_dev_issue(&cli);
+    create_dev_issue(&cli, "1000");
     cli.ok(&[
         "mint",
         ISSUE,
@@ -950,8 +929,9 @@ fn a_rejection_is_a_json_error_and_a_closed_pipe_ends_quietly() {
     );
 }
 
-/// Creates the dev issue `ISSUE` (print run 1,000) as the operator.
-fn create_dev_issue(cli: &Cli) {
+/// Creates the dev issue `ISSUE` (Alpine Flowers) with `print_run` as the operator, and
+/// waits until it is final.
+fn create_dev_issue(cli: &Cli, print_run: &str) {
     final_height(&cli.json(&[
         "issue",
         "create",
@@ -969,7 +949,7 @@ fn create_dev_issue(cli: &Cli) {
         "--design-uri",
         "https://stamps.example/alpine.png",
         "--print-run",
-        "1000",
+        print_run,
         "-w",
         "operator",
     ]));
