@@ -203,8 +203,11 @@ async fn run(options: Options) -> Result<()> {
 /// File handles kept free of API connections: RocksDB's files, libp2p's sockets, logs.
 const RESERVED_FILE_HANDLES: u64 = 1024;
 
-/// The API server's limits from the options, checked against the open-file limit (raised to
-/// its hard maximum first, as servers do). `max_body_bytes` comes from the chain.
+/// Fewest API connections the node runs with.
+const MIN_API_CONNECTIONS: u64 = 16;
+
+/// The API server's limits from the options, fitted to the open-file limit (raised to its
+/// hard maximum first, as servers do). `max_body_bytes` comes from the chain.
 fn server_limits(options: &setup::Options) -> Result<server::ServerLimits> {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
@@ -219,16 +222,27 @@ fn server_limits(options: &setup::Options) -> Result<server::ServerLimits> {
             tracing::warn!(%error, "cannot raise the open-file limit");
         }
     }
+    let mut max_connections = options.api_max_connections;
     if let Some(files) = getrlimit(Resource::Nofile).current
-        && options.api_max_connections + RESERVED_FILE_HANDLES > files
+        && max_connections + RESERVED_FILE_HANDLES > files
     {
-        bail!(
-            "--api-max-connections {} leaves too few file handles: the open-file limit is {files} and the node keeps {RESERVED_FILE_HANDLES} for RocksDB and libp2p; lower it or raise the limit (ulimit -n)",
-            options.api_max_connections
+        // Fewer API connections rather than RocksDB or libp2p out of file handles.
+        let fitting = files.saturating_sub(RESERVED_FILE_HANDLES);
+        if fitting < MIN_API_CONNECTIONS {
+            bail!(
+                "the open-file limit is {files}: the node keeps {RESERVED_FILE_HANDLES} file handles for RocksDB and libp2p and needs at least {MIN_API_CONNECTIONS} for API connections; raise the limit (ulimit -n)"
+            );
+        }
+        tracing::warn!(
+            requested = max_connections,
+            allowed = fitting,
+            open_file_limit = files,
+            "--api-max-connections lowered to fit the open-file limit"
         );
+        max_connections = fitting;
     }
     Ok(server::ServerLimits {
-        max_connections: options.api_max_connections as usize,
+        max_connections: max_connections as usize,
         max_connections_per_ip: options.api_max_connections_per_ip as usize,
         header_timeout: Duration::from_millis(options.api_header_timeout_ms),
         body_timeout: Duration::from_millis(options.api_body_timeout_ms),
