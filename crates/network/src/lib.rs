@@ -26,7 +26,9 @@ use libp2p::core::ConnectedPoint;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity};
 use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identify, identity, noise, tcp, yamux};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, Swarm, identify, identity, noise, ping, tcp, yamux,
+};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use thiserror::Error;
@@ -50,6 +52,12 @@ const PEER_QUEUE: usize = 1024;
 
 /// How often unreachable bootstrap peers are dialled again.
 const REDIAL: Duration = Duration::from_secs(2);
+
+/// How often a connection is pinged.
+const PING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A ping unanswered this long closes its connection (and the peer is redialled).
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Network settings.
 #[derive(Debug, Clone)]
@@ -243,6 +251,7 @@ struct Behaviour {
     gossipsub: gossipsub::Behaviour,
     sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
     identify: identify::Behaviour,
+    ping: ping::Behaviour,
 }
 
 fn topic_name(chain_id: &Hash, topic: &str) -> String {
@@ -328,6 +337,14 @@ fn build_swarm(config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkError>
             gossipsub,
             sync,
             identify,
+            // A connection a partition silenced looks alive to TCP until its retransmission
+            // timer gives up (minutes, growing with the partition): pings find it in
+            // seconds, the connection is closed, and the peer is redialled.
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(PING_INTERVAL)
+                    .with_timeout(PING_TIMEOUT),
+            ),
         })
         .map_err(|e| setup(&e))?
         // Operators' nodes stay connected; an idle chain must not drop its peers.
@@ -558,6 +575,14 @@ impl Task {
             } if self.connected.remove(&peer_id) => {
                 self.peers.store(self.connected.len(), Ordering::Relaxed);
                 tracing::info!(peer = %peer_id, peers = self.connected.len(), "peer disconnected");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(error),
+            })) => {
+                tracing::info!(%peer, %error, "peer does not answer pings; closing the connection");
+                self.swarm.close_connection(connection);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,

@@ -15,6 +15,7 @@ pub type Target = Arc<dyn Fn() -> Option<SocketAddr> + Send + Sync>;
 pub struct Link {
     addr: SocketAddr,
     open: Arc<AtomicBool>,
+    silent: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     streams: Arc<Mutex<Vec<TcpStream>>>,
 }
@@ -27,10 +28,12 @@ impl Link {
         let link = Link {
             addr,
             open: Arc::new(AtomicBool::new(true)),
+            silent: Arc::new(AtomicBool::new(false)),
             stop: Arc::new(AtomicBool::new(false)),
             streams: Arc::new(Mutex::new(Vec::new())),
         };
         let (open, stop, streams) = (link.open.clone(), link.stop.clone(), link.streams.clone());
+        let silent = link.silent.clone();
         std::thread::spawn(move || {
             for inbound in listener.incoming() {
                 if stop.load(Ordering::SeqCst) {
@@ -57,8 +60,8 @@ impl Link {
                         list.push(y);
                     }
                 }
-                pump(inbound, b);
-                pump(outbound, a);
+                pump(inbound, b, silent.clone());
+                pump(outbound, a, silent.clone());
             }
         });
         link
@@ -78,8 +81,15 @@ impl Link {
         }
     }
 
-    /// Lets connections through again.
+    /// Silences the link: connections stay open but every byte is dropped, as when a
+    /// partition cuts a network without either side seeing a reset.
+    pub fn silence(&self) {
+        self.silent.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets connections through again (after a cut or a silence).
     pub fn heal(&self) {
+        self.silent.store(false, Ordering::SeqCst);
         self.open.store(true, Ordering::SeqCst);
     }
 }
@@ -93,11 +103,21 @@ impl Drop for Link {
     }
 }
 
-/// Copies `from` into `to` on a thread until either side closes.
-fn pump(mut from: TcpStream, mut to: TcpStream) {
+/// Copies `from` into `to` on a thread until either side closes; while `silent`, what is
+/// read is dropped.
+fn pump(mut from: TcpStream, mut to: TcpStream, silent: Arc<AtomicBool>) {
+    use std::io::{Read, Write};
     std::thread::spawn(move || {
+        let mut buffer = [0u8; 16 * 1024];
         // Ends when either side closes or the link is cut; the error is of no interest.
-        let _ = std::io::copy(&mut from, &mut to);
+        while let Ok(n) = from.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            if !silent.load(Ordering::SeqCst) && to.write_all(&buffer[..n]).is_err() {
+                break;
+            }
+        }
         let _ = to.shutdown(Shutdown::Both);
         let _ = from.shutdown(Shutdown::Both);
     });

@@ -118,3 +118,42 @@ async fn blocks_are_served_on_request() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silenced_connection_is_closed_by_pings_and_redialled_after_healing() {
+    use cachet_testkit::proxy::{Link, multiaddr_socket};
+    let (a, _a_events) = spawn(config(Vec::new())).unwrap();
+    let a_addr = {
+        let mut listening = a.listening();
+        listening.wait_for(|l| !l.is_empty()).await.unwrap()[0].clone()
+    };
+    let target = multiaddr_socket(&a_addr.to_string()).expect("a TCP address");
+    let link = Link::start(std::sync::Arc::new(move || Some(target)));
+    let via_link = format!("/ip4/127.0.0.1/tcp/{}", link.addr().port());
+    let (b, _b_events) = spawn(config(vec![via_link.parse().unwrap()])).unwrap();
+    let wait = |what: &'static str, done: Box<dyn Fn() -> bool + Send>| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "{what} within 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let b2 = b.clone();
+    wait("connected", Box::new(move || b2.peers() > 0)).await;
+    // The partition drops every byte but resets nothing: TCP alone would keep the
+    // connection for minutes; the pings close it.
+    link.silence();
+    let b2 = b.clone();
+    wait(
+        "the silenced peer is dropped",
+        Box::new(move || b2.peers() == 0),
+    )
+    .await;
+    link.heal();
+    let b2 = b.clone();
+    wait(
+        "reconnected after healing",
+        Box::new(move || b2.peers() > 0),
+    )
+    .await;
+}
