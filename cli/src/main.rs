@@ -1149,18 +1149,8 @@ const MAX_TX_TEXT_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Reads at most `max_bytes` of standard input as text.
 fn read_stdin(max_bytes: u64) -> Result<String> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::io::stdin()
-        .take(max_bytes + 1)
-        .read_to_end(&mut bytes)
+    let bytes = cachet_keystore::read_to_limit(std::io::stdin(), max_bytes)
         .context("cannot read standard input")?;
-    if bytes.len() as u64 > max_bytes {
-        return Err(InputError(format!(
-            "standard input is larger than the limit of {max_bytes} bytes"
-        ))
-        .into());
-    }
     String::from_utf8(bytes)
         .map_err(|_| InputError("standard input is not UTF-8 text".into()).into())
 }

@@ -19,8 +19,11 @@ impl Passphrase {
     /// The passphrase: from the file, else CACHET_PASSPHRASE, else a prompt on a terminal.
     pub fn get(&self, prompt: &str) -> Result<String> {
         if let Some(path) = &self.file {
-            let text = cachet_keystore::read_text_bounded(path, 4096)
-                .with_context(|| format!("cannot read passphrase file {}", path.display()))?;
+            let text = cachet_keystore::read_text_bounded(
+                path,
+                cachet_keystore::MAX_PASSPHRASE_FILE_BYTES,
+            )
+            .with_context(|| format!("cannot read passphrase file {}", path.display()))?;
             return Ok(text.trim_end_matches(['\n', '\r']).to_string());
         }
         if let Ok(text) = std::env::var("CACHET_PASSPHRASE") {

@@ -521,9 +521,11 @@ impl Node {
         if let Err(error) = self.recheck(&lingering) {
             tracing::error!(%error, "cannot recheck pending transactions");
         }
+        // Those the recheck refused left the pool: not gossiped again.
+        let pool = self.pool();
         lingering
             .iter()
-            .filter(|tx| self.pool().contains(&tx.id()))
+            .filter(|tx| pool.contains(&tx.id()))
             .map(|tx| tx.tx().to_bytes())
             .collect()
     }
@@ -533,7 +535,7 @@ impl Node {
     /// those a block would refuse: a transaction that passed admission but breaks a state
     /// rule (a stale last event, a stamp sold meanwhile) is refused here too, not left
     /// pending on every node whose proposer did not build it. Returns how many were refused.
-    pub fn recheck(&self, pending: &[VerifiedTx]) -> Result<usize, LedgerError> {
+    fn recheck(&self, pending: &[VerifiedTx]) -> Result<usize, LedgerError> {
         if pending.is_empty() {
             return Ok(0);
         }
@@ -795,11 +797,13 @@ mod tests {
         node.submit(&fine.to_bytes()).unwrap();
         let mut changes = node.status_watch();
         changes.mark_unchanged();
-        let pending: Vec<VerifiedTx> = [&transfer, &fine]
-            .iter()
-            .map(|tx| (*tx).clone().verify(&chain.chain_id).unwrap())
-            .collect();
-        assert_eq!(node.recheck(&pending).unwrap(), 1);
+        // The gossip task's call: both are older than an age of zero.
+        let regossiped = node.lingering(Duration::ZERO, Duration::from_secs(600), 100);
+        assert_eq!(
+            regossiped,
+            vec![fine.to_bytes()],
+            "the refused one is not regossiped"
+        );
         assert!(matches!(
             node.status(&transfer.id()).unwrap(),
             TxStatus::Rejected { reason, .. } if reason == "unknown_stamp"

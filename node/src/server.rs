@@ -78,8 +78,7 @@ pub struct Admission {
 impl Admission {
     /// The admission state for these limits.
     pub fn new(limits: ServerLimits) -> Arc<Admission> {
-        let rate =
-            NonZeroU32::new(limits.submissions_per_ip_per_s.max(1)).unwrap_or(NonZeroU32::MIN);
+        let rate = NonZeroU32::new(limits.submissions_per_ip_per_s).unwrap_or(NonZeroU32::MIN);
         Arc::new(Admission {
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
             long_polls: Arc::new(Semaphore::new(limits.max_long_polls)),

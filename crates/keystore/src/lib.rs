@@ -219,18 +219,26 @@ const MAX_FILE_BYTES: u64 = 64 * 1024;
 /// device (`/dev/zero` is refused after `max_bytes`, not read until memory runs out).
 /// The length in the metadata is not trusted; the read itself is bounded.
 pub fn read_bounded(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
+    read_to_limit(fs::File::open(path)?, max_bytes)
+}
+
+/// Reads `reader` to its end, refusing (`InvalidData`) more than `max_bytes`: for files and
+/// standard input alike.
+pub fn read_to_limit(reader: impl std::io::Read, max_bytes: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let file = fs::File::open(path)?;
     let mut bytes = Vec::new();
-    file.take(max_bytes + 1).read_to_end(&mut bytes)?;
+    reader.take(max_bytes + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max_bytes {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("file is larger than the limit of {max_bytes} bytes"),
+            format!("input is larger than the limit of {max_bytes} bytes"),
         ));
     }
     Ok(bytes)
 }
+
+/// Largest passphrase file read (node and CLI).
+pub const MAX_PASSPHRASE_FILE_BYTES: u64 = 4 * 1024;
 
 /// [`read_bounded`], as UTF-8 text.
 pub fn read_text_bounded(path: &Path, max_bytes: u64) -> std::io::Result<String> {

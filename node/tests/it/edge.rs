@@ -501,3 +501,81 @@ fn the_node_serves_the_openapi_document_kept_in_specs() {
     .unwrap();
     assert_eq!(served, kept, "the served document is the one in specs/");
 }
+
+#[test]
+fn submissions_are_rate_limited_per_address_and_long_polls_cannot_starve_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start_with(
+        cachetd(),
+        &dir.path().join("node"),
+        [
+            "--dev",
+            "--api-submit-rate",
+            "2",
+            "--api-max-long-polls",
+            "1",
+        ],
+    );
+    let f = Fixture::with_node(dir, node);
+    let api = api_addr(&f.node);
+    f.rt.block_on(async {
+        // One long poll holds the whole long-poll pool.
+        let mut held = TcpStream::connect(api).await.unwrap();
+        held.write_all(
+            format!(
+                "GET /v1/tx/{}?wait_ms=30000 HTTP/1.1\r\nHost: x\r\n\r\n",
+                Hash::tagged("held", &[])
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        // Once the held poll is in flight a second long poll is refused at once, and plain
+        // queries and submissions are not. (A probe that got in before the held one ends
+        // after its own short wait, and the next probe is refused.)
+        let second = format!(
+            "GET /v1/tx/{}?wait_ms=2000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            Hash::ZERO
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, body) = raw(api, second.as_bytes()).await;
+            if status == 503 {
+                assert_eq!(body["error"]["code"], "busy", "{body}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the long-poll pool never filled: {body}"
+            );
+        }
+        f.client
+            .chain()
+            .await
+            .expect("a query while the long-poll pool is full");
+        // Submissions past the rate (2 per second, burst 2) from one address: 429.
+        // The same transaction each time: the rate counts submissions, whatever the ledger
+        // then says of them.
+        let tx = SignedTx::sign(
+            f.chain_id,
+            &f.key,
+            1,
+            TxBody::CloseIssue {
+                issue: IssueId::parse(ISSUE).unwrap(),
+            },
+        );
+        let mut answers = Vec::new();
+        for _ in 0..6 {
+            match f.client.submit(&tx).await {
+                Err(cachet_api::ClientError::Api {
+                    status: 429, code, ..
+                }) => {
+                    assert_eq!(code, "rate_limited");
+                    return;
+                }
+                other => answers.push(format!("{other:?}")),
+            }
+        }
+        panic!("six quick submissions were not rate-limited: {answers:?}");
+    });
+}
