@@ -1,140 +1,152 @@
-//! An in-memory ledger: state, tree and blocks in maps, committed through the same pure
-//! block functions as the RocksDB ledger (`cachet_state::build_block` / `execute_block`).
+//! Each simulated node keeps the node's own ledger (`cachet_storage::Ledger`) on a
+//! simulated disk: the storage crate's in-memory backend, which survives the node's crashes
+//! as a disk does (every block write is whole: a torn write never reaches it), and which
+//! can be made to fail reads to show that a node that cannot read its store stops instead
+//! of voting against a valid block.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use cachet_state::smt::{Node, NodeKey, NodeSource};
-use cachet_state::{
-    AccountState, ExecutedBlock, StateError, StateKey, StateValue, StateView, Tip, build_block,
-    execute_block,
+use cachet_state::{AccountState, StateKey, StateValue, Tip};
+use cachet_storage::{
+    Backend, Batch, Family, Ledger, LedgerError, MemoryBackend, Store, StoreError,
 };
-use cachet_types::{
-    Block, CertifiedBlock, CommitCertificate, Genesis, PublicKey, SignedTx, VerifiedTx,
-};
+use cachet_types::{CertifiedBlock, Genesis, Hash, PublicKey};
 
-/// A ledger held in memory.
-#[derive(Debug, Clone)]
-pub struct MemLedger {
-    genesis: Genesis,
-    values: BTreeMap<StateKey, StateValue>,
-    nodes: BTreeMap<NodeKey, Node>,
-    tip: Tip,
-    blocks: Vec<CertifiedBlock>,
+/// A node's disk: the memory backend, with a switch that makes every read fail.
+#[derive(Default)]
+pub struct SimDisk {
+    inner: MemoryBackend,
+    failing: AtomicBool,
 }
 
-impl StateView for MemLedger {
-    fn get(&self, key: &StateKey) -> Result<Option<StateValue>, StateError> {
-        Ok(self.values.get(key).cloned())
+impl SimDisk {
+    /// Makes every read fail (`true`) or work again.
+    pub fn fail_reads(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
     }
-}
 
-impl NodeSource for MemLedger {
-    fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
-        Ok(self.nodes.get(key).copied())
-    }
-}
-
-impl MemLedger {
-    /// A ledger holding only `genesis`.
-    pub fn new(genesis: &Genesis) -> MemLedger {
-        MemLedger {
-            tip: Tip::genesis(genesis),
-            genesis: genesis.clone(),
-            values: BTreeMap::new(),
-            nodes: BTreeMap::new(),
-            blocks: Vec::new(),
+    fn check(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Db("simulated read failure".into()));
         }
+        Ok(())
+    }
+}
+
+impl Backend for SimDisk {
+    fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.check()?;
+        self.inner.get(family, key)
+    }
+
+    fn scan(
+        &self,
+        family: Family,
+        start: &[u8],
+        visit: cachet_storage::backend::Visit<'_>,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.scan(family, start, visit)
+    }
+
+    fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        self.inner.write(batch)
+    }
+
+    fn approximate_size(&self) -> u64 {
+        self.inner.approximate_size()
+    }
+}
+
+/// The node's ledger with the reads the simulation makes of it. Outside a block check
+/// (where the simulation turns failures on) the memory store cannot fail, so a failure
+/// there is a bug of the simulator and panics.
+pub struct SimLedger {
+    ledger: Ledger,
+}
+
+fn must<T>(result: Result<T, StoreError>) -> T {
+    result.unwrap_or_else(|e| panic!("the simulated store failed outside a block check: {e}"))
+}
+
+impl SimLedger {
+    /// Opens the ledger of `genesis` on `disk` (empty, or what the node wrote before).
+    pub fn open(disk: &Arc<SimDisk>, genesis: &Genesis) -> Result<SimLedger, StoreError> {
+        let backend: Arc<dyn Backend> = disk.clone();
+        Ok(SimLedger {
+            ledger: Ledger::new(Store::with_backend(backend, genesis)?),
+        })
+    }
+
+    /// A fresh ledger of `genesis` on a disk of its own.
+    pub fn in_memory(genesis: &Genesis) -> SimLedger {
+        must(SimLedger::open(&Arc::new(SimDisk::default()), genesis))
+    }
+
+    /// Checks a certified block from anywhere and commits it (certificate, links, rules,
+    /// state root), as a node does with a decided or synced block. Signatures are checked
+    /// one by one: the node batches them with OS randomness, which would make the
+    /// simulation depend on more than its seed (ZIP-215 gives both the same verdicts).
+    pub fn commit(&self, certified: &CertifiedBlock) -> Result<Tip, LedgerError> {
+        let chain_id = certified.block.header.chain_id;
+        let verified = certified
+            .block
+            .txs
+            .iter()
+            .enumerate()
+            .map(|(index, tx)| {
+                tx.clone()
+                    .verify(&chain_id)
+                    .map_err(|error| LedgerError::InvalidBlock {
+                        height: certified.block.header.height,
+                        reason: format!("transaction {index}: {error}"),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.ledger.commit_verified(certified, verified)
+    }
+
+    /// The ledger itself.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     /// The tip.
     pub fn tip(&self) -> Tip {
-        self.tip
-    }
-
-    /// Committed blocks, from height 1.
-    pub fn blocks(&self) -> &[CertifiedBlock] {
-        &self.blocks
-    }
-
-    /// The validator keys of the block at `height` (up to two past the tip).
-    pub fn validators_at(&self, height: u64) -> Vec<PublicKey> {
-        cachet_state::operators_at(self, &self.genesis, height)
-            .expect("memory state cannot fail")
-            .iter()
-            .map(|op| op.validator_key)
-            .collect()
+        must(self.ledger.store().tip())
     }
 
     /// A signer's last final nonce.
     pub fn nonce(&self, signer: &PublicKey) -> u64 {
-        match self.values.get(&StateKey::Account(*signer)) {
-            Some(StateValue::Account(AccountState { nonce, .. })) => *nonce,
+        match must(self.ledger.store().state(&StateKey::Account(*signer))) {
+            Some(StateValue::Account(AccountState { nonce, .. })) => nonce,
             _ => 0,
         }
     }
 
-    /// Builds the next block from `candidates`.
-    pub fn build(
-        &self,
-        candidates: Vec<VerifiedTx>,
-        time_ms: u64,
-        proposer: u16,
-    ) -> Result<ExecutedBlock, StateError> {
-        build_block(
-            self,
-            &self.genesis,
-            &self.tip,
-            candidates,
-            time_ms,
-            proposer,
-        )
+    /// The validator keys of the block at `height` (up to two past the tip).
+    pub fn validators_at(&self, height: u64) -> Vec<PublicKey> {
+        self.ledger
+            .validators_at(height)
+            .unwrap_or_else(|e| panic!("the simulated store failed outside a block check: {e}"))
     }
 
-    /// Checks a block (every signature, one by one) and executes it on the tip.
-    pub fn prepare(&self, block: Block) -> Result<ExecutedBlock, String> {
-        let chain_id = self.genesis.chain_id();
-        let verified = block
-            .txs
-            .iter()
-            .cloned()
-            .map(|tx: SignedTx| tx.verify(&chain_id))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
-        execute_block(self, &self.genesis, &self.tip, block, verified).map_err(|e| e.to_string())
+    /// The committed block at `height`.
+    pub fn block(&self, height: u64) -> Option<CertifiedBlock> {
+        must(self.ledger.store().block(height))
     }
 
-    /// Commits a certified block from anywhere: certificate, links, rules, state root.
-    pub fn commit_certified(&mut self, certified: &CertifiedBlock) -> Result<(), String> {
-        let executed = self.prepare(certified.block.clone())?;
-        self.commit(executed, certified.certificate.clone())
+    /// Whether the transaction is final.
+    pub fn is_final(&self, id: &Hash) -> bool {
+        must(self.ledger.store().tx_location(id)).is_some()
     }
 
-    fn commit(
-        &mut self,
-        executed: ExecutedBlock,
-        certificate: CommitCertificate,
-    ) -> Result<(), String> {
-        certificate
-            .verify(
-                &executed.block.header,
-                &self.validators_at(executed.block.header.height),
-            )
-            .map_err(|e| e.to_string())?;
-        if executed.parent != self.tip.block_hash {
-            return Err("block does not extend the tip".into());
-        }
-        for (key, node) in executed.tree_writes {
-            match node {
-                Some(node) => self.nodes.insert(key, node),
-                None => self.nodes.remove(&key),
-            };
-        }
-        self.values.extend(executed.changes.writes);
-        self.tip = Tip::after(&executed.block.header, executed.root);
-        self.blocks.push(CertifiedBlock {
-            block: executed.block,
-            certificate,
-        });
-        Ok(())
+    /// The transactions final so far.
+    pub fn final_txs(&self) -> usize {
+        (1..=self.tip().height)
+            .filter_map(|height| self.block(height))
+            .map(|block| block.block.txs.len())
+            .sum()
     }
 }

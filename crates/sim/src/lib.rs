@@ -1,13 +1,15 @@
 //! Cachet's deterministic simulator.
 //!
-//! `N` validators run the real consensus driver ([`cachet_consensus::Driver`]) and the real
-//! state machine (through [`MemLedger`]) over a simulated network and clock, all driven by
-//! one seed. Faults: message loss, duplication, reordering (random delays), symmetric and
+//! `N` validators run the real consensus driver ([`cachet_consensus::Driver`]) and the
+//! node's own ledger (`cachet_storage::Ledger` on the in-memory store, [`SimLedger`]) over a
+//! simulated network and clock, all driven by one seed. Faults: message loss, duplication, reordering (random delays), symmetric and
 //! one-way partitions, crash and restart (a crashed node keeps only what it synced: its
 //! blocks and its signer state; some crashes cut a block write short, so the block is lost
 //! though the node's precommit for it was stored), and optionally one Byzantine validator
 //! that equivocates (two different proposals and votes for each step, to different halves
-//! of the network). With [`SimConfig::join`] one more node, outside the genesis set, follows
+//! of the network). With [`SimConfig::read_failures`], a node's store sometimes fails its
+//! reads while it checks a proposal: the node must stop (and is restarted), never vote
+//! against the block. With [`SimConfig::join`] one more node, outside the genesis set, follows
 //! the chain until the operators vote it in (proposal and approvals from more than two
 //! thirds, sent by the simulated clients once their own work is final) and then validates
 //! from the agreed height, under the same faults.
@@ -28,12 +30,13 @@ pub mod rng;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::sync::Arc;
 
 use cachet_consensus::driver::{Action, App, Driver, Received, SignerState};
 use cachet_consensus::messages::{ConsensusMsg, Vote, sign_proposal, sign_vote};
 use cachet_consensus::{Timeout, Timeouts};
 use cachet_state::membership::{ACTIVATION_LEAD, decided};
-use cachet_state::{StateKey, StateView};
+use cachet_storage::LedgerError;
 use cachet_testkit::{TestChain, TxFactory, address, issue_id, issue_record, key, operator_id};
 use cachet_types::{
     Block, CertifiedBlock, CountryCode, Hash, MembershipChange, Operator, SignedTx, SigningKey,
@@ -41,7 +44,7 @@ use cachet_types::{
 };
 use sha2::{Digest, Sha256};
 
-pub use ledger::MemLedger;
+pub use ledger::{SimDisk, SimLedger};
 pub use rng::Rng;
 
 /// What to simulate.
@@ -69,6 +72,8 @@ pub struct SimConfig {
     pub max_delay_ms: u64,
     /// One more node, outside the genesis set, is voted in and must validate.
     pub join: bool,
+    /// Sometimes make an honest node's store fail its reads while it checks a proposal.
+    pub read_failures: bool,
 }
 
 impl SimConfig {
@@ -86,6 +91,7 @@ impl SimConfig {
             dup_per_mille: 50,
             max_delay_ms: 400,
             join: false,
+            read_failures: false,
         }
     }
 }
@@ -136,6 +142,9 @@ pub struct Report {
     pub events: u64,
     /// With a join: the height from which the new operator validates.
     pub joined_at: Option<u64>,
+    /// Proposal checks whose store reads failed (each stopped its node), and how many of
+    /// those blocks were decided all the same.
+    pub failed_checks: (u64, u64),
 }
 
 #[derive(Debug, Clone)]
@@ -175,19 +184,23 @@ enum Event {
 }
 
 /// What a node keeps across a crash: synced writes only.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 struct Disk {
-    blocks: Vec<CertifiedBlock>,
+    store: Arc<SimDisk>,
     signer: SignerState,
 }
 
 /// The ledger side of one node, lent to its driver for a call.
 struct Host<'a> {
-    ledger: &'a MemLedger,
+    ledger: &'a SimLedger,
     pool: &'a mut BTreeMap<(cachet_types::PublicKey, u64), VerifiedTx>,
     disk: &'a mut Disk,
     now_ms: u64,
     genesis_time_ms: u64,
+    /// Make the store's reads fail while the next proposal is checked.
+    fail_check: &'a mut bool,
+    /// The block (height, hash) whose check failed to read the store.
+    unchecked: &'a mut Option<(u64, Hash)>,
 }
 
 impl App for Host<'_> {
@@ -207,6 +220,7 @@ impl App for Host<'_> {
         let candidates: Vec<VerifiedTx> = self.pool.values().cloned().collect();
         let executed = self
             .ledger
+            .ledger()
             .build(candidates, self.genesis_time_ms + self.now_ms, proposer)
             .ok()?;
         let rejected: BTreeSet<Hash> = executed.rejected.iter().map(|(id, _)| *id).collect();
@@ -218,8 +232,32 @@ impl App for Host<'_> {
     }
 
     fn validate_block(&mut self, block: &Block) -> Result<bool, String> {
-        // The in-memory ledger cannot fail to read: every error is a verdict on the block.
-        Ok(self.ledger.prepare(block.clone()).is_ok())
+        // Signatures one by one (the node batches them with OS randomness; the outcome is
+        // the same by ZIP-215, and the simulation stays a function of its seed).
+        let chain_id = block.header.chain_id;
+        let Ok(verified) = block
+            .txs
+            .iter()
+            .map(|tx| tx.clone().verify(&chain_id))
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            return Ok(false);
+        };
+        let failing = std::mem::take(self.fail_check);
+        self.disk.store.fail_reads(failing);
+        let result = self
+            .ledger
+            .ledger()
+            .prepare_verified(block.clone(), verified);
+        self.disk.store.fail_reads(false);
+        match result {
+            Ok(_) => Ok(true),
+            Err(LedgerError::InvalidBlock { .. } | LedgerError::Certificate(_)) => Ok(false),
+            Err(error) => {
+                *self.unchecked = Some((block.header.height, block.header.hash()));
+                Err(format!("cannot check the proposed block: {error}"))
+            }
+        }
     }
 
     fn has_work(&self) -> bool {
@@ -239,7 +277,11 @@ struct SimNode {
     alive: bool,
     epoch: u32,
     disk: Disk,
-    ledger: MemLedger,
+    ledger: SimLedger,
+    /// Whether the store fails its reads during the next proposal check.
+    fail_check: bool,
+    /// The block whose check failed to read the store, until the node stops.
+    unchecked: Option<(u64, Hash)>,
     pool: BTreeMap<(cachet_types::PublicKey, u64), VerifiedTx>,
     driver: Driver,
 }
@@ -355,6 +397,8 @@ pub struct Sim {
     crashes: (u64, u64),
     processed: u64,
     joiner: Option<Joiner>,
+    /// Blocks (height, hash) whose check failed to read the store.
+    failed_checks: Vec<(u64, Hash)>,
 }
 
 const TICK_MS: u64 = 500;
@@ -388,11 +432,19 @@ impl Sim {
         });
         let count = config.validators + usize::from(config.join);
         let nodes = (0..count)
-            .map(|index| SimNode {
+            .map(|index| {
+                let disk = Disk::default();
+                let ledger = SimLedger::open(&disk.store, &chain.genesis)
+                    .unwrap_or_else(|e| panic!("a new memory store failed: {e}"));
+                (index, disk, ledger)
+            })
+            .map(|(index, disk, ledger)| SimNode {
                 alive: true,
                 epoch: 0,
-                disk: Disk::default(),
-                ledger: MemLedger::new(&chain.genesis),
+                disk,
+                ledger,
+                fail_check: false,
+                unchecked: None,
                 pool: BTreeMap::new(),
                 driver: Driver::new(
                     chain.chain_id,
@@ -427,6 +479,7 @@ impl Sim {
             crashes: (0, 0),
             processed: 0,
             joiner,
+            failed_checks: Vec::new(),
         }
     }
 
@@ -463,6 +516,9 @@ impl Sim {
         }
         if self.config.byzantine {
             replay += " --byzantine";
+        }
+        if self.config.read_failures {
+            replay += " --read-failures";
         }
         if self.config.join {
             replay += " --join";
@@ -526,7 +582,7 @@ impl Sim {
             let when = self.rng.below(spread);
             self.at(when, Event::Submit { node, tx });
         }
-        if self.config.crashes || self.config.partitions {
+        if self.config.crashes || self.config.partitions || self.config.read_failures {
             let first = 1_000 + self.rng.below(2_000);
             self.at(first, Event::Fault);
         }
@@ -570,15 +626,7 @@ impl Sim {
             && self.join_done()
             && self.honest().all(|i| {
                 let node = &self.nodes[i];
-                node.alive && {
-                    let final_ids: BTreeSet<Hash> = node
-                        .ledger
-                        .blocks()
-                        .iter()
-                        .flat_map(|b| b.block.txs.iter().map(SignedTx::id))
-                        .collect();
-                    valid.iter().all(|id| final_ids.contains(id))
-                }
+                node.alive && valid.iter().all(|id| node.ledger.is_final(id))
             })
     }
 
@@ -592,7 +640,7 @@ impl Sim {
             let final_txs: Vec<usize> = self
                 .nodes
                 .iter()
-                .map(|node| node.ledger.blocks().iter().map(|b| b.block.txs.len()).sum())
+                .map(|node| node.ledger.final_txs())
                 .collect();
             let valid = self.work.txs.len() - self.work.invalid.len() - self.work.optional.len();
             let consensus: Vec<String> = self
@@ -635,10 +683,13 @@ impl Sim {
             }
         }
         // Validity, independently: replay node 0's chain into a fresh ledger.
-        let mut replay = MemLedger::new(&self.chain.genesis);
+        let replay = SimLedger::in_memory(&self.chain.genesis);
         let mut txs_final = 0;
-        for block in reference.ledger.blocks() {
-            if let Err(error) = replay.commit_certified(block) {
+        for height in 1..=tip.height {
+            let Some(block) = reference.ledger.block(height) else {
+                return Err(self.violation(format!("validity: node 0 lacks block {height}")));
+            };
+            if let Err(error) = replay.commit(&block) {
                 return Err(self.violation(format!(
                     "validity: final block {} does not replay: {error}",
                     block.block.header.height
@@ -661,12 +712,19 @@ impl Sim {
             elapsed_ms: self.now,
             events: self.processed,
             joined_at,
+            failed_checks: (
+                self.failed_checks.len() as u64,
+                self.failed_checks
+                    .iter()
+                    .filter(|(height, hash)| self.decided.get(height) == Some(hash))
+                    .count() as u64,
+            ),
         })
     }
 
     /// The activation height of the join, once decided on `ledger`'s chain.
-    fn join_activation(ledger: &MemLedger) -> Option<u64> {
-        let record = cachet_state::membership(ledger).ok()?;
+    fn join_activation(ledger: &SimLedger) -> Option<u64> {
+        let record = ledger.ledger().store().membership().ok()?;
         record
             .changes
             .first()
@@ -762,7 +820,7 @@ impl Sim {
                 // Approvals once the proposal is final: the proposer's counts, and operators
                 // 1, 2, ... add theirs until they are enough.
                 Some((proposal, _))
-                    if matches!(ledger.get(&StateKey::Proposal(proposal)), Ok(Some(_))) =>
+                    if matches!(ledger.ledger().store().proposal(&proposal), Ok(Some(_))) =>
                 {
                     let approvers = (1..n).take_while(|a| !decided(*a, n)).count();
                     for operator in (1..=approvers).filter(|o| own_work_done(*o)) {
@@ -803,6 +861,8 @@ impl Sim {
             disk: &mut n.disk,
             now_ms: now,
             genesis_time_ms,
+            fail_check: &mut n.fail_check,
+            unchecked: &mut n.unchecked,
         };
         call(&mut n.driver, &mut host)
     }
@@ -911,6 +971,14 @@ impl Sim {
             return;
         }
         let n = self.nodes.len();
+        if self.config.read_failures && self.rng.chance(250) {
+            let node = self.rng.below(n as u64) as usize;
+            if !self.byzantine(node) {
+                self.record(&[b"read-failure", &[node as u8]]);
+                self.nodes[node].fail_check = true;
+            }
+            return;
+        }
         let choice = self.rng.below(4);
         match choice {
             0 if self.config.crashes => {
@@ -963,6 +1031,7 @@ impl Sim {
         self.crashes.0 += 1;
         let target = &mut self.nodes[node];
         target.alive = false;
+        target.unchecked = None;
         target.epoch += 1;
         target.pool.clear();
         let down = 500 + self.rng.below(4_000);
@@ -975,12 +1044,8 @@ impl Sim {
         }
         self.record(&[b"restart", &[node as u8]]);
         let disk = self.nodes[node].disk.clone();
-        let mut ledger = MemLedger::new(&self.chain.genesis);
-        for block in &disk.blocks {
-            ledger.commit_certified(block).map_err(|e| {
-                self.violation(format!("node {node} cannot replay its own store: {e}"))
-            })?;
-        }
+        let ledger = SimLedger::open(&disk.store, &self.chain.genesis)
+            .map_err(|e| self.violation(format!("node {node} cannot reopen its own store: {e}")))?;
         let height = ledger.tip().height + 1;
         let target = &mut self.nodes[node];
         target.ledger = ledger;
@@ -1063,13 +1128,10 @@ impl Sim {
                     &[from as u8, to as u8],
                     &from_height.to_be_bytes(),
                 ]);
-                let blocks: Vec<CertifiedBlock> = self.nodes[to]
-                    .ledger
-                    .blocks()
-                    .iter()
-                    .skip(from_height.saturating_sub(1) as usize)
+                let ledger = &self.nodes[to].ledger;
+                let blocks: Vec<CertifiedBlock> = (from_height.max(1)..)
                     .take(SYNC_BATCH)
-                    .cloned()
+                    .map_while(|height| ledger.block(height))
                     .collect();
                 if !blocks.is_empty() {
                     self.send(to, from, Payload::SyncResponse(blocks));
@@ -1126,12 +1188,6 @@ impl Sim {
             }
         }
         self.max_round = self.max_round.max(block.certificate.round);
-        let target = &mut self.nodes[node];
-        if let Err(error) = target.ledger.commit_certified(&block) {
-            return Err(self.violation(format!(
-                "validity: node {node} cannot apply final block {height}: {error}"
-            )));
-        }
         // Sometimes the node dies while the block is being written: the write never
         // reaches the disk (the node's own precommit, synced before, does).
         let torn = self.config.crashes
@@ -1145,7 +1201,11 @@ impl Sim {
             return Ok(());
         }
         let target = &mut self.nodes[node];
-        target.disk.blocks.push(block);
+        if let Err(error) = target.ledger.commit(&block) {
+            return Err(self.violation(format!(
+                "validity: node {node} cannot apply final block {height}: {error}"
+            )));
+        }
         let ledger = &target.ledger;
         target
             .pool
@@ -1163,6 +1223,17 @@ impl Sim {
             }
             match action {
                 Action::Broadcast(msg) => {
+                    if let (ConsensusMsg::Vote(vote), Some((height, hash))) =
+                        (&msg, self.nodes[node].unchecked)
+                        && vote.vote.height == height
+                        && vote.vote.block_hash != Some(hash)
+                    {
+                        return Err(self.violation(format!(
+                            "node {node} voted {:?} at height {height} after failing to read \
+                             its store while checking block {hash}",
+                            vote.vote.block_hash
+                        )));
+                    }
                     if self.byzantine(node) {
                         self.equivocate(node, msg);
                     } else {
@@ -1198,10 +1269,14 @@ impl Sim {
                 Action::PersistFailed(error) => {
                     return Err(self.violation(format!("node {node} could not persist: {error}")));
                 }
-                Action::AppFailed(error) => {
-                    return Err(
-                        self.violation(format!("node {node} could not check a block: {error}"))
-                    );
+                Action::AppFailed(_) => {
+                    // Only a failed store read reaches here (the simulation's own fault): the
+                    // node stops, as `cachetd` does, and its operator restarts it. It cast no
+                    // vote on the block.
+                    self.record(&[b"stopped", &[node as u8]]);
+                    self.failed_checks.extend(self.nodes[node].unchecked);
+                    self.crash(node);
+                    return Ok(());
                 }
             }
         }

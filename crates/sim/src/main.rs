@@ -31,6 +31,10 @@ struct Args {
     /// the agreed height.
     #[arg(long)]
     join: bool,
+    /// Sometimes make a node's store fail its reads while it checks a proposal (the node
+    /// must stop, never vote against the block).
+    #[arg(long)]
+    read_failures: bool,
 }
 
 fn main() {
@@ -40,6 +44,7 @@ fn main() {
         config.validators = usize::from(args.validators);
         config.byzantine = args.byzantine;
         config.join = args.join;
+        config.read_failures = args.read_failures;
         config
     };
     if let Some(seed) = args.seed {

@@ -11,12 +11,11 @@ use std::time::{Duration, Instant};
 
 use cachet_types::os_rng;
 use cachet_types::{CertifiedBlock, Genesis, Hash, SignedTx, VerifiedTx, codec, verify_batch};
-use rocksdb::{DB, Options};
 use thiserror::Error;
 
 use crate::{
-    CF_BLOCKS, CF_META, FAMILIES, Ledger, LedgerError, META_GENESIS, META_TIP, Store, StoreError,
-    Tip, corrupt,
+    Backend, CF_BLOCKS, CF_META, Ledger, LedgerError, META_GENESIS, META_TIP, RocksBackend, Store,
+    StoreError, Tip, corrupt,
 };
 
 /// Why an audit could not finish or found the ledger bad.
@@ -93,24 +92,9 @@ pub fn audit(
     progress: Progress<'_>,
 ) -> Result<AuditReport, AuditError> {
     let start = Instant::now();
-    let mut options = Options::default();
-    options.set_paranoid_checks(true);
-    let db = DB::open_cf_for_read_only(&options, path, FAMILIES, false).map_err(|e| {
-        StoreError::Db(format!(
-            "cannot open {} read-only: {}",
-            path.display(),
-            e.into_string()
-        ))
-    })?;
-    let cf = |name: &str| {
-        db.cf_handle(name)
-            .ok_or_else(|| StoreError::Corrupt(format!("column family {name} is missing")))
-    };
+    let db = RocksBackend::open_read_only(path)?;
     let chain_id = genesis.chain_id();
-    let stored_genesis: Genesis = match db
-        .get_cf(cf(CF_META)?, META_GENESIS)
-        .map_err(StoreError::from)?
-    {
+    let stored_genesis: Genesis = match db.get(CF_META, META_GENESIS)? {
         Some(bytes) => {
             codec::decode(&bytes, codec::MAX_DECODE_BYTES).map_err(|e| corrupt("genesis", e))?
         }
@@ -123,10 +107,7 @@ pub fn audit(
         }
         .into());
     }
-    let stored_tip: Tip = match db
-        .get_cf(cf(CF_META)?, META_TIP)
-        .map_err(StoreError::from)?
-    {
+    let stored_tip: Tip = match db.get(CF_META, META_TIP)? {
         Some(bytes) => codec::decode(&bytes, 1024).map_err(|e| corrupt("tip record", e))?,
         None => return Err(StoreError::Corrupt("no tip recorded".into()).into()),
     };
@@ -135,8 +116,7 @@ pub fn audit(
     let mut txs_total = 0u64;
     for height in 1..=stored_tip.height {
         let bytes = db
-            .get_cf(cf(CF_BLOCKS)?, height.to_be_bytes())
-            .map_err(StoreError::from)?
+            .get(CF_BLOCKS, &height.to_be_bytes())?
             .ok_or_else(|| bad(height, "block is missing"))?;
         let block: CertifiedBlock = codec::decode(&bytes, max_block_bytes)
             .map_err(|e| bad(height, format!("stored block does not decode: {e}")))?;

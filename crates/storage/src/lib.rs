@@ -1,5 +1,6 @@
-//! The ledger on disk: blocks, transactions, state, the state tree and query indexes in
-//! RocksDB, written one atomic batch per block.
+//! The ledger's store: blocks, transactions, state, the state tree and query indexes, written
+//! one atomic batch per block to a [`Backend`]: RocksDB for a node, memory for the simulator,
+//! tests and benchmarks (one code path above the backend).
 //!
 //! Column families (`specs/ledger.md#storage-rocksdb`):
 //! - `blocks`: height (u64 BE) -> certified block
@@ -16,14 +17,16 @@
 //! concurrently and see some committed tip.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 use thiserror::Error;
 
 pub mod audit;
+pub mod backend;
 pub mod ledger;
 mod provenance;
 
+pub use backend::{Backend, Batch, Family, MemoryBackend, RocksBackend};
 pub use ledger::{Ledger, LedgerError, Proposal};
 
 use cachet_state::smt::{self, Child, Node, NodeKey, NodeSource};
@@ -36,24 +39,14 @@ use cachet_types::{
     Address, CertifiedBlock, Genesis, Hash, Operator, PublicKey, SignedTx, StampId,
 };
 
-const CF_BLOCKS: &str = "blocks";
-const CF_BLOCK_INDEX: &str = "block_index";
-const CF_TX_INDEX: &str = "tx_index";
-const CF_STATE: &str = "state";
-const CF_TREE: &str = "tree";
-const CF_HISTORY: &str = "history";
-const CF_HOLDINGS: &str = "holdings";
-const CF_META: &str = "meta";
-const FAMILIES: [&str; 8] = [
-    CF_BLOCKS,
-    CF_BLOCK_INDEX,
-    CF_TX_INDEX,
-    CF_STATE,
-    CF_TREE,
-    CF_HISTORY,
-    CF_HOLDINGS,
-    CF_META,
-];
+const CF_BLOCKS: Family = Family::Blocks;
+const CF_BLOCK_INDEX: Family = Family::BlockIndex;
+const CF_TX_INDEX: Family = Family::TxIndex;
+const CF_STATE: Family = Family::State;
+const CF_TREE: Family = Family::Tree;
+const CF_HISTORY: Family = Family::History;
+const CF_HOLDINGS: Family = Family::Holdings;
+const CF_META: Family = Family::Meta;
 const META_GENESIS: &[u8] = b"genesis";
 const META_TIP: &[u8] = b"tip";
 
@@ -123,7 +116,7 @@ pub struct TxLocation {
 
 /// The ledger store.
 pub struct Store {
-    db: DB,
+    db: Arc<dyn Backend>,
     genesis: Genesis,
     chain_id: Hash,
 }
@@ -147,23 +140,31 @@ fn holding_key(owner: &Address, stamp: &StampId) -> Vec<u8> {
 }
 
 impl Store {
-    /// Opens (or creates) the store for `genesis` at `path`, and checks the chain at its tip.
+    /// Opens (or creates) the store for `genesis` in RocksDB at `path`, and checks the chain
+    /// at its tip.
     pub fn open(path: &Path, genesis: &Genesis) -> Result<Store, StoreError> {
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
-        options.set_paranoid_checks(true);
-        let families = FAMILIES
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
-        let db = DB::open_cf_descriptors(&options, path, families)?;
+        Store::with_backend(Arc::new(RocksBackend::open(path)?), genesis)
+    }
+
+    /// A new store for `genesis` held in memory.
+    pub fn in_memory(genesis: &Genesis) -> Store {
+        match Store::with_backend(Arc::new(MemoryBackend::new()), genesis) {
+            Ok(store) => store,
+            // An empty memory backend cannot fail to take the genesis.
+            Err(error) => unreachable!("a new memory store failed: {error}"),
+        }
+    }
+
+    /// Opens the store for `genesis` on `db` (empty, or holding this chain), and checks the
+    /// chain at its tip. Reopening the same backend is how a simulated node restarts.
+    pub fn with_backend(db: Arc<dyn Backend>, genesis: &Genesis) -> Result<Store, StoreError> {
         let chain_id = genesis.chain_id();
         let store = Store {
             db,
             genesis: genesis.clone(),
             chain_id,
         };
-        match store.db.get_cf(store.cf(CF_META), META_GENESIS)? {
+        match store.db.get(CF_META, META_GENESIS)? {
             Some(bytes) => {
                 let stored: Genesis =
                     codec::decode(&bytes, MAX_VALUE_BYTES).map_err(|e| corrupt("genesis", e))?;
@@ -176,29 +177,14 @@ impl Store {
                 store.check_tip()?;
             }
             None => {
-                let mut batch = WriteBatch::default();
-                batch.put_cf(store.cf(CF_META), META_GENESIS, codec::encode(genesis));
+                let mut batch = Batch::default();
+                batch.put(CF_META, META_GENESIS, codec::encode(genesis));
                 let tip = Tip::genesis(genesis);
-                batch.put_cf(store.cf(CF_META), META_TIP, codec::encode(&tip));
-                store.write(batch)?;
+                batch.put(CF_META, META_TIP, codec::encode(&tip));
+                store.db.write(batch)?;
             }
         }
         Ok(store)
-    }
-
-    fn cf(&self, name: &str) -> &ColumnFamily {
-        // Every family in FAMILIES is opened with the database, so the handle exists.
-        match self.db.cf_handle(name) {
-            Some(cf) => cf,
-            None => unreachable!("column family {name} is opened with the database"),
-        }
-    }
-
-    fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
-        self.db.write_opt(batch, &options)?;
-        Ok(())
     }
 
     /// The genesis this store holds.
@@ -215,7 +201,7 @@ impl Store {
     pub fn tip(&self) -> Result<Tip, StoreError> {
         let bytes = self
             .db
-            .get_cf(self.cf(CF_META), META_TIP)?
+            .get(CF_META, META_TIP)?
             .ok_or_else(|| StoreError::Corrupt("tip record missing".into()))?;
         codec::decode(&bytes, 1024).map_err(|e| corrupt("tip record", e))
     }
@@ -319,7 +305,7 @@ impl Store {
 
     /// The certified block at `height`.
     pub fn block(&self, height: u64) -> Result<Option<CertifiedBlock>, StoreError> {
-        match self.db.get_cf(self.cf(CF_BLOCKS), height.to_be_bytes())? {
+        match self.db.get(CF_BLOCKS, &height.to_be_bytes())? {
             Some(bytes) => codec::decode(&bytes, MAX_VALUE_BYTES)
                 .map(Some)
                 .map_err(|e| corrupt(&format!("block {height}"), e)),
@@ -329,12 +315,12 @@ impl Store {
 
     /// The raw stored bytes of the block at `height` (for audits and sync).
     pub fn block_bytes(&self, height: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get_cf(self.cf(CF_BLOCKS), height.to_be_bytes())?)
+        self.db.get(CF_BLOCKS, &height.to_be_bytes())
     }
 
     /// The height of the block with this hash.
     pub fn block_height(&self, hash: &Hash) -> Result<Option<u64>, StoreError> {
-        match self.db.get_cf(self.cf(CF_BLOCK_INDEX), hash.as_bytes())? {
+        match self.db.get(CF_BLOCK_INDEX, hash.as_bytes())? {
             Some(bytes) => {
                 let bytes: [u8; 8] = bytes
                     .as_slice()
@@ -348,7 +334,7 @@ impl Store {
 
     /// Where a final transaction is.
     pub fn tx_location(&self, id: &Hash) -> Result<Option<TxLocation>, StoreError> {
-        match self.db.get_cf(self.cf(CF_TX_INDEX), id.as_bytes())? {
+        match self.db.get(CF_TX_INDEX, id.as_bytes())? {
             Some(bytes) if bytes.len() == 12 => {
                 let mut height = [0u8; 8];
                 let mut index = [0u8; 4];
@@ -366,7 +352,7 @@ impl Store {
 
     /// A state value.
     pub fn state(&self, key: &StateKey) -> Result<Option<StateValue>, StoreError> {
-        match self.db.get_cf(self.cf(CF_STATE), key.to_bytes())? {
+        match self.db.get(CF_STATE, &key.to_bytes())? {
             Some(bytes) => codec::decode(&bytes, MAX_VALUE_BYTES)
                 .map(Some)
                 .map_err(|e| corrupt("state value", e)),
@@ -392,22 +378,18 @@ impl Store {
         let prefix = stamp_key(stamp);
         let start = history_key(stamp, start_seq);
         let mut events = Vec::new();
-        let iter = self.db.iterator_cf(
-            self.cf(CF_HISTORY),
-            rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
-        );
-        for item in iter {
-            if events.len() >= limit {
-                break;
-            }
-            let (key, value) = item?;
+        if limit == 0 {
+            return Ok(events);
+        }
+        self.db.scan(CF_HISTORY, &start, &mut |key, value| {
             if !key.starts_with(&prefix) || key.len() != prefix.len() + 4 {
-                break;
+                return Ok(false);
             }
             let event: StampEvent =
-                codec::decode(&value, MAX_VALUE_BYTES).map_err(|e| corrupt("history", e))?;
+                codec::decode(value, MAX_VALUE_BYTES).map_err(|e| corrupt("history", e))?;
             events.push(event);
-        }
+            Ok(events.len() < limit)
+        })?;
         Ok(events)
     }
 
@@ -428,23 +410,19 @@ impl Store {
             None => prefix.to_vec(),
         };
         let mut stamps = Vec::new();
-        let iter = self.db.iterator_cf(
-            self.cf(CF_HOLDINGS),
-            rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
-        );
-        for item in iter {
-            if stamps.len() >= limit {
-                break;
-            }
-            let (key, _) = item?;
+        if limit == 0 {
+            return Ok(stamps);
+        }
+        self.db.scan(CF_HOLDINGS, &start, &mut |key, _| {
             if !key.starts_with(&prefix) {
-                break;
+                return Ok(false);
             }
             let mut bytes = vec![codec::FORMAT_VERSION];
             bytes.extend_from_slice(&key[32..]);
             let stamp: StampId = codec::decode(&bytes, 256).map_err(|e| corrupt("holding", e))?;
             stamps.push(stamp);
-        }
+            Ok(stamps.len() < limit)
+        })?;
         Ok(stamps)
     }
 
@@ -475,48 +453,48 @@ impl Store {
             "state root mismatch at commit"
         );
         let block_hash = header.hash();
-        let mut batch = WriteBatch::default();
-        batch.put_cf(
-            self.cf(CF_BLOCKS),
+        let mut batch = Batch::default();
+        batch.put(
+            CF_BLOCKS,
             header.height.to_be_bytes(),
             codec::encode(certified),
         );
-        batch.put_cf(
-            self.cf(CF_BLOCK_INDEX),
+        batch.put(
+            CF_BLOCK_INDEX,
             block_hash.as_bytes(),
             header.height.to_be_bytes(),
         );
         for (index, tx) in certified.block.txs.iter().enumerate() {
             let mut location = header.height.to_be_bytes().to_vec();
             location.extend_from_slice(&(index as u32).to_be_bytes());
-            batch.put_cf(self.cf(CF_TX_INDEX), tx.id().as_bytes(), location);
+            batch.put(CF_TX_INDEX, tx.id().as_bytes(), location);
         }
         for (key, value) in &changes.writes {
-            batch.put_cf(self.cf(CF_STATE), key.to_bytes(), value.to_bytes());
+            batch.put(CF_STATE, key.to_bytes(), value.to_bytes());
         }
         for (key, node) in tree_writes {
             match node {
-                Some(node) => batch.put_cf(self.cf(CF_TREE), key.to_bytes(), codec::encode(node)),
-                None => batch.delete_cf(self.cf(CF_TREE), key.to_bytes()),
+                Some(node) => batch.put(CF_TREE, key.to_bytes(), codec::encode(node)),
+                None => batch.delete(CF_TREE, key.to_bytes()),
             }
         }
         for event in &changes.events {
-            batch.put_cf(
-                self.cf(CF_HISTORY),
+            batch.put(
+                CF_HISTORY,
                 history_key(&event.stamp, event.seq),
                 codec::encode(event),
             );
             match &event.kind {
                 EventKind::Minted { owner } => {
-                    batch.put_cf(self.cf(CF_HOLDINGS), holding_key(owner, &event.stamp), [])
+                    batch.put(CF_HOLDINGS, holding_key(owner, &event.stamp), [])
                 }
                 EventKind::Transferred { from, to, .. } | EventKind::Swapped { from, to } => {
-                    batch.delete_cf(self.cf(CF_HOLDINGS), holding_key(from, &event.stamp));
-                    batch.put_cf(self.cf(CF_HOLDINGS), holding_key(to, &event.stamp), []);
+                    batch.delete(CF_HOLDINGS, holding_key(from, &event.stamp));
+                    batch.put(CF_HOLDINGS, holding_key(to, &event.stamp), []);
                 }
                 // An unclaimed physical twin is held by nobody until claimed.
                 EventKind::Claimed { to, .. } => {
-                    batch.put_cf(self.cf(CF_HOLDINGS), holding_key(to, &event.stamp), [])
+                    batch.put(CF_HOLDINGS, holding_key(to, &event.stamp), [])
                 }
                 // A destroyed stamp is no longer held (its history remains).
                 EventKind::Burned => {
@@ -524,7 +502,7 @@ impl Store {
                         owner: Some(owner), ..
                     })) = changes.writes.get(&StateKey::Stamp(event.stamp.clone()))
                     {
-                        batch.delete_cf(self.cf(CF_HOLDINGS), holding_key(owner, &event.stamp));
+                        batch.delete(CF_HOLDINGS, holding_key(owner, &event.stamp));
                     }
                 }
                 _ => {}
@@ -536,8 +514,8 @@ impl Store {
             state_root: new_root,
             time_ms: header.time_ms,
         };
-        batch.put_cf(self.cf(CF_META), META_TIP, codec::encode(&new_tip));
-        self.write(batch)?;
+        batch.put(CF_META, META_TIP, codec::encode(&new_tip));
+        self.db.write(batch)?;
         Ok(new_tip)
     }
 
@@ -549,35 +527,35 @@ impl Store {
         Ok((tip, proof))
     }
 
-    /// Approximate on-disk size in bytes, for metrics.
+    /// Approximate stored size in bytes, for metrics.
     pub fn approximate_size(&self) -> u64 {
-        FAMILIES
-            .iter()
-            .filter_map(|name| {
-                self.db
-                    .property_int_value_cf(self.cf(name), "rocksdb.total-sst-files-size")
-                    .ok()
-                    .flatten()
-            })
-            .sum()
+        self.db.approximate_size()
+    }
+}
+
+/// A store failure as the state machine sees it (the inverse of `From<StateError>`).
+fn state_error(error: StoreError) -> StateError {
+    match error {
+        StoreError::Db(message) => StateError::Store(message),
+        StoreError::Corrupt(message) => StateError::Corrupt(message),
+        other => StateError::Store(other.to_string()),
     }
 }
 
 impl StateView for Store {
     fn get(&self, key: &StateKey) -> Result<Option<StateValue>, StateError> {
-        self.state(key)
-            .map_err(|e| StateError::Store(e.to_string()))
+        self.state(key).map_err(state_error)
     }
 }
 
 impl NodeSource for Store {
     fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
-        match self.db.get_cf(self.cf(CF_TREE), key.to_bytes()) {
+        match self.db.get(CF_TREE, &key.to_bytes()) {
             Ok(Some(bytes)) => codec::decode(&bytes, 1024)
                 .map(Some)
                 .map_err(|e| StateError::Corrupt(e.to_string())),
             Ok(None) => Ok(None),
-            Err(e) => Err(StateError::Store(e.into_string())),
+            Err(e) => Err(state_error(e)),
         }
     }
 }

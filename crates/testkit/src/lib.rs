@@ -2,20 +2,17 @@
 //! operators, issue records and signed transactions with tracked nonces.
 
 pub mod hostile;
+mod ledger;
 pub mod process;
 pub mod proxy;
 
 use std::collections::BTreeMap;
 
-use cachet_state::smt::{Child, Node, NodeKey, NodeSource};
-use cachet_state::{
-    ApplyError, BlockEnv, BlockExecution, IssueState, Rejection, StampEvent, StampState,
-    StateError, StateKey, StateValue, StateView, commit_tree,
-};
 use cachet_types::{
     Address, ChainParams, CountryCode, CurrencyCode, FaceValue, Genesis, Hash, IssueId,
     IssueRecord, Operator, OperatorId, PublicKey, SignedTx, SigningKey, StampId, TxBody,
 };
+pub use ledger::TestLedger;
 
 /// The key named `name`: the same on every run.
 pub fn key(name: &str) -> SigningKey {
@@ -177,121 +174,6 @@ impl TxFactory {
 /// The address of the key named `name`.
 pub fn address(name: &str) -> Address {
     key(name).public_key().address()
-}
-
-/// The ledger state held in memory: a reference implementation of the store's state side,
-/// for tests of the state machine and, later, the simulator.
-#[derive(Debug, Default, Clone)]
-pub struct MemoryState {
-    values: BTreeMap<StateKey, StateValue>,
-    nodes: BTreeMap<NodeKey, Node>,
-    root: Child,
-    /// Every stamp event so far, in order.
-    pub events: Vec<StampEvent>,
-    height: u64,
-}
-
-impl StateView for MemoryState {
-    fn get(&self, key: &StateKey) -> Result<Option<StateValue>, StateError> {
-        Ok(self.values.get(key).cloned())
-    }
-}
-
-impl NodeSource for MemoryState {
-    fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
-        Ok(self.nodes.get(key).copied())
-    }
-}
-
-impl MemoryState {
-    /// An empty state.
-    pub fn new() -> MemoryState {
-        MemoryState::default()
-    }
-
-    /// Applies transactions as one block (verifying signatures first); rejected ones are
-    /// left out. Returns each transaction's outcome.
-    pub fn apply_block(
-        &mut self,
-        genesis: &Genesis,
-        txs: &[SignedTx],
-    ) -> Vec<Result<(), Rejection>> {
-        let chain_id = genesis.chain_id();
-        let height = self.height + 1;
-        let operators =
-            cachet_state::operators_at(&*self, genesis, height).expect("memory state failed");
-        let env = BlockEnv {
-            genesis,
-            operators: &operators,
-            height,
-            time_ms: genesis.genesis_time_ms + height * 1000,
-        };
-        let mut outcomes = Vec::new();
-        let mut execution = BlockExecution::new(&*self, env);
-        for tx in txs {
-            let outcome = match tx.clone().verify(&chain_id) {
-                Ok(verified) => match execution.apply(&verified) {
-                    Ok(()) => Ok(()),
-                    Err(ApplyError::Rejected(reason)) => Err(reason),
-                    Err(ApplyError::State(error)) => panic!("memory state failed: {error}"),
-                },
-                Err(error) => Err(Rejection::from(error)),
-            };
-            outcomes.push(outcome);
-        }
-        let changes = execution.finish();
-        let (root, writes) =
-            commit_tree(&*self, self.root, &changes.writes).unwrap_or_else(|e| panic!("{e}"));
-        for (key, node) in writes {
-            match node {
-                Some(node) => self.nodes.insert(key, node),
-                None => self.nodes.remove(&key),
-            };
-        }
-        self.values.extend(changes.writes);
-        self.events.extend(changes.events);
-        self.root = root;
-        self.height = height;
-        outcomes
-    }
-
-    /// Applies one transaction as its own block.
-    pub fn apply_one(&mut self, genesis: &Genesis, tx: &SignedTx) -> Result<(), Rejection> {
-        self.apply_block(genesis, std::slice::from_ref(tx))
-            .pop()
-            .unwrap_or(Ok(()))
-    }
-
-    /// Height of the last block applied.
-    pub fn height(&self) -> u64 {
-        self.height
-    }
-
-    /// The state root.
-    pub fn root_hash(&self) -> Hash {
-        self.root.hash()
-    }
-
-    /// The state tree's root.
-    pub fn root(&self) -> Child {
-        self.root
-    }
-
-    /// A stamp's record.
-    pub fn stamp(&self, id: &StampId) -> Option<StampState> {
-        match self.values.get(&StateKey::Stamp(id.clone())) {
-            Some(StateValue::Stamp(stamp)) => Some(stamp.clone()),
-            _ => None,
-        }
-    }
-
-    /// An issue's state.
-    pub fn issue(&self, id: &str) -> Option<IssueState> {
-        match self.values.get(&StateKey::Issue(issue_id(id))) {
-            Some(StateValue::Issue(issue)) => Some(issue.clone()),
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]

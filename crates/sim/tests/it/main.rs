@@ -40,6 +40,34 @@ fn byzantine_equivocator_among_four() {
     });
 }
 
+/// A node whose store fails its reads while it checks a valid proposal stops (and is
+/// restarted) instead of voting against the block: the block is still decided, and every
+/// checker stays green. Were a failed read taken as a verdict, the node would prevote nil on
+/// the block (and blacklist it for the height), which the simulator reports as a violation.
+#[test]
+fn a_store_that_fails_reads_while_checking_a_proposal_stops_its_node_and_the_block_is_decided() {
+    let count = (seeds() / 4).max(20);
+    let reports = all_pass(3_000_000, count, |seed| SimConfig {
+        read_failures: true,
+        crashes: false,
+        partitions: false,
+        loss_per_mille: 0,
+        dup_per_mille: 0,
+        max_delay_ms: 50,
+        ..SimConfig::faulty(seed)
+    });
+    let failed: u64 = reports.iter().map(|r| r.failed_checks.0).sum();
+    let decided: u64 = reports.iter().map(|r| r.failed_checks.1).sum();
+    assert!(
+        failed > 0,
+        "no proposal check failed to read in {count} runs"
+    );
+    assert!(
+        decided * 2 >= failed,
+        "of {failed} blocks whose check failed to read, only {decided} were decided"
+    );
+}
+
 /// Runs `count` seeds from `first`; fails with every violation; returns the reports.
 fn all_pass(first: u64, count: u64, config: impl Fn(u64) -> SimConfig) -> Vec<Report> {
     let mut reports = Vec::new();

@@ -1,14 +1,14 @@
 //! State machine rules, one test per rule, each through signed transactions and blocks.
 
 use cachet_state::{EventKind, Rejection, StampStatus};
-use cachet_testkit::{MemoryState, TestChain, TxFactory, address, issue_record, key, stamp};
+use cachet_testkit::{TestChain, TestLedger, TxFactory, address, issue_record, key, stamp};
 use cachet_types::{ChainParams, FreezeReason, Hash, SignedTx, TxBody};
 
 const ISSUE: &str = "AT-2026-001";
 
 struct World {
     chain: TestChain,
-    state: MemoryState,
+    state: TestLedger,
     txs: TxFactory,
 }
 
@@ -23,7 +23,7 @@ impl World {
         let chain = TestChain::with_params(2, params);
         let mut world = World {
             txs: TxFactory::new(chain.chain_id),
-            state: MemoryState::new(),
+            state: TestLedger::new(&chain),
             chain,
         };
         let at = world.chain.issuer(0).clone();
@@ -52,7 +52,7 @@ impl World {
         for cosigner in cosigners {
             tx.cosign(cosigner);
         }
-        let result = self.state.apply_one(&self.chain.genesis, &tx);
+        let result = self.state.apply_one(&tx);
         if result.is_err() {
             // A refused transaction does not use up its nonce.
             self.txs.release(signer);
@@ -401,17 +401,16 @@ fn nonces_go_up_by_exactly_one() {
     let alice = key("alice");
     let chain_id = w.chain.chain_id;
     let body = w.transfer(1, "bob");
-    let genesis = w.chain.genesis.clone();
     let replay = SignedTx::sign(chain_id, &alice, 1, body.clone());
-    assert_eq!(w.state.apply_one(&genesis, &replay), Ok(()));
+    assert_eq!(w.state.apply_one(&replay), Ok(()));
     // The very same transaction again: stale nonce.
     assert_eq!(
-        w.state.apply_one(&genesis, &replay),
+        w.state.apply_one(&replay),
         Err(Rejection::StaleNonce { got: 1, last: 1 })
     );
     let gap = SignedTx::sign(chain_id, &alice, 3, w.transfer(2, "bob"));
     assert_eq!(
-        w.state.apply_one(&genesis, &gap),
+        w.state.apply_one(&gap),
         Err(Rejection::NonceGap {
             got: 3,
             expected: 2
@@ -422,27 +421,20 @@ fn nonces_go_up_by_exactly_one() {
 #[test]
 fn wrong_chain_and_bad_signatures_are_refused() {
     let mut w = World::new();
-    let genesis = w.chain.genesis.clone();
     let body = w.transfer(1, "bob");
     let other_chain = SignedTx::sign(Hash::sha256(b"other"), &key("alice"), 1, body.clone());
     assert!(matches!(
-        w.state.apply_one(&genesis, &other_chain),
+        w.state.apply_one(&other_chain),
         Err(Rejection::WrongChain(_))
     ));
     // Chain id field rewritten to ours: the signature no longer matches.
     let mut relabelled = other_chain.clone();
     relabelled.chain_id = w.chain.chain_id;
-    assert_eq!(
-        w.state.apply_one(&genesis, &relabelled),
-        Err(Rejection::BadSignature)
-    );
+    assert_eq!(w.state.apply_one(&relabelled), Err(Rejection::BadSignature));
     // Signature by someone else over alice's transaction.
     let mut forged = SignedTx::sign(w.chain.chain_id, &key("alice"), 1, body);
     forged.signature = key("mallory").sign(&forged.signing_bytes());
-    assert_eq!(
-        w.state.apply_one(&genesis, &forged),
-        Err(Rejection::BadSignature)
-    );
+    assert_eq!(w.state.apply_one(&forged), Err(Rejection::BadSignature));
 }
 
 #[test]
@@ -523,14 +515,14 @@ fn a_block_applies_atomically_per_transaction_and_deterministically() {
             },
         ), // refused: not operator
     ];
-    let mut one = MemoryState::new();
-    let outcomes = one.apply_block(&chain.genesis, &batch);
+    let mut one = TestLedger::new(&chain);
+    let outcomes = one.apply_block(&batch);
     assert!(outcomes[0].is_ok() && outcomes[1].is_ok());
     assert!(matches!(outcomes[2], Err(Rejection::DuplicateSerial(_))));
     assert!(matches!(outcomes[3], Err(Rejection::NotOperator)));
     assert!(one.stamp(&stamp(ISSUE, 6)).is_none());
-    let mut two = MemoryState::new();
-    two.apply_block(&chain.genesis, &batch);
+    let mut two = TestLedger::new(&chain);
+    two.apply_block(&batch);
     assert_eq!(one.root_hash(), two.root_hash());
     assert_ne!(one.root_hash(), Hash::ZERO);
 }

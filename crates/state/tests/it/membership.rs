@@ -1,7 +1,7 @@
 //! Operator membership: proposals, approvals by more than two thirds, activation heights.
 
 use cachet_state::{MembershipState, ProposalState, Rejection, StateKey, StateValue, StateView};
-use cachet_testkit::{MemoryState, TestChain, TxFactory, issue_record, key, operator_id};
+use cachet_testkit::{TestChain, TestLedger, TxFactory, issue_record, key, operator_id};
 use cachet_types::{
     CountryCode, Hash, MembershipChange, Operator, OperatorId, PublicKey, SignedTx, SigningKey,
     TxBody,
@@ -10,7 +10,7 @@ use cachet_types::{
 /// Four operators (AT, DE, CH, FR) on a memory state.
 struct Members {
     chain: TestChain,
-    state: MemoryState,
+    state: TestLedger,
     txs: TxFactory,
 }
 
@@ -19,7 +19,7 @@ impl Members {
         let chain = TestChain::new(4);
         Members {
             txs: TxFactory::new(chain.chain_id),
-            state: MemoryState::new(),
+            state: TestLedger::new(&chain),
             chain,
         }
     }
@@ -32,7 +32,7 @@ impl Members {
     fn run(&mut self, signer: &SigningKey, body: TxBody) -> (SignedTx, Result<(), Rejection>) {
         let tx = self.txs.sign(signer, body);
         let before = self.state.root_hash();
-        let result = self.state.apply_one(&self.chain.genesis, &tx);
+        let result = self.state.apply_one(&tx);
         if result.is_err() {
             self.txs.release(signer);
             assert_eq!(before, self.state.root_hash(), "a refused tx changed state");
@@ -53,7 +53,7 @@ impl Members {
     /// Applies empty blocks until the state's last block is `height`.
     fn advance_to(&mut self, height: u64) {
         while self.state.height() < height {
-            self.state.apply_block(&self.chain.genesis, &[]);
+            self.state.apply_block(&[]);
         }
     }
 

@@ -1,0 +1,322 @@
+//! Where the store's bytes live: a key-value backend of eight ordered families, written one
+//! atomic batch at a time. [`RocksBackend`] keeps them on disk (what `cachetd` runs);
+//! [`MemoryBackend`] keeps them in memory (what the simulator, tests and benchmarks run).
+//! Everything above this trait (the column layout, the commit batch, queries, the ledger's
+//! rules) is one code path for both.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::RwLock;
+
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
+
+use crate::StoreError;
+
+/// The store's key families (RocksDB column families; `specs/ledger.md#storage-rocksdb`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
+    /// height (u64 BE) -> certified block
+    Blocks,
+    /// block hash -> height
+    BlockIndex,
+    /// tx id -> height (u64 BE) || position (u32 BE)
+    TxIndex,
+    /// state key -> state value
+    State,
+    /// state tree node key -> node
+    Tree,
+    /// stamp id || seq (u32 BE) -> stamp event
+    History,
+    /// owner key || stamp id -> (empty)
+    Holdings,
+    /// `genesis` -> genesis, `tip` -> tip record
+    Meta,
+}
+
+impl Family {
+    /// Every family, in a fixed order.
+    pub const ALL: [Family; 8] = [
+        Family::Blocks,
+        Family::BlockIndex,
+        Family::TxIndex,
+        Family::State,
+        Family::Tree,
+        Family::History,
+        Family::Holdings,
+        Family::Meta,
+    ];
+
+    /// The RocksDB column family name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Blocks => "blocks",
+            Family::BlockIndex => "block_index",
+            Family::TxIndex => "tx_index",
+            Family::State => "state",
+            Family::Tree => "tree",
+            Family::History => "history",
+            Family::Holdings => "holdings",
+            Family::Meta => "meta",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One write of a batch: the family, the key, and the new value (`None` deletes).
+pub type Op = (Family, Vec<u8>, Option<Vec<u8>>);
+
+/// Writes applied together or not at all, in order.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    ops: Vec<Op>,
+}
+
+impl Batch {
+    /// Sets `key` to `value`.
+    pub fn put(&mut self, family: Family, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.ops
+            .push((family, key.as_ref().to_vec(), Some(value.as_ref().to_vec())));
+    }
+
+    /// Removes `key`.
+    pub fn delete(&mut self, family: Family, key: impl AsRef<[u8]>) {
+        self.ops.push((family, key.as_ref().to_vec(), None));
+    }
+
+    /// The writes, in order: a value, or `None` for a delete.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+}
+
+/// Visits one entry of a scan; returns whether to go on.
+pub type Visit<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError>;
+
+/// An ordered key-value store of [`Family`]s. A failed read or write is a
+/// [`StoreError::Db`]: the node stops rather than guess.
+pub trait Backend: Send + Sync {
+    /// The value of `key`.
+    fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Visits the entries with keys at or after `start`, in key order, until `visit` says
+    /// stop or the family ends.
+    fn scan(&self, family: Family, start: &[u8], visit: Visit<'_>) -> Result<(), StoreError>;
+
+    /// Applies `batch` atomically and durably (synced to disk where there is one).
+    fn write(&self, batch: Batch) -> Result<(), StoreError>;
+
+    /// Approximate size of what is stored, in bytes, for metrics.
+    fn approximate_size(&self) -> u64;
+}
+
+/// The families in RocksDB, every write through the WAL and synced.
+pub struct RocksBackend {
+    db: DB,
+}
+
+impl RocksBackend {
+    /// Opens (or creates) the database at `path` with every family.
+    pub fn open(path: &Path) -> Result<RocksBackend, StoreError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_paranoid_checks(true);
+        let families = Family::ALL
+            .iter()
+            .map(|family| ColumnFamilyDescriptor::new(family.name(), Options::default()));
+        let db = DB::open_cf_descriptors(&options, path, families)?;
+        Ok(RocksBackend { db })
+    }
+
+    /// Opens the database at `path` for reading only (another process may hold it open for
+    /// writing); it must hold every family.
+    pub fn open_read_only(path: &Path) -> Result<RocksBackend, StoreError> {
+        let mut options = Options::default();
+        options.set_paranoid_checks(true);
+        let names = Family::ALL.map(Family::name);
+        let db = DB::open_cf_for_read_only(&options, path, names, false).map_err(|e| {
+            StoreError::Db(format!(
+                "cannot open {} read-only: {}",
+                path.display(),
+                e.into_string()
+            ))
+        })?;
+        if let Some(missing) = names.iter().find(|name| db.cf_handle(name).is_none()) {
+            return Err(StoreError::Corrupt(format!(
+                "column family {missing} is missing"
+            )));
+        }
+        Ok(RocksBackend { db })
+    }
+
+    fn cf(&self, family: Family) -> &ColumnFamily {
+        // Every family is opened with the database, so the handle exists.
+        match self.db.cf_handle(family.name()) {
+            Some(cf) => cf,
+            None => unreachable!(
+                "column family {} is opened with the database",
+                family.name()
+            ),
+        }
+    }
+}
+
+impl Backend for RocksBackend {
+    fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(family), key)?)
+    }
+
+    fn scan(&self, family: Family, start: &[u8], visit: Visit<'_>) -> Result<(), StoreError> {
+        let iter = self.db.iterator_cf(
+            self.cf(family),
+            rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            if !visit(&key, &value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut rocks = WriteBatch::default();
+        for (family, key, value) in batch.ops {
+            match value {
+                Some(value) => rocks.put_cf(self.cf(family), key, value),
+                None => rocks.delete_cf(self.cf(family), key),
+            }
+        }
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(rocks, &options)?;
+        Ok(())
+    }
+
+    fn approximate_size(&self) -> u64 {
+        Family::ALL
+            .iter()
+            .filter_map(|family| {
+                self.db
+                    .property_int_value_cf(self.cf(*family), "rocksdb.total-sst-files-size")
+                    .ok()
+                    .flatten()
+            })
+            .sum()
+    }
+}
+
+type Families = [BTreeMap<Vec<u8>, Vec<u8>>; 8];
+
+/// The families in ordered maps behind one lock: a batch is applied under the write lock,
+/// so readers see whole batches only, as with RocksDB. Nothing here touches a disk or a
+/// clock, so the simulator can run it.
+#[derive(Default)]
+pub struct MemoryBackend {
+    families: RwLock<Families>,
+}
+
+impl MemoryBackend {
+    /// An empty backend.
+    pub fn new() -> MemoryBackend {
+        MemoryBackend::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Families> {
+        // A panic while holding the lock cannot leave a half-applied batch (the maps are
+        // changed only after every op is collected), so a poisoned lock is still whole.
+        self.families
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.read()[family.index()].get(key).cloned())
+    }
+
+    fn scan(&self, family: Family, start: &[u8], visit: Visit<'_>) -> Result<(), StoreError> {
+        let families = self.read();
+        let range =
+            families[family.index()].range::<[u8], _>((Bound::Included(start), Bound::Unbounded));
+        for (key, value) in range {
+            if !visit(key, value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut families = self
+            .families
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (family, key, value) in batch.ops {
+            let map = &mut families[family.index()];
+            match value {
+                Some(value) => map.insert(key, value),
+                None => map.remove(&key),
+            };
+        }
+        Ok(())
+    }
+
+    fn approximate_size(&self) -> u64 {
+        self.read()
+            .iter()
+            .flat_map(|map| map.iter())
+            .map(|(key, value)| (key.len() + value.len()) as u64)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both backends answer the same gets and scans after the same batches.
+    fn exercise(backend: &dyn Backend) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut batch = Batch::default();
+        for key in [b"b".as_slice(), b"a", b"c", b"ab", b"d"] {
+            batch.put(Family::History, key, [key[0]]);
+        }
+        batch.put(Family::Meta, b"a", b"meta");
+        batch.delete(Family::History, b"d");
+        backend.write(batch).unwrap();
+        assert_eq!(
+            backend.get(Family::History, b"a").unwrap(),
+            Some(b"a".to_vec())
+        );
+        assert_eq!(backend.get(Family::History, b"d").unwrap(), None);
+        assert_eq!(backend.get(Family::Tree, b"a").unwrap(), None);
+        let mut seen = Vec::new();
+        backend
+            .scan(Family::History, b"aa", &mut |key, value| {
+                seen.push((key.to_vec(), value.to_vec()));
+                Ok(seen.len() < 2)
+            })
+            .unwrap();
+        seen
+    }
+
+    #[test]
+    fn memory_and_rocksdb_backends_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let rocks = RocksBackend::open(dir.path()).unwrap();
+        let memory = MemoryBackend::new();
+        let expected = vec![
+            (b"ab".to_vec(), b"a".to_vec()),
+            (b"b".to_vec(), b"b".to_vec()),
+        ];
+        assert_eq!(exercise(&rocks), expected);
+        assert_eq!(exercise(&memory), expected);
+        assert!(memory.approximate_size() > 0);
+    }
+}
