@@ -1225,7 +1225,9 @@ fn audit_ledger(
         }
         Err(cachet_storage::audit::AuditError::BadBlock { height, reason }) => {
             if ctx.json {
-                print_json(&json!({"verdict": "FAILED", "height": height, "reason": reason}))?;
+                print_json(
+                    &json!({"verdict": "FAILED", "height": height, "reason": reason.to_string()}),
+                )?;
             } else {
                 println!("FAILED at height {height}: {reason}");
             }

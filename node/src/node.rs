@@ -454,18 +454,22 @@ impl Node {
                 .map(|tx| pool.get(&tx.id()).filter(|known| known.tx() == tx).cloned())
                 .collect()
         };
-        let missing: Vec<SignedTx> = block
+        let (positions, missing): (Vec<usize>, Vec<SignedTx>) = block
             .txs
             .iter()
             .zip(&verified)
-            .filter(|(_, known)| known.is_none())
-            .map(|(tx, _)| tx.clone())
-            .collect();
+            .enumerate()
+            .filter(|(_, (_, known))| known.is_none())
+            .map(|(position, (tx, _))| (position, tx.clone()))
+            .unzip();
         let chain_id = self.ledger.store().chain_id();
         let checked = cachet_types::verify_batch(&chain_id, missing, cachet_types::os_rng())
-            .map_err(|(index, error)| LedgerError::InvalidBlock {
+            .map_err(|(index, error)| LedgerError::Refused {
                 height: block.header.height,
-                reason: format!("transaction {index} of those not seen before: {error}"),
+                refusal: cachet_state::BlockRefusal::TxCheck {
+                    index: positions[index],
+                    error,
+                },
             })?;
         let mut checked = checked.into_iter();
         for slot in verified.iter_mut().filter(|slot| slot.is_none()) {

@@ -22,7 +22,7 @@ use anyhow::{Context, Result, bail};
 use cachet_consensus::driver::{Action, App, Driver, LockProof, Received, SignerState};
 use cachet_consensus::{ConsensusMsg, Timeout, Timeouts};
 use cachet_network::{Command, MessageId, NetworkHandle, Peer, SyncRequest, Topic, Verdict};
-use cachet_state::ExecutedBlock;
+use cachet_state::{BlockRefusal, ExecutedBlock};
 use cachet_storage::LedgerError;
 use cachet_types::{Block, CertifiedBlock, Hash, SigningKey, codec};
 
@@ -216,8 +216,12 @@ impl App for NodeApp<'_> {
 
     fn validate_block(&mut self, block: &Block) -> Result<bool, String> {
         let height = block.header.height;
-        if block.header.time_ms > now_ms().saturating_add(MAX_CLOCK_DRIFT_MS) {
-            tracing::warn!(height, "proposed block is dated in the future; refused");
+        let now = now_ms();
+        if block.header.time_ms > now.saturating_add(MAX_CLOCK_DRIFT_MS) {
+            let refusal = BlockRefusal::FromTheFuture {
+                ahead_ms: block.header.time_ms - now,
+            };
+            tracing::warn!(height, %refusal, "proposed block refused");
             return Ok(false);
         }
         match self.node.prepare_block(block.clone()) {
@@ -225,15 +229,17 @@ impl App for NodeApp<'_> {
                 self.prepared.insert(block.header.hash(), executed);
                 Ok(true)
             }
-            Err(error @ (LedgerError::InvalidBlock { .. } | LedgerError::Certificate(_))) => {
-                tracing::warn!(height, %error, "proposed block refused");
-                Ok(false)
-            }
-            // Storage or state reads failed: no verdict on the block (a valid block must not
-            // be voted nil and blacklisted); the node stops, as on any storage failure.
-            Err(error) => Err(format!(
-                "cannot check the proposed block at height {height}: {error}"
-            )),
+            Err(error) => match error.refusal() {
+                Some(refusal) => {
+                    tracing::warn!(height, %refusal, "proposed block refused");
+                    Ok(false)
+                }
+                // Storage or state reads failed: no verdict on the block (a valid block must
+                // not be voted nil and blacklisted); the node stops, as on any storage failure.
+                None => Err(format!(
+                    "cannot check the proposed block at height {height}: {error}"
+                )),
+            },
         }
     }
 

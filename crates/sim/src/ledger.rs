@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use cachet_state::{AccountState, StateKey, StateValue, Tip};
+use cachet_state::{AccountState, BlockRefusal, StateKey, StateValue, Tip};
 use cachet_storage::{
     Backend, Batch, Family, Ledger, LedgerError, MemoryBackend, Store, StoreError,
 };
-use cachet_types::{CertifiedBlock, Genesis, Hash, PublicKey};
+use cachet_types::{Block, CertifiedBlock, Genesis, Hash, PublicKey, VerifiedTx};
 
 /// A node's disk: the memory backend, with a switch that makes every read fail.
 #[derive(Default)]
@@ -66,6 +66,24 @@ pub struct SimLedger {
     ledger: Ledger,
 }
 
+/// Checks every transaction of `block` on its own, in order (see [`SimLedger::commit`]).
+pub fn verify(block: &Block) -> Result<Vec<VerifiedTx>, LedgerError> {
+    let chain_id = block.header.chain_id;
+    block
+        .txs
+        .iter()
+        .enumerate()
+        .map(|(index, tx)| {
+            tx.clone()
+                .verify(&chain_id)
+                .map_err(|error| LedgerError::Refused {
+                    height: block.header.height,
+                    refusal: BlockRefusal::TxCheck { index, error },
+                })
+        })
+        .collect()
+}
+
 fn must<T>(result: Result<T, StoreError>) -> T {
     result.unwrap_or_else(|e| panic!("the simulated store failed outside a block check: {e}"))
 }
@@ -89,21 +107,7 @@ impl SimLedger {
     /// one by one: the node batches them with OS randomness, which would make the
     /// simulation depend on more than its seed (ZIP-215 gives both the same verdicts).
     pub fn commit(&self, certified: &CertifiedBlock) -> Result<Tip, LedgerError> {
-        let chain_id = certified.block.header.chain_id;
-        let verified = certified
-            .block
-            .txs
-            .iter()
-            .enumerate()
-            .map(|(index, tx)| {
-                tx.clone()
-                    .verify(&chain_id)
-                    .map_err(|error| LedgerError::InvalidBlock {
-                        height: certified.block.header.height,
-                        reason: format!("transaction {index}: {error}"),
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let verified = verify(&certified.block)?;
         self.ledger.commit_verified(certified, verified)
     }
 

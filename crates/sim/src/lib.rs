@@ -27,6 +27,7 @@
 
 pub mod ledger;
 pub mod rng;
+pub mod world;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -36,7 +37,6 @@ use cachet_consensus::driver::{Action, App, Driver, Received, SignerState};
 use cachet_consensus::messages::{ConsensusMsg, Vote, sign_proposal, sign_vote};
 use cachet_consensus::{Timeout, Timeouts};
 use cachet_state::membership::{ACTIVATION_LEAD, decided};
-use cachet_storage::LedgerError;
 use cachet_testkit::{TestChain, TxFactory, address, issue_id, issue_record, key, operator_id};
 use cachet_types::{
     Block, CertifiedBlock, CountryCode, Hash, MembershipChange, Operator, SignedTx, SigningKey,
@@ -46,6 +46,7 @@ use sha2::{Digest, Sha256};
 
 pub use ledger::{SimDisk, SimLedger};
 pub use rng::Rng;
+pub use world::{Region, WorldConfig};
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -74,6 +75,9 @@ pub struct SimConfig {
     pub join: bool,
     /// Sometimes make an honest node's store fail its reads while it checks a proposal.
     pub read_failures: bool,
+    /// Place the validators in the world's regions ([`world`]): delays from the
+    /// inter-region table, jitter, loss and uplink bandwidth, on top of the fault model.
+    pub world: Option<WorldConfig>,
 }
 
 impl SimConfig {
@@ -92,6 +96,20 @@ impl SimConfig {
             max_delay_ms: 400,
             join: false,
             read_failures: false,
+            world: None,
+        }
+    }
+
+    /// No crashes, partitions, loss or duplication; delays up to 50 ms on top of any world
+    /// model; four validators.
+    pub fn calm(seed: u64) -> SimConfig {
+        SimConfig {
+            crashes: false,
+            partitions: false,
+            loss_per_mille: 0,
+            dup_per_mille: 0,
+            max_delay_ms: 50,
+            ..SimConfig::faulty(seed)
         }
     }
 }
@@ -145,6 +163,45 @@ pub struct Report {
     /// Proposal checks whose store reads failed (each stopped its node), and how many of
     /// those blocks were decided all the same.
     pub failed_checks: (u64, u64),
+    /// Milliseconds from a transaction's first submission to its first final block: the
+    /// median and the 99th percentile, over the valid transactions that could be included
+    /// when sent (the signer's previous one was final by then: a signer's transactions
+    /// apply in nonce order, so one sent early waits for its predecessor, not the network).
+    pub finality_ms: (u64, u64),
+    /// Per validator per height, on average: messages sent, bytes sent, signatures checked
+    /// (consensus messages handed to the driver, which checks each one's signature, plus
+    /// transaction and certificate signatures of blocks checked and committed).
+    pub load: Load,
+}
+
+/// What one validator sends and checks per height, on average over validators and heights
+/// (rounded down).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Load {
+    /// Messages sent.
+    pub messages: u64,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Signatures checked.
+    pub signature_checks: u64,
+}
+
+impl std::fmt::Display for Load {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} messages, {} bytes, {} signature checks",
+            self.messages, self.bytes, self.signature_checks
+        )
+    }
+}
+
+/// Running counts of one node's load.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    messages: u64,
+    bytes: u64,
+    signature_checks: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +210,21 @@ enum Payload {
     Tx(Box<SignedTx>),
     SyncRequest { from_height: u64 },
     SyncResponse(Vec<CertifiedBlock>),
+}
+
+impl Payload {
+    /// Encoded size on the wire (the node's gossip envelope and sync frames add a few bytes).
+    fn size(&self) -> usize {
+        match self {
+            Payload::Consensus(msg) => msg.to_bytes().len(),
+            Payload::Tx(tx) => cachet_types::codec::encode(&**tx).len(),
+            Payload::SyncRequest { .. } => 12,
+            Payload::SyncResponse(blocks) => blocks
+                .iter()
+                .map(|block| cachet_types::codec::encode(block).len())
+                .sum(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -201,6 +273,8 @@ struct Host<'a> {
     fail_check: &'a mut bool,
     /// The block (height, hash) whose check failed to read the store.
     unchecked: &'a mut Option<(u64, Hash)>,
+    /// Signatures checked by this node.
+    signature_checks: &'a mut u64,
 }
 
 impl App for Host<'_> {
@@ -234,13 +308,8 @@ impl App for Host<'_> {
     fn validate_block(&mut self, block: &Block) -> Result<bool, String> {
         // Signatures one by one (the node batches them with OS randomness; the outcome is
         // the same by ZIP-215, and the simulation stays a function of its seed).
-        let chain_id = block.header.chain_id;
-        let Ok(verified) = block
-            .txs
-            .iter()
-            .map(|tx| tx.clone().verify(&chain_id))
-            .collect::<Result<Vec<_>, _>>()
-        else {
+        *self.signature_checks += block.txs.len() as u64;
+        let Ok(verified) = ledger::verify(block) else {
             return Ok(false);
         };
         let failing = std::mem::take(self.fail_check);
@@ -252,7 +321,7 @@ impl App for Host<'_> {
         self.disk.store.fail_reads(false);
         match result {
             Ok(_) => Ok(true),
-            Err(LedgerError::InvalidBlock { .. } | LedgerError::Certificate(_)) => Ok(false),
+            Err(error) if error.refusal().is_some() => Ok(false),
             Err(error) => {
                 *self.unchecked = Some((block.header.height, block.header.hash()));
                 Err(format!("cannot check the proposed block: {error}"))
@@ -399,6 +468,16 @@ pub struct Sim {
     joiner: Option<Joiner>,
     /// Blocks (height, hash) whose check failed to read the store.
     failed_checks: Vec<(u64, Hash)>,
+    /// Each node's region (with a world model).
+    regions: Vec<Region>,
+    /// When each node's uplink is free again, in simulated µs.
+    uplink_free_us: Vec<u64>,
+    /// Each node's load so far.
+    counts: Vec<Counts>,
+    /// First submission time of each workload transaction, by id.
+    submitted: BTreeMap<Hash, u64>,
+    /// When each transaction was first final somewhere.
+    final_at: BTreeMap<Hash, u64>,
 }
 
 const TICK_MS: u64 = 500;
@@ -480,6 +559,11 @@ impl Sim {
             processed: 0,
             joiner,
             failed_checks: Vec::new(),
+            regions: (0..count).map(world::region_of).collect(),
+            uplink_free_us: vec![0; count],
+            counts: vec![Counts::default(); count],
+            submitted: BTreeMap::new(),
+            final_at: BTreeMap::new(),
         }
     }
 
@@ -520,6 +604,15 @@ impl Sim {
         if self.config.read_failures {
             replay += " --read-failures";
         }
+        if !self.config.crashes && !self.config.partitions && self.config.loss_per_mille == 0 {
+            replay += " --no-faults";
+        }
+        if let Some(world) = self.config.world {
+            replay += " --world";
+            if world.loss_per_mille > 0 {
+                replay += &format!(" --world-loss {}", world.loss_per_mille);
+            }
+        }
         if self.config.join {
             replay += " --join";
         }
@@ -543,12 +636,41 @@ impl Sim {
     }
 
     fn send(&mut self, from: usize, to: usize, payload: Payload) {
-        if from == to || self.net.cut.contains(&(from, to)) || self.rng.chance(self.net.loss) {
+        let size = payload.size();
+        self.send_sized(from, to, payload, size);
+    }
+
+    /// Sends `payload` of `size` encoded bytes: it leaves when the sender's uplink is free
+    /// (with a world model), crosses the link, and may be lost, duplicated or delayed by
+    /// the fault model.
+    fn send_sized(&mut self, from: usize, to: usize, payload: Payload, size: usize) {
+        if from == to {
+            return;
+        }
+        let counts = &mut self.counts[from];
+        counts.messages += 1;
+        counts.bytes += size as u64;
+        let mut link_ms = 0;
+        if let Some(world) = self.config.world {
+            let now_us = self.now * 1000;
+            let leaves_us = self.uplink_free_us[from].max(now_us)
+                + world::transmit_us(size, world.uplink_kbit_s);
+            self.uplink_free_us[from] = leaves_us;
+            let base = world::base_delay_ms(self.regions[from], self.regions[to]);
+            let jitter = self
+                .rng
+                .below(base * u64::from(world.jitter_per_mille) / 1000 + 1);
+            link_ms = (leaves_us - now_us).div_ceil(1000) + base + jitter;
+            if self.rng.chance(world.loss_per_mille) {
+                return;
+            }
+        }
+        if self.net.cut.contains(&(from, to)) || self.rng.chance(self.net.loss) {
             return;
         }
         let copies = if self.rng.chance(self.net.dup) { 2 } else { 1 };
         for _ in 0..copies {
-            let delay = 1 + self.rng.below(self.net.max_delay);
+            let delay = link_ms + 1 + self.rng.below(self.net.max_delay);
             self.at(
                 delay,
                 Event::Deliver {
@@ -561,8 +683,9 @@ impl Sim {
     }
 
     fn broadcast(&mut self, from: usize, payload: Payload) {
+        let size = payload.size();
         for to in 0..self.nodes.len() {
-            self.send(from, to, payload.clone());
+            self.send_sized(from, to, payload.clone(), size);
         }
     }
 
@@ -698,6 +821,51 @@ impl Sim {
             txs_final += block.block.txs.len();
         }
         let joined_at = Self::join_activation(&reference.ledger).filter(|_| self.joiner.is_some());
+        // A signer's transactions apply in nonce order: one cannot be final before the one
+        // before it, however early it was sent.
+        let by_nonce: BTreeMap<(cachet_types::PublicKey, u64), Hash> = self
+            .work
+            .txs
+            .iter()
+            .filter(|tx| self.final_at.contains_key(&tx.id()))
+            .map(|tx| ((tx.signer, tx.nonce), tx.id()))
+            .collect();
+        let mut latencies: Vec<u64> = self
+            .work
+            .txs
+            .iter()
+            .filter(|tx| {
+                let id = tx.id();
+                !self.work.invalid.contains(&id) && !self.work.optional.contains(&id)
+            })
+            .filter_map(|tx| {
+                let done = *self.final_at.get(&tx.id())?;
+                let sent = *self.submitted.get(&tx.id())?;
+                let previous = by_nonce
+                    .get(&(tx.signer, tx.nonce.wrapping_sub(1)))
+                    .and_then(|id| self.final_at.get(id))
+                    .copied();
+                let ready = tx.nonce == 1 || previous.is_some_and(|at| at < sent);
+                ready.then(|| done - sent)
+            })
+            .collect();
+        latencies.sort_unstable();
+        let percentile = |p: usize| {
+            latencies
+                .get((latencies.len() * p / 100).min(latencies.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0)
+        };
+        let finality_ms = (percentile(50), percentile(99));
+        let validators = self.config.validators;
+        let per = validators as u64 * tip.height.max(1);
+        let sum =
+            |f: fn(&Counts) -> u64| self.counts[..validators].iter().map(f).sum::<u64>() / per;
+        let load = Load {
+            messages: sum(|c| c.messages),
+            bytes: sum(|c| c.bytes),
+            signature_checks: sum(|c| c.signature_checks),
+        };
         let trace = std::mem::take(&mut self.trace);
         let mut hash = [0u8; 32];
         hash.copy_from_slice(&trace.finalize());
@@ -712,6 +880,8 @@ impl Sim {
             elapsed_ms: self.now,
             events: self.processed,
             joined_at,
+            finality_ms,
+            load,
             failed_checks: (
                 self.failed_checks.len() as u64,
                 self.failed_checks
@@ -863,6 +1033,7 @@ impl Sim {
             genesis_time_ms,
             fail_check: &mut n.fail_check,
             unchecked: &mut n.unchecked,
+            signature_checks: &mut self.counts[node].signature_checks,
         };
         call(&mut n.driver, &mut host)
     }
@@ -923,6 +1094,7 @@ impl Sim {
                     return Ok(());
                 }
                 self.record(&[b"submit", &[node as u8], tx.id().as_bytes()]);
+                self.submitted.entry(tx.id()).or_insert(self.now);
                 self.add_tx(node, tx.clone())?;
                 self.broadcast(node, Payload::Tx(Box::new(tx)));
                 // Like a wallet waiting for finality, the client submits again later (the
@@ -1107,6 +1279,10 @@ impl Sim {
         match payload {
             Payload::Consensus(msg) => {
                 self.record(&[b"msg", &[from as u8, to as u8], &msg.to_bytes()]);
+                let current = self.nodes[to].driver.height();
+                if msg.height() == current || msg.height() == current + 1 {
+                    self.counts[to].signature_checks += 1;
+                }
                 let result = self.with_host(to, |d, h| d.on_message(msg, h));
                 match result {
                     Ok((Received::Ahead(_), _)) => {
@@ -1177,6 +1353,9 @@ impl Sim {
             Some(_) => {}
             None => {
                 self.decided.insert(height, hash);
+                for tx in &block.block.txs {
+                    self.final_at.entry(tx.id()).or_insert(self.now);
+                }
             }
         }
         for tx in &block.block.txs {
@@ -1200,6 +1379,8 @@ impl Sim {
             self.crash(node);
             return Ok(());
         }
+        self.counts[node].signature_checks +=
+            (block.block.txs.len() + block.certificate.signatures.len()) as u64;
         let target = &mut self.nodes[node];
         if let Err(error) = target.ledger.commit(&block) {
             return Err(self.violation(format!(

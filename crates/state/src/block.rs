@@ -1,11 +1,13 @@
 //! Blocks as state transitions: building one on a tip from candidate transactions, and
-//! checking and executing one received from elsewhere. Both the RocksDB ledger and the
-//! simulator's in-memory ledger go through these two functions, so every node applies the
-//! same rules whatever holds its state.
+//! checking and executing one received from elsewhere. The ledger (on RocksDB or in memory)
+//! goes through these two functions, so every node applies the same rules whatever holds
+//! its state. A block that breaks a rule is refused with a [`BlockRefusal`], the verdict
+//! every honest node reaches on the same block; failing to read the state is a
+//! [`StateError`], which says nothing about the block.
 
 use bincode::{Decode, Encode};
 use cachet_types::merkle::tx_root;
-use cachet_types::{Block, BlockHeader, Genesis, Hash, VerifiedTx};
+use cachet_types::{Block, BlockHeader, CertificateError, Genesis, Hash, TxCheckError, VerifiedTx};
 
 use crate::execute::{ApplyError, BlockEnv, BlockExecution, StateChanges};
 use crate::rejection::Rejection;
@@ -66,19 +68,80 @@ pub struct ExecutedBlock {
     pub parent: Hash,
 }
 
-/// Why a block was refused.
+/// Which rule a block breaks: shared by the ledger, the audit and the consensus host, so a
+/// refusal is never confused with a failure to read one's own store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockRefusal {
+    /// The header names another chain.
+    #[error("block is for another chain")]
+    WrongChain,
+    /// Height or parent hash do not follow the tip.
+    #[error("does not extend the tip at height {tip}")]
+    NotNext {
+        /// The tip's height.
+        tip: u64,
+    },
+    /// Earlier than its parent.
+    #[error("time goes backwards")]
+    TimeBackwards,
+    /// Dated further ahead of the checking node's clock than the drift it allows.
+    #[error("dated {ahead_ms} ms ahead of this node's clock")]
+    FromTheFuture {
+        /// How far ahead.
+        ahead_ms: u64,
+    },
+    /// The proposer index is not in the height's operator set.
+    #[error("unknown proposer {0}")]
+    UnknownProposer(u16),
+    /// The header's count does not match, or the block holds more than the limit.
+    #[error("transaction count mismatch or over the limit")]
+    TxCount,
+    /// Over the chain's block byte limit.
+    #[error("block is over the byte limit")]
+    TooLarge,
+    /// The transactions do not hash to the header's root.
+    #[error("transaction root mismatch")]
+    TxRoot,
+    /// A transaction's own checks (chain, fields, signature) fail.
+    #[error("transaction {index}: {error}")]
+    TxCheck {
+        /// Position in the block.
+        index: usize,
+        /// What is wrong.
+        error: TxCheckError,
+    },
+    /// A transaction breaks a state rule.
+    #[error("transaction {index}: {rejection}")]
+    TxRefused {
+        /// Position in the block.
+        index: usize,
+        /// The rule.
+        rejection: Rejection,
+    },
+    /// The executed state does not hash to the header's root.
+    #[error("state root mismatch")]
+    StateRoot,
+    /// The commit certificate does not finalize the block.
+    #[error("invalid certificate: {0}")]
+    Certificate(CertificateError),
+    /// The block was executed on a tip that has since moved.
+    #[error("the tip moved since the block was executed")]
+    Stale,
+}
+
+/// Why a block could not be checked or was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
     /// The state could not be read (not the block's fault).
     #[error("{0}")]
     State(#[from] StateError),
     /// The block breaks a rule.
-    #[error("invalid block at height {height}: {reason}")]
-    Invalid {
+    #[error("invalid block at height {height}: {refusal}")]
+    Refused {
         /// Height.
         height: u64,
-        /// What is wrong.
-        reason: String,
+        /// The rule.
+        refusal: BlockRefusal,
     },
 }
 
@@ -160,26 +223,23 @@ pub fn execute_block<S: StateView + NodeSource>(
     verified: Vec<VerifiedTx>,
 ) -> Result<ExecutedBlock, BlockError> {
     let header = &block.header;
-    let invalid = |reason: String| BlockError::Invalid {
+    let invalid = |refusal: BlockRefusal| BlockError::Refused {
         height: header.height,
-        reason,
+        refusal,
     };
     let params = &genesis.params;
     if header.chain_id != genesis.chain_id() {
-        return Err(invalid("block is for another chain".into()));
+        return Err(invalid(BlockRefusal::WrongChain));
     }
     if header.height != tip.height + 1 || header.prev_hash != tip.block_hash {
-        return Err(invalid(format!(
-            "does not extend the tip at height {}",
-            tip.height
-        )));
+        return Err(invalid(BlockRefusal::NotNext { tip: tip.height }));
     }
     if header.time_ms < tip.time_ms {
-        return Err(invalid("time goes backwards".into()));
+        return Err(invalid(BlockRefusal::TimeBackwards));
     }
     let operators = crate::operators_at(state, genesis, header.height)?;
     if usize::from(header.proposer) >= operators.len() {
-        return Err(invalid("unknown proposer".into()));
+        return Err(invalid(BlockRefusal::UnknownProposer(header.proposer)));
     }
     let txs = &block.txs;
     if txs.len() != header.tx_count as usize
@@ -187,17 +247,15 @@ pub fn execute_block<S: StateView + NodeSource>(
         || verified.len() != txs.len()
         || verified.iter().zip(txs).any(|(v, tx)| v.tx() != tx)
     {
-        return Err(invalid(
-            "transaction count mismatch or over the limit".into(),
-        ));
+        return Err(invalid(BlockRefusal::TxCount));
     }
     let bytes: usize = verified.iter().map(VerifiedTx::size).sum();
     if bytes > params.max_block_bytes as usize {
-        return Err(invalid("block is over the byte limit".into()));
+        return Err(invalid(BlockRefusal::TooLarge));
     }
     let leaves: Vec<Hash> = verified.iter().map(VerifiedTx::witness_hash).collect();
     if tx_root(&leaves) != header.tx_root {
-        return Err(invalid("transaction root mismatch".into()));
+        return Err(invalid(BlockRefusal::TxRoot));
     }
     let env = BlockEnv {
         genesis,
@@ -209,8 +267,8 @@ pub fn execute_block<S: StateView + NodeSource>(
     for (index, tx) in verified.iter().enumerate() {
         match execution.apply(tx) {
             Ok(()) => {}
-            Err(ApplyError::Rejected(reason)) => {
-                return Err(invalid(format!("transaction {index}: {reason}")));
+            Err(ApplyError::Rejected(rejection)) => {
+                return Err(invalid(BlockRefusal::TxRefused { index, rejection }));
             }
             Err(ApplyError::State(error)) => return Err(error.into()),
         }
@@ -218,7 +276,7 @@ pub fn execute_block<S: StateView + NodeSource>(
     let changes = execution.finish();
     let (root, tree_writes) = commit_tree(state, tip.state_root, &changes.writes)?;
     if root.hash() != header.state_root {
-        return Err(invalid("state root mismatch".into()));
+        return Err(invalid(BlockRefusal::StateRoot));
     }
     Ok(ExecutedBlock {
         parent: tip.block_hash,

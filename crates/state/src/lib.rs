@@ -13,7 +13,7 @@ pub mod smt;
 
 use cachet_types::{Genesis, Hash, Operator};
 
-pub use block::{BlockError, ExecutedBlock, Tip, build_block, execute_block};
+pub use block::{BlockError, BlockRefusal, ExecutedBlock, Tip, build_block, execute_block};
 pub use execute::{ApplyError, BlockEnv, BlockExecution, StateChanges, check_cosigners};
 pub use records::{
     AccountState, Approval, EventKind, IssueState, MembershipEpoch, MembershipState, ProposalState,

@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use cachet_state::BlockRefusal;
 use cachet_types::os_rng;
 use cachet_types::{CertifiedBlock, Genesis, Hash, SignedTx, VerifiedTx, codec, verify_batch};
 use thiserror::Error;
@@ -30,8 +31,28 @@ pub enum AuditError {
         /// First bad height.
         height: u64,
         /// What is wrong.
-        reason: String,
+        reason: Finding,
     },
+}
+
+/// What is wrong with a stored ledger at a height.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Finding {
+    /// No block is stored at the height.
+    #[error("block is missing")]
+    Missing,
+    /// The stored bytes are not a canonical certified block.
+    #[error("stored block does not decode: {0}")]
+    Undecodable(String),
+    /// The block stored under the height says another height.
+    #[error("stored under the wrong height")]
+    WrongHeight,
+    /// The block breaks a rule (the same refusal a node gives a peer's block).
+    #[error("{0}")]
+    Refused(BlockRefusal),
+    /// The replayed chain ends elsewhere than the stored tip record says.
+    #[error("the stored tip record does not match the replayed chain")]
+    TipMismatch,
 }
 
 /// What an audit established.
@@ -52,15 +73,16 @@ pub struct AuditReport {
 /// Progress of a running audit: (height done, stored tip height, transactions so far).
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64, u64);
 
-fn bad(height: u64, reason: impl ToString) -> AuditError {
-    AuditError::BadBlock {
-        height,
-        reason: reason.to_string(),
-    }
+fn bad(height: u64, reason: Finding) -> AuditError {
+    AuditError::BadBlock { height, reason }
 }
 
-/// Verifies transactions on every core: batches per thread, same rule as everywhere.
-pub fn verify_parallel(chain_id: &Hash, txs: Vec<SignedTx>) -> Result<Vec<VerifiedTx>, String> {
+/// Verifies transactions on every core: batches per thread, same rule as everywhere. A
+/// failure names the transaction's position among `txs`.
+pub fn verify_parallel(
+    chain_id: &Hash,
+    txs: Vec<SignedTx>,
+) -> Result<Vec<VerifiedTx>, BlockRefusal> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = txs.len().div_ceil(threads).max(64);
     let chunks: Vec<Vec<SignedTx>> = txs.chunks(chunk).map(<[SignedTx]>::to_vec).collect();
@@ -70,13 +92,17 @@ pub fn verify_parallel(chain_id: &Hash, txs: Vec<SignedTx>) -> Result<Vec<Verifi
             .map(|chunk| scope.spawn(move || verify_batch(chain_id, chunk, os_rng())))
             .collect();
         let mut out = Vec::new();
-        for handle in handles {
+        for (number, handle) in handles.into_iter().enumerate() {
             match handle.join() {
                 Ok(Ok(verified)) => out.extend(verified),
                 Ok(Err((index, error))) => {
-                    return Err(format!("transaction {index} of a chunk: {error}"));
+                    return Err(BlockRefusal::TxCheck {
+                        index: number * chunk + index,
+                        error,
+                    });
                 }
-                Err(_) => return Err("verification thread panicked".into()),
+                // Verification does not panic on any input; a panic is a bug: pass it on.
+                Err(panic) => std::panic::resume_unwind(panic),
             }
         }
         Ok(out)
@@ -117,21 +143,22 @@ pub fn audit(
     for height in 1..=stored_tip.height {
         let bytes = db
             .get(CF_BLOCKS, &height.to_be_bytes())?
-            .ok_or_else(|| bad(height, "block is missing"))?;
+            .ok_or_else(|| bad(height, Finding::Missing))?;
         let block: CertifiedBlock = codec::decode(&bytes, max_block_bytes)
-            .map_err(|e| bad(height, format!("stored block does not decode: {e}")))?;
+            .map_err(|e| bad(height, Finding::Undecodable(e.to_string())))?;
         if block.block.header.height != height {
-            return Err(bad(height, "stored under the wrong height"));
+            return Err(bad(height, Finding::WrongHeight));
         }
         // Signatures first, on every core; the replay then re-checks everything else.
-        let verified =
-            verify_parallel(&chain_id, block.block.txs.clone()).map_err(|e| bad(height, e))?;
+        let verified = verify_parallel(&chain_id, block.block.txs.clone())
+            .map_err(|refusal| bad(height, Finding::Refused(refusal)))?;
         txs_total += block.block.txs.len() as u64;
         replay
             .commit_verified(&block, verified)
             .map_err(|e| match e {
                 LedgerError::Store(e) => AuditError::Open(e),
-                other => bad(height, other),
+                LedgerError::State(e) => AuditError::Open(e.into()),
+                LedgerError::Refused { refusal, .. } => bad(height, Finding::Refused(refusal)),
             })?;
         progress(height, stored_tip.height, txs_total);
     }
@@ -139,10 +166,7 @@ pub fn audit(
     if tip.block_hash != stored_tip.block_hash
         || tip.state_root.hash() != stored_tip.state_root.hash()
     {
-        return Err(bad(
-            stored_tip.height,
-            "the stored tip record does not match the replayed chain",
-        ));
+        return Err(bad(stored_tip.height, Finding::TipMismatch));
     }
     Ok(AuditReport {
         blocks: stored_tip.height,

@@ -6,9 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+#[cfg(feature = "rocksdb")]
 use std::path::Path;
 use std::sync::RwLock;
 
+#[cfg(feature = "rocksdb")]
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 
 use crate::StoreError;
@@ -114,10 +116,12 @@ pub trait Backend: Send + Sync {
 }
 
 /// The families in RocksDB, every write through the WAL and synced.
+#[cfg(feature = "rocksdb")]
 pub struct RocksBackend {
     db: DB,
 }
 
+#[cfg(feature = "rocksdb")]
 impl RocksBackend {
     /// Opens (or creates) the database at `path` with every family.
     pub fn open(path: &Path) -> Result<RocksBackend, StoreError> {
@@ -165,6 +169,7 @@ impl RocksBackend {
     }
 }
 
+#[cfg(feature = "rocksdb")]
 impl Backend for RocksBackend {
     fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.db.get_cf(self.cf(family), key)?)
@@ -277,7 +282,7 @@ impl Backend for MemoryBackend {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "rocksdb"))]
 mod tests {
     use super::*;
 

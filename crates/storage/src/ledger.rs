@@ -6,16 +6,19 @@
 //! [`Store::commit`] after the certificate is checked against the validators of its height
 //! (the genesis operators until a membership change applies).
 
-use cachet_state::{BlockError, ExecutedBlock, StateError, build_block, execute_block};
+use cachet_state::{
+    BlockError, BlockRefusal, ExecutedBlock, StateError, build_block, execute_block,
+};
 use cachet_types::os_rng;
 use cachet_types::{
-    Block, CertificateError, CertifiedBlock, CommitCertificate, PublicKey, VerifiedTx, verify_batch,
+    Block, BlockHeader, CertifiedBlock, CommitCertificate, PublicKey, VerifiedTx, verify_batch,
 };
 use thiserror::Error;
 
 use crate::{Store, StoreError, Tip};
 
-/// Why a block could not be built or committed.
+/// Why a block could not be built or committed: the block is refused (a verdict on it), or
+/// this node cannot read or write its own store (fatal for the node, never a verdict).
 #[derive(Debug, Error)]
 pub enum LedgerError {
     /// Storage failed (fatal for the node).
@@ -24,17 +27,47 @@ pub enum LedgerError {
     /// The state could not be read (fatal for the node).
     #[error("{0}")]
     State(#[from] StateError),
-    /// The certificate does not finalize the block.
-    #[error("invalid certificate: {0}")]
-    Certificate(#[from] CertificateError),
     /// The block breaks a rule.
-    #[error("invalid block at height {height}: {reason}")]
-    InvalidBlock {
+    #[error("invalid block at height {height}: {refusal}")]
+    Refused {
         /// Height.
         height: u64,
-        /// What is wrong.
-        reason: String,
+        /// The rule.
+        refusal: BlockRefusal,
     },
+}
+
+impl LedgerError {
+    /// The rule the block breaks; `None` when the store failed (no verdict on the block).
+    pub fn refusal(&self) -> Option<&BlockRefusal> {
+        match self {
+            LedgerError::Refused { refusal, .. } => Some(refusal),
+            LedgerError::Store(_) | LedgerError::State(_) => None,
+        }
+    }
+}
+
+impl From<BlockError> for LedgerError {
+    fn from(error: BlockError) -> Self {
+        match error {
+            BlockError::State(error) => LedgerError::State(error),
+            BlockError::Refused { height, refusal } => LedgerError::Refused { height, refusal },
+        }
+    }
+}
+
+/// Checks `certificate` against the validators of the header's height.
+fn check_certificate(
+    ledger: &Ledger,
+    header: &BlockHeader,
+    certificate: &CommitCertificate,
+) -> Result<(), LedgerError> {
+    certificate
+        .verify(header, &ledger.validators_at(header.height)?)
+        .map_err(|error| LedgerError::Refused {
+            height: header.height,
+            refusal: BlockRefusal::Certificate(error),
+        })
 }
 
 /// A block built on the current tip, with its execution results.
@@ -90,9 +123,9 @@ impl Ledger {
     pub fn prepare(&self, block: Block) -> Result<ExecutedBlock, LedgerError> {
         let height = block.header.height;
         let verified = verify_batch(&self.store.chain_id(), block.txs.clone(), os_rng()).map_err(
-            |(index, error)| LedgerError::InvalidBlock {
+            |(index, error)| LedgerError::Refused {
                 height,
-                reason: format!("transaction {index}: {error}"),
+                refusal: BlockRefusal::TxCheck { index, error },
             },
         )?;
         self.prepare_verified(block, verified)
@@ -107,14 +140,13 @@ impl Ledger {
         verified: Vec<VerifiedTx>,
     ) -> Result<ExecutedBlock, LedgerError> {
         let tip = self.store.tip()?;
-        execute_block(&self.store, self.store.genesis(), &tip, block, verified).map_err(|error| {
-            match error {
-                BlockError::State(error) => LedgerError::State(error),
-                BlockError::Invalid { height, reason } => {
-                    LedgerError::InvalidBlock { height, reason }
-                }
-            }
-        })
+        Ok(execute_block(
+            &self.store,
+            self.store.genesis(),
+            &tip,
+            block,
+            verified,
+        )?)
     }
 
     /// Commits an executed block (our proposal, or a prepared peer block) once certified.
@@ -123,13 +155,12 @@ impl Ledger {
         proposal: ExecutedBlock,
         certificate: CommitCertificate,
     ) -> Result<(Tip, CertifiedBlock), LedgerError> {
-        let header = &proposal.block.header;
-        certificate.verify(header, &self.validators_at(header.height)?)?;
+        check_certificate(self, &proposal.block.header, &certificate)?;
         let tip = self.store.tip()?;
         if tip.block_hash != proposal.parent {
-            return Err(LedgerError::InvalidBlock {
+            return Err(LedgerError::Refused {
                 height: proposal.block.header.height,
-                reason: "the tip moved since the block was executed".into(),
+                refusal: BlockRefusal::Stale,
             });
         }
         let certified = CertifiedBlock {
@@ -147,10 +178,7 @@ impl Ledger {
 
     /// Checks a certified block from elsewhere against the tip, executes it, and commits it.
     pub fn commit_certified(&self, certified: &CertifiedBlock) -> Result<Tip, LedgerError> {
-        let header = &certified.block.header;
-        certified
-            .certificate
-            .verify(header, &self.validators_at(header.height)?)?;
+        check_certificate(self, &certified.block.header, &certified.certificate)?;
         let executed = self.prepare(certified.block.clone())?;
         Ok(self
             .commit_proposal(executed, certified.certificate.clone())?
@@ -164,10 +192,7 @@ impl Ledger {
         certified: &CertifiedBlock,
         verified: Vec<VerifiedTx>,
     ) -> Result<Tip, LedgerError> {
-        let header = &certified.block.header;
-        certified
-            .certificate
-            .verify(header, &self.validators_at(header.height)?)?;
+        check_certificate(self, &certified.block.header, &certified.certificate)?;
         let executed = self.prepare_verified(certified.block.clone(), verified)?;
         Ok(self
             .commit_proposal(executed, certified.certificate.clone())?

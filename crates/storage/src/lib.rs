@@ -16,17 +16,21 @@
 //! and synced: after a crash the store holds whole blocks only. One writer; readers may run
 //! concurrently and see some committed tip.
 
+#[cfg(feature = "rocksdb")]
 use std::path::Path;
 use std::sync::Arc;
 
 use thiserror::Error;
 
+#[cfg(feature = "rocksdb")]
 pub mod audit;
 pub mod backend;
 pub mod ledger;
 mod provenance;
 
-pub use backend::{Backend, Batch, Family, MemoryBackend, RocksBackend};
+#[cfg(feature = "rocksdb")]
+pub use backend::RocksBackend;
+pub use backend::{Backend, Batch, Family, MemoryBackend};
 pub use ledger::{Ledger, LedgerError, Proposal};
 
 use cachet_state::smt::{self, Child, Node, NodeKey, NodeSource};
@@ -92,6 +96,7 @@ impl From<StateError> for StoreError {
     }
 }
 
+#[cfg(feature = "rocksdb")]
 impl From<rocksdb::Error> for StoreError {
     fn from(error: rocksdb::Error) -> Self {
         StoreError::Db(error.into_string())
@@ -142,6 +147,7 @@ fn holding_key(owner: &Address, stamp: &StampId) -> Vec<u8> {
 impl Store {
     /// Opens (or creates) the store for `genesis` in RocksDB at `path`, and checks the chain
     /// at its tip.
+    #[cfg(feature = "rocksdb")]
     pub fn open(path: &Path, genesis: &Genesis) -> Result<Store, StoreError> {
         Store::with_backend(Arc::new(RocksBackend::open(path)?), genesis)
     }

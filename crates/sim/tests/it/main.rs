@@ -2,7 +2,7 @@
 //! replay. `CACHET_SIM_SEEDS` sets how many seeds each campaign runs (default 200; the long
 //! campaign is `cargo run --release -p cachet-sim -- --seeds 10000`).
 
-use cachet_sim::{Report, SimConfig, run};
+use cachet_sim::{Report, SimConfig, WorldConfig, run};
 
 fn seeds() -> u64 {
     std::env::var("CACHET_SIM_SEEDS")
@@ -49,12 +49,7 @@ fn a_store_that_fails_reads_while_checking_a_proposal_stops_its_node_and_the_blo
     let count = (seeds() / 4).max(20);
     let reports = all_pass(3_000_000, count, |seed| SimConfig {
         read_failures: true,
-        crashes: false,
-        partitions: false,
-        loss_per_mille: 0,
-        dup_per_mille: 0,
-        max_delay_ms: 50,
-        ..SimConfig::faulty(seed)
+        ..SimConfig::calm(seed)
     });
     let failed: u64 = reports.iter().map(|r| r.failed_checks.0).sum();
     let decided: u64 = reports.iter().map(|r| r.failed_checks.1).sum();
@@ -66,6 +61,61 @@ fn a_store_that_fails_reads_while_checking_a_proposal_stops_its_node_and_the_blo
         decided * 2 >= failed,
         "of {failed} blocks whose check failed to read, only {decided} were decided"
     );
+}
+
+/// The world model: validators in six regions with the inter-region delays, jitter and
+/// uplinks, under every fault, at 4 validators; finality and load are reported.
+#[test]
+fn four_validators_in_the_world_with_every_fault() {
+    let reports = all_pass(4_000_000, (seeds() / 4).max(20), |seed| SimConfig {
+        world: Some(WorldConfig::default()),
+        ..SimConfig::faulty(seed)
+    });
+    let (p50, p99) = reports[0].finality_ms;
+    assert!(p50 > 0 && p99 >= p50, "finality {p50}/{p99} ms");
+    assert!(
+        reports
+            .iter()
+            .all(|r| r.load.messages > 0 && r.load.signature_checks > 0)
+    );
+}
+
+/// Sixteen validators across the regions, with crashes, partitions and 1 % loss
+/// everywhere on top of the fault model's.
+#[test]
+fn sixteen_validators_in_the_world_with_faults() {
+    let count = std::env::var("CACHET_SIM_SEEDS_16")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    all_pass(16_000_000, count, |seed| SimConfig {
+        validators: 16,
+        world: Some(WorldConfig {
+            loss_per_mille: 10,
+            ..WorldConfig::default()
+        }),
+        ..SimConfig::faulty(seed)
+    });
+}
+
+/// Without faults, a world of 16 validators finalizes a ready transaction within a few
+/// one-way delays of the farthest regions (the benchmark figures are in the README; this
+/// only bounds it loosely, in simulated time, so it cannot flake).
+#[test]
+fn sixteen_validators_in_a_calm_world_finalize_within_seconds_of_simulated_time() {
+    let report = all_pass(16_100_000, 1, |seed| SimConfig {
+        validators: 16,
+        world: Some(WorldConfig::default()),
+        ..SimConfig::calm(seed)
+    })
+    .remove(0);
+    let (p50, p99) = report.finality_ms;
+    assert!(
+        p50 <= 3_000 && p99 <= 10_000,
+        "finality p50 {p50} ms, p99 {p99} ms"
+    );
+    // Each validator sends at least a proposal-or-vote set to its 15 peers per height.
+    assert!(report.load.messages >= 2 * 15, "{:?}", report.load);
 }
 
 /// Runs `count` seeds from `first`; fails with every violation; returns the reports.

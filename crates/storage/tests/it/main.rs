@@ -1,6 +1,6 @@
 //! The ledger on real RocksDB: commit, reopen, queries, the sync path, and corruption.
 
-use cachet_state::{StateKey, StateValue};
+use cachet_state::{BlockRefusal, StateKey, StateValue};
 use cachet_storage::{Ledger, LedgerError, Store, StoreError};
 use cachet_testkit::{TestChain, TxFactory, address, issue_record, key, stamp};
 use cachet_types::{CertifiedBlock, CommitCertificate, Hash, SignedTx, TxBody, VerifiedTx};
@@ -161,7 +161,10 @@ fn a_follower_replays_certified_blocks_to_the_same_state() {
         b.commit_certified(&block).unwrap();
         assert!(matches!(
             b.commit_certified(&block),
-            Err(LedgerError::InvalidBlock { .. })
+            Err(LedgerError::Refused {
+                refusal: BlockRefusal::NotNext { .. },
+                ..
+            })
         ));
     }
     assert_eq!(a.store().tip().unwrap(), b.store().tip().unwrap());
@@ -185,7 +188,10 @@ fn uncertified_or_altered_blocks_are_refused() {
     unsigned.certificate.signatures.clear();
     assert!(matches!(
         b.commit_certified(&unsigned),
-        Err(LedgerError::Certificate(_))
+        Err(LedgerError::Refused {
+            refusal: BlockRefusal::Certificate(_),
+            ..
+        })
     ));
 
     let mut wrong_signer = block.clone();
@@ -193,7 +199,10 @@ fn uncertified_or_altered_blocks_are_refused() {
     wrong_signer.certificate = cert;
     assert!(matches!(
         b.commit_certified(&wrong_signer),
-        Err(LedgerError::Certificate(_))
+        Err(LedgerError::Refused {
+            refusal: BlockRefusal::Certificate(_),
+            ..
+        })
     ));
 
     // A transaction dropped after certification: the header no longer matches.
@@ -201,7 +210,10 @@ fn uncertified_or_altered_blocks_are_refused() {
     dropped.block.txs.pop();
     assert!(matches!(
         b.commit_certified(&dropped),
-        Err(LedgerError::InvalidBlock { .. })
+        Err(LedgerError::Refused {
+            refusal: BlockRefusal::TxCount,
+            ..
+        })
     ));
     assert_eq!(b.store().tip().unwrap().height, 0);
     b.commit_certified(&block).unwrap();
@@ -329,4 +341,91 @@ fn the_audit_passes_an_untouched_ledger_and_names_the_height_of_a_flipped_byte()
             StoreError::WrongChain { .. }
         ))
     ));
+}
+
+/// A memory backend whose reads can be made to fail.
+#[derive(Default)]
+struct FlakyDisk {
+    inner: cachet_storage::MemoryBackend,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl FlakyDisk {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Db("injected read failure".into()));
+        }
+        Ok(())
+    }
+}
+
+impl cachet_storage::Backend for FlakyDisk {
+    fn get(
+        &self,
+        family: cachet_storage::Family,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.check()?;
+        self.inner.get(family, key)
+    }
+    fn scan(
+        &self,
+        family: cachet_storage::Family,
+        start: &[u8],
+        visit: cachet_storage::backend::Visit<'_>,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.scan(family, start, visit)
+    }
+    fn write(&self, batch: cachet_storage::Batch) -> Result<(), StoreError> {
+        self.inner.write(batch)
+    }
+    fn approximate_size(&self) -> u64 {
+        self.inner.approximate_size()
+    }
+}
+
+/// The same valid block, checked by a ledger that cannot read its store, is not refused:
+/// the error names no rule (`refusal()` is `None`), so no host can take it for a verdict.
+/// A block that does break a rule is refused by name on the in-memory store as on RocksDB.
+#[test]
+fn a_failed_store_read_is_never_a_verdict_on_the_block() {
+    let chain = TestChain::new(1);
+    let dir = tempfile::tempdir().unwrap();
+    let maker = Ledger::new(Store::open(dir.path(), &chain.genesis).unwrap());
+    let block = produce(
+        &maker,
+        &chain,
+        setup_blocks(&chain).remove(0),
+        chain.genesis.genesis_time_ms + 5,
+    );
+    let disk = std::sync::Arc::new(FlakyDisk::default());
+    let checker = Ledger::new(Store::with_backend(disk.clone(), &chain.genesis).unwrap());
+
+    disk.failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let error = checker.prepare(block.block.clone()).unwrap_err();
+    assert_eq!(
+        error.refusal(),
+        None,
+        "a failed read became a verdict: {error}"
+    );
+    let error = checker.commit_certified(&block).unwrap_err();
+    assert_eq!(
+        error.refusal(),
+        None,
+        "a failed read became a verdict: {error}"
+    );
+
+    disk.failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut altered = block.block.clone();
+    altered.header.state_root = Hash::ZERO;
+    assert_eq!(
+        checker.prepare(altered).unwrap_err().refusal(),
+        Some(&BlockRefusal::StateRoot)
+    );
+    checker.prepare(block.block.clone()).unwrap();
+    checker.commit_certified(&block).unwrap();
+    assert_eq!(checker.store().tip().unwrap(), maker.store().tip().unwrap());
 }
