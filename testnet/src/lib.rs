@@ -12,11 +12,6 @@ use cachet_keystore::KdfParams;
 use cachet_types::{ChainParams, CountryCode, Genesis, Operator, OperatorId};
 use serde::{Deserialize, Serialize};
 
-/// Countries of the generated operators, in order.
-const COUNTRIES: [&str; 16] = [
-    "AT", "DE", "CH", "FR", "IT", "NL", "BE", "SE", "NO", "DK", "FI", "ES", "PT", "PL", "CZ", "IE",
-];
-
 /// Passphrase file of every key in a local testnet (keys protect nothing here).
 pub const PASSPHRASE_FILE: &str = "passphrase";
 
@@ -133,9 +128,11 @@ pub struct InitOptions {
 /// Creates a testnet in `dir` (which must not hold one): operator keys, a genesis, and the
 /// layout of every node.
 pub fn init(dir: &Path, options: &InitOptions) -> Result<Layout> {
-    if options.validators == 0 || options.validators > COUNTRIES.len() {
-        bail!("validators must be between 1 and {}", COUNTRIES.len());
+    let max = cachet_types::genesis::MAX_OPERATORS;
+    if options.validators == 0 || options.validators > max {
+        bail!("validators must be between 1 and {max} (the chain's limit of operators)");
     }
+    check_ports(options)?;
     if dir.join("testnet.json").exists() {
         bail!(
             "{} already holds a testnet; stop it and remove the directory first",
@@ -148,7 +145,9 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<Layout> {
     let mut operators = Vec::new();
     let mut issuer_keys = Vec::new();
     let mut nodes = Vec::new();
-    for (i, country) in COUNTRIES.iter().enumerate().take(options.validators) {
+    for i in 0..options.validators {
+        let country = cachet_testkit::country_code(i);
+        let country = country.as_str();
         let validator = cachet_keystore::generate_key()?;
         let issuer = cachet_keystore::generate_key()?;
         let name = format!("validator-{i}");
@@ -198,6 +197,35 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<Layout> {
         serde_json::to_string_pretty(&layout)? + "\n",
     )?;
     Ok(layout)
+}
+
+/// Node `i` uses `api_port + i` and `p2p_port + i`: both ranges must fit below 65536 and
+/// not overlap (port 0 gives every node a free port and needs no range).
+fn check_ports(options: &InitOptions) -> Result<()> {
+    let nodes = options.validators + options.observers;
+    let range = |name: &str, base: u16| -> Result<Option<(u32, u32)>> {
+        if base == 0 {
+            return Ok(None);
+        }
+        let last = u32::from(base) + nodes as u32 - 1;
+        if last > u32::from(u16::MAX) {
+            bail!("{nodes} nodes from {name} port {base} run past port 65535; choose a lower port");
+        }
+        Ok(Some((u32::from(base), last)))
+    };
+    if let (Some((a0, a1)), Some((p0, p1))) = (
+        range("API", options.api_port)?,
+        range("peer-to-peer", options.p2p_port)?,
+    ) && a0 <= p1
+        && p0 <= a1
+    {
+        bail!(
+            "API ports {a0}-{a1} and peer-to-peer ports {p0}-{p1} overlap for {nodes} nodes; \
+             choose --p2p-port {} or more",
+            a1 + 1
+        );
+    }
+    Ok(())
 }
 
 fn node_layout(

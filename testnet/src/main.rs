@@ -32,7 +32,8 @@ enum Cmd {
         /// Testnet directory (created).
         #[arg(long)]
         dir: PathBuf,
-        /// Operators, each running one validator.
+        /// Operators, each running one validator (1 to the chain's limit, 256; past 8 their
+        /// countries are made-up codes AA, AB, ...).
         #[arg(long, default_value_t = 4)]
         validators: usize,
         /// Observers (nodes without a validator key).
@@ -41,7 +42,8 @@ enum Cmd {
         /// API port of the first node; node i uses this + i.
         #[arg(long, default_value_t = 7600)]
         api_port: u16,
-        /// Peer-to-peer port of the first node; node i uses this + i.
+        /// Peer-to-peer port of the first node; node i uses this + i (the API and
+        /// peer-to-peer ranges must not overlap: above 100 nodes, e.g. --p2p-port 8700).
         #[arg(long, default_value_t = 7700)]
         p2p_port: u16,
     },

@@ -471,3 +471,78 @@ fn four_validators_and_an_observer_survive_a_kill_and_a_partition() {
         );
     }
 }
+
+/// A testnet of 200 operators (the UPU's 192 and more): `init` writes a valid genesis with
+/// 200 distinct operators and a port layout without collisions, and a validator's node
+/// starts on it and serves the chain with all 200 in its operator set. (Finality among
+/// 200 validators is the simulator's part: `cachet-sim --validators 192 --world`.)
+#[test]
+fn a_genesis_of_200_operators_starts_a_chain() {
+    let _one = ONE_NETWORK.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let options = InitOptions {
+        validators: 200,
+        observers: 2,
+        api_port: 7600,
+        p2p_port: 7700,
+        params: ChainParams::default(),
+    };
+    // The default peer-to-peer range starts inside the API range of 202 nodes: refused
+    // with the way out.
+    let error = init(&dir, &options).unwrap_err().to_string();
+    assert!(
+        error.contains("overlap") && error.contains("--p2p-port 7802"),
+        "{error}"
+    );
+    let layout = init(
+        &dir,
+        &InitOptions {
+            p2p_port: 8700,
+            ..options
+        },
+    )
+    .unwrap();
+    let genesis = layout.read_genesis(&dir).unwrap();
+    assert_eq!(genesis.operators.len(), 200);
+    let ids: std::collections::BTreeSet<_> = genesis.operators.iter().map(|o| &o.id).collect();
+    assert_eq!(ids.len(), 200, "operator ids repeat");
+    let mut ports: Vec<&str> = layout
+        .nodes
+        .iter()
+        .flat_map(|n| [n.api.as_str(), n.p2p.as_str()])
+        .collect();
+    let all = ports.len();
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports.len(), all, "two nodes share a port");
+    assert!(
+        init(
+            &tmp.path().join("too-many"),
+            &InitOptions {
+                validators: cachet_types::genesis::MAX_OPERATORS + 1,
+                p2p_port: 0,
+                api_port: 0,
+                observers: 0,
+                params: ChainParams::default(),
+            }
+        )
+        .is_err()
+    );
+
+    // Validator 0's node (on free ports: the harness chooses them).
+    let binary = cachetd_binary(Path::new(env!("CARGO_BIN_EXE_cachet-testnet")));
+    let node = NodeProcess::start_with(
+        &binary,
+        &layout.data_dir(&dir, 0),
+        layout.base_args(&dir, 0),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = Client::new(node.api()).unwrap();
+    let chain = rt.block_on(client.chain()).unwrap();
+    assert_eq!(chain.operators.len(), 200, "{chain:?}");
+    assert_eq!(chain.chain_id, genesis.chain_id());
+}
