@@ -16,16 +16,23 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use bincode::{Decode, Encode};
 use cachet_types::{
     Block, CertifiedBlock, CommitCertificate, CommitSignature, Hash, PublicKey, SigningKey,
-    VoteKind,
+    VoteKind, codec,
 };
 
 use crate::messages::{
     ConsensusMsg, MsgError, Proposal, SignedVote, Vote, sign_proposal, sign_vote,
 };
-use crate::tendermint::{Accepted, Output, Step, Tendermint, Timeout, TimeoutKind, Timeouts};
+use crate::tendermint::{
+    Accepted, Output, ROUND_WINDOW, Step, Tendermint, Timeout, TimeoutKind, Timeouts,
+};
 
 /// Messages for the next height kept per validator until we get there.
 pub const MAX_FUTURE_PER_VALIDATOR: usize = 8;
+
+/// Votes of the current height remembered by their exact bytes, so that a copy (relayed,
+/// rebroadcast, gossiped twice) is recognised before its signature is checked again.
+/// Past the bound, copies are simply verified again.
+pub const MAX_SEEN_VOTES: usize = 32 * 1024;
 
 /// What a validator has signed last; stored durably before each signature is sent.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode)]
@@ -151,6 +158,10 @@ pub struct Driver {
     deferred_timeout: Option<(Timeout, u64)>,
     future: BTreeMap<u16, Vec<ConsensusMsg>>,
     own: Vec<ConsensusMsg>,
+    /// Hashes of the exact bytes of votes verified at this height.
+    seen_votes: BTreeSet<Hash>,
+    /// Signatures of consensus messages checked so far.
+    signature_checks: u64,
 }
 
 impl Driver {
@@ -178,7 +189,14 @@ impl Driver {
             deferred_timeout: None,
             future: BTreeMap::new(),
             own: Vec::new(),
+            seen_votes: BTreeSet::new(),
+            signature_checks: 0,
         }
+    }
+
+    /// How many consensus message signatures this driver has checked (for load figures).
+    pub fn signature_checks(&self) -> u64 {
+        self.signature_checks
     }
 
     /// Height being decided.
@@ -240,6 +258,7 @@ impl Driver {
         );
         self.blocks.clear();
         self.invalid.clear();
+        self.seen_votes.clear();
         // The block we locked on, with the polka that justified the lock.
         let lock = match (locked, &self.signer.lock_proof) {
             (Some((lock_round, hash)), Some(proof))
@@ -315,15 +334,49 @@ impl Driver {
             return Ok((Received::Ahead(msg.height()), actions));
         }
         if msg.height() == height + 1 {
+            // An exact copy of a buffered message was verified when it was buffered.
+            if self
+                .future
+                .get(&msg.signer())
+                .is_some_and(|queue| queue.contains(&msg))
+            {
+                return Ok((Received::Buffered, actions));
+            }
+            self.signature_checks += 1;
             msg.verify(&self.chain_id, &self.next_validators)?;
             let queue = self.future.entry(msg.signer()).or_default();
-            if queue.len() < MAX_FUTURE_PER_VALIDATOR && !queue.contains(&msg) {
+            if queue.len() < MAX_FUTURE_PER_VALIDATOR {
                 queue.push(msg);
             }
             return Ok((Received::Buffered, actions));
         }
+        // A vote whose exact bytes were verified at this height is a copy: same signature,
+        // same content, already counted. Anything else (another signature encoding, a
+        // forgery, an equivocation) differs in its bytes and is verified.
+        let seen = match &msg {
+            ConsensusMsg::Vote(vote) => {
+                let key = Hash::tagged("cachet/seen-vote", &[&codec::encode(vote)]);
+                if self.seen_votes.contains(&key) {
+                    return Ok((Received::Duplicate, actions));
+                }
+                // Only votes the machine stores: one for a round beyond its window is
+                // noted as a sign to skip ahead, and must count when that round comes.
+                let stored = vote.vote.round <= self.machine.round().saturating_add(ROUND_WINDOW);
+                stored.then_some(key)
+            }
+            ConsensusMsg::Proposal { .. } => None,
+        };
+        self.signature_checks += 1;
         msg.verify(&self.chain_id, &self.validators)?;
         let accepted = self.feed(msg, app, &mut actions);
+        // Remembered only once the machine holds it: a vote it ignored may count when a
+        // later copy arrives.
+        if let Some(key) = seen
+            && accepted != Accepted::Ignored
+            && self.seen_votes.len() < MAX_SEEN_VOTES
+        {
+            self.seen_votes.insert(key);
+        }
         let received = match accepted {
             Accepted::New | Accepted::Equivocation => Received::Accepted,
             Accepted::Duplicate | Accepted::Ignored => Received::Duplicate,
@@ -895,6 +948,53 @@ mod tests {
         );
         let (received, _) = d.on_message(ConsensusMsg::Vote(ahead), &mut app).unwrap();
         assert_eq!(received, Received::Ahead(9));
+    }
+
+    #[test]
+    fn an_exact_copy_of_a_held_vote_is_not_verified_again_and_a_forgery_still_is() {
+        let chain = TestChain::new(4);
+        let mut app = FakeApp::new(&chain, false);
+        let mut d = driver(&chain, SignerState::default());
+        start(&mut d, &chain, 1, &mut app);
+        let vote = Vote {
+            kind: VoteKind::Prevote,
+            height: 1,
+            round: 0,
+            block_hash: None,
+            validator: 2,
+        };
+        let good = sign_vote(&chain.chain_id, vote, chain.validator(2));
+        let before = d.signature_checks();
+        let (received, _) = d.on_message(ConsensusMsg::Vote(good), &mut app).unwrap();
+        assert_eq!(received, Received::Accepted);
+        assert_eq!(d.signature_checks(), before + 1);
+        // The same bytes again (a relay, a rebroadcast): known without a signature check.
+        let (received, _) = d.on_message(ConsensusMsg::Vote(good), &mut app).unwrap();
+        assert_eq!(received, Received::Duplicate);
+        assert_eq!(d.signature_checks(), before + 1);
+        // Same content under another key's signature: other bytes, checked and refused.
+        let mut forged = good;
+        forged.signature = chain.validator(3).sign(b"something else");
+        assert_eq!(
+            d.on_message(ConsensusMsg::Vote(forged), &mut app)
+                .unwrap_err(),
+            MsgError::BadSignature(2)
+        );
+        assert_eq!(d.signature_checks(), before + 2);
+        // A vote beyond the round window is only noted (a sign to skip ahead), not stored:
+        // it is not remembered, so a copy that arrives once its round has come counts.
+        let far = sign_vote(
+            &chain.chain_id,
+            Vote {
+                round: 1_000,
+                ..vote
+            },
+            chain.validator(2),
+        );
+        for _ in 0..2 {
+            d.on_message(ConsensusMsg::Vote(far), &mut app).unwrap();
+        }
+        assert_eq!(d.signature_checks(), before + 4);
     }
 
     #[test]
