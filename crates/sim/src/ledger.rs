@@ -5,59 +5,14 @@
 //! of voting against a valid block.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use cachet_state::{AccountState, BlockRefusal, StateKey, StateValue, Tip};
-use cachet_storage::{
-    Backend, Batch, Family, Ledger, LedgerError, MemoryBackend, Store, StoreError,
-};
+use cachet_storage::{Backend, Ledger, LedgerError, Store, StoreError};
+use cachet_testkit::FlakyBackend;
 use cachet_types::{Block, CertifiedBlock, Genesis, Hash, PublicKey, VerifiedTx};
 
-/// A node's disk: the memory backend, with a switch that makes every read fail.
-#[derive(Default)]
-pub struct SimDisk {
-    inner: MemoryBackend,
-    failing: AtomicBool,
-}
-
-impl SimDisk {
-    /// Makes every read fail (`true`) or work again.
-    pub fn fail_reads(&self, failing: bool) {
-        self.failing.store(failing, Ordering::SeqCst);
-    }
-
-    fn check(&self) -> Result<(), StoreError> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(StoreError::Db("simulated read failure".into()));
-        }
-        Ok(())
-    }
-}
-
-impl Backend for SimDisk {
-    fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.check()?;
-        self.inner.get(family, key)
-    }
-
-    fn scan(
-        &self,
-        family: Family,
-        start: &[u8],
-        visit: cachet_storage::backend::Visit<'_>,
-    ) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.scan(family, start, visit)
-    }
-
-    fn write(&self, batch: Batch) -> Result<(), StoreError> {
-        self.inner.write(batch)
-    }
-
-    fn approximate_size(&self) -> u64 {
-        self.inner.approximate_size()
-    }
-}
+/// A node's disk: the memory backend, whose reads the simulation can make fail.
+pub type SimDisk = FlakyBackend;
 
 /// The node's ledger with the reads the simulation makes of it. Outside a block check
 /// (where the simulation turns failures on) the memory store cannot fail, so a failure

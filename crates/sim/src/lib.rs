@@ -559,7 +559,7 @@ impl Sim {
             processed: 0,
             joiner,
             failed_checks: Vec::new(),
-            regions: (0..count).map(world::region_of).collect(),
+            regions: world::regions(count),
             uplink_free_us: vec![0; count],
             counts: vec![Counts::default(); count],
             submitted: BTreeMap::new(),

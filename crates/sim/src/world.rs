@@ -77,29 +77,25 @@ impl Default for WorldConfig {
     }
 }
 
-/// The region of validator `index` of `count`: regions take turns in proportion to their
-/// share, so every prefix of the validators is spread like the whole.
-pub fn region_of(index: usize) -> Region {
-    // Weighted round robin over the shares: validator i goes to the region whose quota is
-    // furthest behind after i validators.
+/// The regions of `count` validators, in index order: regions take turns in proportion to
+/// their share (each next validator goes to the region furthest behind its quota), so every
+/// prefix of the validators is spread like the whole.
+pub fn regions(count: usize) -> Vec<Region> {
     let total: usize = SHARE_OF_192.iter().sum();
     let mut given = [0usize; 6];
-    let mut region = 0;
-    for placed in 0..=index {
-        region = (0..6)
-            .max_by_key(|r| {
-                // Quota after placing `placed + 1` validators, minus what the region has,
-                // scaled to compare without fractions; ties go to the earlier region.
-                let quota = (placed + 1) * SHARE_OF_192[*r];
-                (
-                    quota as i64 - (given[*r] * total) as i64,
-                    std::cmp::Reverse(*r),
-                )
-            })
-            .unwrap_or(0);
-        given[region] += 1;
-    }
-    Region::ALL[region]
+    (0..count)
+        .map(|placed| {
+            // Quota after `placed + 1` validators minus what the region has, scaled to
+            // compare without fractions; ties go to the earlier region.
+            let behind =
+                |r: usize| ((placed + 1) * SHARE_OF_192[r]) as i64 - (given[r] * total) as i64;
+            let region = (0..6)
+                .max_by_key(|r| (behind(*r), std::cmp::Reverse(*r)))
+                .unwrap_or(0);
+            given[region] += 1;
+            Region::ALL[region]
+        })
+        .collect()
 }
 
 /// The base one-way delay from one region to another.
@@ -130,13 +126,15 @@ mod tests {
     #[test]
     fn validators_spread_over_regions_by_share() {
         let mut counts = [0usize; 6];
-        for index in 0..192 {
-            counts[region_of(index).index()] += 1;
+        let all = regions(192);
+        for region in &all {
+            counts[region.index()] += 1;
         }
         assert_eq!(counts, SHARE_OF_192);
-        // A small network already spans the regions.
-        let first: std::collections::BTreeSet<Region> = (0..16).map(region_of).collect();
+        // A small network already spans the regions, and is the start of a bigger one.
+        let first: std::collections::BTreeSet<Region> = regions(16).into_iter().collect();
         assert_eq!(first.len(), 6);
+        assert_eq!(regions(16), all[..16]);
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! validators. There is no second ledger to keep in step with the real one.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use cachet_state::smt::{Child, Node, NodeKey, NodeSource};
 use cachet_state::{
     IssueState, Rejection, StampEvent, StampState, StateError, StateKey, StateValue, StateView,
 };
-use cachet_storage::{Ledger, Store};
+use cachet_storage::backend::Visit;
+use cachet_storage::{Backend, Batch, Family, Ledger, MemoryBackend, Store, StoreError};
 use cachet_types::{CommitCertificate, Genesis, Hash, PublicKey, SignedTx, SigningKey, StampId};
 
 use crate::{TestChain, issue_id};
@@ -167,5 +169,47 @@ impl StateView for TestLedger {
 impl NodeSource for TestLedger {
     fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
         self.ledger.store().node(key)
+    }
+}
+
+/// The memory backend with a switch that makes every read fail: how tests and the
+/// simulator show that a node which cannot read its store stops instead of judging a block.
+#[derive(Default)]
+pub struct FlakyBackend {
+    inner: MemoryBackend,
+    failing: AtomicBool,
+}
+
+impl FlakyBackend {
+    /// Makes every read fail (`true`) or work again.
+    pub fn fail_reads(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Db("injected read failure".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Backend for FlakyBackend {
+    fn get(&self, family: Family, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.check()?;
+        self.inner.get(family, key)
+    }
+
+    fn scan(&self, family: Family, start: &[u8], visit: Visit<'_>) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.scan(family, start, visit)
+    }
+
+    fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        self.inner.write(batch)
+    }
+
+    fn approximate_size(&self) -> u64 {
+        self.inner.approximate_size()
     }
 }

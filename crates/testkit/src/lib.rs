@@ -12,7 +12,7 @@ use cachet_types::{
     Address, ChainParams, CountryCode, CurrencyCode, FaceValue, Genesis, Hash, IssueId,
     IssueRecord, Operator, OperatorId, PublicKey, SignedTx, SigningKey, StampId, TxBody,
 };
-pub use ledger::TestLedger;
+pub use ledger::{FlakyBackend, TestLedger};
 
 /// The key named `name`: the same on every run.
 pub fn key(name: &str) -> SigningKey {

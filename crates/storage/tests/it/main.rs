@@ -343,48 +343,6 @@ fn the_audit_passes_an_untouched_ledger_and_names_the_height_of_a_flipped_byte()
     ));
 }
 
-/// A memory backend whose reads can be made to fail.
-#[derive(Default)]
-struct FlakyDisk {
-    inner: cachet_storage::MemoryBackend,
-    failing: std::sync::atomic::AtomicBool,
-}
-
-impl FlakyDisk {
-    fn check(&self) -> Result<(), StoreError> {
-        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(StoreError::Db("injected read failure".into()));
-        }
-        Ok(())
-    }
-}
-
-impl cachet_storage::Backend for FlakyDisk {
-    fn get(
-        &self,
-        family: cachet_storage::Family,
-        key: &[u8],
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.check()?;
-        self.inner.get(family, key)
-    }
-    fn scan(
-        &self,
-        family: cachet_storage::Family,
-        start: &[u8],
-        visit: cachet_storage::backend::Visit<'_>,
-    ) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.scan(family, start, visit)
-    }
-    fn write(&self, batch: cachet_storage::Batch) -> Result<(), StoreError> {
-        self.inner.write(batch)
-    }
-    fn approximate_size(&self) -> u64 {
-        self.inner.approximate_size()
-    }
-}
-
 /// The same valid block, checked by a ledger that cannot read its store, is not refused:
 /// the error names no rule (`refusal()` is `None`), so no host can take it for a verdict.
 /// A block that does break a rule is refused by name on the in-memory store as on RocksDB.
@@ -399,11 +357,10 @@ fn a_failed_store_read_is_never_a_verdict_on_the_block() {
         setup_blocks(&chain).remove(0),
         chain.genesis.genesis_time_ms + 5,
     );
-    let disk = std::sync::Arc::new(FlakyDisk::default());
+    let disk = std::sync::Arc::new(cachet_testkit::FlakyBackend::default());
     let checker = Ledger::new(Store::with_backend(disk.clone(), &chain.genesis).unwrap());
 
-    disk.failing
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    disk.fail_reads(true);
     let error = checker.prepare(block.block.clone()).unwrap_err();
     assert_eq!(
         error.refusal(),
@@ -417,8 +374,7 @@ fn a_failed_store_read_is_never_a_verdict_on_the_block() {
         "a failed read became a verdict: {error}"
     );
 
-    disk.failing
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    disk.fail_reads(false);
     let mut altered = block.block.clone();
     altered.header.state_root = Hash::ZERO;
     assert_eq!(
