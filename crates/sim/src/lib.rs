@@ -733,7 +733,16 @@ impl Sim {
         self.finish()
     }
 
+    /// Checked after every event once healed: the cheap tests (one height, the join) first,
+    /// the transactions (hashed and looked up on every node) only when those hold.
     fn converged(&self) -> bool {
+        let heights: BTreeSet<u64> = self
+            .honest()
+            .map(|i| self.nodes[i].ledger.tip().height)
+            .collect();
+        if heights.len() != 1 || !self.join_done() {
+            return false;
+        }
         let valid: Vec<Hash> = self
             .work
             .txs
@@ -741,16 +750,10 @@ impl Sim {
             .map(SignedTx::id)
             .filter(|id| !self.work.invalid.contains(id) && !self.work.optional.contains(id))
             .collect();
-        let heights: BTreeSet<u64> = self
-            .honest()
-            .map(|i| self.nodes[i].ledger.tip().height)
-            .collect();
-        heights.len() == 1
-            && self.join_done()
-            && self.honest().all(|i| {
-                let node = &self.nodes[i];
-                node.alive && valid.iter().all(|id| node.ledger.is_final(id))
-            })
+        self.honest().all(|i| {
+            let node = &self.nodes[i];
+            node.alive && valid.iter().all(|id| node.ledger.is_final(id))
+        })
     }
 
     fn finish(mut self) -> Result<Report, Violation> {
