@@ -3,7 +3,7 @@
 //! validators. There is no second ledger to keep in step with the real one.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use cachet_state::smt::{Child, Node, NodeKey, NodeSource};
 use cachet_state::{
@@ -172,12 +172,16 @@ impl NodeSource for TestLedger {
     }
 }
 
-/// The memory backend with a switch that makes every read fail: how tests and the
-/// simulator show that a node which cannot read its store stops instead of judging a block.
+/// The memory backend with switches that make reads fail and the next write batch fail:
+/// how tests and the simulator show that a node which cannot read its store stops instead
+/// of judging a block, and that a block write cut short loses only that block.
 #[derive(Default)]
 pub struct FlakyBackend {
     inner: MemoryBackend,
     failing: AtomicBool,
+    failed_reads: AtomicU64,
+    fail_next_write: AtomicBool,
+    failed_writes: AtomicU64,
 }
 
 impl FlakyBackend {
@@ -186,8 +190,24 @@ impl FlakyBackend {
         self.failing.store(failing, Ordering::SeqCst);
     }
 
+    /// Reads failed so far.
+    pub fn failed_reads(&self) -> u64 {
+        self.failed_reads.load(Ordering::SeqCst)
+    }
+
+    /// Makes the next write batch fail, leaving the store as it was (`true`), or not.
+    pub fn fail_next_write(&self, failing: bool) {
+        self.fail_next_write.store(failing, Ordering::SeqCst);
+    }
+
+    /// Write batches failed so far.
+    pub fn failed_writes(&self) -> u64 {
+        self.failed_writes.load(Ordering::SeqCst)
+    }
+
     fn check(&self) -> Result<(), StoreError> {
         if self.failing.load(Ordering::SeqCst) {
+            self.failed_reads.fetch_add(1, Ordering::SeqCst);
             return Err(StoreError::Db("injected read failure".into()));
         }
         Ok(())
@@ -206,6 +226,10 @@ impl Backend for FlakyBackend {
     }
 
     fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        if self.fail_next_write.swap(false, Ordering::SeqCst) {
+            self.failed_writes.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::Db("injected write failure".into()));
+        }
         self.inner.write(batch)
     }
 

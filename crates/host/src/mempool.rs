@@ -2,10 +2,10 @@
 //!
 //! Admission is strict about nonces: a signer's pending transactions always run contiguously
 //! from its last final nonce + 1, so a block can take them in arrival order. Outcomes of
-//! rejected transactions are remembered (bounded) so clients can learn why.
+//! rejected transactions are remembered (bounded) so clients can learn why. Time is an
+//! argument (milliseconds of the embedding's monotonic clock), never read here.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Instant;
 
 use cachet_state::Rejection;
 use cachet_types::{Hash, PublicKey, VerifiedTx};
@@ -28,8 +28,8 @@ pub enum AdmitError {
 pub struct Mempool {
     max_txs: usize,
     max_remembered: usize,
-    /// Pending transactions with the time they arrived.
-    txs: HashMap<Hash, (VerifiedTx, Instant)>,
+    /// Pending transactions with the time they arrived (monotonic ms).
+    txs: HashMap<Hash, (VerifiedTx, u64)>,
     arrival: VecDeque<Hash>,
     by_signer: BTreeMap<PublicKey, BTreeMap<u64, Hash>>,
     outcomes: HashMap<Hash, Rejection>,
@@ -83,8 +83,14 @@ impl Mempool {
         final_nonce.max(last_pending) + 1
     }
 
-    /// Admits a verified transaction whose signer's last final nonce is `final_nonce`.
-    pub fn admit(&mut self, tx: VerifiedTx, final_nonce: u64) -> Result<(), AdmitError> {
+    /// Admits a verified transaction whose signer's last final nonce is `final_nonce`, at
+    /// `now_ms`.
+    pub fn admit(
+        &mut self,
+        tx: VerifiedTx,
+        final_nonce: u64,
+        now_ms: u64,
+    ) -> Result<(), AdmitError> {
         let signer = tx.tx().signer;
         let nonce = tx.tx().nonce;
         if nonce <= final_nonce {
@@ -109,7 +115,7 @@ impl Mempool {
         let id = tx.id();
         self.by_signer.entry(signer).or_default().insert(nonce, id);
         self.arrival.push_back(id);
-        self.txs.insert(id, (tx, Instant::now()));
+        self.txs.insert(id, (tx, now_ms));
         Ok(())
     }
 
@@ -147,31 +153,31 @@ impl Mempool {
         }
     }
 
-    /// Up to `max` transactions pending since before `before`, oldest first: gossip may
+    /// Up to `max` transactions pending since before `before_ms`, oldest first: gossip may
     /// have lost them (or a peer refused them out of nonce order), so they are sent again.
-    pub fn lingering(&self, before: Instant, max: usize) -> Vec<VerifiedTx> {
-        self.older_than(before)
+    pub fn lingering(&self, before_ms: u64, max: usize) -> Vec<VerifiedTx> {
+        self.older_than(before_ms)
             .take(max)
             .map(|(_, tx)| tx.clone())
             .collect()
     }
 
-    /// Drops transactions pending since before `before` (nothing made them final or
+    /// Drops transactions pending since before `before_ms` (nothing made them final or
     /// refused them here, e.g. on an observer whose peers refused them); returns how many.
-    pub fn expire(&mut self, before: Instant) -> usize {
-        let old: Vec<Hash> = self.older_than(before).map(|(id, _)| id).collect();
+    pub fn expire(&mut self, before_ms: u64) -> usize {
+        let old: Vec<Hash> = self.older_than(before_ms).map(|(id, _)| id).collect();
         for id in &old {
             self.remove(id);
         }
         old.len()
     }
 
-    /// Pending transactions that arrived before `before`, oldest first.
-    fn older_than(&self, before: Instant) -> impl Iterator<Item = (Hash, &VerifiedTx)> {
+    /// Pending transactions that arrived before `before_ms`, oldest first.
+    fn older_than(&self, before_ms: u64) -> impl Iterator<Item = (Hash, &VerifiedTx)> {
         self.arrival
             .iter()
             .filter_map(move |id| match self.txs.get(id) {
-                Some((tx, since)) if *since < before => Some((*id, tx)),
+                Some((tx, since)) if *since < before_ms => Some((*id, tx)),
                 _ => None,
             })
     }
@@ -244,17 +250,17 @@ mod tests {
         let second = tx(&mut factory, "a");
         let third = tx(&mut factory, "a");
         assert!(matches!(
-            pool.admit(second.clone(), 0),
+            pool.admit(second.clone(), 0, 0),
             Err(AdmitError::Rejected(Rejection::NonceGap {
                 got: 2,
                 expected: 1
             }))
         ));
-        pool.admit(first.clone(), 0).unwrap();
-        assert_eq!(pool.admit(first.clone(), 0), Err(AdmitError::NonceInUse(1)));
-        pool.admit(second, 0).unwrap();
+        pool.admit(first.clone(), 0, 0).unwrap();
+        assert_eq!(pool.admit(first.clone(), 0, 0), Err(AdmitError::NonceInUse(1)));
+        pool.admit(second, 0, 0).unwrap();
         assert!(matches!(
-            pool.admit(first, 5),
+            pool.admit(first, 5, 0),
             Err(AdmitError::Rejected(Rejection::StaleNonce {
                 got: 1,
                 last: 5
@@ -264,17 +270,17 @@ mod tests {
         let dropped = pool.drop_after(&key("a").public_key(), 1);
         assert_eq!(dropped.len(), 1);
         assert_eq!(pool.len(), 1);
-        pool.admit(third, 0).unwrap_err();
+        pool.admit(third, 0, 0).unwrap_err();
     }
 
     #[test]
     fn bounded_pool_and_memory() {
         let mut pool = Mempool::new(2, 1);
         let mut factory = TxFactory::new(Hash::ZERO);
-        pool.admit(tx(&mut factory, "a"), 0).unwrap();
-        pool.admit(tx(&mut factory, "b"), 0).unwrap();
+        pool.admit(tx(&mut factory, "a"), 0, 0).unwrap();
+        pool.admit(tx(&mut factory, "b"), 0, 0).unwrap();
         assert_eq!(
-            pool.admit(tx(&mut factory, "c"), 0),
+            pool.admit(tx(&mut factory, "c"), 0, 0),
             Err(AdmitError::Full(2))
         );
         let ids: Vec<Hash> = pool.candidates(10).iter().map(VerifiedTx::id).collect();
@@ -292,7 +298,7 @@ mod tests {
         let mut factory = TxFactory::new(Hash::ZERO);
         let txs: Vec<VerifiedTx> = (0..3).map(|_| tx(&mut factory, "a")).collect();
         for t in &txs {
-            pool.admit(t.clone(), 0).unwrap();
+            pool.admit(t.clone(), 0, 0).unwrap();
         }
         let dropped = pool.drop_through(&key("a").public_key(), 2);
         assert_eq!(dropped, vec![(txs[0].id(), 1), (txs[1].id(), 2)]);
@@ -306,15 +312,11 @@ mod tests {
         let mut factory = TxFactory::new(Hash::ZERO);
         let old: Vec<VerifiedTx> = (0..2).map(|_| tx(&mut factory, "a")).collect();
         for t in &old {
-            pool.admit(t.clone(), 0).unwrap();
+            pool.admit(t.clone(), 0, 10).unwrap();
         }
-        let cutoff = Instant::now();
-        // Anything admitted from here on is younger than the cutoff.
-        while Instant::now() == cutoff {
-            std::thread::yield_now();
-        }
+        let cutoff = 11;
         let young = tx(&mut factory, "a");
-        pool.admit(young.clone(), 0).unwrap();
+        pool.admit(young.clone(), 0, cutoff).unwrap();
 
         let ids = |txs: Vec<VerifiedTx>| txs.iter().map(VerifiedTx::id).collect::<Vec<_>>();
         assert_eq!(

@@ -1,0 +1,621 @@
+//! A node's ledger side: admission of transactions into the mempool, building, checking and
+//! committing blocks for consensus, blocks for peers, and the status of transactions.
+//! Shared by the API handlers, the network glue and the consensus core of `cachetd`, and
+//! driven the same way by the simulator. No clock, socket or thread here: times are
+//! arguments, and what the embedding must learn (a commit, a status change, work for the
+//! proposer, transactions to gossip) goes out through [`Hooks`].
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock};
+
+use cachet_state::{AccountState, ExecutedBlock, Rejection, StateKey, StateValue};
+use cachet_storage::{Ledger, LedgerError, StoreError, Tip};
+use cachet_types::{Block, CertifiedBlock, Hash, PublicKey, SignedTx, TxBody, VerifiedTx};
+
+use crate::mempool::{AdmitError, Mempool};
+
+/// Why a submission was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The transaction is refused, with a named reason.
+    #[error("{0}")]
+    Rejected(Rejection),
+    /// The mempool said no for now.
+    #[error("{0}")]
+    Mempool(AdmitError),
+    /// Storage failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// Where a transaction stands on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Waiting in the mempool.
+    Pending,
+    /// In a certified block.
+    Final {
+        /// Block height.
+        height: u64,
+        /// Position in the block.
+        index: u32,
+    },
+    /// Refused here, with its reason (remembered, bounded).
+    Rejected(Rejection),
+    /// Never seen, or forgotten.
+    Unknown,
+}
+
+/// How a gossiped batch of transactions is judged, for the gossip layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchVerdict {
+    /// Well formed and well signed: forward it.
+    Accept,
+    /// Malformed or badly signed: its sender relayed garbage.
+    Reject,
+    /// No judgement (this node could not look).
+    Ignore,
+}
+
+/// What the embedding learns from the chain, as it happens. Every method has an empty
+/// default: the simulator needs none of them.
+pub trait Hooks: Send + Sync {
+    /// A block was committed; `tip` is the new tip.
+    fn committed(&self, _tip: Tip) {}
+    /// Transactions became final or refused here (long polls wake).
+    fn statuses_changed(&self) {}
+    /// A transaction entered the mempool (the proposer may have work).
+    fn work_arrived(&self) {}
+    /// A client's transaction waits in the outbox, to be gossiped.
+    fn outbox_filled(&self) {}
+}
+
+/// Hooks that do nothing.
+pub struct NoHooks;
+
+impl Hooks for NoHooks {}
+
+/// Counters since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Transactions waiting.
+    pub mempool_size: usize,
+    /// Transactions final.
+    pub txs_final: u64,
+    /// Transactions refused.
+    pub txs_rejected: u64,
+    /// Blocks committed.
+    pub blocks_committed: u64,
+    /// The consensus round of the height being decided.
+    pub consensus_round: u32,
+    /// Transaction and certificate signatures checked (consensus messages' are the
+    /// driver's count).
+    pub signature_checks: u64,
+}
+
+/// What a commit made final.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The new tip.
+    pub tip: Tip,
+    /// The round the block was decided in.
+    pub round: u32,
+    /// Ids of its transactions, in order.
+    pub txs: Vec<Hash>,
+}
+
+/// The ledger with its mempool and counters.
+pub struct Chain {
+    ledger: Ledger,
+    mempool: Mutex<Mempool>,
+    /// Held for writing while a block is committed, for reading while a proof is built or
+    /// pending transactions are executed: the state tree is stored by position, so a proof
+    /// must not straddle two roots.
+    commit_lock: RwLock<()>,
+    hooks: Box<dyn Hooks>,
+    outbox: Mutex<Vec<Vec<u8>>>,
+    txs_final: AtomicU64,
+    txs_rejected: AtomicU64,
+    blocks_committed: AtomicU64,
+    consensus_round: AtomicU64,
+    signature_checks: AtomicU64,
+}
+
+/// Signatures a transaction carries (its signer's and its cosigners').
+fn signatures(tx: &SignedTx) -> u64 {
+    1 + tx.cosignatures.len() as u64
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock is a bug that already stopped a task; the data stays
+    // consistent between calls, so keep serving.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Chain {
+    /// A chain over an open ledger.
+    pub fn new(ledger: Ledger, mempool: Mempool, hooks: Box<dyn Hooks>) -> Chain {
+        Chain {
+            ledger,
+            mempool: Mutex::new(mempool),
+            commit_lock: RwLock::new(()),
+            hooks,
+            outbox: Mutex::new(Vec::new()),
+            txs_final: AtomicU64::new(0),
+            txs_rejected: AtomicU64::new(0),
+            blocks_committed: AtomicU64::new(0),
+            consensus_round: AtomicU64::new(0),
+            signature_checks: AtomicU64::new(0),
+        }
+    }
+
+    /// The ledger, for queries.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    fn pool(&self) -> MutexGuard<'_, Mempool> {
+        lock(&self.mempool)
+    }
+
+    fn checked(&self, signatures: u64) {
+        self.signature_checks
+            .fetch_add(signatures, Ordering::Relaxed);
+    }
+
+    /// Whether transactions wait.
+    pub fn has_work(&self) -> bool {
+        self.pool().len() > 0
+    }
+
+    /// A signer's last final nonce.
+    pub fn final_nonce(&self, signer: &PublicKey) -> Result<u64, StoreError> {
+        match self.ledger.store().state(&StateKey::Account(*signer))? {
+            Some(StateValue::Account(AccountState { nonce, .. })) => Ok(nonce),
+            Some(_) => Err(StoreError::Corrupt("account key holds another kind".into())),
+            None => Ok(0),
+        }
+    }
+
+    /// The nonce a signer should use next (counting pending transactions).
+    pub fn next_nonce(&self, signer: &PublicKey) -> Result<u64, StoreError> {
+        let pool = self.pool();
+        let final_nonce = self.final_nonce(signer)?;
+        Ok(pool.next_nonce(signer, final_nonce))
+    }
+
+    /// Checks and admits transaction bytes from a client at `now_ms` (monotonic); returns
+    /// the id and its status. Admitted transactions wait in the outbox, to be gossiped.
+    pub fn submit(&self, bytes: &[u8], now_ms: u64) -> Result<(Hash, Status), SubmitError> {
+        let limit = self.ledger.store().genesis().params.max_tx_bytes as usize;
+        if bytes.len() > limit {
+            return Err(SubmitError::Rejected(Rejection::TooLarge {
+                size: bytes.len(),
+                limit,
+            }));
+        }
+        let tx = SignedTx::from_bytes(bytes, limit)
+            .map_err(|e| SubmitError::Rejected(Rejection::Malformed(e.to_string())))?;
+        let id = tx.id();
+        // Idempotent: the same bytes again get the same answer, not a nonce error.
+        let status = self.status(&id)?;
+        if matches!(status, Status::Final { .. } | Status::Pending) {
+            return Ok((id, status));
+        }
+        let chain_id = self.ledger.store().chain_id();
+        self.checked(signatures(&tx));
+        let verified = match tx.verify(&chain_id) {
+            Ok(verified) => verified,
+            Err(error) => {
+                // Not remembered against the id: the id covers the content, not the
+                // signature or the cosignatures, so a validly signed copy may be pending
+                // elsewhere. The refusal goes to this submitter only.
+                self.txs_rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(SubmitError::Rejected(Rejection::from(error)));
+            }
+        };
+        self.admit_checked(verified, Some(bytes), now_ms)
+    }
+
+    /// Checks and admits a gossiped batch of transactions at `now_ms`, and judges the batch
+    /// for the gossip layer: any malformed or badly signed transaction condemns the batch
+    /// (its sender relayed garbage); otherwise it is forwarded.
+    pub fn admit_batch(&self, txs: &[Vec<u8>], now_ms: u64) -> BatchVerdict {
+        let max_tx = self.ledger.store().genesis().params.max_tx_bytes as usize;
+        let mut fresh = Vec::with_capacity(txs.len());
+        for bytes in txs {
+            let Ok(tx) = SignedTx::from_bytes(bytes, max_tx) else {
+                return BatchVerdict::Reject;
+            };
+            match self.status(&tx.id()) {
+                Ok(Status::Final { .. } | Status::Pending) => {}
+                Ok(_) => fresh.push(tx),
+                Err(error) => {
+                    tracing::error!(%error, "cannot check a gossiped transaction");
+                    return BatchVerdict::Ignore;
+                }
+            }
+        }
+        // One batch verification (a quarter of the cost of one-by-one); a single bad
+        // signature condemns the batch. Its random scalars do not change the verdict
+        // (ZIP-215: batch and single checks agree).
+        self.checked(fresh.iter().map(signatures).sum());
+        let chain_id = self.ledger.store().chain_id();
+        let Ok(verified) = cachet_types::verify_batch(&chain_id, fresh, cachet_types::os_rng())
+        else {
+            return BatchVerdict::Reject;
+        };
+        for tx in verified {
+            // Valid but refused here (nonce order, full pool): another node may take it.
+            if let Err(SubmitError::Store(error)) = self.admit_checked(tx, None, now_ms) {
+                tracing::error!(%error, "cannot admit a gossiped transaction");
+            }
+        }
+        BatchVerdict::Accept
+    }
+
+    /// Admits a transaction whose signature is checked; `relay` holds its bytes when it came
+    /// from a client (to gossip it and remember a refusal).
+    fn admit_checked(
+        &self,
+        verified: VerifiedTx,
+        relay: Option<&[u8]>,
+        now_ms: u64,
+    ) -> Result<(Hash, Status), SubmitError> {
+        let id = verified.id();
+        // Cosigners depend only on the operator set: a transaction cosigned by the wrong
+        // parties never applies, and must not take its author's nonce slot in the pool.
+        // Only a joint issue's creation names operators (read the set for it alone).
+        let operators = match &verified.tx().body {
+            TxBody::CreateIssue { record } if !record.co_issuers.is_empty() => {
+                let next = self.ledger.store().tip()?.height + 1;
+                self.ledger.store().operators_at(next)?
+            }
+            _ => Vec::new(),
+        };
+        if let Err(reason) = cachet_state::check_cosigners(&operators, verified.tx()) {
+            // Cosignatures are outside the id: a correctly cosigned copy may exist, so the
+            // refusal is not remembered against the id.
+            if relay.is_some() {
+                self.txs_rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            return Err(SubmitError::Rejected(reason));
+        }
+        let admitted = {
+            // Read the final nonce under the pool lock: the consensus core commits a block,
+            // then settles the pool under this lock, so we see both, neither, or a commit
+            // without its settle, which `Mempool::next_nonce` allows for.
+            let mut pool = self.pool();
+            let final_nonce = self.final_nonce(&verified.tx().signer)?;
+            pool.admit(verified, final_nonce, now_ms)
+        };
+        match admitted {
+            Ok(()) => {
+                self.hooks.work_arrived();
+                if let Some(bytes) = relay {
+                    lock(&self.outbox).push(bytes.to_vec());
+                    self.hooks.outbox_filled();
+                }
+                Ok((id, Status::Pending))
+            }
+            Err(AdmitError::Rejected(reason)) => {
+                // A client learns why; gossip from peers may just be out of order here.
+                if relay.is_some() {
+                    self.reject(id, reason.clone());
+                }
+                Err(SubmitError::Rejected(reason))
+            }
+            Err(other) => Err(SubmitError::Mempool(other)),
+        }
+    }
+
+    fn reject(&self, id: Hash, reason: Rejection) {
+        self.txs_rejected.fetch_add(1, Ordering::Relaxed);
+        self.pool().remember(id, reason);
+        self.hooks.statuses_changed();
+    }
+
+    /// Where a transaction stands.
+    pub fn status(&self, id: &Hash) -> Result<Status, StoreError> {
+        if self.pool().contains(id) {
+            return Ok(Status::Pending);
+        }
+        // Checked after the pool: a transaction leaves the pool only once it is stored. And
+        // before remembered rejections: another node may have made final what this one
+        // refused (e.g. out of nonce order while it was catching up).
+        if let Some(location) = self.ledger.store().tx_location(id)? {
+            return Ok(Status::Final {
+                height: location.height,
+                index: location.index,
+            });
+        }
+        Ok(match self.pool().rejection(id) {
+            Some(reason) => Status::Rejected(reason.clone()),
+            None => Status::Unknown,
+        })
+    }
+
+    /// The provenance bundle of a stamp, built with no commit in between.
+    pub fn provenance(
+        &self,
+        stamp: &cachet_types::StampId,
+    ) -> Result<Option<cachet_provenance::ProvenanceBundle>, StoreError> {
+        let _reading = self.commit_lock.read().unwrap_or_else(|p| p.into_inner());
+        self.ledger.store().provenance(stamp)
+    }
+
+    /// The supply proof of an issue, built with no commit in between.
+    pub fn supply_proof(
+        &self,
+        issue: &cachet_types::IssueId,
+    ) -> Result<Option<cachet_provenance::SupplyProof>, StoreError> {
+        let _reading = self.commit_lock.read().unwrap_or_else(|p| p.into_inner());
+        self.ledger.store().supply_proof(issue)
+    }
+
+    /// Counters since start.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            mempool_size: self.pool().len(),
+            txs_final: self.txs_final.load(Ordering::Relaxed),
+            txs_rejected: self.txs_rejected.load(Ordering::Relaxed),
+            blocks_committed: self.blocks_committed.load(Ordering::Relaxed),
+            consensus_round: self.consensus_round.load(Ordering::Relaxed) as u32,
+            signature_checks: self.signature_checks.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Builds a block on the tip from the mempool for `proposer`, stamped `wall_ms` (or
+    /// the parent's time, if this clock is behind it): `None` when nothing is waiting and
+    /// `allow_empty` is false. Transactions the block refuses leave the pool (with their
+    /// reason) at once. Blocking: executes transactions.
+    pub fn build_proposal(
+        &self,
+        proposer: u16,
+        allow_empty: bool,
+        wall_ms: u64,
+    ) -> Result<Option<ExecutedBlock>, LedgerError> {
+        let max = self.ledger.store().genesis().params.max_block_txs as usize;
+        let candidates = self.pool().candidates(max);
+        if candidates.is_empty() && !allow_empty {
+            return Ok(None);
+        }
+        let tip = self.ledger.store().tip()?;
+        let proposal = self
+            .ledger
+            .build(candidates, wall_ms.max(tip.time_ms), proposer)?;
+        if !proposal.rejected.is_empty() {
+            self.settle_rejected(&proposal.rejected);
+        }
+        if proposal.block.txs.is_empty() && !allow_empty {
+            return Ok(None);
+        }
+        Ok(Some(proposal))
+    }
+
+    fn settle_rejected(&self, rejected: &[(Hash, Rejection)]) {
+        let mut pool = self.pool();
+        let doomed: Vec<(PublicKey, u64)> = rejected
+            .iter()
+            .filter_map(|(id, _)| pool.get(id).map(|tx| (tx.tx().signer, tx.tx().nonce)))
+            .collect();
+        pool.settle(&[], rejected);
+        let mut dropped = rejected.len() as u64;
+        for (signer, nonce) in doomed {
+            for (id, got) in pool.drop_after(&signer, nonce) {
+                // The refused transaction did not use its nonce: later ones now skip it.
+                pool.remember(
+                    id,
+                    Rejection::NonceGap {
+                        got,
+                        expected: nonce,
+                    },
+                );
+                dropped += 1;
+            }
+        }
+        drop(pool);
+        self.txs_rejected.fetch_add(dropped, Ordering::Relaxed);
+        self.hooks.statuses_changed();
+    }
+
+    /// Commits a final block: `executed` if this node executed it already (its own proposal
+    /// or a checked peer proposal), else checked and executed here. Then the pool settles
+    /// and the hooks learn of it. Blocking: writes to disk.
+    pub fn commit_final(
+        &self,
+        executed: Option<ExecutedBlock>,
+        certified: CertifiedBlock,
+    ) -> Result<Committed, LedgerError> {
+        let certificate_signatures = certified.certificate.signatures.len() as u64;
+        let tip = {
+            let _writing = self.commit_lock.write().unwrap_or_else(|p| p.into_inner());
+            match executed {
+                Some(executed) => {
+                    self.checked(certificate_signatures);
+                    self.ledger
+                        .commit_proposal(executed, certified.certificate.clone())?
+                        .0
+                }
+                None => {
+                    let txs: u64 = certified.block.txs.iter().map(signatures).sum();
+                    self.checked(certificate_signatures + txs);
+                    self.ledger.commit_certified(&certified)?
+                }
+            }
+        };
+        let included: Vec<Hash> = certified.block.txs.iter().map(SignedTx::id).collect();
+        let signers: BTreeMap<PublicKey, u64> = certified
+            .block
+            .txs
+            .iter()
+            .map(|tx| (tx.signer, tx.nonce))
+            .collect();
+        {
+            let mut pool = self.pool();
+            pool.settle(&included, &[]);
+            // Pending transactions whose nonce a final one (from another node) used.
+            for (signer, nonce) in signers {
+                for (id, got) in pool.drop_through(&signer, nonce) {
+                    pool.remember(id, Rejection::StaleNonce { got, last: nonce });
+                }
+            }
+        }
+        self.txs_final
+            .fetch_add(included.len() as u64, Ordering::Relaxed);
+        self.blocks_committed.fetch_add(1, Ordering::Relaxed);
+        let round = certified.certificate.round;
+        tracing::info!(height = tip.height, txs = included.len(), round, hash = %tip.block_hash.short(), "block final");
+        self.hooks.committed(tip);
+        self.hooks.statuses_changed();
+        Ok(Committed {
+            tip,
+            round,
+            txs: included,
+        })
+    }
+
+    /// Checks and executes a proposed block on the tip without committing it. Signatures of
+    /// transactions this node already verified in the same bytes (same witness hash: the id
+    /// alone does not fix the signature) are not checked again; the rest are batch-verified.
+    pub fn prepare_block(&self, block: Block) -> Result<ExecutedBlock, LedgerError> {
+        let mut verified: Vec<Option<VerifiedTx>> = {
+            let pool = self.pool();
+            block
+                .txs
+                .iter()
+                .map(|tx| pool.get(&tx.id()).filter(|known| known.tx() == tx).cloned())
+                .collect()
+        };
+        let (positions, missing): (Vec<usize>, Vec<SignedTx>) = block
+            .txs
+            .iter()
+            .zip(&verified)
+            .enumerate()
+            .filter(|(_, (_, known))| known.is_none())
+            .map(|(position, (tx, _))| (position, tx.clone()))
+            .unzip();
+        self.checked(missing.iter().map(signatures).sum());
+        let chain_id = self.ledger.store().chain_id();
+        let checked = cachet_types::verify_batch(&chain_id, missing, cachet_types::os_rng())
+            .map_err(|(index, error)| LedgerError::Refused {
+                height: block.header.height,
+                refusal: cachet_state::BlockRefusal::TxCheck {
+                    index: positions[index],
+                    error,
+                },
+            })?;
+        let mut checked = checked.into_iter();
+        for slot in verified.iter_mut().filter(|slot| slot.is_none()) {
+            *slot = checked.next();
+        }
+        let verified: Vec<VerifiedTx> = verified.into_iter().flatten().collect();
+        self.ledger.prepare_verified(block, verified)
+    }
+
+    /// Encoded certified blocks from `from_height` on: at most `max`, and no more than
+    /// `max_bytes` in all (but always the first, if it exists).
+    pub fn blocks_from(
+        &self,
+        from_height: u64,
+        max: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let tip = self.ledger.store().tip()?.height;
+        let mut blocks = Vec::new();
+        let mut total = 0;
+        for height in from_height.max(1)
+            ..=tip.min(from_height.saturating_add(u64::from(max)).saturating_sub(1))
+        {
+            let Some(block) = self.ledger.store().block(height)? else {
+                break;
+            };
+            let bytes = cachet_types::codec::encode(&block);
+            total += bytes.len();
+            if total > max_bytes && !blocks.is_empty() {
+                break;
+            }
+            blocks.push(bytes);
+        }
+        Ok(blocks)
+    }
+
+    /// Transactions pending here for longer than `age_ms` at `now_ms` (monotonic; at most
+    /// `max`, oldest first), to gossip again; those pending longer than `expiry_ms` are
+    /// dropped first, and those a block would now refuse are refused (see
+    /// [`Chain::recheck`]). `wall_ms` stamps the recheck's trial block.
+    pub fn lingering(
+        &self,
+        now_ms: u64,
+        wall_ms: u64,
+        age_ms: u64,
+        expiry_ms: u64,
+        max: usize,
+    ) -> Vec<Vec<u8>> {
+        let mut pool = self.pool();
+        if let Some(cutoff) = now_ms.checked_sub(expiry_ms) {
+            let expired = pool.expire(cutoff);
+            if expired > 0 {
+                tracing::warn!(expired, "dropped transactions pending too long");
+            }
+        }
+        let Some(cutoff) = now_ms.checked_sub(age_ms) else {
+            return Vec::new();
+        };
+        let lingering = pool.lingering(cutoff, max);
+        drop(pool);
+        if let Err(error) = self.recheck(&lingering, wall_ms) {
+            tracing::error!(%error, "cannot recheck pending transactions");
+        }
+        // Those the recheck refused left the pool: not gossiped again.
+        let pool = self.pool();
+        lingering
+            .iter()
+            .filter(|tx| pool.contains(&tx.id()))
+            .map(|tx| tx.tx().to_bytes())
+            .collect()
+    }
+
+    /// Executes `pending` (the oldest pending transactions, a prefix of the pool in arrival
+    /// order, so what they depend on comes first) on the tip as a block would, and settles
+    /// those a block would refuse: a transaction that passed admission but breaks a state
+    /// rule (a stale last event, a stamp sold meanwhile) is refused here too, not left
+    /// pending on every node whose proposer did not build it. Returns how many were refused.
+    fn recheck(&self, pending: &[VerifiedTx], wall_ms: u64) -> Result<usize, LedgerError> {
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        // No commit in between: the execution sees one tip.
+        let proposal = {
+            let _reading = self.commit_lock.read().unwrap_or_else(|p| p.into_inner());
+            let tip = self.ledger.store().tip()?;
+            self.ledger
+                .build(pending.to_vec(), wall_ms.max(tip.time_ms), 0)?
+        };
+        // Only those still pending: a commit may have settled some since they were read.
+        let refused: Vec<(Hash, Rejection)> = {
+            let pool = self.pool();
+            proposal
+                .rejected
+                .into_iter()
+                .filter(|(id, _)| pool.contains(id))
+                .collect()
+        };
+        if !refused.is_empty() {
+            self.settle_rejected(&refused);
+        }
+        Ok(refused.len())
+    }
+
+    /// Transactions admitted from clients since the last call, to gossip.
+    pub fn take_outbox(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *lock(&self.outbox))
+    }
+
+    /// The current consensus round, for metrics.
+    pub fn set_round(&self, round: u32) {
+        self.consensus_round
+            .store(u64::from(round), Ordering::Relaxed);
+    }
+}

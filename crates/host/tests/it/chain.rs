@@ -1,0 +1,286 @@
+//! The chain: admission, gossip judgement, proposals and commits.
+
+use std::sync::Arc;
+
+use cachet_host::{BatchVerdict, Chain, Mempool, NoHooks, Status, SubmitError};
+use cachet_state::Rejection;
+use cachet_storage::{Ledger, Store};
+use cachet_testkit::{TestChain, TxFactory, issue_record};
+use cachet_types::{CertifiedBlock, Hash, SignedTx, TxBody};
+
+/// The ledger side of an observer over a fresh store of a four-operator chain, and a
+/// signer for it.
+struct Fixture {
+    chain: TestChain,
+    node: Arc<Chain>,
+    factory: TxFactory,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let chain = TestChain::new(4);
+        let store = Store::in_memory(&chain.genesis);
+        let node = Arc::new(Chain::new(
+            Ledger::new(store),
+            Mempool::new(100, 100),
+            Box::new(NoHooks),
+        ));
+        Fixture {
+            factory: TxFactory::new(chain.chain_id),
+            chain,
+            node,
+        }
+    }
+}
+
+fn batch(txs: &[SignedTx]) -> Vec<Vec<u8>> {
+    txs.iter().map(SignedTx::to_bytes).collect()
+}
+
+fn create(factory: &mut TxFactory, chain: &TestChain, id: &str) -> SignedTx {
+    let body = TxBody::CreateIssue {
+        record: issue_record(id, "AT-POST", 10),
+    };
+    factory.sign(chain.issuer(0), body)
+}
+
+#[test]
+fn gossiped_batches_are_judged_for_the_gossip_layer() {
+    let mut fixture = Fixture::new();
+    let Fixture {
+        chain,
+        node,
+        factory,
+        ..
+    } = &mut fixture;
+    let first = create(factory, chain, "AT-2026-001");
+    let second = create(factory, chain, "AT-2026-002");
+
+    assert_eq!(node.admit_batch(&[b"garbage".to_vec()], 0), BatchVerdict::Reject);
+
+    // A forged signature condemns the whole batch; nothing of it is admitted.
+    let mut forged = second.clone();
+    forged.signature = first.signature;
+    assert_eq!(
+        node.admit_batch(&batch(&[first.clone(), forged]), 0),
+        BatchVerdict::Reject
+    );
+    assert_eq!(node.counters().mempool_size, 0);
+
+    // Another chain's transaction.
+    let mut other = TxFactory::new(Hash::ZERO);
+    let foreign = create(&mut other, chain, "AT-2026-001");
+    assert_eq!(node.admit_batch(&batch(&[foreign]), 0), BatchVerdict::Reject);
+
+    // A good batch is admitted and forwarded, and not gossiped again by this node.
+    assert_eq!(
+        node.admit_batch(&batch(&[first.clone(), second.clone()]), 0),
+        BatchVerdict::Accept
+    );
+    assert_eq!(node.status(&first.id()).unwrap(), Status::Pending);
+    assert_eq!(node.status(&second.id()).unwrap(), Status::Pending);
+    assert!(node.take_outbox().is_empty());
+    // Seen again: still fine.
+    assert_eq!(node.admit_batch(&batch(&[first]), 0), BatchVerdict::Accept);
+}
+
+#[test]
+fn a_copy_with_other_cosigners_cannot_take_the_authors_nonce() {
+    // TestChain's operators: AT-POST (issuer 0) and DE-POST (issuer 1), ...
+    let mut fixture = Fixture::new();
+    let Fixture {
+        chain,
+        node,
+        factory,
+        ..
+    } = &mut fixture;
+    let mut record = issue_record("AT-2026-001", "AT-POST", 10);
+    record.co_issuers = vec![cachet_types::CoIssuer {
+        operator: cachet_testkit::operator_id("DE"),
+        share: 5,
+    }];
+    let unsigned = factory.sign(chain.issuer(0), TxBody::CreateIssue { record });
+    // Someone relays a copy cosigned by the wrong key (a valid signature, another id):
+    // refused before the pool, so the genuine one still gets in.
+    let mut tampered = unsigned.clone();
+    tampered.cosign(&cachet_testkit::key("mallory"));
+    assert!(matches!(
+        node.submit(&tampered.to_bytes(), 0),
+        Err(SubmitError::Rejected(Rejection::MissingCosignature(_)))
+    ));
+    assert_eq!(node.admit_batch(&batch(&[tampered]), 0), BatchVerdict::Accept);
+    assert_eq!(node.counters().mempool_size, 0);
+    let mut genuine = unsigned;
+    genuine.cosign(chain.issuer(1));
+    assert_eq!(
+        node.submit(&genuine.to_bytes(), 0).unwrap().1,
+        Status::Pending
+    );
+}
+
+#[test]
+fn a_second_signature_of_a_pending_transaction_is_the_same_transaction() {
+    let mut fixture = Fixture::new();
+    let Fixture {
+        chain,
+        node,
+        factory,
+        ..
+    } = &mut fixture;
+    let tx = create(factory, chain, "AT-2026-001");
+    // A badly signed copy first: refused to its sender, not remembered against the id.
+    let mut forged = tx.clone();
+    forged.signature = cachet_testkit::key("mallory").sign(&tx.signing_bytes());
+    assert_eq!(forged.id(), tx.id());
+    assert!(matches!(
+        node.submit(&forged.to_bytes(), 0),
+        Err(SubmitError::Rejected(Rejection::BadSignature))
+    ));
+    assert_eq!(node.status(&tx.id()).unwrap(), Status::Unknown);
+    let (id, status) = node.submit(&tx.to_bytes(), 0).unwrap();
+    assert_eq!((id, status), (tx.id(), Status::Pending));
+    // The signer signs again (another valid ZIP-215 encoding, R with a torsion
+    // component): other bytes, one transaction.
+    let mut resigned = tx.clone();
+    resigned.signature =
+        cachet_testkit::hostile::torsion_signature(chain.issuer(0), &tx.signing_bytes(), 5);
+    assert_ne!(resigned.to_bytes(), tx.to_bytes());
+    assert_ne!(resigned.witness_hash(), tx.witness_hash());
+    assert!(resigned.clone().verify(&chain.chain_id).is_ok());
+    assert_eq!(
+        node.submit(&resigned.to_bytes(), 0).unwrap(),
+        (tx.id(), Status::Pending)
+    );
+    assert_eq!(
+        node.admit_batch(&batch(std::slice::from_ref(&resigned)), 0),
+        BatchVerdict::Accept
+    );
+    assert_eq!(node.counters().mempool_size, 1);
+    // A proposal carrying the other encoding is checked on its own bytes, not passed
+    // because its id is pending here.
+    let proposal = node.build_proposal(0, false, 0).unwrap().expect("a block");
+    let mut swapped = proposal.block.clone();
+    swapped.txs[0] = forged;
+    assert!(node.prepare_block(swapped).is_err());
+    assert!(node.prepare_block(proposal.block).is_ok());
+}
+
+#[test]
+fn a_re_cosigned_swap_keeps_its_id() {
+    let fixture = Fixture::new();
+    let alice = cachet_testkit::key("alice");
+    let bob = cachet_testkit::key("bob");
+    let body = TxBody::Swap {
+        give: vec![cachet_types::SwapLeg {
+            stamp: cachet_testkit::stamp("AT-2026-001", 1),
+            last_event: Hash::ZERO,
+        }],
+        take: vec![cachet_types::SwapLeg {
+            stamp: cachet_testkit::stamp("AT-2026-001", 2),
+            last_event: Hash::ZERO,
+        }],
+        counterparty: bob.public_key().address(),
+    };
+    let mut offer = SignedTx::sign(fixture.chain.chain_id, &alice, 1, body);
+    offer.cosign(&bob);
+    let id = offer.id();
+    let mut again = offer.clone();
+    again.cosignatures[0].signature =
+        cachet_testkit::hostile::torsion_signature(&bob, &offer.cosigning_bytes(), 9);
+    assert_ne!(again.cosignatures, offer.cosignatures);
+    assert!(again.clone().verify(&fixture.chain.chain_id).is_ok());
+    assert_eq!(again.id(), id);
+    assert_ne!(again.witness_hash(), offer.witness_hash());
+}
+
+#[test]
+fn a_pending_transaction_a_block_would_refuse_is_refused_by_the_recheck() {
+    let mut fixture = Fixture::new();
+    let Fixture {
+        chain,
+        node,
+        factory,
+        ..
+    } = &mut fixture;
+    // Passes admission (right nonce), breaks a state rule: no such stamp. An observer
+    // never builds a block, so only the recheck can refuse it here.
+    let transfer = factory.sign(
+        &cachet_testkit::key("alice"),
+        TxBody::Transfer {
+            stamp: cachet_testkit::stamp("AT-2026-001", 1),
+            last_event: Hash::ZERO,
+            to: cachet_testkit::address("bob"),
+        },
+    );
+    let fine = create(factory, chain, "AT-2026-001");
+    node.submit(&transfer.to_bytes(), 0).unwrap();
+    node.submit(&fine.to_bytes(), 0).unwrap();
+    // The gossip task's call, a millisecond later: both are older than an age of zero.
+    let regossiped = node.lingering(1, 0, 0, 600_000, 100);
+    assert_eq!(
+        regossiped,
+        vec![fine.to_bytes()],
+        "the refused one is not regossiped"
+    );
+    assert!(matches!(
+        node.status(&transfer.id()).unwrap(),
+        Status::Rejected(reason) if reason.code() == "unknown_stamp"
+    ));
+    assert_eq!(node.status(&fine.id()).unwrap(), Status::Pending);
+}
+
+#[test]
+fn client_submissions_are_gossiped() {
+    let mut fixture = Fixture::new();
+    let Fixture {
+        chain,
+        node,
+        factory,
+        ..
+    } = &mut fixture;
+    let tx = create(factory, chain, "AT-2026-001");
+    let (_, status) = node.submit(&tx.to_bytes(), 0).unwrap();
+    assert_eq!(status, Status::Pending);
+    assert_eq!(node.take_outbox(), vec![tx.to_bytes()]);
+}
+
+#[test]
+fn a_transaction_refused_here_but_final_later_reports_final() {
+    let mut fixture = Fixture::new();
+    let Fixture {
+        chain,
+        node,
+        factory,
+        ..
+    } = &mut fixture;
+    let first = create(factory, chain, "AT-2026-001");
+    let second = create(factory, chain, "AT-2026-002");
+    // The second arrives first: refused here (nonce gap), and the refusal remembered.
+    assert!(node.submit(&second.to_bytes(), 0).is_err());
+    assert!(matches!(
+        node.status(&second.id()).unwrap(),
+        Status::Rejected(_)
+    ));
+    // The first, then the second again by gossip; a block makes both final.
+    node.submit(&first.to_bytes(), 0).unwrap();
+    assert_eq!(
+        node.admit_batch(&batch(std::slice::from_ref(&second)), 0),
+        BatchVerdict::Accept
+    );
+    let executed = node.build_proposal(0, false, 0).unwrap().expect("a block");
+    assert_eq!(executed.block.txs.len(), 2);
+    let signers: Vec<(u16, &cachet_types::SigningKey)> =
+        (0..3).map(|i| (i as u16, chain.validator(i))).collect();
+    let certificate =
+        cachet_types::CommitCertificate::sign(&executed.block.header, 0, &signers);
+    let certified = CertifiedBlock {
+        block: executed.block.clone(),
+        certificate,
+    };
+    node.commit_final(Some(executed), certified).unwrap();
+    assert!(matches!(
+        node.status(&second.id()).unwrap(),
+        Status::Final { height: 1, .. }
+    ));
+    assert_eq!(node.counters().mempool_size, 0);
+}
