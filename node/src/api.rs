@@ -22,8 +22,9 @@ use cachet_types::{Address, Hash, IssueId, StampId};
 use serde::Deserialize;
 use tower::ServiceBuilder;
 
-use crate::mempool::AdmitError;
-use crate::node::{Node, SubmitError};
+use crate::node::Node;
+use cachet_host::AdmitError;
+use cachet_host::SubmitError;
 
 /// Shared state of the handlers.
 #[derive(Clone)]

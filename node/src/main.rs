@@ -2,7 +2,6 @@
 //! runs consensus on its own thread and serves the API until Ctrl-C or SIGTERM.
 
 mod api;
-mod mempool;
 mod node;
 mod p2p;
 mod replica;
@@ -19,10 +18,10 @@ use cachet_storage::{Ledger, Store};
 use clap::Parser;
 use tokio::sync::watch;
 
-use crate::mempool::Mempool;
 use crate::node::{Node, Role};
 use crate::replica::{Input, Replica};
 use crate::setup::Options;
+use cachet_host::Mempool;
 
 fn main() {
     let options = Options::parse();
@@ -72,7 +71,7 @@ async fn run(options: Options) -> Result<()> {
         keypair: cachet_network::keypair_from_seed(setup.p2p_seed)?,
         listen: options.p2p_listen.clone(),
         bootstrap: options.peers.clone(),
-        max_tx_batch_bytes: p2p::tx_batch_limit(params.max_tx_bytes as usize),
+        max_tx_batch_bytes: cachet_host::wire::tx_batch_limit(params.max_tx_bytes as usize),
         max_block_bytes: params.max_block_bytes as usize,
     })?;
     let mut listening = net.listening();

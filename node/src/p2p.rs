@@ -6,21 +6,21 @@ use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
+use cachet_host::BatchVerdict;
+use cachet_host::wire::{
+    PENDING_EXPIRY_MS, REGOSSIP_AFTER_MS, REGOSSIP_MAX, open_tx_envelope, tx_batch_limit,
+    tx_batches, tx_envelope,
+};
 use cachet_network::{Command, MessageId, NetEvent, NetworkHandle, Peer, Topic, Verdict};
-use cachet_types::codec;
 use tokio::sync::{mpsc, watch};
 
 use crate::node::Node;
 use crate::replica::{Input, max_consensus_bytes, offer};
+use crate::setup::{mono_ms, now_ms};
 
 /// Largest gossiped transaction batch.
 pub fn max_tx_batch_bytes(node: &Node) -> usize {
     tx_batch_limit(node.ledger().store().genesis().params.max_tx_bytes as usize)
-}
-
-/// Largest transaction batch for transactions of at most `max_tx_bytes`.
-pub fn tx_batch_limit(max_tx_bytes: usize) -> usize {
-    (256 * 1024).max(4 * max_tx_bytes)
 }
 
 /// Gossiped transaction batches waiting to be checked; more are dropped unjudged.
@@ -38,7 +38,11 @@ async fn check_tx_batches(
         let worker = node.clone();
         let verdict = tokio::task::spawn_blocking(move || {
             match open_tx_envelope(&data, max_tx_batch_bytes(&worker)) {
-                Some(txs) => worker.admit_batch(&txs),
+                Some(txs) => match worker.chain().admit_batch(&txs, mono_ms()) {
+                    BatchVerdict::Accept => Verdict::Accept,
+                    BatchVerdict::Reject => Verdict::Reject,
+                    BatchVerdict::Ignore => Verdict::Ignore,
+                },
                 None => Verdict::Reject,
             }
         })
@@ -101,6 +105,7 @@ pub async fn dispatch(
                 tokio::task::spawn_blocking(move || {
                     let limit = max_consensus_bytes(&node) * 2;
                     let blocks = node
+                        .chain()
                         .blocks_from(request.from_height, request.max, limit)
                         .unwrap_or_else(|error| {
                             tracing::error!(%error, peer = %from, "cannot read blocks for a peer");
@@ -121,15 +126,6 @@ pub async fn dispatch(
     }
 }
 
-/// A transaction pending this long is gossiped again.
-const REGOSSIP_AFTER: Duration = Duration::from_secs(3);
-
-/// A transaction pending this long is dropped.
-const PENDING_EXPIRY: Duration = Duration::from_secs(600);
-
-/// Most transactions gossiped again per second.
-const REGOSSIP_MAX: usize = 2048;
-
 /// Gossips transactions admitted through the API, in batches, and every second those still
 /// pending after a while (their first gossip may have been lost or refused out of nonce
 /// order), until told to stop.
@@ -146,11 +142,17 @@ pub async fn gossip_txs(node: Arc<Node>, net: NetworkHandle, mut stop: watch::Re
         let txs = if fresh {
             // Let a burst gather into one message.
             tokio::time::sleep(Duration::from_millis(5)).await;
-            node.take_outbox()
+            node.chain().take_outbox()
         } else {
             let worker = node.clone();
             tokio::task::spawn_blocking(move || {
-                worker.lingering(REGOSSIP_AFTER, PENDING_EXPIRY, REGOSSIP_MAX)
+                worker.chain().lingering(
+                    mono_ms(),
+                    now_ms(),
+                    REGOSSIP_AFTER_MS,
+                    PENDING_EXPIRY_MS,
+                    REGOSSIP_MAX,
+                )
             })
             .await
             .unwrap_or_default()
@@ -160,34 +162,9 @@ pub async fn gossip_txs(node: Arc<Node>, net: NetworkHandle, mut stop: watch::Re
 }
 
 fn publish_batches(net: &NetworkHandle, txs: Vec<Vec<u8>>, limit: usize) {
-    let mut batch: Vec<Vec<u8>> = Vec::new();
-    let mut size = 0;
-    for tx in txs {
-        if size + tx.len() + 16 > limit && !batch.is_empty() {
-            net.send(Command::Publish(Topic::Txs, tx_envelope(&batch)));
-            batch.clear();
-            size = 0;
-        }
-        size += tx.len() + 16;
-        batch.push(tx);
+    for batch in tx_batches(txs, limit) {
+        net.send(Command::Publish(Topic::Txs, tx_envelope(now_ms(), &batch)));
     }
-    if !batch.is_empty() {
-        net.send(Command::Publish(Topic::Txs, tx_envelope(&batch)));
-    }
-}
-
-/// A transaction batch for gossip: the sender's clock first, so that sending the same
-/// transactions again later is a new gossip message (gossipsub drops exact repeats).
-fn tx_envelope(batch: &Vec<Vec<u8>>) -> Vec<u8> {
-    codec::encode(&(crate::setup::now_ms(), batch))
-}
-
-/// The transactions of a gossiped batch; `None` if it is not a canonical envelope within
-/// `limit` bytes.
-fn open_tx_envelope(data: &[u8], limit: usize) -> Option<Vec<Vec<u8>>> {
-    codec::decode::<(u64, Vec<Vec<u8>>)>(data, limit)
-        .ok()
-        .map(|(_sent_ms, txs)| txs)
 }
 
 /// Tells the consensus thread when transactions arrive, until told to stop.
@@ -203,22 +180,5 @@ pub async fn wake_consensus(
         }
         // A full queue already holds work for the thread to look at.
         offer(&inputs, Input::Work);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transaction_envelopes_round_trip_within_their_limit() {
-        let batch = vec![b"one".to_vec(), b"two".to_vec()];
-        let data = tx_envelope(&batch);
-        assert_eq!(open_tx_envelope(&data, 1024), Some(batch));
-        assert_eq!(open_tx_envelope(&data, data.len() - 1), None);
-        assert_eq!(open_tx_envelope(b"garbage", 1024), None);
-        let mut trailing = data.clone();
-        trailing.push(0);
-        assert_eq!(open_tx_envelope(&trailing, 1024), None);
     }
 }

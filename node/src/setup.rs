@@ -181,6 +181,24 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds of a clock that never goes back (since the first call in this process): the
+/// consensus host's timers and the mempool's ages.
+pub fn mono_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
+/// The time as the consensus host takes it.
+pub fn now() -> cachet_host::Now {
+    cachet_host::Now {
+        wall_ms: now_ms(),
+        mono_ms: mono_ms(),
+    }
+}
+
 fn default_dev_dir() -> Result<PathBuf> {
     let base = dirs::data_dir().context("no user data directory; pass --data-dir")?;
     Ok(base.join("cachet").join("dev"))

@@ -71,6 +71,21 @@ pub trait Hooks: Send + Sync {
     fn outbox_filled(&self) {}
 }
 
+impl<H: Hooks> Hooks for std::sync::Arc<H> {
+    fn committed(&self, tip: Tip) {
+        (**self).committed(tip)
+    }
+    fn statuses_changed(&self) {
+        (**self).statuses_changed()
+    }
+    fn work_arrived(&self) {
+        (**self).work_arrived()
+    }
+    fn outbox_filled(&self) {
+        (**self).outbox_filled()
+    }
+}
+
 /// Hooks that do nothing.
 pub struct NoHooks;
 
@@ -130,7 +145,9 @@ fn signatures(tx: &SignedTx) -> u64 {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock is a bug that already stopped a task; the data stays
     // consistent between calls, so keep serving.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Chain {
@@ -166,7 +183,7 @@ impl Chain {
 
     /// Whether transactions wait.
     pub fn has_work(&self) -> bool {
-        self.pool().len() > 0
+        !self.pool().is_empty()
     }
 
     /// A signer's last final nonce.

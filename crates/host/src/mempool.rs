@@ -55,6 +55,11 @@ impl Mempool {
         self.txs.len()
     }
 
+    /// True if nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.txs.is_empty()
+    }
+
     /// True if `id` is pending.
     pub fn contains(&self, id: &Hash) -> bool {
         self.txs.contains_key(id)
@@ -257,7 +262,10 @@ mod tests {
             }))
         ));
         pool.admit(first.clone(), 0, 0).unwrap();
-        assert_eq!(pool.admit(first.clone(), 0, 0), Err(AdmitError::NonceInUse(1)));
+        assert_eq!(
+            pool.admit(first.clone(), 0, 0),
+            Err(AdmitError::NonceInUse(1))
+        );
         pool.admit(second, 0, 0).unwrap();
         assert!(matches!(
             pool.admit(first, 5, 0),

@@ -1,11 +1,15 @@
 //! Cachet's deterministic simulator.
 //!
-//! `N` validators run the real consensus driver ([`cachet_consensus::Driver`]) and the
-//! node's own ledger (`cachet_storage::Ledger` on the in-memory store, [`SimLedger`]) over a
-//! simulated network and clock, all driven by one seed. Faults: message loss, duplication, reordering (random delays), symmetric and
-//! one-way partitions, crash and restart (a crashed node keeps only what it synced: its
-//! blocks and its signer state; some crashes cut a block write short, so the block is lost
-//! though the node's precommit for it was stored), and optionally one Byzantine validator
+//! `N` validators run `cachetd`'s own consensus host ([`cachet_host::Core`] around the
+//! consensus driver, and [`cachet_host::Chain`]: mempool admission, block building and
+//! checks, sync, commit) over the node's own ledger on the in-memory store ([`ledger`]),
+//! exchanging the node's own byte forms (consensus envelopes, transaction batches, encoded
+//! certified blocks) over a simulated network and clock, all driven by one seed. Time is an
+//! input of the host: the simulation hands it the simulated clock. Faults: message loss,
+//! duplication, reordering (random delays), symmetric and one-way partitions, crash and
+//! restart (a crashed node keeps only what it synced: its blocks and its signer state; some
+//! block writes fail, so the node stops with the block lost though its precommit for it was
+//! stored), and optionally one Byzantine validator
 //! that equivocates (two different proposals and votes for each step, to different halves
 //! of the network). With [`SimConfig::read_failures`], a node's store sometimes fails its
 //! reads while it checks a proposal: the node must stop (and is restarted), never vote
@@ -33,18 +37,19 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::Arc;
 
-use cachet_consensus::driver::{Action, App, Driver, Received, SignerState};
+use cachet_consensus::Timeouts;
 use cachet_consensus::messages::{ConsensusMsg, Vote, sign_proposal, sign_vote};
-use cachet_consensus::{Timeout, Timeouts};
+use cachet_host::wire::{
+    PENDING_EXPIRY_MS, REGOSSIP_AFTER_MS, REGOSSIP_MAX, consensus_envelope, open_consensus,
+    open_tx_envelope, tx_batch_limit, tx_batches, tx_envelope,
+};
+use cachet_host::{Chain, Committed, Core, Effect, HostError, Now, TICK_MS};
 use cachet_state::membership::{ACTIVATION_LEAD, decided};
 use cachet_testkit::{TestChain, TxFactory, address, issue_id, issue_record, key, operator_id};
-use cachet_types::{
-    Block, CertifiedBlock, CountryCode, Hash, MembershipChange, Operator, SignedTx, SigningKey,
-    TxBody, VerifiedTx,
-};
+use cachet_types::{CountryCode, Hash, MembershipChange, Operator, SignedTx, SigningKey, TxBody};
 use sha2::{Digest, Sha256};
 
-pub use ledger::{SimDisk, SimLedger};
+pub use ledger::{SimDisk, SimSigner, View};
 pub use rng::Rng;
 pub use world::{Region, WorldConfig};
 
@@ -204,25 +209,28 @@ struct Counts {
     signature_checks: u64,
 }
 
+/// What travels between nodes: the node's own byte forms.
 #[derive(Debug, Clone)]
 enum Payload {
-    Consensus(ConsensusMsg),
-    Tx(Box<SignedTx>),
-    SyncRequest { from_height: u64 },
-    SyncResponse(Vec<CertifiedBlock>),
+    /// A consensus envelope.
+    Consensus(Arc<[u8]>),
+    /// A transaction batch envelope.
+    Txs(Arc<[u8]>),
+    SyncRequest {
+        from_height: u64,
+        max: u32,
+    },
+    /// Encoded certified blocks.
+    SyncResponse(Arc<Vec<Vec<u8>>>),
 }
 
 impl Payload {
-    /// Encoded size on the wire (the node's gossip envelope and sync frames add a few bytes).
+    /// Bytes on the wire (the node's gossip and sync framing adds a few).
     fn size(&self) -> usize {
         match self {
-            Payload::Consensus(msg) => msg.to_bytes().len(),
-            Payload::Tx(tx) => cachet_types::codec::encode(&**tx).len(),
+            Payload::Consensus(bytes) | Payload::Txs(bytes) => bytes.len(),
             Payload::SyncRequest { .. } => 12,
-            Payload::SyncResponse(blocks) => blocks
-                .iter()
-                .map(|block| cachet_types::codec::encode(block).len())
-                .sum(),
+            Payload::SyncResponse(blocks) => blocks.iter().map(Vec::len).sum(),
         }
     }
 }
@@ -234,10 +242,10 @@ enum Event {
         to: usize,
         payload: Payload,
     },
-    Timer {
+    /// A timer of the node's host is due (if the node has not restarted since).
+    Wake {
         node: usize,
         epoch: u32,
-        timeout: Timeout,
     },
     Tick {
         node: usize,
@@ -259,100 +267,35 @@ enum Event {
 #[derive(Clone, Default)]
 struct Disk {
     store: Arc<SimDisk>,
-    signer: SignerState,
-}
-
-/// The ledger side of one node, lent to its driver for a call.
-struct Host<'a> {
-    ledger: &'a SimLedger,
-    pool: &'a mut BTreeMap<(cachet_types::PublicKey, u64), VerifiedTx>,
-    disk: &'a mut Disk,
-    now_ms: u64,
-    genesis_time_ms: u64,
-    /// Make the store's reads fail while the next proposal is checked.
-    fail_check: &'a mut bool,
-    /// The block (height, hash) whose check failed to read the store.
-    unchecked: &'a mut Option<(u64, Hash)>,
-    /// Signatures checked by this node.
-    signature_checks: &'a mut u64,
-}
-
-impl App for Host<'_> {
-    fn build_block(
-        &mut self,
-        _height: u64,
-        _round: u32,
-        proposer: u16,
-        allow_empty: bool,
-    ) -> Option<Block> {
-        let ledger = self.ledger;
-        self.pool
-            .retain(|(signer, nonce), _| *nonce > ledger.nonce(signer));
-        if self.pool.is_empty() && !allow_empty {
-            return None;
-        }
-        let candidates: Vec<VerifiedTx> = self.pool.values().cloned().collect();
-        let executed = self
-            .ledger
-            .ledger()
-            .build(candidates, self.genesis_time_ms + self.now_ms, proposer)
-            .ok()?;
-        let rejected: BTreeSet<Hash> = executed.rejected.iter().map(|(id, _)| *id).collect();
-        self.pool.retain(|_, tx| !rejected.contains(&tx.id()));
-        if executed.block.txs.is_empty() && !allow_empty {
-            return None;
-        }
-        Some(executed.block)
-    }
-
-    fn validate_block(&mut self, block: &Block) -> Result<bool, String> {
-        // Signatures one by one (the node batches them with OS randomness; the outcome is
-        // the same by ZIP-215, and the simulation stays a function of its seed).
-        *self.signature_checks += block.txs.len() as u64;
-        let Ok(verified) = ledger::verify(block) else {
-            return Ok(false);
-        };
-        let failing = std::mem::take(self.fail_check);
-        self.disk.store.fail_reads(failing);
-        let result = self
-            .ledger
-            .ledger()
-            .prepare_verified(block.clone(), verified);
-        self.disk.store.fail_reads(false);
-        match result {
-            Ok(_) => Ok(true),
-            Err(error) if error.refusal().is_some() => Ok(false),
-            Err(error) => {
-                *self.unchecked = Some((block.header.height, block.header.hash()));
-                Err(format!("cannot check the proposed block: {error}"))
-            }
-        }
-    }
-
-    fn has_work(&self) -> bool {
-        self.pool
-            .keys()
-            .any(|(signer, nonce)| *nonce > self.ledger.nonce(signer))
-    }
-
-    fn persist_signer(&mut self, state: &SignerState) -> Result<(), String> {
-        // Written and synced at once: the crash model drops only what was never synced.
-        self.disk.signer = state.clone();
-        Ok(())
-    }
+    signer: SimSigner,
 }
 
 struct SimNode {
     alive: bool,
     epoch: u32,
     disk: Disk,
-    ledger: SimLedger,
-    /// Whether the store fails its reads during the next proposal check.
+    core: Core<usize>,
+    /// Whether the store fails its reads while the next proposal is checked.
     fail_check: bool,
     /// The block whose check failed to read the store, until the node stops.
     unchecked: Option<(u64, Hash)>,
-    pool: BTreeMap<(cachet_types::PublicKey, u64), VerifiedTx>,
-    driver: Driver,
+    /// Failed block writes of its disk seen so far.
+    writes_failed: u64,
+}
+
+impl SimNode {
+    fn chain(&self) -> &Chain {
+        self.core.chain()
+    }
+
+    fn view(&self) -> View<'_> {
+        View(self.core.chain().ledger())
+    }
+
+    /// Signatures checked by this run of the node (its driver's and its chain's).
+    fn signature_checks(&self) -> u64 {
+        self.core.driver().signature_checks() + self.chain().counters().signature_checks
+    }
 }
 
 /// The workload: transactions, which ones must never become final, and which ones the
@@ -472,18 +415,13 @@ pub struct Sim {
     regions: Vec<Region>,
     /// When each node's uplink is free again, in simulated µs.
     uplink_free_us: Vec<u64>,
-    /// Each node's load so far.
+    /// Each node's load so far (signature checks: of its runs that ended).
     counts: Vec<Counts>,
     /// First submission time of each workload transaction, by id.
     submitted: BTreeMap<Hash, u64>,
     /// When each transaction was first final somewhere.
     final_at: BTreeMap<Hash, u64>,
 }
-
-const TICK_MS: u64 = 500;
-/// Chance, per mille, that a block commit during the fault phase is cut short by a crash.
-const TORN_WRITE_PER_MILLE: u32 = 20;
-const SYNC_BATCH: usize = 16;
 
 impl Sim {
     /// Sets up a run.
@@ -513,24 +451,18 @@ impl Sim {
         let nodes = (0..count)
             .map(|index| {
                 let disk = Disk::default();
-                let ledger = SimLedger::open(&disk.store, &chain.genesis)
+                let key = Self::node_key(&chain, joiner.as_ref(), index);
+                let core = Self::boot(&disk, &chain, key, timeouts)
                     .unwrap_or_else(|e| panic!("a new memory store failed: {e}"));
-                (index, disk, ledger)
-            })
-            .map(|(index, disk, ledger)| SimNode {
-                alive: true,
-                epoch: 0,
-                disk,
-                ledger,
-                fail_check: false,
-                unchecked: None,
-                pool: BTreeMap::new(),
-                driver: Driver::new(
-                    chain.chain_id,
-                    Some(Self::node_key(&chain, joiner.as_ref(), index)),
-                    SignerState::default(),
-                    timeouts,
-                ),
+                SimNode {
+                    alive: true,
+                    epoch: 0,
+                    disk,
+                    core,
+                    fail_check: false,
+                    unchecked: None,
+                    writes_failed: 0,
+                }
             })
             .collect();
         Sim {
@@ -572,6 +504,31 @@ impl Sim {
         match joiner {
             Some(joiner) if index == chain.genesis.operators.len() => joiner.validator.clone(),
             _ => chain.validator(index).clone(),
+        }
+    }
+
+    /// A node's host over what its disk holds, as `cachetd` starts it.
+    fn boot(
+        disk: &Disk,
+        chain: &TestChain,
+        key: SigningKey,
+        timeouts: Timeouts,
+    ) -> Result<Core<usize>, cachet_storage::StoreError> {
+        let ledger = ledger::open_chain(&disk.store, &chain.genesis)?;
+        Ok(Core::new(
+            ledger,
+            Some(key),
+            disk.signer.load(),
+            Box::new(disk.signer.clone()),
+            timeouts,
+        ))
+    }
+
+    /// The time as the hosts take it: the genesis time plus the simulated milliseconds.
+    fn time(&self) -> Now {
+        Now {
+            wall_ms: self.chain.genesis.genesis_time_ms + self.now,
+            mono_ms: self.now,
         }
     }
 
@@ -693,8 +650,9 @@ impl Sim {
     pub fn run(mut self) -> Result<Report, Violation> {
         let n = self.nodes.len();
         for node in 0..n {
-            let actions = self.start_height(node, 1);
-            self.apply(node, actions)?;
+            let now = self.time();
+            let result = self.nodes[node].core.start(now);
+            self.after(node, result)?;
             let jitter = self.rng.below(TICK_MS);
             self.at(jitter, Event::Tick { node });
         }
@@ -738,7 +696,7 @@ impl Sim {
     fn converged(&self) -> bool {
         let heights: BTreeSet<u64> = self
             .honest()
-            .map(|i| self.nodes[i].ledger.tip().height)
+            .map(|i| self.nodes[i].view().tip().height)
             .collect();
         if heights.len() != 1 || !self.join_done() {
             return false;
@@ -752,7 +710,7 @@ impl Sim {
             .collect();
         self.honest().all(|i| {
             let node = &self.nodes[i];
-            node.alive && valid.iter().all(|id| node.ledger.is_final(id))
+            node.alive && valid.iter().all(|id| node.view().is_final(id))
         })
     }
 
@@ -761,12 +719,12 @@ impl Sim {
             let heights: Vec<u64> = self
                 .nodes
                 .iter()
-                .map(|node| node.ledger.tip().height)
+                .map(|node| node.view().tip().height)
                 .collect();
             let final_txs: Vec<usize> = self
                 .nodes
                 .iter()
-                .map(|node| node.ledger.final_txs())
+                .map(|node| node.view().final_txs())
                 .collect();
             let valid = self.work.txs.len() - self.work.invalid.len() - self.work.optional.len();
             let consensus: Vec<String> = self
@@ -775,10 +733,10 @@ impl Sim {
                 .map(|n| {
                     format!(
                         "h{} r{} pool {} signed {:?}",
-                        n.driver.height(),
-                        n.driver.round(),
-                        n.pool.len(),
-                        n.driver.signer()
+                        n.core.driver().height(),
+                        n.core.driver().round(),
+                        n.chain().counters().mempool_size,
+                        n.core.driver().signer()
                     )
                 })
                 .collect();
@@ -794,10 +752,10 @@ impl Sim {
                 }
             )));
         }
-        let reference = &self.nodes[0];
-        let tip = reference.ledger.tip();
+        let reference = self.nodes[0].view();
+        let tip = reference.tip();
         for i in self.honest() {
-            let other = self.nodes[i].ledger.tip();
+            let other = self.nodes[i].view().tip();
             if other.state_root.hash() != tip.state_root.hash() || other.height != tip.height {
                 return Err(self.violation(format!(
                     "convergence: node {i} is at height {} root {}, node 0 at {} root {}",
@@ -809,13 +767,13 @@ impl Sim {
             }
         }
         // Validity, independently: replay node 0's chain into a fresh ledger.
-        let replay = SimLedger::in_memory(&self.chain.genesis);
+        let replay = ledger::replay(&self.chain.genesis);
         let mut txs_final = 0;
         for height in 1..=tip.height {
-            let Some(block) = reference.ledger.block(height) else {
+            let Some(block) = reference.block(height) else {
                 return Err(self.violation(format!("validity: node 0 lacks block {height}")));
             };
-            if let Err(error) = replay.commit(&block) {
+            if let Err(error) = ledger::replay_block(&replay, &block) {
                 return Err(self.violation(format!(
                     "validity: final block {} does not replay: {error}",
                     block.block.header.height
@@ -823,7 +781,7 @@ impl Sim {
             }
             txs_final += block.block.txs.len();
         }
-        let joined_at = Self::join_activation(&reference.ledger).filter(|_| self.joiner.is_some());
+        let joined_at = reference.first_change().filter(|_| self.joiner.is_some());
         // A signer's transactions apply in nonce order: one cannot be final before the one
         // before it, however early it was sent.
         let by_nonce: BTreeMap<(cachet_types::PublicKey, u64), Hash> = self
@@ -864,10 +822,19 @@ impl Sim {
         let per = validators as u64 * tip.height.max(1);
         let sum =
             |f: fn(&Counts) -> u64| self.counts[..validators].iter().map(f).sum::<u64>() / per;
+        let running: u64 = self.nodes[..validators]
+            .iter()
+            .map(SimNode::signature_checks)
+            .sum();
         let load = Load {
             messages: sum(|c| c.messages),
             bytes: sum(|c| c.bytes),
-            signature_checks: sum(|c| c.signature_checks),
+            signature_checks: (self.counts[..validators]
+                .iter()
+                .map(|c| c.signature_checks)
+                .sum::<u64>()
+                + running)
+                / per,
         };
         let trace = std::mem::take(&mut self.trace);
         let mut hash = [0u8; 32];
@@ -895,15 +862,6 @@ impl Sim {
         })
     }
 
-    /// The activation height of the join, once decided on `ledger`'s chain.
-    fn join_activation(ledger: &SimLedger) -> Option<u64> {
-        let record = ledger.ledger().store().membership().ok()?;
-        record
-            .changes
-            .first()
-            .map(|change| change.activation_height)
-    }
-
     /// Without a join, true. With one: the joiner's chain has the new operator in its set
     /// for `JOIN_TAIL` blocks, and the joiner has signed at a height of that set.
     fn join_done(&self) -> bool {
@@ -911,9 +869,10 @@ impl Sim {
             return true;
         }
         let node = &self.nodes[self.nodes.len() - 1];
-        Self::join_activation(&node.ledger).is_some_and(|activation| {
-            node.ledger.tip().height >= activation + JOIN_TAIL
-                && node.driver.signer().height >= activation
+        let view = node.view();
+        view.first_change().is_some_and(|activation| {
+            view.tip().height >= activation + JOIN_TAIL
+                && node.core.driver().signer().height >= activation
         })
     }
 
@@ -928,11 +887,11 @@ impl Sim {
         let Some(view) = self
             .honest()
             .filter(|i| self.nodes[*i].alive)
-            .max_by_key(|i| self.nodes[*i].ledger.tip().height)
+            .max_by_key(|i| self.nodes[*i].view().tip().height)
         else {
             return;
         };
-        let ledger = &self.nodes[view].ledger;
+        let ledger = self.nodes[view].view();
         let tip = ledger.tip().height;
         let chain = &self.chain;
         let n = chain.genesis.operators.len();
@@ -946,7 +905,7 @@ impl Sim {
             SignedTx::sign(chain.chain_id, key, nonce, body)
         };
         let mut send = Vec::new();
-        if let Some(activation) = Self::join_activation(ledger) {
+        if let Some(activation) = ledger.first_change() {
             let busy = joiner
                 .pending
                 .is_some_and(|(signer, nonce)| ledger.nonce(&signer) < nonce);
@@ -993,7 +952,7 @@ impl Sim {
                 // Approvals once the proposal is final: the proposer's counts, and operators
                 // 1, 2, ... add theirs until they are enough.
                 Some((proposal, _))
-                    if matches!(ledger.ledger().store().proposal(&proposal), Ok(Some(_))) =>
+                    if matches!(ledger.0.store().proposal(&proposal), Ok(Some(_))) =>
                 {
                     let approvers = (1..n).take_while(|a| !decided(*a, n)).count();
                     for operator in (1..=approvers).filter(|o| own_work_done(*o)) {
@@ -1024,33 +983,6 @@ impl Sim {
         }
     }
 
-    fn with_host<T>(&mut self, node: usize, call: impl FnOnce(&mut Driver, &mut Host) -> T) -> T {
-        let now = self.now;
-        let genesis_time_ms = self.chain.genesis.genesis_time_ms;
-        let n = &mut self.nodes[node];
-        let mut host = Host {
-            ledger: &n.ledger,
-            pool: &mut n.pool,
-            disk: &mut n.disk,
-            now_ms: now,
-            genesis_time_ms,
-            fail_check: &mut n.fail_check,
-            unchecked: &mut n.unchecked,
-            signature_checks: &mut self.counts[node].signature_checks,
-        };
-        call(&mut n.driver, &mut host)
-    }
-
-    /// Starts `node`'s driver on `height` with the validator sets its ledger gives.
-    fn start_height(&mut self, node: usize, height: u64) -> Vec<Action> {
-        let ledger = &self.nodes[node].ledger;
-        let (now, next) = (
-            ledger.validators_at(height),
-            ledger.validators_at(height + 1),
-        );
-        self.with_host(node, |d, h| d.start(height, now, next, h))
-    }
-
     fn handle(&mut self, event: Event) -> Result<(), Violation> {
         match event {
             Event::Deliver { from, to, payload } => {
@@ -1059,17 +991,13 @@ impl Sim {
                 }
                 self.deliver(from, to, payload)
             }
-            Event::Timer {
-                node,
-                epoch,
-                timeout,
-            } => {
+            Event::Wake { node, epoch } => {
                 if !self.nodes[node].alive || self.nodes[node].epoch != epoch {
                     return Ok(());
                 }
-                self.record(&[b"timer", &[node as u8], &timeout.round.to_be_bytes()]);
-                let actions = self.with_host(node, |d, h| d.on_timeout(timeout, h));
-                self.apply(node, actions)
+                let now = self.time();
+                let result = self.nodes[node].core.on_time(now);
+                self.after(node, result)
             }
             Event::Tick { node } => {
                 self.at(TICK_MS, Event::Tick { node });
@@ -1092,14 +1020,20 @@ impl Sim {
                     );
                     return Ok(());
                 }
-                if self.nodes[node].ledger.nonce(&tx.signer) >= tx.nonce {
+                if self.nodes[node].view().nonce(&tx.signer) >= tx.nonce {
                     // Final (or its nonce is used): the client stops.
                     return Ok(());
                 }
                 self.record(&[b"submit", &[node as u8], tx.id().as_bytes()]);
                 self.submitted.entry(tx.id()).or_insert(self.now);
-                self.add_tx(node, tx.clone())?;
-                self.broadcast(node, Payload::Tx(Box::new(tx)));
+                // The node's API path: admitted (or refused, e.g. out of nonce order, and
+                // remembered), then gossiped from the outbox.
+                let _ = self.nodes[node].chain().submit(&tx.to_bytes(), self.now);
+                let fresh = self.nodes[node].chain().take_outbox();
+                self.gossip_txs(node, fresh, None);
+                let now = self.time();
+                let result = self.nodes[node].core.on_work(now);
+                self.after(node, result)?;
                 // Like a wallet waiting for finality, the client submits again later (the
                 // node may crash and lose its pool, gossip may be lost).
                 let again = 2_000 + self.rng.below(2_000);
@@ -1125,7 +1059,10 @@ impl Sim {
                     cut: BTreeSet::new(),
                 };
                 for node in 0..self.nodes.len() {
-                    if !self.nodes[node].alive {
+                    let target = &mut self.nodes[node];
+                    target.fail_check = false;
+                    target.disk.store.fail_next_write(false);
+                    if !target.alive {
                         self.restart(node)?;
                     }
                 }
@@ -1154,7 +1091,7 @@ impl Sim {
             }
             return;
         }
-        let choice = self.rng.below(4);
+        let choice = self.rng.below(5);
         match choice {
             0 if self.config.crashes => {
                 let node = self.rng.below(n as u64) as usize;
@@ -1190,6 +1127,16 @@ impl Sim {
                 }
                 self.record(&[b"one-way"]);
             }
+            3 if self.config.crashes => {
+                // The node's next block write fails (power lost mid-write): the host stops
+                // it, as `cachetd` exits on a failed write, and the block is lost though its
+                // precommit, synced before, is not.
+                let node = self.rng.below(n as u64) as usize;
+                if !self.byzantine(node) && self.nodes[node].alive {
+                    self.record(&[b"torn-write", &[node as u8]]);
+                    self.nodes[node].disk.store.fail_next_write(true);
+                }
+            }
             _ => {
                 self.net.cut.clear();
                 self.record(&[b"links-restored"]);
@@ -1204,11 +1151,13 @@ impl Sim {
         }
         self.record(&[b"crash", &[node as u8]]);
         self.crashes.0 += 1;
+        self.counts[node].signature_checks += self.nodes[node].signature_checks();
         let target = &mut self.nodes[node];
         target.alive = false;
         target.unchecked = None;
+        target.fail_check = false;
+        target.disk.store.fail_next_write(false);
         target.epoch += 1;
-        target.pool.clear();
         let down = 500 + self.rng.below(4_000);
         self.at(down, Event::Restart { node });
     }
@@ -1219,194 +1168,139 @@ impl Sim {
         }
         self.record(&[b"restart", &[node as u8]]);
         let disk = self.nodes[node].disk.clone();
-        let ledger = SimLedger::open(&disk.store, &self.chain.genesis)
+        let key = Self::node_key(&self.chain, self.joiner.as_ref(), node);
+        let core = Self::boot(&disk, &self.chain, key, Self::timeouts())
             .map_err(|e| self.violation(format!("node {node} cannot reopen its own store: {e}")))?;
-        let height = ledger.tip().height + 1;
         let target = &mut self.nodes[node];
-        target.ledger = ledger;
-        target.pool.clear();
+        target.core = core;
         target.alive = true;
-        target.driver = Driver::new(
-            self.chain.chain_id,
-            Some(Self::node_key(&self.chain, self.joiner.as_ref(), node)),
-            disk.signer,
-            Self::timeouts(),
-        );
-        let actions = self.start_height(node, height);
-        self.apply(node, actions)?;
-        self.request_sync(node);
-        Ok(())
+        let now = self.time();
+        let result = self.nodes[node].core.start(now);
+        self.after(node, result)?;
+        // Its network connects to a peer, which it asks for blocks.
+        let peer = self.other(node);
+        self.nodes[node].core.on_peer_connected(peer, now);
+        self.after(node, Ok(()))
     }
 
-    fn request_sync(&mut self, node: usize) {
+    /// A random node other than `node`.
+    fn other(&mut self, node: usize) -> usize {
         let n = self.nodes.len() as u64;
-        let peer = (node as u64 + 1 + self.rng.below(n - 1)) as usize % self.nodes.len();
-        let from_height = self.nodes[node].ledger.tip().height + 1;
-        self.send(node, peer, Payload::SyncRequest { from_height });
+        (node as u64 + 1 + self.rng.below(n - 1)) as usize % self.nodes.len()
     }
 
     fn tick(&mut self, node: usize) -> Result<(), Violation> {
-        let again = self.nodes[node].driver.rebroadcast();
-        self.apply(node, again)?;
-        self.request_sync(node);
-        // Gossip a few pending transactions again, in case the first copies were lost.
-        let pending: Vec<SignedTx> = self.nodes[node]
-            .pool
-            .values()
-            .take(8)
-            .map(|tx| tx.tx().clone())
-            .collect();
-        for tx in pending {
-            let peer = self.rng.below(self.nodes.len() as u64) as usize;
-            self.send(node, peer, Payload::Tx(Box::new(tx)));
+        let now = self.time();
+        let result = self.nodes[node].core.on_tick(now);
+        self.after(node, result)?;
+        if !self.nodes[node].alive {
+            return Ok(());
         }
-        let actions = self.with_host(node, |d, h| d.on_work(h));
-        self.apply(node, actions)
+        // The gossip task's look at the pool: transactions pending a while are sent again
+        // (their first gossip may have been lost), those a block would refuse are refused.
+        let lingering = self.nodes[node].chain().lingering(
+            now.mono_ms,
+            now.wall_ms,
+            REGOSSIP_AFTER_MS,
+            PENDING_EXPIRY_MS,
+            REGOSSIP_MAX,
+        );
+        let peer = self.other(node);
+        self.gossip_txs(node, lingering, Some(peer));
+        Ok(())
     }
 
-    fn add_tx(&mut self, node: usize, tx: SignedTx) -> Result<(), Violation> {
-        let Ok(verified) = tx.verify(&self.chain.chain_id) else {
-            return Ok(());
-        };
-        let key = (verified.tx().signer, verified.tx().nonce);
-        let target = &mut self.nodes[node];
-        if key.1 <= target.ledger.nonce(&key.0) || target.pool.contains_key(&key) {
-            return Ok(());
+    /// Sends encoded transactions from `node` in the node's batches: to everyone, or to one
+    /// peer (gossip again reaches the mesh; one peer is enough for the simulation's clients,
+    /// which also resubmit).
+    fn gossip_txs(&mut self, node: usize, txs: Vec<Vec<u8>>, to: Option<usize>) {
+        if txs.is_empty() {
+            return;
         }
-        target.pool.insert(key, verified);
-        let actions = self.with_host(node, |d, h| d.on_work(h));
-        self.apply(node, actions)
+        let limit = tx_batch_limit(self.chain.genesis.params.max_tx_bytes as usize);
+        let wall_ms = self.time().wall_ms;
+        for batch in tx_batches(txs, limit) {
+            let payload = Payload::Txs(tx_envelope(wall_ms, &batch).into());
+            match to {
+                Some(peer) => self.send(node, peer, payload),
+                None => self.broadcast(node, payload),
+            }
+        }
     }
 
     fn deliver(&mut self, from: usize, to: usize, payload: Payload) -> Result<(), Violation> {
+        let now = self.time();
         match payload {
-            Payload::Consensus(msg) => {
-                self.record(&[b"msg", &[from as u8, to as u8], &msg.to_bytes()]);
-                let checked = self.nodes[to].driver.signature_checks();
-                let result = self.with_host(to, |d, h| d.on_message(msg, h));
-                self.counts[to].signature_checks +=
-                    self.nodes[to].driver.signature_checks() - checked;
-                match result {
-                    Ok((Received::Ahead(_), _)) => {
-                        let from_height = self.nodes[to].ledger.tip().height + 1;
-                        self.send(to, from, Payload::SyncRequest { from_height });
-                        Ok(())
+            Payload::Consensus(envelope) => {
+                self.record(&[b"msg", &[from as u8, to as u8], &envelope]);
+                let target = &mut self.nodes[to];
+                // An injected read failure: the store fails while this node checks a
+                // proposal for the height it is deciding.
+                let checking = match open_consensus(&envelope, usize::MAX) {
+                    Some(ConsensusMsg::Proposal { proposal, .. })
+                        if target.fail_check
+                            && proposal.proposal.height == target.core.driver().height() =>
+                    {
+                        Some((proposal.proposal.height, proposal.proposal.block_hash))
                     }
-                    Ok((_, actions)) => self.apply(to, actions),
-                    Err(_) => Ok(()),
+                    _ => None,
+                };
+                let failed_before = target.disk.store.failed_reads();
+                if checking.is_some() {
+                    target.fail_check = false;
+                    target.disk.store.fail_reads(true);
                 }
+                let result = target.core.on_consensus(&envelope, from, now);
+                target.disk.store.fail_reads(false);
+                if target.disk.store.failed_reads() > failed_before {
+                    target.unchecked = checking;
+                }
+                self.after(to, result.map(|_| ()))
             }
-            Payload::Tx(tx) => {
-                self.record(&[b"tx", &[from as u8, to as u8], tx.id().as_bytes()]);
-                self.add_tx(to, *tx)
+            Payload::Txs(envelope) => {
+                self.record(&[b"txs", &[from as u8, to as u8], &envelope]);
+                let limit = tx_batch_limit(self.chain.genesis.params.max_tx_bytes as usize);
+                let Some(txs) = open_tx_envelope(&envelope, limit) else {
+                    return Err(self.violation("a node sent a malformed transaction batch"));
+                };
+                self.nodes[to].chain().admit_batch(&txs, now.mono_ms);
+                let result = self.nodes[to].core.on_work(now);
+                self.after(to, result)
             }
-            Payload::SyncRequest { from_height } => {
+            Payload::SyncRequest { from_height, max } => {
                 self.record(&[
                     b"sync?",
                     &[from as u8, to as u8],
                     &from_height.to_be_bytes(),
                 ]);
-                let ledger = &self.nodes[to].ledger;
-                let blocks: Vec<CertifiedBlock> = (from_height.max(1)..)
-                    .take(SYNC_BATCH)
-                    .map_while(|height| ledger.block(height))
-                    .collect();
+                let limit = 2 * self.nodes[to].core.max_message_bytes();
+                let blocks = self.nodes[to]
+                    .chain()
+                    .blocks_from(from_height, max, limit)
+                    .map_err(|e| self.violation(format!("node {to} cannot read blocks: {e}")))?;
                 if !blocks.is_empty() {
-                    self.send(to, from, Payload::SyncResponse(blocks));
+                    self.send(to, from, Payload::SyncResponse(Arc::new(blocks)));
                 }
                 Ok(())
             }
             Payload::SyncResponse(blocks) => {
                 self.record(&[b"sync!", &[from as u8, to as u8], &[blocks.len() as u8]]);
-                let mut advanced = false;
-                for block in blocks {
-                    let tip = self.nodes[to].ledger.tip().height;
-                    if block.block.header.height != tip + 1 {
-                        continue;
-                    }
-                    self.commit(to, block)?;
-                    if !self.nodes[to].alive {
-                        return Ok(());
-                    }
-                    advanced = true;
-                }
-                if advanced {
-                    let height = self.nodes[to].ledger.tip().height + 1;
-                    let actions = self.start_height(to, height);
-                    self.apply(to, actions)?;
-                }
-                Ok(())
+                let result = self.nodes[to].core.on_blocks(from, &blocks, now);
+                self.after(to, result)
             }
         }
     }
 
-    /// Commits a final block at `node`, checking agreement first.
-    fn commit(&mut self, node: usize, block: CertifiedBlock) -> Result<(), Violation> {
-        let header = &block.block.header;
-        let hash = header.hash();
-        let height = header.height;
-        match self.decided.get(&height) {
-            Some(existing) if *existing != hash => {
-                return Err(self.violation(format!(
-                    "agreement: node {node} finalized {hash} at height {height}, another node \
-                     finalized {existing}"
-                )));
-            }
-            Some(_) => {}
-            None => {
-                self.decided.insert(height, hash);
-                for tx in &block.block.txs {
-                    self.final_at.entry(tx.id()).or_insert(self.now);
-                }
-            }
-        }
-        for tx in &block.block.txs {
-            if self.work.invalid.contains(&tx.id()) {
-                return Err(self.violation(format!(
-                    "validity: invalid transaction {} is final at height {height}",
-                    tx.id()
-                )));
-            }
-        }
-        self.max_round = self.max_round.max(block.certificate.round);
-        // Sometimes the node dies while the block is being written: the write never
-        // reaches the disk (the node's own precommit, synced before, does).
-        let torn = self.config.crashes
-            && self.healed_at.is_none()
-            && !self.byzantine(node)
-            && self.rng.chance(TORN_WRITE_PER_MILLE);
-        if torn {
-            self.record(&[b"torn-write", &[node as u8]]);
-            self.crashes.1 += 1;
-            self.crash(node);
-            return Ok(());
-        }
-        self.counts[node].signature_checks +=
-            (block.block.txs.len() + block.certificate.signatures.len()) as u64;
-        let target = &mut self.nodes[node];
-        if let Err(error) = target.ledger.commit(&block) {
-            return Err(self.violation(format!(
-                "validity: node {node} cannot apply final block {height}: {error}"
-            )));
-        }
-        let ledger = &target.ledger;
-        target
-            .pool
-            .retain(|(signer, nonce), _| *nonce > ledger.nonce(signer));
-        self.record(&[b"final", &[node as u8], hash.as_bytes()]);
-        Ok(())
-    }
-
-    fn apply(&mut self, node: usize, actions: Vec<Action>) -> Result<(), Violation> {
-        let mut queue: std::collections::VecDeque<Action> = actions.into();
-        while let Some(action) = queue.pop_front() {
-            if !self.nodes[node].alive {
-                // It crashed while acting: the rest never happened.
-                return Ok(());
-            }
-            match action {
-                Action::Broadcast(msg) => {
-                    if let (ConsensusMsg::Vote(vote), Some((height, hash))) =
+    /// Carries out what `node`'s host did in its last call, in order, checking as it goes;
+    /// then, if the host stopped, stops the node (a failure the simulation injected) or
+    /// reports the violation.
+    fn after(&mut self, node: usize, result: Result<(), HostError>) -> Result<(), Violation> {
+        let effects = self.nodes[node].core.take_effects();
+        for effect in effects {
+            match effect {
+                Effect::Publish(envelope) => {
+                    let msg = open_consensus(&envelope, usize::MAX);
+                    if let (Some(ConsensusMsg::Vote(vote)), Some((height, hash))) =
                         (&msg, self.nodes[node].unchecked)
                         && vote.vote.height == height
                         && vote.vote.block_hash != Some(hash)
@@ -1417,52 +1311,86 @@ impl Sim {
                             vote.vote.block_hash
                         )));
                     }
-                    if self.byzantine(node) {
-                        self.equivocate(node, msg);
-                    } else {
-                        self.broadcast(node, Payload::Consensus(msg));
+                    match msg {
+                        Some(msg) if self.byzantine(node) => self.equivocate(node, msg),
+                        _ => self.broadcast(node, Payload::Consensus(envelope.into())),
                     }
                 }
-                Action::Schedule { timeout, after_ms } => {
+                Effect::RequestBlocks {
+                    peer,
+                    from_height,
+                    max,
+                } => {
+                    let peer = match peer {
+                        Some(peer) => peer,
+                        None => self.other(node),
+                    };
+                    self.send(node, peer, Payload::SyncRequest { from_height, max });
+                }
+                Effect::WakeAt(at) => {
                     let epoch = self.nodes[node].epoch;
-                    self.at(
-                        after_ms,
-                        Event::Timer {
-                            node,
-                            epoch,
-                            timeout,
-                        },
-                    );
+                    self.at(at.saturating_sub(self.now), Event::Wake { node, epoch });
                 }
-                Action::RoundStarted { .. } => {}
-                Action::Decided(block) => {
-                    let height = block.block.header.height;
-                    if self.nodes[node].ledger.tip().height + 1 != height {
-                        continue;
-                    }
-                    self.commit(node, *block)?;
-                    let actions = self.start_height(node, height + 1);
-                    queue.extend(actions);
-                }
-                Action::Equivocation { .. } => {
+                Effect::Committed(committed) => self.committed(node, committed)?,
+                Effect::Equivocation { .. } => {
                     if !self.byzantine(node) {
                         self.equivocations += 1;
                     }
                 }
-                Action::PersistFailed(error) => {
-                    return Err(self.violation(format!("node {node} could not persist: {error}")));
-                }
-                Action::AppFailed(_) => {
-                    // Only a failed store read reaches here (the simulation's own fault): the
-                    // node stops, as `cachetd` does, and its operator restarts it. It cast no
-                    // vote on the block.
-                    self.record(&[b"stopped", &[node as u8]]);
-                    self.failed_checks.extend(self.nodes[node].unchecked);
-                    self.crash(node);
-                    return Ok(());
+            }
+        }
+        let Err(error) = result else {
+            return Ok(());
+        };
+        let unchecked = self.nodes[node].unchecked;
+        let writes_failed = self.nodes[node].disk.store.failed_writes();
+        let write_failed = writes_failed > self.nodes[node].writes_failed;
+        self.nodes[node].writes_failed = writes_failed;
+        match error {
+            // A failure the simulation injected: the node stops, as `cachetd` does, and its
+            // operator restarts it. It cast no vote on the block it could not check.
+            HostError::Check(_) | HostError::Storage { .. } if unchecked.is_some() => {
+                self.record(&[b"stopped", &[node as u8]]);
+                self.failed_checks.extend(unchecked);
+                self.crash(node);
+                Ok(())
+            }
+            HostError::Storage { .. } if write_failed => {
+                self.record(&[b"write-failed", &[node as u8]]);
+                self.crashes.1 += 1;
+                self.crash(node);
+                Ok(())
+            }
+            error => Err(self.violation(format!("node {node} stopped: {error}"))),
+        }
+    }
+
+    /// A block `node` committed: checks agreement and validity.
+    fn committed(&mut self, node: usize, committed: Committed) -> Result<(), Violation> {
+        let Committed { tip, round, txs } = committed;
+        let (height, hash) = (tip.height, tip.block_hash);
+        match self.decided.get(&height) {
+            Some(existing) if *existing != hash => {
+                return Err(self.violation(format!(
+                    "agreement: node {node} finalized {hash} at height {height}, another node \
+                     finalized {existing}"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                self.decided.insert(height, hash);
+                for id in &txs {
+                    self.final_at.entry(*id).or_insert(self.now);
                 }
             }
         }
+        if let Some(id) = txs.iter().find(|id| self.work.invalid.contains(id)) {
+            return Err(self.violation(format!(
+                "validity: invalid transaction {id} is final at height {height}"
+            )));
+        }
+        self.max_round = self.max_round.max(round);
+        self.record(&[b"final", &[node as u8], hash.as_bytes()]);
         Ok(())
     }
 
@@ -1496,6 +1424,9 @@ impl Sim {
                 }
             }
         };
+        let wall_ms = self.time().wall_ms;
+        let msg: Arc<[u8]> = consensus_envelope(wall_ms, &msg).into();
+        let twin: Arc<[u8]> = consensus_envelope(wall_ms, &twin).into();
         for to in 0..self.nodes.len() {
             let payload = if to % 2 == 0 {
                 msg.clone()

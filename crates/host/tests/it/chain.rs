@@ -56,7 +56,10 @@ fn gossiped_batches_are_judged_for_the_gossip_layer() {
     let first = create(factory, chain, "AT-2026-001");
     let second = create(factory, chain, "AT-2026-002");
 
-    assert_eq!(node.admit_batch(&[b"garbage".to_vec()], 0), BatchVerdict::Reject);
+    assert_eq!(
+        node.admit_batch(&[b"garbage".to_vec()], 0),
+        BatchVerdict::Reject
+    );
 
     // A forged signature condemns the whole batch; nothing of it is admitted.
     let mut forged = second.clone();
@@ -70,7 +73,10 @@ fn gossiped_batches_are_judged_for_the_gossip_layer() {
     // Another chain's transaction.
     let mut other = TxFactory::new(Hash::ZERO);
     let foreign = create(&mut other, chain, "AT-2026-001");
-    assert_eq!(node.admit_batch(&batch(&[foreign]), 0), BatchVerdict::Reject);
+    assert_eq!(
+        node.admit_batch(&batch(&[foreign]), 0),
+        BatchVerdict::Reject
+    );
 
     // A good batch is admitted and forwarded, and not gossiped again by this node.
     assert_eq!(
@@ -108,7 +114,10 @@ fn a_copy_with_other_cosigners_cannot_take_the_authors_nonce() {
         node.submit(&tampered.to_bytes(), 0),
         Err(SubmitError::Rejected(Rejection::MissingCosignature(_)))
     ));
-    assert_eq!(node.admit_batch(&batch(&[tampered]), 0), BatchVerdict::Accept);
+    assert_eq!(
+        node.admit_batch(&batch(&[tampered]), 0),
+        BatchVerdict::Accept
+    );
     assert_eq!(node.counters().mempool_size, 0);
     let mut genuine = unsigned;
     genuine.cosign(chain.issuer(1));
@@ -271,8 +280,7 @@ fn a_transaction_refused_here_but_final_later_reports_final() {
     assert_eq!(executed.block.txs.len(), 2);
     let signers: Vec<(u16, &cachet_types::SigningKey)> =
         (0..3).map(|i| (i as u16, chain.validator(i))).collect();
-    let certificate =
-        cachet_types::CommitCertificate::sign(&executed.block.header, 0, &signers);
+    let certificate = cachet_types::CommitCertificate::sign(&executed.block.header, 0, &signers);
     let certified = CertifiedBlock {
         block: executed.block.clone(),
         certificate,

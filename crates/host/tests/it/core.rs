@@ -114,7 +114,13 @@ impl Net {
     }
 
     fn height(&self, node: usize) -> u64 {
-        self.cores[node].chain().ledger().store().tip().unwrap().height
+        self.cores[node]
+            .chain()
+            .ledger()
+            .store()
+            .tip()
+            .unwrap()
+            .height
     }
 
     fn submit(&mut self, chain: &TestChain, factory: &mut TxFactory, id: &str) {
@@ -125,7 +131,9 @@ impl Net {
             },
         );
         for core in &mut self.cores {
-            core.chain().submit(&tx.to_bytes(), self.now.mono_ms).unwrap();
+            core.chain()
+                .submit(&tx.to_bytes(), self.now.mono_ms)
+                .unwrap();
             core.on_work(self.now).unwrap();
         }
         self.collect();
@@ -142,10 +150,22 @@ fn four_cores_decide_a_block_and_commit_it_everywhere() {
     for node in 0..4 {
         assert_eq!(net.height(node), 1, "node {node}");
         assert!(net.stopped[node].is_none());
-        assert_eq!(net.signers[node].0.lock().unwrap().height, 1, "signer state stored");
+        assert_eq!(
+            net.signers[node].0.lock().unwrap().height,
+            1,
+            "signer state stored"
+        );
     }
     let roots: Vec<_> = (0..4)
-        .map(|n| net.cores[n].chain().ledger().store().tip().unwrap().state_root)
+        .map(|n| {
+            net.cores[n]
+                .chain()
+                .ledger()
+                .store()
+                .tip()
+                .unwrap()
+                .state_root
+        })
         .collect();
     assert!(roots.windows(2).all(|w| w[0] == w[1]));
     // The next height decides too, with the next proposer.

@@ -212,10 +212,12 @@ fn no_faults_finalizes_everything_quickly() {
     let report = run(config).unwrap_or_else(|v| panic!("{v}"));
     // 4 operators x (issue + 8 mints) valid transactions.
     assert_eq!(report.txs_final, 36);
-    // Transactions arrive during the first `fault_ms` (out of nonce order, so a round may
-    // pass without a buildable block); all are final soon after the last one.
+    // Transactions arrive during the first `fault_ms`, at random nodes and out of nonce
+    // order: the node's mempool refuses one whose predecessor it lacks (a nonce gap), so it
+    // waits for its client's resubmission (every 2-4 s) or a regossip (after 3 s), once per
+    // step out of order. All are final within a few such cycles of the last one.
     assert!(
-        report.elapsed_ms < fault_ms + 5_000,
+        report.elapsed_ms < fault_ms + 15_000,
         "a fault-free run took {} ms",
         report.elapsed_ms
     );
