@@ -3,7 +3,9 @@
 //! workload that measures finalized transfers per second and submit-to-final latency
 //! ([`load`]).
 
+pub mod check;
 pub mod load;
+pub mod netns;
 
 use std::path::{Path, PathBuf};
 
@@ -92,6 +94,20 @@ impl Layout {
             ]);
         }
         args
+    }
+
+    /// The API address of node `index` as the controller reaches it: in namespaces, the
+    /// relay's listener on the node's testnet address; otherwise what the node wrote to
+    /// `api.addr` once listening. `None` while the node has not opened its API.
+    pub fn api_url(&self, dir: &Path, index: usize) -> Result<Option<String>> {
+        let written = self.data_dir(dir, index).join("api.addr");
+        let Ok(text) = std::fs::read_to_string(&written) else {
+            return Ok(None);
+        };
+        if netns::NetPlan::read(dir)?.is_some() {
+            return Ok(Some(format!("http://{}", self.nodes[index].api)));
+        }
+        Ok(Some(text.trim().to_string()))
     }
 
     /// The data directory of node `index`.

@@ -133,9 +133,10 @@ pub async fn load(dir: &Path, options: &LoadOptions) -> Result<LoadReport> {
     let passphrase = crate::passphrase(dir)?;
     let clients: Vec<Client> = (0..layout.nodes.len())
         .map(|i| {
-            let addr = std::fs::read_to_string(layout.data_dir(dir, i).join("api.addr"))
+            let url = layout
+                .api_url(dir, i)?
                 .with_context(|| format!("node {} is not running", layout.nodes[i].name))?;
-            Ok(Client::new(addr.trim())?)
+            Ok(Client::new(&url)?)
         })
         .collect::<Result<_>>()?;
     let validators = genesis.operators.len();

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use cachet_testnet::load::{LoadOptions, agree, load};
-use cachet_testnet::{InitOptions, Layout, init};
+use cachet_testnet::netns::{self, HostLink, NetPlan};
+use cachet_testnet::{InitOptions, Layout, check, init};
 use cachet_types::ChainParams;
 use clap::{Parser, Subcommand};
 
@@ -18,6 +19,13 @@ use clap::{Parser, Subcommand};
 ///   cachet-testnet load --dir ./net            # mints, then measures transfers/s and latency
 ///   cachet-testnet status --dir ./net          # height, round, peers of each node
 ///   cachet-testnet stop --dir ./net            # SIGTERM to every node
+///
+/// Real links (root): `start --netns` runs each node in its own network namespace behind a
+/// relay that delays each host's traffic, with loss from iptables; then
+///   cachet-testnet net partition --dir ./net --sides 0,1/2,3
+///   cachet-testnet net heal --dir ./net
+///   cachet-testnet kill --dir ./net --node 2 && cachet-testnet restart --dir ./net --node 2
+///   cachet-testnet check --dir ./net           # one chain everywhere, or what differs
 #[derive(Parser)]
 #[command(name = "cachet-testnet", version, verbatim_doc_comment)]
 struct Args {
@@ -55,6 +63,66 @@ enum Cmd {
         /// The cachetd binary [default: next to this binary].
         #[arg(long)]
         cachetd: Option<PathBuf>,
+        /// Run every node in its own network namespace, peering through a relay (needs
+        /// root, `ip` and `iptables`; `stop` removes the namespaces).
+        #[arg(long)]
+        netns: bool,
+        /// With --netns: one-way delay each host adds to what it sends, in ms.
+        #[arg(long, default_value_t = 0, requires = "netns", value_parser = clap::value_parser!(u64).range(0..=10_000))]
+        delay_ms: u64,
+        /// With --netns: up to this much more delay, at random (order is kept), in ms.
+        #[arg(long, default_value_t = 0, requires = "netns", value_parser = clap::value_parser!(u64).range(0..=10_000))]
+        jitter_ms: u64,
+        /// With --netns: incoming packets each host drops, per mille.
+        #[arg(long, default_value_t = 0, requires = "netns", value_parser = clap::value_parser!(u32).range(0..=500))]
+        loss_per_mille: u32,
+    },
+    /// Change the links of a namespaced testnet: partitions, healing, loss.
+    Net {
+        #[command(subcommand)]
+        action: NetAction,
+    },
+    /// SIGKILL one node (it keeps its data directory; `restart` starts it again).
+    Kill {
+        /// Testnet directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Node number (layout order: validators, then observers).
+        #[arg(long)]
+        node: usize,
+    },
+    /// Start one stopped or killed node again, as `start` did.
+    Restart {
+        /// Testnet directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Node number.
+        #[arg(long)]
+        node: usize,
+        /// The cachetd binary [default: next to this binary].
+        #[arg(long)]
+        cachetd: Option<PathBuf>,
+    },
+    /// Check that every node holds one chain: the same height and state root, the same
+    /// block at every height, and every transaction in FINALS final in its block on every
+    /// node. Exits non-zero with what differs.
+    Check {
+        /// Testnet directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// A file of `<tx id> <height>` lines (transactions reported final).
+        #[arg(long)]
+        finals: Option<PathBuf>,
+        /// How long the nodes may take to reach one height.
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
+    },
+    /// Run the relay of a namespaced testnet (started by `start --netns`).
+    #[command(hide = true)]
+    Relay {
+        /// Testnet directory.
+        #[arg(long)]
+        dir: PathBuf,
     },
     /// Stop every node (SIGTERM, then SIGKILL after 30 s).
     Stop {
@@ -88,6 +156,65 @@ enum Cmd {
         /// Longest wait for finality, in seconds.
         #[arg(long, default_value_t = 300)]
         timeout_secs: u64,
+    },
+}
+
+/// The testnet directory of a `net` action.
+#[derive(clap::Args)]
+struct NetDir {
+    /// Testnet directory.
+    #[arg(long)]
+    dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum NetAction {
+    /// Split the nodes into sides that cannot reach each other, e.g. `--sides 0,1/2,3`
+    /// (every node on one side; replaces any earlier partition).
+    Partition {
+        #[command(flatten)]
+        at: NetDir,
+        /// Sides: node numbers separated by commas, sides by slashes.
+        #[arg(long)]
+        sides: String,
+    },
+    /// Cut one node off from every other.
+    Isolate {
+        #[command(flatten)]
+        at: NetDir,
+        /// Node number.
+        #[arg(long)]
+        node: usize,
+    },
+    /// Alternate a partition and healing, `cycles` times, each state `period-ms` long.
+    Flap {
+        #[command(flatten)]
+        at: NetDir,
+        /// Sides, as for `partition`.
+        #[arg(long)]
+        sides: String,
+        /// Partition-heal cycles.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        cycles: u32,
+        /// Length of each state, in ms.
+        #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+        period_ms: u64,
+    },
+    /// Remove every partition.
+    Heal {
+        #[command(flatten)]
+        at: NetDir,
+    },
+    /// Set one node's incoming loss.
+    Loss {
+        #[command(flatten)]
+        at: NetDir,
+        /// Node number.
+        #[arg(long)]
+        node: usize,
+        /// Per mille.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=500))]
+        per_mille: u32,
     },
 }
 
@@ -128,8 +255,56 @@ fn run(command: Cmd) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Start { dir, cachetd } => start(&dir, cachetd),
+        Cmd::Start {
+            dir,
+            cachetd,
+            netns,
+            delay_ms,
+            jitter_ms,
+            loss_per_mille,
+        } => {
+            let links = netns.then_some(HostLink {
+                delay_ms,
+                jitter_ms,
+                loss_per_mille,
+            });
+            start(&dir, cachetd, links)
+        }
         Cmd::Stop { dir } => stop(&dir),
+        Cmd::Net { action } => net(action),
+        Cmd::Kill { dir, node } => kill(&dir, node),
+        Cmd::Restart { dir, node, cachetd } => {
+            let layout = Layout::read(&dir)?;
+            if node >= layout.nodes.len() {
+                bail!("no node {node} (the testnet has {})", layout.nodes.len());
+            }
+            let binary = match cachetd {
+                Some(path) => path,
+                None => default_cachetd()?,
+            };
+            spawn_node(&layout, &dir, node, &binary, NetPlan::read(&dir)?.as_ref())?;
+            wait_started(&layout, &dir, &[node])
+        }
+        Cmd::Check {
+            dir,
+            finals,
+            timeout_secs,
+        } => {
+            let finals = match finals {
+                Some(path) => check::read_finals(&path)?,
+                None => Vec::new(),
+            };
+            let layout = Layout::read(&dir)?;
+            let clients = check::clients(&layout, &dir)?;
+            let summary = runtime()?.block_on(check::one_chain(
+                &clients,
+                &finals,
+                Duration::from_secs(timeout_secs),
+            ))?;
+            println!("{summary}");
+            Ok(())
+        }
+        Cmd::Relay { dir } => netns::relay(&dir),
         Cmd::Status { dir } => runtime()?.block_on(status(&dir)),
         Cmd::Load {
             dir,
@@ -179,53 +354,131 @@ fn alive(pid: &str) -> bool {
     Path::new("/proc").join(pid).exists()
 }
 
-fn start(dir: &Path, cachetd: Option<PathBuf>) -> Result<()> {
+fn start(dir: &Path, cachetd: Option<PathBuf>, links: Option<HostLink>) -> Result<()> {
     let layout = Layout::read(dir)?;
     let binary = match cachetd {
         Some(path) => path,
         None => default_cachetd()?,
     };
-    let mut started = Vec::new();
     for index in 0..layout.nodes.len() {
-        let data_dir = layout.data_dir(dir, index);
-        let pid_path = pid_file(&layout, dir, index);
-        if let Ok(pid) = std::fs::read_to_string(&pid_path)
-            && alive(pid.trim())
-        {
+        if let Some(pid) = running_pid(&pid_file(&layout, dir, index)) {
             bail!(
-                "{} is already running (pid {})",
-                layout.nodes[index].name,
-                pid.trim()
+                "{} is already running (pid {pid})",
+                layout.nodes[index].name
             );
         }
-        let _ = std::fs::remove_file(data_dir.join("api.addr"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data_dir.join("node.log"))?;
-        let mut command = Command::new(&binary);
-        command
-            .args(layout.node_args(dir, index))
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        // Its own process group: a Ctrl-C in this terminal does not reach the nodes.
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let child = command
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        std::fs::write(&pid_path, child.id().to_string())?;
-        started.push(index);
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for index in 0..layout.nodes.len() {
-        let addr = layout.data_dir(dir, index).join("api.addr");
-        if !started.contains(&index) {
-            continue;
+    let plan = match links {
+        Some(link) => {
+            let plan = netns::up(dir, &layout, vec![link; layout.nodes.len()])?;
+            if let Err(error) = start_relay(dir) {
+                let _ = netns::down(dir);
+                return Err(error);
+            }
+            println!(
+                "namespaces cn{}-*: {} ms + up to {} ms delay, {} per mille loss per host",
+                plan.tag, link.delay_ms, link.jitter_ms, link.loss_per_mille
+            );
+            Some(plan)
         }
-        while !addr.exists() {
+        None => None,
+    };
+    let indexes: Vec<usize> = (0..layout.nodes.len()).collect();
+    for &index in &indexes {
+        spawn_node(&layout, dir, index, &binary, plan.as_ref())?;
+    }
+    wait_started(&layout, dir, &indexes)
+}
+
+fn running_pid(path: &Path) -> Option<String> {
+    let pid = std::fs::read_to_string(path).ok()?.trim().to_string();
+    alive(&pid).then_some(pid)
+}
+
+/// Starts the relay of a namespaced testnet in the background and waits until it listens.
+fn start_relay(dir: &Path) -> Result<()> {
+    let ready = dir.join("relay.ready");
+    let _ = std::fs::remove_file(&ready);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("relay.log"))?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .args(["relay", "--dir"])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let child = command.spawn().context("cannot start the relay")?;
+    std::fs::write(dir.join("relay.pid"), child.id().to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ready.exists() {
+        if !alive(&child.id().to_string()) || Instant::now() > deadline {
+            bail!(
+                "the relay did not start; see {}",
+                dir.join("relay.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Starts node `index` in the background (in its namespace if there is a plan).
+fn spawn_node(
+    layout: &Layout,
+    dir: &Path,
+    index: usize,
+    binary: &Path,
+    plan: Option<&NetPlan>,
+) -> Result<()> {
+    let data_dir = layout.data_dir(dir, index);
+    let pid_path = pid_file(layout, dir, index);
+    if let Some(pid) = running_pid(&pid_path) {
+        bail!(
+            "{} is already running (pid {pid})",
+            layout.nodes[index].name
+        );
+    }
+    let _ = std::fs::remove_file(data_dir.join("api.addr"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data_dir.join("node.log"))?;
+    let (mut command, args) = match plan {
+        Some(plan) => (
+            plan.exec_in(index, binary),
+            plan.node_args(layout, dir, index),
+        ),
+        None => (Command::new(binary), layout.node_args(dir, index)),
+    };
+    command
+        .args(args)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    // Its own process group: a Ctrl-C in this terminal does not reach the nodes.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    // `ip netns exec` execs the node: the pid is the node's.
+    let child = command
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    std::fs::write(&pid_path, child.id().to_string())?;
+    Ok(())
+}
+
+/// Waits (60 s at most) until each of `indexes` has opened its API.
+fn wait_started(layout: &Layout, dir: &Path, indexes: &[usize]) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for &index in indexes {
+        let url = loop {
+            if let Some(url) = layout.api_url(dir, index)? {
+                break url;
+            }
             if Instant::now() > deadline {
                 bail!(
                     "{} did not start within 60 s; see {}",
@@ -234,12 +487,91 @@ fn start(dir: &Path, cachetd: Option<PathBuf>) -> Result<()> {
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
+        };
+        println!("{:<12} started: api {url}", layout.nodes[index].name);
+    }
+    Ok(())
+}
+
+fn kill(dir: &Path, node: usize) -> Result<()> {
+    let layout = Layout::read(dir)?;
+    if node >= layout.nodes.len() {
+        bail!("no node {node} (the testnet has {})", layout.nodes.len());
+    }
+    let path = pid_file(&layout, dir, node);
+    let Some(pid) = running_pid(&path) else {
+        bail!("{} is not running", layout.nodes[node].name);
+    };
+    Command::new("kill").args(["-KILL", &pid]).status()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(&pid) {
+        if Instant::now() > deadline {
+            bail!("{} (pid {pid}) did not die", layout.nodes[node].name);
         }
-        println!(
-            "{:<12} started: api {}",
-            layout.nodes[index].name,
-            std::fs::read_to_string(&addr)?.trim()
-        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = std::fs::remove_file(path);
+    println!("{:<12} killed", layout.nodes[node].name);
+    Ok(())
+}
+
+fn net(action: NetAction) -> Result<()> {
+    let (NetAction::Partition { at, .. }
+    | NetAction::Isolate { at, .. }
+    | NetAction::Flap { at, .. }
+    | NetAction::Heal { at }
+    | NetAction::Loss { at, .. }) = &action;
+    let dir = at.dir.clone();
+    let dir = dir.as_path();
+    let layout = Layout::read(dir)?;
+    let plan = NetPlan::read(dir)?
+        .context("this testnet does not run in namespaces (start it with --netns)")?;
+    let count = layout.nodes.len();
+    let node_in_range = |node: usize| {
+        if node >= count {
+            bail!("no node {node} (the testnet has {count})");
+        }
+        Ok(())
+    };
+    match action {
+        NetAction::Partition { sides, .. } => {
+            let cuts = netns::partition_cuts(count, &netns::parse_sides(&sides)?)?;
+            netns::set_cuts(&plan, &cuts)?;
+            println!("partitioned: {sides}");
+        }
+        NetAction::Isolate { node, .. } => {
+            node_in_range(node)?;
+            let rest: Vec<usize> = (0..count).filter(|n| *n != node).collect();
+            let cuts = netns::partition_cuts(count, &[vec![node], rest])?;
+            netns::set_cuts(&plan, &cuts)?;
+            println!("isolated node {node}");
+        }
+        NetAction::Flap {
+            sides,
+            cycles,
+            period_ms,
+            ..
+        } => {
+            let cuts = netns::partition_cuts(count, &netns::parse_sides(&sides)?)?;
+            for cycle in 1..=cycles {
+                netns::set_cuts(&plan, &cuts)?;
+                std::thread::sleep(Duration::from_millis(period_ms));
+                netns::set_cuts(&plan, &Default::default())?;
+                println!("flap {cycle}/{cycles}");
+                std::thread::sleep(Duration::from_millis(period_ms));
+            }
+        }
+        NetAction::Heal { .. } => {
+            netns::set_cuts(&plan, &Default::default())?;
+            println!("healed");
+        }
+        NetAction::Loss {
+            node, per_mille, ..
+        } => {
+            node_in_range(node)?;
+            netns::set_loss(&plan, node, per_mille)?;
+            println!("node {node}: {per_mille} per mille incoming loss");
+        }
     }
     Ok(())
 }
@@ -276,6 +608,14 @@ fn stop(dir: &Path) -> Result<()> {
         }
         let _ = std::fs::remove_file(path);
     }
+    if NetPlan::read(dir)?.is_some() {
+        if let Some(pid) = running_pid(&dir.join("relay.pid")) {
+            Command::new("kill").args(["-KILL", &pid]).status()?;
+        }
+        let _ = std::fs::remove_file(dir.join("relay.pid"));
+        netns::down(dir)?;
+        println!("namespaces removed");
+    }
     Ok(())
 }
 
@@ -284,11 +624,11 @@ async fn status(dir: &Path) -> Result<()> {
     let mut clients = Vec::new();
     for index in 0..layout.nodes.len() {
         let name = &layout.nodes[index].name;
-        let Ok(addr) = std::fs::read_to_string(layout.data_dir(dir, index).join("api.addr")) else {
+        let Some(url) = layout.api_url(dir, index)? else {
             println!("{name:<12} not running");
             continue;
         };
-        let client = cachet_api::Client::new(addr.trim())?;
+        let client = cachet_api::Client::new(&url)?;
         match client.chain().await {
             Ok(info) => {
                 let m = &info.metrics;

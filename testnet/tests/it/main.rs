@@ -13,6 +13,7 @@
 //! time on a small machine).
 
 mod membership;
+mod netns;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
