@@ -1,5 +1,6 @@
 # Sourced by the scripts beside it and by .ci/run: installs what a fresh machine lacks to
-# build Cachet (RocksDB's bindings need libclang), then checks the Rust tools.
+# build and test Cachet (RocksDB's bindings need libclang; the namespaced testnet needs
+# iproute2 and iptables), then checks the Rust tools.
 set -euo pipefail
 
 install_apt_packages() {
@@ -8,7 +9,7 @@ install_apt_packages() {
         dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
-    echo "installing ${missing[*]} (needed to build RocksDB's bindings)" >&2
+    echo "installing ${missing[*]}" >&2
     local sudo=""
     if [ "$(id -u)" -ne 0 ]; then
         command -v sudo >/dev/null || { echo "error: install ${missing[*]} as root first" >&2; exit 1; }
@@ -18,6 +19,7 @@ install_apt_packages() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-install_apt_packages libclang-dev
+# libclang: RocksDB's bindings; iproute2 and iptables: the namespaced testnet's links.
+install_apt_packages libclang-dev iproute2 iptables
 
 command -v cargo >/dev/null || { echo "error: cargo not found: install Rust (rustup) first" >&2; exit 1; }

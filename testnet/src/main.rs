@@ -55,7 +55,8 @@ enum Cmd {
         #[arg(long, default_value_t = 7700)]
         p2p_port: u16,
     },
-    /// Start every node in the background (logs in <dir>/<node>/node.log).
+    /// Start every node that is not running, in the background (logs in
+    /// <dir>/<node>/node.log).
     Start {
         /// Testnet directory.
         #[arg(long)]
@@ -360,16 +361,20 @@ fn start(dir: &Path, cachetd: Option<PathBuf>, links: Option<HostLink>) -> Resul
         Some(path) => path,
         None => default_cachetd()?,
     };
-    for index in 0..layout.nodes.len() {
-        if let Some(pid) = running_pid(&pid_file(&layout, dir, index)) {
-            bail!(
-                "{} is already running (pid {pid})",
-                layout.nodes[index].name
-            );
+    let existing = NetPlan::read(dir)?;
+    let plan = match (links, existing) {
+        (None, Some(_)) => bail!(
+            "this testnet runs in namespaces: start it with --netns (or `stop` it to remove them)"
+        ),
+        (None, None) => None,
+        (Some(_), Some(plan)) => {
+            // Namespaces from an earlier start: keep them (and their links) and their relay.
+            if running_pid(&dir.join("relay.pid")).is_none() {
+                start_relay(dir)?;
+            }
+            Some(plan)
         }
-    }
-    let plan = match links {
-        Some(link) => {
+        (Some(link), None) => {
             let plan = netns::up(dir, &layout, vec![link; layout.nodes.len()])?;
             if let Err(error) = start_relay(dir) {
                 let _ = netns::down(dir);
@@ -381,13 +386,20 @@ fn start(dir: &Path, cachetd: Option<PathBuf>, links: Option<HostLink>) -> Resul
             );
             Some(plan)
         }
-        None => None,
     };
-    let indexes: Vec<usize> = (0..layout.nodes.len()).collect();
-    for &index in &indexes {
+    let mut started = Vec::new();
+    for index in 0..layout.nodes.len() {
+        if let Some(pid) = running_pid(&pid_file(&layout, dir, index)) {
+            println!(
+                "{:<12} already running (pid {pid})",
+                layout.nodes[index].name
+            );
+            continue;
+        }
         spawn_node(&layout, dir, index, &binary, plan.as_ref())?;
+        started.push(index);
     }
-    wait_started(&layout, dir, &indexes)
+    wait_started(&layout, dir, &started)
 }
 
 fn running_pid(path: &Path) -> Option<String> {

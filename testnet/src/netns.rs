@@ -4,16 +4,19 @@
 //! Layout (addresses from a private test range, inside the namespaces only):
 //! - node `i` lives in namespace `cn<tag>-<i>` with one interface, address `10.77.0.0 + i + 1`
 //!   (API on port 7600, peer-to-peer on 7700), linked to the bridge of `cn<tag>-hub`;
-//! - the hub holds the relay address 10.77.255.254 and one source address per node
-//!   (`10.77.128.0 + i + 1`). The relay ([`relay`], a process of this tool) listens on
-//!   `10.77.255.254:9000+j` for node `j`, knows the dialling node by its address, and
-//!   connects to node `j` from that node's source address. Nodes peer only through it
-//!   (direct peer-to-peer traffic between namespaces is refused), and it delays each byte
-//!   stream by the sending host's delay and jitter: netem's job, which this kernel lacks;
+//! - the hub holds, per node, a relay address (`10.77.64.0 + j + 1`, where others reach node
+//!   `j`) and a source address (`10.77.128.0 + i + 1`, from which node `i`'s connections
+//!   arrive). The relay ([`relay`], a process of this tool) listens on every relay address,
+//!   knows the dialling node by its address, and connects to node `j` from the dialler's
+//!   source address. Every peer thus has an address of its own, as on a real network (one
+//!   shared address trips gossipsub's IP colocation penalty, and 16 nodes then stall). Nodes
+//!   peer only through the relay (direct peer-to-peer traffic between namespaces is
+//!   refused), and it delays each byte stream by the sending host's delay and jitter:
+//!   netem's job, which this kernel lacks;
 //! - loss is an iptables `statistic` rule on each node's incoming traffic (chain
 //!   `CACHET-LOSS`; the API port is spared so that the controller's view stays clear);
 //! - partitions are iptables rules in each node's namespace (chain `CACHET-CUT`) that drop
-//!   the relay ports and the source address of every peer on the other side: established
+//!   the relay and source addresses of every peer on the other side: established
 //!   connections stay open and go silent, as on a real network, until ping detects them;
 //! - the controller (this tool, the tests) stays in the root namespace: the relay also
 //!   listens there on each node's testnet API address (`127.0.0.1:<api port + i>`) and
@@ -41,10 +44,8 @@ pub const NETNS_FILE: &str = "netns.json";
 pub const NODE_API_PORT: u16 = 7600;
 /// Peer-to-peer port inside each node's namespace.
 pub const NODE_P2P_PORT: u16 = 7700;
-/// The relay listens on this + `j` for node `j`.
-pub const RELAY_BASE_PORT: u16 = 9000;
-/// The hub's relay address.
-pub const RELAY_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 255, 254);
+/// The hub's own address on the bridge (the API forwarding connects from it).
+pub const HUB_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 255, 254);
 /// Most nodes a namespaced testnet holds (addresses and relay ports).
 pub const MAX_NODES: usize = 1000;
 
@@ -97,9 +98,9 @@ impl NetPlan {
         offset(Ipv4Addr::new(10, 77, 128, 0), i)
     }
 
-    /// The relay port that leads to node `j`.
-    pub fn relay_port(j: usize) -> u16 {
-        RELAY_BASE_PORT + j as u16
+    /// The relay address where other nodes reach node `j` (port [`NODE_P2P_PORT`]).
+    pub fn relay(j: usize) -> Ipv4Addr {
+        offset(Ipv4Addr::new(10, 77, 64, 0), j)
     }
 
     /// Reads `<dir>/netns.json`, if the testnet runs in namespaces.
@@ -129,7 +130,7 @@ impl NetPlan {
             if j != index && other.validator_key.is_some() {
                 args.extend([
                     "--peer".into(),
-                    format!("/ip4/{RELAY_ADDR}/tcp/{}", NetPlan::relay_port(j)),
+                    format!("/ip4/{}/tcp/{NODE_P2P_PORT}", NetPlan::relay(j)),
                 ]);
             }
         }
@@ -240,7 +241,7 @@ pub fn up(dir: &Path, layout: &Layout, hosts: Vec<HostLink>) -> Result<NetPlan> 
             &hub,
             "addr",
             "add",
-            &format!("{RELAY_ADDR}/16"),
+            &format!("{HUB_ADDR}/16"),
             "dev",
             "br0",
         ])?;
@@ -260,12 +261,14 @@ pub fn up(dir: &Path, layout: &Layout, hosts: Vec<HostLink>) -> Result<NetPlan> 
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
             ip(&["-n", &hub, "link", "set", &outer, "master", "br0"])?;
             ip(&["-n", &hub, "link", "set", &outer, "up"])?;
-            let source = format!("{}/16", NetPlan::source(i));
-            ip(&["-n", &hub, "addr", "add", &source, "dev", "br0"])?;
+            for hub_addr in [NetPlan::source(i), NetPlan::relay(i)] {
+                let hub_addr = format!("{hub_addr}/16");
+                ip(&["-n", &hub, "addr", "add", &hub_addr, "dev", "br0"])?;
+            }
             let rules = format!(
                 "*filter\n:CACHET-CUT - [0:0]\n:CACHET-LOSS - [0:0]\n\
                  -A INPUT -j CACHET-CUT\n-A OUTPUT -j CACHET-CUT\n-A INPUT -j CACHET-LOSS\n\
-                 -A OUTPUT -p tcp -d 10.77.0.0/17 --dport {NODE_P2P_PORT} -j REJECT\n\
+                 -A OUTPUT -p tcp -d 10.77.0.0/18 --dport {NODE_P2P_PORT} -j REJECT\n\
                  {}COMMIT\n",
                 loss_rules(plan.hosts[i].loss_per_mille)
             );
@@ -337,13 +340,10 @@ pub fn set_cuts(plan: &NetPlan, cuts: &BTreeSet<(usize, usize)>) -> Result<()> {
             })
             .collect::<BTreeSet<usize>>();
         for b in peers {
-            let port = NetPlan::relay_port(b);
-            let source = NetPlan::source(b);
-            rules += &format!(
-                "-A CACHET-CUT -d {RELAY_ADDR} -p tcp --dport {port} -j DROP\n\
-                 -A CACHET-CUT -s {RELAY_ADDR} -p tcp --sport {port} -j DROP\n\
-                 -A CACHET-CUT -s {source} -j DROP\n-A CACHET-CUT -d {source} -j DROP\n"
-            );
+            for addr in [NetPlan::relay(b), NetPlan::source(b)] {
+                rules +=
+                    &format!("-A CACHET-CUT -s {addr} -j DROP\n-A CACHET-CUT -d {addr} -j DROP\n");
+            }
         }
         rules += "COMMIT\n";
         iptables_restore(&plan.ns(a), &rules)?;
@@ -426,7 +426,7 @@ pub fn relay(dir: &Path) -> Result<()> {
             tasks.push(tokio::spawn(forward_api(listener, target)));
         }
         for j in 0..plan.hosts.len() {
-            let at = SocketAddrV4::new(RELAY_ADDR, NetPlan::relay_port(j));
+            let at = SocketAddrV4::new(NetPlan::relay(j), NODE_P2P_PORT);
             let listener = tokio::net::TcpListener::bind(at)
                 .await
                 .with_context(|| format!("cannot listen on {at}"))?;
@@ -554,8 +554,9 @@ mod tests {
         assert_eq!(NetPlan::addr(0), Ipv4Addr::new(10, 77, 0, 1));
         assert_eq!(NetPlan::addr(299), Ipv4Addr::new(10, 77, 1, 44));
         assert_eq!(NetPlan::source(0), Ipv4Addr::new(10, 77, 128, 1));
-        assert!(NetPlan::addr(MAX_NODES) < NetPlan::source(0));
-        assert!(NetPlan::source(MAX_NODES) < RELAY_ADDR);
+        assert!(NetPlan::addr(MAX_NODES) < NetPlan::relay(0));
+        assert!(NetPlan::relay(MAX_NODES) < NetPlan::source(0));
+        assert!(NetPlan::source(MAX_NODES) < HUB_ADDR);
         assert_eq!(loss_rules(0), "");
         assert!(loss_rules(10).contains("--probability 0.01 "));
     }
