@@ -102,7 +102,8 @@ def body(encoding):
 
 def enc_operator(op):
     return (text(op["id"]) + text(op["country"]) + text(op["name"])
-            + fixed(op["validator_key"], 32) + address_bytes(op["issuer"]))
+            + fixed(op["validator_key"], 32) + fixed(op["node_key"], 32)
+            + address_bytes(op["issuer"]))
 
 
 def enc_genesis(g):
@@ -578,8 +579,8 @@ def main():
 
     # block: the golden height-1 block (its header and the three transactions of tx_root_3,
     # in order), and one carrying every transaction kind.
-    by_id = {golden[name]["tx_id"]: name for name in txs}
-    block_tx_names = [by_id[i] for i in golden["tx_root_3"]["ids"]]
+    by_witness = {golden[name]["witness_hash"]: name for name in txs}
+    block_tx_names = [by_witness[w] for w in golden["tx_root_3"]["witness_hashes"]]
     block1 = VERSION + body(header) + seq([body(txs[n]) for n in block_tx_names])
     block_all = VERSION + body(header) + seq([body(t) for t in txs.values()])
     write("block", "block_1", block1)
@@ -709,10 +710,10 @@ def main():
         "tip_hash": golden["block_header"]["hash"], "state_root": h["state_root"],
         "time_ms": h["time_ms"], "operators": g["operators"], "params": g["params"],
         "metrics": {"mempool_size": 0, "txs_final": 3, "txs_rejected": 0, "blocks_committed": 1,
-                    "peers": 0, "consensus_round": 0, "role": "validator 0"},
+                    "peers": 0, "operator_peers": 0, "consensus_round": 0, "role": "validator 0"},
         "version": "0.1.0"}))
     write("api_bodies", "block_info.json", to_json({
-        "hash": golden["block_header"]["hash"], "header": h, "tx_ids": golden["tx_root_3"]["ids"],
+        "hash": golden["block_header"]["hash"], "header": h, "tx_ids": [golden[n]["tx_id"] for n in block_tx_names],
         "certificate": cert_json}))
     write("api_bodies", "stamp_info.json", to_json({
         "stamp": stamp, "owner": bundle["current"]["record"]["owner"], "status": "frozen",

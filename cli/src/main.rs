@@ -416,6 +416,12 @@ enum MembershipCommand {
         /// address --json` prints for the key file the node will use).
         #[arg(long)]
         validator_key: PublicKey,
+        /// Public key of its node's peer-to-peer identity (64 hex digits): the node creates
+        /// `p2p.key.json` in its data directory on first start (`cachet-testnet init` before),
+        /// and `cachet wallet address --json` prints its public key. Peers count only the
+        /// operators' bound identities as validators' nodes.
+        #[arg(long)]
+        node_key: PublicKey,
         /// Its issuer account: an address or a wallet name.
         #[arg(long)]
         issuer: String,
@@ -441,6 +447,20 @@ enum MembershipCommand {
         /// The new validator public key (64 hex digits).
         #[arg(long)]
         validator_key: PublicKey,
+        #[command(flatten)]
+        activation: Activation,
+        #[command(flatten)]
+        tx: TxOptions,
+    },
+    /// Propose a new peer-to-peer identity for an operator's node (replace the node's
+    /// `p2p.key.json` and restart it once the change applies: from the activation height
+    /// peers bind the new identity to the operator).
+    RotateNodeKey {
+        /// The operator, e.g. DE-POST.
+        operator: OperatorId,
+        /// The new identity's public key (64 hex digits).
+        #[arg(long)]
+        node_key: PublicKey,
         #[command(flatten)]
         activation: Activation,
         #[command(flatten)]
@@ -1553,6 +1573,7 @@ async fn membership(ctx: &Context_, command: MembershipCommand) -> Result<()> {
             country,
             name,
             validator_key,
+            node_key,
             issuer,
             activation,
             tx,
@@ -1562,6 +1583,7 @@ async fn membership(ctx: &Context_, command: MembershipCommand) -> Result<()> {
                 country,
                 name,
                 validator_key,
+                node_key,
                 issuer: ctx.wallets.resolve(&issuer)?,
             };
             (MembershipChange::AddOperator { operator }, activation, tx)
@@ -1585,6 +1607,16 @@ async fn membership(ctx: &Context_, command: MembershipCommand) -> Result<()> {
                 operator,
                 validator_key,
             },
+            activation,
+            tx,
+        ),
+        MembershipCommand::RotateNodeKey {
+            operator,
+            node_key,
+            activation,
+            tx,
+        } => (
+            MembershipChange::RotateNodeKey { operator, node_key },
             activation,
             tx,
         ),
@@ -1612,14 +1644,22 @@ async fn membership(ctx: &Context_, command: MembershipCommand) -> Result<()> {
 fn change_text(change: &MembershipChange) -> String {
     match change {
         MembershipChange::AddOperator { operator } => format!(
-            "add {} ({}, {}) validator key {} issuer {}",
-            operator.id, operator.country, operator.name, operator.validator_key, operator.issuer
+            "add {} ({}, {}) validator key {} node key {} issuer {}",
+            operator.id,
+            operator.country,
+            operator.name,
+            operator.validator_key,
+            operator.node_key,
+            operator.issuer
         ),
         MembershipChange::RemoveOperator { operator } => format!("remove {operator}"),
         MembershipChange::RotateValidatorKey {
             operator,
             validator_key,
         } => format!("rotate {operator}'s validator key to {validator_key}"),
+        MembershipChange::RotateNodeKey { operator, node_key } => {
+            format!("rotate {operator}'s node key to {node_key}")
+        }
     }
 }
 
@@ -1635,8 +1675,8 @@ async fn membership_show(ctx: &Context_) -> Result<()> {
     );
     for (index, op) in info.operators.iter().enumerate() {
         println!(
-            "  {index}  {} ({}) {}  validator {}  issuer {}",
-            op.id, op.country, op.name, op.validator_key, op.issuer
+            "  {index}  {} ({}) {}  validator {}  node {}  issuer {}",
+            op.id, op.country, op.name, op.validator_key, op.node_key, op.issuer
         );
     }
     match &info.scheduled {

@@ -66,6 +66,26 @@ async fn run(options: Options) -> Result<()> {
     // Hex doubles a transaction's size; leave room for the JSON around it.
     server_limits.max_body_bytes = params.max_tx_bytes as usize * 2 + 1024;
 
+    // The operators' node identities: their nodes get connections and count as
+    // validators' nodes. A validator must run under the identity its operator bound.
+    let operators = store.operators_at(tip.height + 1)?;
+    let node_key = cachet_types::SigningKey::from_seed(setup.p2p_seed).public_key();
+    if let Some(validator) = &setup.validator
+        && let Some(operator) = operators
+            .iter()
+            .find(|op| op.validator_key == validator.public_key())
+        && operator.node_key != node_key
+    {
+        bail!(
+            "this node's identity ({}, {node_key}) is not the node key operator {} bound ({}): \
+             start it with the bound identity (p2p.key.json in the data directory) or rotate \
+             it by vote (cachet membership rotate-node-key)",
+            peer_id(&node_key),
+            operator.id,
+            operator.node_key
+        );
+    }
+    tracing::info!(node_key = %node_key, peer_id = %peer_id(&node_key), "node identity");
     let (net, net_events) = cachet_network::spawn(NetworkConfig {
         chain_id: setup.genesis.chain_id(),
         keypair: cachet_network::keypair_from_seed(setup.p2p_seed)?,
@@ -73,6 +93,9 @@ async fn run(options: Options) -> Result<()> {
         bootstrap: options.peers.clone(),
         max_tx_batch_bytes: cachet_host::wire::tx_batch_limit(params.max_tx_bytes as usize),
         max_block_bytes: params.max_block_bytes as usize,
+        bound: replica::bound_peers(&operators),
+        max_observer_peers: options.max_observer_peers as usize,
+        peer_exchange_interval: cachet_network::PEER_EXCHANGE_INTERVAL,
     })?;
     let mut listening = net.listening();
     let p2p_addrs = tokio::time::timeout(
@@ -104,6 +127,7 @@ async fn run(options: Options) -> Result<()> {
         mempool,
         role,
         net.peer_counter(),
+        net.bound_peer_counter(),
     )?);
 
     let timeouts = Timeouts {
@@ -278,4 +302,9 @@ async fn shutdown_signal(mut stop: watch::Receiver<bool>) -> &'static str {
         _ = terminate => "terminated",
         _ = stop.wait_for(|stop| *stop) => "fatal error",
     }
+}
+
+/// The peer id of a node key, for messages.
+fn peer_id(node_key: &cachet_types::PublicKey) -> String {
+    cachet_network::peer_id_of(&node_key.0).map_or_else(|| "invalid".into(), |p| p.to_string())
 }

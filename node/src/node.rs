@@ -47,6 +47,7 @@ pub struct Node {
     signals: Arc<Signals>,
     role: Role,
     peers: Arc<AtomicUsize>,
+    operator_peers: Arc<AtomicUsize>,
 }
 
 /// What this node does in consensus.
@@ -72,12 +73,14 @@ pub fn api_status(status: Status) -> TxStatus {
 }
 
 impl Node {
-    /// A node over an open ledger; `peers` is the network's count of connected peers.
+    /// A node over an open ledger; `peers` and `operator_peers` are the network's counts of
+    /// connected peers and of those bound to an operator.
     pub fn new(
         ledger: Ledger,
         mempool: Mempool,
         role: Role,
         peers: Arc<AtomicUsize>,
+        operator_peers: Arc<AtomicUsize>,
     ) -> Result<Node, StoreError> {
         let tip = ledger.store().tip()?;
         let signals = Arc::new(Signals {
@@ -92,6 +95,7 @@ impl Node {
             signals,
             role,
             peers,
+            operator_peers,
         })
     }
 
@@ -186,6 +190,7 @@ impl Node {
             txs_rejected: counters.txs_rejected,
             blocks_committed: counters.blocks_committed,
             peers: self.peers.load(Ordering::Relaxed),
+            operator_peers: self.operator_peers.load(Ordering::Relaxed),
             consensus_round: counters.consensus_round,
             role: self.role_name(),
         }
@@ -208,6 +213,7 @@ mod tests {
             Ledger::new(store),
             Mempool::new(100, 100),
             Role::Observer,
+            Arc::new(AtomicUsize::new(0)),
             Arc::new(AtomicUsize::new(0)),
         )
         .unwrap();

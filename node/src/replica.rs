@@ -53,6 +53,14 @@ pub enum Input {
     Stop,
 }
 
+/// The peer ids of the operators' node keys.
+pub fn bound_peers(operators: &[cachet_types::Operator]) -> Vec<Peer> {
+    operators
+        .iter()
+        .filter_map(|op| cachet_network::peer_id_of(&op.node_key.0))
+        .collect()
+}
+
 /// Largest consensus envelope.
 pub fn max_consensus_bytes(node: &Node) -> usize {
     cachet_host::wire::max_consensus_bytes(node.ledger().store().genesis())
@@ -167,6 +175,8 @@ impl SignerStorage for SignerStore {
 pub struct Replica {
     core: Core<Peer>,
     net: NetworkHandle,
+    /// The operators' node keys the network was last told of.
+    bound: Vec<cachet_types::PublicKey>,
 }
 
 impl Replica {
@@ -188,7 +198,14 @@ impl Replica {
             Box::new(store),
             timeouts,
         );
-        Ok(Replica { core, net })
+        let bound = node
+            .ledger()
+            .store()
+            .operators_at(node.ledger().store().tip()?.height + 1)?
+            .iter()
+            .map(|op| op.node_key)
+            .collect();
+        Ok(Replica { core, net, bound })
     }
 
     /// Runs until [`Input::Stop`] or until every sender is gone. An error is fatal: storage
@@ -204,7 +221,7 @@ impl Replica {
         resumed: tokio::sync::oneshot::Sender<()>,
     ) -> Result<()> {
         let started = self.core.start(now());
-        self.carry_out();
+        self.carry_out()?;
         started?;
         let _ = resumed.send(());
         let mut next_tick = mono_ms() + TICK_MS;
@@ -229,7 +246,7 @@ impl Replica {
                 }
             });
             // What the core did before a failure was done: carry it out, then stop.
-            self.carry_out();
+            self.carry_out()?;
             result?;
         }
     }
@@ -256,7 +273,7 @@ impl Replica {
     }
 
     /// Carries out the core's effects on the network.
-    fn carry_out(&mut self) {
+    fn carry_out(&mut self) -> Result<()> {
         for effect in self.core.take_effects() {
             match effect {
                 Effect::Publish(envelope) => {
@@ -272,11 +289,27 @@ impl Replica {
                         request: SyncRequest { from_height, max },
                     });
                 }
-                // The loop waits for the core's next deadline; the chain's hooks told the
-                // API of the commit; the core logged the equivocation.
-                Effect::WakeAt(_) | Effect::Committed(_) | Effect::Equivocation { .. } => {}
+                Effect::Committed(_) => self.rebind()?,
+                // The loop waits for the core's next deadline; the core logged the
+                // equivocation.
+                Effect::WakeAt(_) | Effect::Equivocation { .. } => {}
             }
         }
+        Ok(())
+    }
+
+    /// After a commit: if the operators' node keys of the next height changed (a member
+    /// joined, left or rotated its node key), tells the network.
+    fn rebind(&mut self) -> Result<()> {
+        let store = self.core.chain().ledger().store();
+        let operators = store.operators_at(store.tip()?.height + 1)?;
+        let keys: Vec<cachet_types::PublicKey> = operators.iter().map(|op| op.node_key).collect();
+        if keys != self.bound {
+            tracing::info!(operators = keys.len(), "operators' node identities changed");
+            self.net.send(Command::SetBound(bound_peers(&operators)));
+            self.bound = keys;
+        }
+        Ok(())
     }
 }
 

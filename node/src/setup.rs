@@ -83,6 +83,11 @@ pub struct Options {
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub mempool_max_txs: u64,
 
+    /// Most connected peers that are not an operator's bound node (observers, e.g.
+    /// auditors' nodes); the operators' nodes always get a connection.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=512))]
+    pub max_observer_peers: u64,
+
     /// Rejected transactions remembered for status queries.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub rejections_remembered: u64,
@@ -297,6 +302,8 @@ fn prepare_dev(options: &Options) -> Result<Setup> {
     let genesis_path = data_dir.join("genesis.json");
     let validator_path = data_dir.join("validator.key.json");
     let operator_path = data_dir.join("operator.key.json");
+    // The node identity comes first: the genesis binds it to the operator.
+    let p2p_seed = p2p_identity(&data_dir, DEV_PASSPHRASE)?;
     if !genesis_path.exists() {
         let validator = cachet_keystore::generate_key()?;
         let issuer = cachet_keystore::generate_key()?;
@@ -308,6 +315,7 @@ fn prepare_dev(options: &Options) -> Result<Setup> {
                 country: CountryCode::parse("ZZ")?,
                 name: "Cachet Development Post".into(),
                 validator_key: validator.public_key(),
+                node_key: SigningKey::from_seed(p2p_seed).public_key(),
                 issuer: issuer.public_key().address(),
             }],
             params: ChainParams::default(),
@@ -326,7 +334,6 @@ fn prepare_dev(options: &Options) -> Result<Setup> {
     }
     let genesis = read_genesis(&genesis_path)?;
     let key = cachet_keystore::load(&validator_path, DEV_PASSPHRASE)?;
-    let p2p_seed = p2p_identity(&data_dir, DEV_PASSPHRASE)?;
     let issuer = cachet_keystore::read(&operator_path)?;
     eprintln!(
         "cachetd dev chain {}\n  data dir:      {}\n  operator:      DEV-POST, issuer account {}\n  operator key:  {} (passphrase: {DEV_PASSPHRASE})\n  use it with:   cachet wallet import operator {}",

@@ -170,7 +170,14 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<Layout> {
         std::fs::create_dir_all(dir.join(&name))?;
         let validator_file = format!("{name}/validator.key.json");
         let issuer_file = format!("operator-{i}.key.json");
-        for (file, key) in [(&validator_file, &validator), (&issuer_file, &issuer)] {
+        // The node's peer-to-peer identity, where cachetd looks for it: the genesis binds it.
+        let node = cachet_keystore::generate_key()?;
+        let node_file = format!("{name}/p2p.key.json");
+        for (file, key) in [
+            (&validator_file, &validator),
+            (&issuer_file, &issuer),
+            (&node_file, &node),
+        ] {
             let sealed = cachet_keystore::seal(key, &passphrase, TESTNET_KDF)?;
             cachet_keystore::write(&dir.join(file), &sealed)?;
         }
@@ -179,6 +186,7 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<Layout> {
             country: CountryCode::parse(country)?,
             name: format!("{country} Post (testnet)"),
             validator_key: validator.public_key(),
+            node_key: node.public_key(),
             issuer: issuer.public_key().address(),
         });
         issuer_keys.push(issuer_file);

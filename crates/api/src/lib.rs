@@ -98,6 +98,10 @@ pub struct NodeMetrics {
     pub blocks_committed: u64,
     /// Connected peers.
     pub peers: usize,
+    /// Connected peers that are operators' nodes (their identity bound in the operator set);
+    /// the others are observers.
+    #[serde(default)]
+    pub operator_peers: usize,
     /// Consensus round of the height being decided (the chain's height + 1).
     #[serde(default)]
     pub consensus_round: u32,

@@ -9,12 +9,16 @@
 //! maxima, and the command and event queues between the node and the network task are
 //! bounded channels.
 //!
-//! Peers come from configuration: the node dials its bootstrap addresses at start and
-//! redials them while they are unreachable. Who is a validator is not the network's concern;
-//! consensus messages are signed by the validator keys of their height and checked by the
-//! node.
+//! Peers come from configuration and from each other: the node dials its bootstrap
+//! addresses at start and redials them while they are unreachable, and asks its operators'
+//! peers for the addresses of the other operators' nodes (peer exchange). The node tells the
+//! network which peer identities are bound to the current operators ([`Command::SetBound`]):
+//! those always get a connection (up to the total limit), any other peer is an observer,
+//! admitted up to [`NetworkConfig::max_observer_peers`], and peer exchange only spreads
+//! bound identities. Consensus messages are still signed by the validator keys of their
+//! height and checked by the node: a bound identity decides who is connected, not who votes.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,9 +29,11 @@ use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity};
 use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, identify, identity, noise, ping, tcp, yamux,
+    Multiaddr, PeerId, StreamProtocol, Swarm, connection_limits, identify, identity, noise, ping,
+    tcp, yamux,
 };
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -53,12 +59,40 @@ const PEER_QUEUE: usize = 1024;
 /// How often unreachable bootstrap peers are dialled again.
 const REDIAL: Duration = Duration::from_secs(2);
 
+/// Data a peer leaves unacknowledged this long aborts its TCP connection (TCP_USER_TIMEOUT).
+/// Closing a connection politely flushes what is queued for the peer first, and across a
+/// partition that waits for the link to come back: the connection then looks alive and the
+/// peer is not redialled (after a 60 s partition of 8|8, finality took 50 s to return). The
+/// kernel's abort ends such a connection within this bound; pings every 5 s mean a dead link
+/// always has unacknowledged data.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// How often a connection is pinged.
 const PING_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A ping unanswered this long closes its connection (and the peer is redialled).
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most established connections in each direction (the operators' nodes, 256 at most, and
+/// observers up to their own limit).
+pub const MAX_CONNECTIONS: u32 = 640;
+
+/// Most connections to one peer (a simultaneous dial in both directions makes two).
+const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+
+/// Most incoming connections still in their handshake.
+const MAX_PENDING_INCOMING: u32 = 128;
+
+/// How often the node asks an operator's peer for the other operators' addresses.
+pub const PEER_EXCHANGE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Most peers one peer-exchange answer names, addresses per peer, and bytes per address.
+pub const MAX_EXCHANGED_PEERS: usize = 256;
+const MAX_EXCHANGED_ADDRS: usize = 4;
+const MAX_ADDR_BYTES: usize = 256;
+
+/// Most dials one peer-exchange answer starts.
+const MAX_EXCHANGE_DIALS: usize = 32;
 /// Network settings.
 #[derive(Debug, Clone)]
 pub struct NetworkConfig {
@@ -74,6 +108,13 @@ pub struct NetworkConfig {
     pub max_tx_batch_bytes: usize,
     /// Largest block (bytes): consensus messages and sync responses are sized from it.
     pub max_block_bytes: usize,
+    /// The peer identities bound to the operators when the network starts.
+    pub bound: Vec<PeerId>,
+    /// Most connected peers that are not bound to an operator (observers).
+    pub max_observer_peers: usize,
+    /// How often to ask a bound peer for the other bound peers' addresses
+    /// ([`PEER_EXCHANGE_INTERVAL`]; tests ask more often).
+    pub peer_exchange_interval: Duration,
 }
 
 /// Which gossip topic.
@@ -108,6 +149,16 @@ pub struct SyncRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SyncResponse {
     blocks: Vec<ByteBuf>,
+}
+
+/// Peer exchange: "which operators' nodes do you know?"
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ExchangeRequest {}
+
+/// The operators' nodes a peer is connected to, with the addresses they listen on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ExchangeResponse {
+    peers: Vec<(ByteBuf, Vec<ByteBuf>)>,
 }
 
 /// What the network tells the node.
@@ -172,6 +223,9 @@ pub enum Command {
         /// Encoded certified blocks.
         blocks: Vec<Vec<u8>>,
     },
+    /// The peer identities bound to the operators from now on (the node sends them when the
+    /// operator set changes).
+    SetBound(Vec<PeerId>),
 }
 
 /// Why the network could not start.
@@ -195,6 +249,7 @@ pub enum NetworkError {
 pub struct NetworkHandle {
     commands: mpsc::Sender<Command>,
     peers: Arc<AtomicUsize>,
+    bound_peers: Arc<AtomicUsize>,
     local_peer_id: PeerId,
     listening: watch::Receiver<Vec<Multiaddr>>,
 }
@@ -223,6 +278,11 @@ impl NetworkHandle {
         self.peers.clone()
     }
 
+    /// The live count of connected peers bound to an operator (validators' nodes).
+    pub fn bound_peer_counter(&self) -> Arc<AtomicUsize> {
+        self.bound_peers.clone()
+    }
+
     /// This node's peer id.
     pub fn local_peer_id(&self) -> PeerId {
         self.local_peer_id
@@ -242,16 +302,25 @@ impl Command {
             Command::Validated { .. } => "validated",
             Command::RequestBlocks { .. } => "request-blocks",
             Command::Respond { .. } => "respond",
+            Command::SetBound(_) => "set-bound",
         }
     }
 }
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    limits: connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
     sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+    exchange: request_response::cbor::Behaviour<ExchangeRequest, ExchangeResponse>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
+}
+
+/// The libp2p peer id of an operator's node key (the ed25519 public key of its identity).
+pub fn peer_id_of(node_key: &[u8; 32]) -> Option<PeerId> {
+    let key = identity::ed25519::PublicKey::try_from_bytes(node_key).ok()?;
+    Some(identity::PublicKey::from(key).to_peer_id())
 }
 
 fn topic_name(chain_id: &Hash, topic: &str) -> String {
@@ -321,21 +390,54 @@ fn build_swarm(config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkError>
         [(protocol, ProtocolSupport::Full)],
         request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
     );
+    let exchange_protocol = StreamProtocol::try_from_owned(topic_name(&config.chain_id, "peers"))
+        .map_err(|e| setup(&e))?;
+    let exchange_bytes = (MAX_EXCHANGED_PEERS * (64 + MAX_EXCHANGED_ADDRS * MAX_ADDR_BYTES)) as u64;
+    let exchange = request_response::Behaviour::with_codec(
+        request_response::cbor::codec::Codec::default()
+            .set_request_size_maximum(64)
+            .set_response_size_maximum(exchange_bytes),
+        [(exchange_protocol, ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
+    );
+    let limits = connection_limits::Behaviour::new(
+        connection_limits::ConnectionLimits::default()
+            .with_max_established_incoming(Some(MAX_CONNECTIONS))
+            .with_max_established_outgoing(Some(MAX_CONNECTIONS))
+            .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+            .with_max_pending_incoming(Some(MAX_PENDING_INCOMING)),
+    );
     let identify = identify::Behaviour::new(identify::Config::new(
         format!("/cachet/{}", config.chain_id.to_hex()),
         config.keypair.public(),
     ));
     let swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
+        .with_other_transport(
+            |key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+                use libp2p::Transport;
+                let noise = noise::Config::new(key)?;
+                Ok(tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                .map(|stream: tcp::tokio::TcpStream, _| {
+                    let timeout = TCP_USER_TIMEOUT.as_millis() as u32;
+                    if let Err(error) =
+                        rustix::net::sockopt::set_tcp_user_timeout(&stream.0, timeout)
+                    {
+                        tracing::warn!(%error, "cannot bound unacknowledged data on a connection");
+                    }
+                    stream
+                })
+                .upgrade(libp2p::core::upgrade::Version::V1)
+                .authenticate(noise)
+                .multiplex(yamux::Config::default()))
+            },
         )
         .map_err(|e| setup(&e))?
         .with_behaviour(|_| Behaviour {
+            limits,
             gossipsub,
             sync,
+            exchange,
             identify,
             // A connection a partition silenced looks alive to TCP until its retransmission
             // timer gives up (minutes, growing with the partition): pings find it in
@@ -407,6 +509,7 @@ pub fn spawn(
     let (event_tx, events) = mpsc::channel(QUEUE);
     let (listening_tx, listening) = watch::channel(Vec::new());
     let peers = Arc::new(AtomicUsize::new(0));
+    let bound_peers = Arc::new(AtomicUsize::new(0));
     let local_peer_id = *swarm.local_peer_id();
     let task = Task {
         txs: IdentTopic::new(topic_name(&config.chain_id, "txs")).hash(),
@@ -420,12 +523,20 @@ pub fn spawn(
         next_token: 0,
         connected: HashSet::new(),
         rotation: 0,
+        bound: config.bound.iter().copied().collect(),
+        bound_peers: bound_peers.clone(),
+        max_observers: config.max_observer_peers,
+        listen_addrs: HashMap::new(),
+        exchange_interval: config
+            .peer_exchange_interval
+            .max(Duration::from_millis(100)),
     };
     tokio::spawn(task.run(command_rx));
     Ok((
         NetworkHandle {
             commands,
             peers,
+            bound_peers,
             local_peer_id,
             listening,
         },
@@ -446,12 +557,21 @@ struct Task {
     next_token: u64,
     connected: HashSet<PeerId>,
     rotation: usize,
+    /// Identities bound to the current operators.
+    bound: HashSet<PeerId>,
+    bound_peers: Arc<AtomicUsize>,
+    max_observers: usize,
+    /// What each connected peer says it listens on (identify), bounded.
+    listen_addrs: HashMap<PeerId, Vec<Multiaddr>>,
+    exchange_interval: Duration,
 }
 
 impl Task {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut redial = tokio::time::interval(REDIAL);
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut exchange = tokio::time::interval(self.exchange_interval);
+        exchange.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
@@ -461,6 +581,84 @@ impl Task {
                 },
                 event = self.swarm.select_next_some() => self.swarm_event(event),
                 _ = redial.tick() => self.redial(),
+                _ = exchange.tick() => self.ask_for_peers(None),
+            }
+        }
+    }
+
+    fn count_bound(&self) {
+        let bound = self
+            .connected
+            .iter()
+            .filter(|p| self.bound.contains(p))
+            .count();
+        self.bound_peers.store(bound, Ordering::Relaxed);
+    }
+
+    /// Asks `peer` (or the next connected operator's node) which operators' nodes it knows.
+    fn ask_for_peers(&mut self, peer: Option<PeerId>) {
+        let peer = peer.or_else(|| {
+            let mut bound: Vec<PeerId> = self
+                .connected
+                .iter()
+                .filter(|p| self.bound.contains(p))
+                .copied()
+                .collect();
+            bound.sort();
+            self.rotation = self.rotation.wrapping_add(1);
+            bound.get(self.rotation % bound.len().max(1)).copied()
+        });
+        if let Some(peer) = peer {
+            self.swarm
+                .behaviour_mut()
+                .exchange
+                .send_request(&peer, ExchangeRequest {});
+        }
+    }
+
+    /// The operators' nodes this node is connected to, but `asker`, with their addresses.
+    fn exchange_answer(&self, asker: &PeerId) -> ExchangeResponse {
+        let peers = self
+            .connected
+            .iter()
+            .filter(|p| self.bound.contains(p) && *p != asker)
+            .filter_map(|p| {
+                let addrs = self.listen_addrs.get(p)?;
+                let addrs = addrs.iter().map(|a| ByteBuf::from(a.to_vec())).collect();
+                Some((ByteBuf::from(p.to_bytes()), addrs))
+            })
+            .take(MAX_EXCHANGED_PEERS)
+            .collect();
+        ExchangeResponse { peers }
+    }
+
+    /// Dials the operators' nodes an answer names that this node is not connected to. Only
+    /// bound identities are dialled: an answer cannot point this node anywhere else.
+    fn use_exchange_answer(&mut self, from: PeerId, answer: ExchangeResponse) {
+        let local = *self.swarm.local_peer_id();
+        let mut dials = 0;
+        for (id, addrs) in answer.peers.into_iter().take(MAX_EXCHANGED_PEERS) {
+            let Ok(peer) = PeerId::from_bytes(&id) else {
+                tracing::debug!(%from, "peer exchange named a malformed peer id");
+                continue;
+            };
+            if peer == local || !self.bound.contains(&peer) || self.connected.contains(&peer) {
+                continue;
+            }
+            let addrs: Vec<Multiaddr> = addrs
+                .into_iter()
+                .take(MAX_EXCHANGED_ADDRS)
+                .filter(|a| a.len() <= MAX_ADDR_BYTES)
+                .filter_map(|a| Multiaddr::try_from(a.into_vec()).ok())
+                .collect();
+            if addrs.is_empty() || dials >= MAX_EXCHANGE_DIALS {
+                continue;
+            }
+            dials += 1;
+            tracing::debug!(%peer, %from, "dialling an operator's node learned by peer exchange");
+            let dial = DialOpts::peer_id(peer).addresses(addrs).build();
+            if let Err(error) = self.swarm.dial(dial) {
+                tracing::debug!(%peer, %error, "dial failed");
             }
         }
     }
@@ -540,6 +738,10 @@ impl Task {
                     let _ = behaviour.sync.send_response(channel, response);
                 }
             }
+            Command::SetBound(peers) => {
+                self.bound = peers.into_iter().collect();
+                self.count_bound();
+            }
         }
     }
 
@@ -562,10 +764,27 @@ impl Task {
                         }
                     }
                 }
+                let bound = self.bound.contains(&peer_id);
+                if !bound && !self.connected.contains(&peer_id) {
+                    let observers = self
+                        .connected
+                        .iter()
+                        .filter(|p| !self.bound.contains(p))
+                        .count();
+                    if observers >= self.max_observers {
+                        tracing::debug!(peer = %peer_id, observers, "observer slots full; closing");
+                        let _ = self.swarm.disconnect_peer_id(peer_id);
+                        return;
+                    }
+                }
                 if self.connected.insert(peer_id) {
                     self.peers.store(self.connected.len(), Ordering::Relaxed);
-                    tracing::info!(peer = %peer_id, peers = self.connected.len(), "peer connected");
+                    self.count_bound();
+                    tracing::info!(peer = %peer_id, peers = self.connected.len(), bound, "peer connected");
                     self.deliver(NetEvent::PeerConnected(peer_id));
+                    if bound {
+                        self.ask_for_peers(Some(peer_id));
+                    }
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -573,7 +792,9 @@ impl Task {
                 num_established: 0,
                 ..
             } if self.connected.remove(&peer_id) => {
+                self.listen_addrs.remove(&peer_id);
                 self.peers.store(self.connected.len(), Ordering::Relaxed);
+                self.count_bound();
                 tracing::info!(peer = %peer_id, peers = self.connected.len(), "peer disconnected");
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
@@ -657,7 +878,33 @@ impl Task {
                 ..
             })) => {
                 tracing::debug!(peer = %peer_id, agent = %info.agent_version, "identified");
+                if self.connected.contains(&peer_id) {
+                    let addrs: Vec<Multiaddr> = info
+                        .listen_addrs
+                        .into_iter()
+                        .filter(|a| a.len() <= MAX_ADDR_BYTES)
+                        .take(MAX_EXCHANGED_ADDRS)
+                        .collect();
+                    self.listen_addrs.insert(peer_id, addrs);
+                }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Exchange(request_response::Event::Message {
+                peer,
+                message,
+                ..
+            })) => match message {
+                request_response::Message::Request { channel, .. } => {
+                    let answer = self.exchange_answer(&peer);
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .exchange
+                        .send_response(channel, answer);
+                }
+                request_response::Message::Response { response, .. } => {
+                    self.use_exchange_answer(peer, response);
+                }
+            },
             SwarmEvent::OutgoingConnectionError { error, .. } => {
                 tracing::debug!(%error, "connection attempt failed");
             }
@@ -676,4 +923,21 @@ fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
 pub fn keypair_from_seed(seed: [u8; 32]) -> Result<Keypair, NetworkError> {
     let mut seed = seed;
     identity::Keypair::ed25519_from_bytes(&mut seed).map_err(|e| NetworkError::Setup(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_key_names_the_peer_id_of_the_identity_made_from_its_seed() {
+        let seed = Hash::tagged("test/node-seed", &[]).0;
+        let identity = keypair_from_seed(seed).unwrap();
+        let node_key = cachet_types::SigningKey::from_seed(seed).public_key();
+        assert_eq!(
+            peer_id_of(&node_key.0),
+            Some(identity.public().to_peer_id())
+        );
+        assert_eq!(peer_id_of(&[0xff; 32]), None, "not a curve point");
+    }
 }

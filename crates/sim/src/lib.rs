@@ -437,6 +437,7 @@ impl Sim {
                     country: CountryCode::parse("LU").unwrap_or_else(|e| panic!("{e}")),
                     name: "LU Post".into(),
                     validator_key: validator.public_key(),
+                    node_key: key("sim-joiner-node").public_key(),
                     issuer: issuer.public_key().address(),
                 },
                 validator,

@@ -39,7 +39,7 @@ pub fn apply_change(
         MembershipChange::AddOperator { operator } => {
             if let Some(other) = current.iter().find(|op| op.clashes(operator)) {
                 return Err(invalid(format!(
-                    "operator {} shares an id, validator key or issuer account with {}",
+                    "operator {} shares an id, validator key, node key or issuer account with {}",
                     operator.id, other.id
                 )));
             }
@@ -68,6 +68,14 @@ pub fn apply_change(
                 return Err(invalid("the new validator key is already in use".into()));
             }
             next[index].validator_key = *validator_key;
+        }
+        MembershipChange::RotateNodeKey { operator, node_key } => {
+            let index = position(operator)
+                .ok_or_else(|| invalid(format!("{operator} is not a current operator")))?;
+            if current.iter().any(|op| op.node_key == *node_key) {
+                return Err(invalid("the new node key is already in use".into()));
+            }
+            next[index].node_key = *node_key;
         }
     }
     Ok(next)

@@ -14,6 +14,11 @@ use cachet_types::{
 };
 pub use ledger::{FlakyBackend, TestLedger};
 
+/// The public node identity key of the test operator of `country`.
+fn node_key(country: &str) -> PublicKey {
+    key(&format!("{country}-node")).public_key()
+}
+
 /// The key named `name`: the same on every run.
 pub fn key(name: &str) -> SigningKey {
     SigningKey::from_seed(Hash::tagged("cachet/testkit-key", &[name.as_bytes()]).0)
@@ -57,6 +62,11 @@ impl TestChain {
         TestChain::with_params(operators, ChainParams::default())
     }
 
+    /// The node identity key of operator `index` (its seed is the node's libp2p identity).
+    pub fn node_key(&self, index: usize) -> SigningKey {
+        key(&format!("{}-node", country_code(index).as_str()))
+    }
+
     /// Same, with chosen parameters.
     pub fn with_params(operators: usize, params: ChainParams) -> TestChain {
         let mut list = Vec::new();
@@ -70,6 +80,7 @@ impl TestChain {
                 country: CountryCode::parse(country).unwrap_or_else(|e| panic!("{e}")),
                 name: format!("{country} Post"),
                 validator_key: validator.public_key(),
+                node_key: node_key(country),
                 issuer: issuer.public_key().address(),
             });
             keys.push((validator, issuer));

@@ -27,6 +27,10 @@ pub struct Operator {
     pub name: String,
     /// Key that signs the operator's consensus votes (held by its node).
     pub validator_key: PublicKey,
+    /// Public key of its node's peer-to-peer identity (the ed25519 key behind its libp2p
+    /// peer id): peers give the operators' nodes their reserved connections and count only
+    /// them as validators' nodes; any other peer is an observer.
+    pub node_key: PublicKey,
     /// Account that signs the operator's transactions (issue, mint, redeem, freeze).
     pub issuer: Address,
 }
@@ -36,15 +40,17 @@ impl Operator {
     pub fn check(&self) -> Result<(), TxCheckError> {
         check_text("operator name", &self.name, 1, limits::OPERATOR_NAME_MAX)?;
         self.validator_key.check_account()?;
+        self.node_key.check_account()?;
         self.issuer.public_key().check_account()?;
         Ok(())
     }
 
-    /// True if `other` has the same id, validator key or issuer account: two members of one
-    /// set never may.
+    /// True if `other` has the same id, validator key, node key or issuer account: two
+    /// members of one set never may.
     pub fn clashes(&self, other: &Operator) -> bool {
         self.id == other.id
             || self.validator_key == other.validator_key
+            || self.node_key == other.node_key
             || self.issuer == other.issuer
     }
 }

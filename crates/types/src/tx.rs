@@ -415,6 +415,13 @@ pub enum MembershipChange {
         /// Its new validator key.
         validator_key: PublicKey,
     },
+    /// An operator's node runs under a new peer-to-peer identity from the activation height.
+    RotateNodeKey {
+        /// The operator.
+        operator: OperatorId,
+        /// Its node's new identity key.
+        node_key: PublicKey,
+    },
 }
 
 impl MembershipChange {
@@ -424,6 +431,7 @@ impl MembershipChange {
             MembershipChange::AddOperator { .. } => "add_operator",
             MembershipChange::RemoveOperator { .. } => "remove_operator",
             MembershipChange::RotateValidatorKey { .. } => "rotate_validator_key",
+            MembershipChange::RotateNodeKey { .. } => "rotate_node_key",
         }
     }
 
@@ -432,7 +440,8 @@ impl MembershipChange {
         match self {
             MembershipChange::AddOperator { operator } => &operator.id,
             MembershipChange::RemoveOperator { operator }
-            | MembershipChange::RotateValidatorKey { operator, .. } => operator,
+            | MembershipChange::RotateValidatorKey { operator, .. }
+            | MembershipChange::RotateNodeKey { operator, .. } => operator,
         }
     }
 }
@@ -648,6 +657,10 @@ impl SignedTx {
                 change: MembershipChange::RotateValidatorKey { validator_key, .. },
                 ..
             } => validator_key.check_account()?,
+            TxBody::ProposeMembership {
+                change: MembershipChange::RotateNodeKey { node_key, .. },
+                ..
+            } => node_key.check_account()?,
             _ => {}
         }
         Ok(())

@@ -28,6 +28,24 @@ fn a_fifth_operator_joins_by_vote_and_validates_from_the_agreed_height() {
     net.wait_connected();
     let role = |net: &Net| net.rt.block_on(net.client(4).chain()).unwrap().metrics.role;
     assert_eq!(role(&net), "validator (not in the operator set)");
+    // Its node identity is bound to no operator yet: the validators count it as an observer.
+    let operator_peers = |net: &Net, i: usize| {
+        net.rt
+            .block_on(net.client(i).chain())
+            .unwrap()
+            .metrics
+            .operator_peers
+    };
+    assert_eq!(
+        operator_peers(&net, 0),
+        3,
+        "only the genesis operators' nodes"
+    );
+    // The identity cachetd created for it on first start is what the operators bind.
+    let fifth_node_key =
+        cachet_keystore::read(&net.layout.data_dir(&net.dir, 4).join("p2p.key.json"))
+            .unwrap()
+            .public_key;
 
     // Operator 0 proposes; operators 1 and 2 approve (3 of 4 is more than two thirds).
     let mut operators: Vec<Operator> = (0..VALIDATORS).map(|k| Operator::new(&net, k)).collect();
@@ -36,6 +54,7 @@ fn a_fifth_operator_joins_by_vote_and_validates_from_the_agreed_height() {
         country: CountryCode::parse("IT").unwrap(),
         name: "Poste Italiane".into(),
         validator_key: fifth_validator.public_key(),
+        node_key: fifth_node_key,
         issuer: fifth_issuer.public_key().address(),
     };
     let activation = net.height(0).unwrap() + 12;
@@ -110,6 +129,11 @@ fn a_fifth_operator_joins_by_vote_and_validates_from_the_agreed_height() {
         }
     }
     assert_eq!(role(&net), "validator 4");
+    // Its identity is bound now: every genesis validator counts it as an operator's node.
+    net.wait_until(
+        "the new operator's node counted as an operator's node",
+        |net| (0..VALIDATORS).all(|i| operator_peers(net, i) == 4),
+    );
     let info = net.rt.block_on(net.client(3).membership()).unwrap();
     assert_eq!(info.operators.len(), 5);
     assert_eq!(info.changes.len(), 1);
@@ -205,5 +229,55 @@ fn a_fifth_operator_joins_by_vote_and_validates_from_the_agreed_height() {
     assert!(
         roots.iter().all(|r| *r == roots[0]),
         "state roots differ: {roots:?}"
+    );
+}
+
+#[test]
+fn a_validator_under_an_identity_its_operator_did_not_bind_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let layout = cachet_testnet::init(
+        &dir,
+        &cachet_testnet::InitOptions {
+            validators: 4,
+            observers: 0,
+            api_port: 0,
+            p2p_port: 0,
+            params: cachet_types::ChainParams::default(),
+        },
+    )
+    .unwrap();
+    // The operator's node identity is lost; cachetd would make a new one, bound to nobody.
+    let data_dir = layout.data_dir(&dir, 0);
+    std::fs::remove_file(data_dir.join("p2p.key.json")).unwrap();
+    let binary = cachet_testkit::process::cachetd_binary(std::path::Path::new(env!(
+        "CARGO_BIN_EXE_cachet-testnet"
+    )));
+    let mut child = std::process::Command::new(binary)
+        .args(layout.node_args(&dir, 0))
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("cachetd under an unbound identity did not stop within {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "it started: {stderr}");
+    assert!(
+        stderr.contains("is not the node key operator AT-POST bound"),
+        "{stderr}"
     );
 }

@@ -17,7 +17,94 @@ fn config(bootstrap: Vec<cachet_network::Address>) -> NetworkConfig {
         bootstrap,
         max_tx_batch_bytes: 64 * 1024,
         max_block_bytes: 1024 * 1024,
+        bound: Vec::new(),
+        max_observer_peers: 64,
+        peer_exchange_interval: Duration::from_millis(500),
     }
+}
+
+async fn address_of(node: &NetworkHandle) -> cachet_network::Address {
+    let mut listening = node.listening();
+    listening.wait_for(|l| !l.is_empty()).await.unwrap()[0].clone()
+}
+
+/// Waits (20 s at most) until `done` holds.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..400 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not within 20 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observers_beyond_their_slots_are_refused_and_operators_nodes_always_get_one() {
+    let operator = Keypair::generate_ed25519();
+    let hub_config = NetworkConfig {
+        bound: vec![operator.public().to_peer_id()],
+        max_observer_peers: 1,
+        ..config(Vec::new())
+    };
+    let (hub, _hub_events) = spawn(hub_config).unwrap();
+    let at = address_of(&hub).await;
+    let (first, _e1) = spawn(config(vec![at.clone()])).unwrap();
+    eventually("the first observer connected", || {
+        hub.peers() == 1 && first.peers() == 1
+    })
+    .await;
+    assert_eq!(
+        hub.bound_peer_counter()
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    // A second observer is refused (and keeps being refused as it redials).
+    let (second, _e2) = spawn(config(vec![at.clone()])).unwrap();
+    // The operator's node is admitted although the observer slots are full.
+    let (node, _e3) = spawn(NetworkConfig {
+        keypair: operator,
+        ..config(vec![at.clone()])
+    })
+    .unwrap();
+    eventually("the operator's node connected", || node.peers() == 1).await;
+    let bound = hub.bound_peer_counter();
+    eventually("the hub counts one operator's node", || {
+        bound.load(std::sync::atomic::Ordering::Relaxed) == 1
+    })
+    .await;
+    // Over a few of the second observer's redials (every 2 s), the hub never holds it.
+    for _ in 0..60 {
+        assert_eq!(hub.peers(), 2, "the hub admitted a second observer");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(second);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_exchange_connects_operators_nodes_that_were_not_configured() {
+    let keys: Vec<Keypair> = (0..3).map(|_| Keypair::generate_ed25519()).collect();
+    let bound: Vec<_> = keys.iter().map(|k| k.public().to_peer_id()).collect();
+    let with = |key: &Keypair, bootstrap| NetworkConfig {
+        keypair: key.clone(),
+        bound: bound.clone(),
+        ..config(bootstrap)
+    };
+    let (middle, _m) = spawn(with(&keys[0], Vec::new())).unwrap();
+    let at = address_of(&middle).await;
+    // Both know only the middle node; an observer knows it too.
+    let (left, _l) = spawn(with(&keys[1], vec![at.clone()])).unwrap();
+    let (right, _r) = spawn(with(&keys[2], vec![at.clone()])).unwrap();
+    let (observer, _o) = spawn(config(vec![at.clone()])).unwrap();
+    eventually(
+        "left and right found each other through the middle node",
+        || left.peers() >= 2 && right.peers() >= 2,
+    )
+    .await;
+    // The observer is not handed out as an operator's node, and is not dialled.
+    let left_bound = left.bound_peer_counter();
+    assert_eq!(left_bound.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(observer.peers(), 1, "someone dialled the observer");
 }
 
 async fn next_gossip(

@@ -185,6 +185,7 @@ fn vectors() -> BTreeMap<String, Value> {
                         country: cachet_types::CountryCode::parse("IT").unwrap(),
                         name: "IT Post".into(),
                         validator_key: key("it-validator").public_key(),
+                        node_key: key("it-node").public_key(),
                         issuer: address("it-issuer"),
                     },
                 },
@@ -201,6 +202,18 @@ fn vectors() -> BTreeMap<String, Value> {
                     validator_key: key("de-validator-2").public_key(),
                 },
                 activation_height: 200,
+            },
+            vec![],
+        ),
+        (
+            "tx_propose_membership_rotate_node_key",
+            &de_issuer,
+            TxBody::ProposeMembership {
+                change: cachet_types::MembershipChange::RotateNodeKey {
+                    operator: cachet_testkit::operator_id("DE"),
+                    node_key: key("de-node-2").public_key(),
+                },
+                activation_height: 300,
             },
             vec![],
         ),

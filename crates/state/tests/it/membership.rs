@@ -90,6 +90,7 @@ fn newcomer() -> (Operator, SigningKey, SigningKey) {
         country: CountryCode::parse("IT").unwrap(),
         name: "IT Post".into(),
         validator_key: validator.public_key(),
+        node_key: key("IT-node").public_key(),
         issuer: issuer.public_key().address(),
     };
     (operator, validator, issuer)
@@ -235,6 +236,38 @@ fn operators_leave_and_rotate_validator_keys_by_the_same_vote() {
 }
 
 #[test]
+fn an_operator_rotates_its_node_key_by_vote() {
+    let mut m = Members::new();
+    let new_key = key("DE-node-2").public_key();
+    let rotate = MembershipChange::RotateNodeKey {
+        operator: operator_id("DE"),
+        node_key: new_key,
+    };
+    let activation = m.next() + 5;
+    let id = m.ok(&m.op(1), propose(rotate, activation));
+    m.ok(&m.op(0), approve(id));
+    m.ok(&m.op(2), approve(id));
+    let node_keys = |m: &Members, height| -> Vec<PublicKey> {
+        cachet_state::operators_at(&m.state, &m.chain.genesis, height)
+            .unwrap()
+            .iter()
+            .map(|op| op.node_key)
+            .collect()
+    };
+    let before = node_keys(&m, activation - 1);
+    assert_eq!(before[1], m.chain.genesis.operators[1].node_key);
+    let after = node_keys(&m, activation);
+    assert_eq!(after[1], new_key);
+    // Only DE's node key changed; its validator key did not.
+    assert_eq!(after[0], before[0]);
+    let validators = cachet_state::operators_at(&m.state, &m.chain.genesis, activation).unwrap();
+    assert_eq!(
+        validators[1].validator_key,
+        m.chain.validator(1).public_key()
+    );
+}
+
+#[test]
 fn membership_rejections() {
     let mut m = Members::new();
     let (italy, _, italy_issuer) = newcomer();
@@ -256,6 +289,28 @@ fn membership_rejections() {
     };
     let error = m.refused(&m.op(0), propose(add(clash), soon + 10));
     assert_eq!(error.code(), "invalid_membership", "{error}");
+    // A node identity another operator has bound cannot be bound again, on joining or
+    // rotating.
+    let same_node = Operator {
+        node_key: m.chain.genesis.operators[1].node_key,
+        ..italy.clone()
+    };
+    let error = m.refused(&m.op(0), propose(add(same_node), soon + 10));
+    assert_eq!(error.code(), "invalid_membership", "{error}");
+    assert!(error.to_string().contains("node key"), "{error}");
+    let taken_node = MembershipChange::RotateNodeKey {
+        operator: operator_id("AT"),
+        node_key: m.chain.genesis.operators[2].node_key,
+    };
+    let error = m.refused(&m.op(0), propose(taken_node, soon + 10));
+    assert_eq!(error.code(), "invalid_membership", "{error}");
+    // A node key must be a canonical key of prime order, like every key.
+    let weak = MembershipChange::RotateNodeKey {
+        operator: operator_id("AT"),
+        node_key: cachet_types::PublicKey([0; 32]),
+    };
+    let error = m.refused(&m.op(0), propose(weak, soon + 10));
+    assert_ne!(error.code(), "invalid_membership", "{error}");
     let unknown = MembershipChange::RemoveOperator {
         operator: operator_id("SE"),
     };
