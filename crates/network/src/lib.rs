@@ -93,6 +93,22 @@ const MAX_ADDR_BYTES: usize = 256;
 
 /// Most dials one peer-exchange answer starts.
 const MAX_EXCHANGE_DIALS: usize = 32;
+
+/// Sync requests one peer may make per second (and in a burst): a catching-up node asks
+/// for 32 blocks at a time, once per answer; more is a peer making this node read its disk
+/// for nothing. Requests over the limit are dropped (the peer's request times out).
+const SYNC_REQUESTS_PER_SECOND: u32 = 20;
+const SYNC_REQUEST_BURST: u32 = 40;
+
+/// Peer-exchange requests one peer may make per minute (and in a burst).
+const EXCHANGE_REQUESTS_PER_MINUTE: u32 = 12;
+const EXCHANGE_REQUEST_BURST: u32 = 4;
+
+/// Gossipsub mesh of the consensus topic: each node keeps 8 peers (6 to 12) in the mesh and
+/// gossips message ids to 8 more. With ~200 operators a message reaches every node in about
+/// three hops; a wider mesh would multiply the copies of each proposal.
+const CONSENSUS_MESH: (usize, usize, usize) = (8, 6, 12);
+const GOSSIP_LAZY: usize = 8;
 /// Network settings.
 #[derive(Debug, Clone)]
 pub struct NetworkConfig {
@@ -347,6 +363,13 @@ fn build_swarm(config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkError>
         .max_transmit_size_for_topic(config.max_tx_batch_bytes + 1024, txs.hash())
         .max_transmit_size_for_topic(consensus_max, consensus.hash())
         .heartbeat_interval(Duration::from_millis(700))
+        .mesh_n_for_topic(CONSENSUS_MESH.0, consensus.hash())
+        .mesh_n_low_for_topic(CONSENSUS_MESH.1, consensus.hash())
+        .mesh_n_high_for_topic(CONSENSUS_MESH.2, consensus.hash())
+        .gossip_lazy(GOSSIP_LAZY)
+        // A proposal carries its block (up to 8 MiB): published to the mesh, not flooded to
+        // every peer, so the proposer sends 8 copies rather than one per operator.
+        .flood_publish(false)
         // Per-peer send queue: bounded, so a slow or stalled peer costs bounded memory (its
         // messages are dropped when full, and gossipsub scores it down as slow).
         .connection_handler_queue_len(PEER_QUEUE)
@@ -530,6 +553,14 @@ pub fn spawn(
         exchange_interval: config
             .peer_exchange_interval
             .max(Duration::from_millis(100)),
+        sync_limit: governor::RateLimiter::keyed(
+            governor::Quota::per_second(nonzero(SYNC_REQUESTS_PER_SECOND))
+                .allow_burst(nonzero(SYNC_REQUEST_BURST)),
+        ),
+        exchange_limit: governor::RateLimiter::keyed(
+            governor::Quota::per_minute(nonzero(EXCHANGE_REQUESTS_PER_MINUTE))
+                .allow_burst(nonzero(EXCHANGE_REQUEST_BURST)),
+        ),
     };
     tokio::spawn(task.run(command_rx));
     Ok((
@@ -564,6 +595,9 @@ struct Task {
     /// What each connected peer says it listens on (identify), bounded.
     listen_addrs: HashMap<PeerId, Vec<Multiaddr>>,
     exchange_interval: Duration,
+    /// Per-peer budgets of sync and peer-exchange requests.
+    sync_limit: governor::DefaultKeyedRateLimiter<PeerId>,
+    exchange_limit: governor::DefaultKeyedRateLimiter<PeerId>,
 }
 
 impl Task {
@@ -793,6 +827,9 @@ impl Task {
                 ..
             } if self.connected.remove(&peer_id) => {
                 self.listen_addrs.remove(&peer_id);
+                // The budgets of peers gone a while are forgotten (bounded memory).
+                self.sync_limit.retain_recent();
+                self.exchange_limit.retain_recent();
                 self.peers.store(self.connected.len(), Ordering::Relaxed);
                 self.count_bound();
                 tracing::info!(peer = %peer_id, peers = self.connected.len(), "peer disconnected");
@@ -840,8 +877,13 @@ impl Task {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    // Bounded: requests beyond the queue are dropped (the peer times out).
+                    // Bounded: requests beyond the queue or the peer's budget are dropped
+                    // (the peer times out).
                     if self.pending_responses.len() >= QUEUE {
+                        return;
+                    }
+                    if self.sync_limit.check_key(&peer).is_err() {
+                        tracing::debug!(%peer, "sync requests over the peer's budget; dropped");
                         return;
                     }
                     let token = self.next_token;
@@ -894,6 +936,10 @@ impl Task {
                 ..
             })) => match message {
                 request_response::Message::Request { channel, .. } => {
+                    if self.exchange_limit.check_key(&peer).is_err() {
+                        tracing::debug!(%peer, "peer-exchange requests over budget; dropped");
+                        return;
+                    }
                     let answer = self.exchange_answer(&peer);
                     let _ = self
                         .swarm
@@ -911,6 +957,10 @@ impl Task {
             _ => {}
         }
     }
+}
+
+fn nonzero(n: u32) -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN)
 }
 
 fn strip_p2p(addr: &Multiaddr) -> Multiaddr {

@@ -107,6 +107,36 @@ async fn peer_exchange_connects_operators_nodes_that_were_not_configured() {
     assert_eq!(observer.peers(), 1, "someone dialled the observer");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_asking_for_blocks_beyond_its_budget_is_not_answered() {
+    let ((_a, mut a_events), (b, _b_events)) = pair().await;
+    let b_id = b.local_peer_id();
+    // b asks 200 times at once: a hears at most its burst (40) and what refills meanwhile.
+    for _ in 0..200 {
+        b.send(Command::RequestBlocks {
+            peer: None,
+            request: SyncRequest {
+                from_height: 1,
+                max: 1,
+            },
+        });
+    }
+    let mut heard = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, a_events.recv()).await {
+        if let NetEvent::SyncRequest { from, .. } = event
+            && from == b_id
+        {
+            heard += 1;
+        }
+    }
+    assert!(heard >= 40, "the burst was not served: {heard}");
+    assert!(
+        heard <= 40 + 3 * 20 + 5,
+        "a peer got past its budget: {heard} requests"
+    );
+}
+
 async fn next_gossip(
     events: &mut Receiver<NetEvent>,
 ) -> (Vec<u8>, cachet_network::MessageId, cachet_network::Peer) {

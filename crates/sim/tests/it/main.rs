@@ -98,6 +98,33 @@ fn sixteen_validators_in_the_world_with_faults() {
     });
 }
 
+/// Every other fault kind at 16 validators in the world: an equivocator, a store failing its
+/// reads while a proposal is checked, and an operator voted in (one seed each, with the
+/// crashes, partitions, loss and failed writes of every run).
+#[test]
+fn sixteen_validators_in_the_world_with_every_fault_kind() {
+    let world = Some(WorldConfig::default());
+    let base = |seed| SimConfig {
+        validators: 16,
+        world,
+        ..SimConfig::faulty(seed)
+    };
+    let byzantine = all_pass(16_200_000, 1, |seed| SimConfig {
+        byzantine: true,
+        ..base(seed)
+    });
+    assert!(byzantine[0].equivocations > 0, "nobody saw the equivocator");
+    all_pass(16_300_000, 1, |seed| SimConfig {
+        read_failures: true,
+        ..base(seed)
+    });
+    let joined = all_pass(16_400_000, 1, |seed| SimConfig {
+        join: true,
+        ..base(seed)
+    });
+    assert!(joined[0].joined_at.is_some());
+}
+
 /// Without faults, a world of 16 validators finalizes a ready transaction within a few
 /// one-way delays of the farthest regions (the benchmark figures are in the README; this
 /// only bounds it loosely, in simulated time, so it cannot flake).
