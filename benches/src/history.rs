@@ -3,6 +3,8 @@
 //!
 //! Run: `cargo run --release -p cachet-benches --bin history -- [EVENTS]`
 
+mod workload;
+
 use std::time::Instant;
 
 use cachet_state::{StateKey, StateValue};
@@ -110,5 +112,11 @@ fn main() {
     println!(
         "  last page (cursor after event {}): {last_page_us:.0} us",
         events - 101
+    );
+    workload::row(
+        &format!("first history page of a {events}-event stamp"),
+        &format!("{first_page_us:.0} us"),
+        "<= 1 ms",
+        1000.0 / first_page_us,
     );
 }

@@ -18,6 +18,51 @@ use cachet_types::{
 const ISSUE: &str = "AT-2026-001";
 const OWNERS: usize = 1000;
 
+/// Prints one figure as a row of the summary table that `benches/run` collects: what was
+/// measured, the bound or target, and `achieved` = the fraction of the target reached (1.0
+/// or more: met; for a "lower is better" figure, target / measured).
+pub fn row(figure: &str, measured: &str, target: &str, achieved: f64) {
+    let verdict = if achieved >= 1.0 { "met" } else { "missed" };
+    println!(
+        "row: | {figure} | {measured} | {target} | {:.0}% | {verdict} |",
+        100.0 * achieved
+    );
+}
+
+/// Peak resident memory of this process (VmHWM), in bytes.
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Bytes of every file under `path`.
+pub fn disk_bytes(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => disk_bytes(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// Cores available.
 pub fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -109,7 +154,7 @@ pub struct Workload {
 /// Time spent per phase of ingest.
 #[derive(Default)]
 pub struct IngestTimes {
-    /// Decode and verify (all cores).
+    /// Decode and batch-verify (all cores).
     pub verify: Duration,
     /// Execute and update the state tree.
     pub execute: Duration,
@@ -125,18 +170,7 @@ impl Workload {
             max_mint_per_tx: 10_000,
             ..ChainParams::default()
         };
-        let chain = TestChain::with_params(1, params);
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let ledger =
-            Ledger::new(Store::open(dir.path(), &chain.genesis).unwrap_or_else(|e| panic!("{e}")));
-        let mut workload = Workload {
-            time_ms: chain.genesis.genesis_time_ms,
-            chain,
-            ledger,
-            dir,
-            transfers: Vec::new(),
-            block_txs,
-        };
+        let mut workload = Workload::empty(params, block_txs);
         let owners: Vec<SigningKey> = (0..OWNERS).map(|i| key(&format!("owner-{i}"))).collect();
         let mut factory = TxFactory::new(workload.chain.chain_id);
         let operator = workload.chain.issuer(0).clone();
@@ -201,7 +235,25 @@ impl Workload {
         workload
     }
 
-    fn commit(&mut self, txs: Vec<VerifiedTx>) -> (Duration, Duration) {
+    /// A ledger on disk for `params` (one operator), holding the genesis only.
+    pub fn empty(params: ChainParams, block_txs: usize) -> Workload {
+        let chain = TestChain::with_params(1, params);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let ledger =
+            Ledger::new(Store::open(dir.path(), &chain.genesis).unwrap_or_else(|e| panic!("{e}")));
+        Workload {
+            time_ms: chain.genesis.genesis_time_ms,
+            chain,
+            ledger,
+            dir,
+            transfers: Vec::new(),
+            block_txs,
+        }
+    }
+
+    /// Builds, certifies and commits one block of `txs` (all must apply); returns the time
+    /// spent building (execute + tree) and certifying + committing.
+    pub fn commit(&mut self, txs: Vec<VerifiedTx>) -> (Duration, Duration) {
         self.time_ms += 1000;
         let t0 = Instant::now();
         let proposal = self
@@ -222,7 +274,8 @@ impl Workload {
         (t1 - t0, t1.elapsed())
     }
 
-    /// Ingests every transfer: decode and verify on all cores, then build and commit blocks.
+    /// Ingests every transfer: decode and batch-verify on all cores, then build and commit
+    /// blocks.
     pub fn ingest(&mut self) -> IngestTimes {
         let max_tx_bytes = self.chain.genesis.params.max_tx_bytes as usize;
         let chain_id = self.chain.chain_id;
@@ -230,16 +283,18 @@ impl Workload {
         let transfers = std::mem::take(&mut self.transfers);
         for block in transfers.chunks(self.block_txs) {
             let t0 = Instant::now();
-            let verified: Vec<VerifiedTx> = on_all_cores(block, |chunk| {
+            // Decode on every core, then batch-verify on every core (gossip admission's rule;
+            // API submissions are still verified one by one).
+            let decoded: Vec<SignedTx> = on_all_cores(block, |chunk| {
                 chunk
                     .iter()
                     .map(|bytes| {
-                        let tx = SignedTx::from_bytes(bytes, max_tx_bytes)
-                            .unwrap_or_else(|e| panic!("{e}"));
-                        tx.verify(&chain_id).unwrap_or_else(|e| panic!("{e}"))
+                        SignedTx::from_bytes(bytes, max_tx_bytes).unwrap_or_else(|e| panic!("{e}"))
                     })
                     .collect()
             });
+            let verified = cachet_types::verify_parallel(&chain_id, decoded)
+                .unwrap_or_else(|(index, e)| panic!("transaction {index}: {e}"));
             times.verify += t0.elapsed();
             let (execute, commit) = self.commit(verified);
             times.execute += execute;

@@ -157,6 +157,10 @@ enum Cmd {
         /// Longest wait for finality, in seconds.
         #[arg(long, default_value_t = 300)]
         timeout_secs: u64,
+        /// Also print the figure as a `row:` line beside the throughput target (what
+        /// `benches/run` collects into its summary table).
+        #[arg(long)]
+        bench_row: bool,
     },
 }
 
@@ -314,6 +318,7 @@ fn run(command: Cmd) -> Result<()> {
             concurrency,
             rate,
             timeout_secs,
+            bench_row,
         } => {
             let options = LoadOptions {
                 transfers,
@@ -324,6 +329,9 @@ fn run(command: Cmd) -> Result<()> {
             };
             let report = runtime()?.block_on(load(&dir, &options))?;
             println!("{report}");
+            if bench_row {
+                println!("{}", report.bench_row(rate));
+            }
             Ok(())
         }
     }

@@ -259,8 +259,7 @@ impl Chain {
         // (ZIP-215: batch and single checks agree).
         self.checked(fresh.iter().map(signatures).sum());
         let chain_id = self.ledger.store().chain_id();
-        let Ok(verified) = cachet_types::verify_batch(&chain_id, fresh, cachet_types::os_rng())
-        else {
+        let Ok(verified) = cachet_types::verify_parallel(&chain_id, fresh) else {
             return BatchVerdict::Reject;
         };
         for tx in verified {
@@ -515,13 +514,15 @@ impl Chain {
             .unzip();
         self.checked(missing.iter().map(signatures).sum());
         let chain_id = self.ledger.store().chain_id();
-        let checked = cachet_types::verify_batch(&chain_id, missing, cachet_types::os_rng())
-            .map_err(|(index, error)| LedgerError::Refused {
-                height: block.header.height,
-                refusal: cachet_state::BlockRefusal::TxCheck {
-                    index: positions[index],
-                    error,
-                },
+        let checked =
+            cachet_types::verify_parallel(&chain_id, missing).map_err(|(index, error)| {
+                LedgerError::Refused {
+                    height: block.header.height,
+                    refusal: cachet_state::BlockRefusal::TxCheck {
+                        index: positions[index],
+                        error,
+                    },
+                }
             })?;
         let mut checked = checked.into_iter();
         for slot in verified.iter_mut().filter(|slot| slot.is_none()) {

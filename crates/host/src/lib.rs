@@ -6,8 +6,9 @@
 //!   inputs that carry the time and answering with [`Effect`]s.
 //! - [`wire`]: the byte forms of consensus envelopes and transaction batches.
 //!
-//! No clock, socket, thread or async runtime here: `cachetd` wraps it with a thread, libp2p
-//! and RocksDB; the simulator drives the same code with a seeded network and clock over the
+//! No clock, socket or async runtime here, and no thread but the scoped workers that
+//! batch-verify a large block's signatures across cores (their verdict is the single-thread
+//! one): `cachetd` wraps it with a thread, libp2p and RocksDB; the simulator drives the same code with a seeded network and clock over the
 //! in-memory store. The only entropy is the batch verifier's random scalars, which do not
 //! change a verdict (ZIP-215: batch and single checks agree).
 

@@ -10,8 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cachet_state::BlockRefusal;
-use cachet_types::os_rng;
-use cachet_types::{CertifiedBlock, Genesis, Hash, SignedTx, VerifiedTx, codec, verify_batch};
+use cachet_types::{CertifiedBlock, Genesis, Hash, VerifiedTx, codec, verify_parallel};
 use thiserror::Error;
 
 use crate::{
@@ -77,36 +76,31 @@ fn bad(height: u64, reason: Finding) -> AuditError {
     AuditError::BadBlock { height, reason }
 }
 
-/// Verifies transactions on every core: batches per thread, same rule as everywhere. A
-/// failure names the transaction's position among `txs`.
-pub fn verify_parallel(
+/// Blocks decoded and signature-checked ahead of the replay.
+pub const AUDIT_READ_AHEAD: usize = 2;
+
+/// Reads the stored block at `height`, decodes it and checks its transactions' signatures.
+fn read_and_verify(
+    db: &RocksBackend,
     chain_id: &Hash,
-    txs: Vec<SignedTx>,
-) -> Result<Vec<VerifiedTx>, BlockRefusal> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = txs.len().div_ceil(threads).max(64);
-    let chunks: Vec<Vec<SignedTx>> = txs.chunks(chunk).map(<[SignedTx]>::to_vec).collect();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| scope.spawn(move || verify_batch(chain_id, chunk, os_rng())))
-            .collect();
-        let mut out = Vec::new();
-        for (number, handle) in handles.into_iter().enumerate() {
-            match handle.join() {
-                Ok(Ok(verified)) => out.extend(verified),
-                Ok(Err((index, error))) => {
-                    return Err(BlockRefusal::TxCheck {
-                        index: number * chunk + index,
-                        error,
-                    });
-                }
-                // Verification does not panic on any input; a panic is a bug: pass it on.
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        Ok(out)
-    })
+    height: u64,
+) -> Result<(CertifiedBlock, Vec<VerifiedTx>), AuditError> {
+    let bytes = db
+        .get(CF_BLOCKS, &height.to_be_bytes())?
+        .ok_or_else(|| bad(height, Finding::Missing))?;
+    let block: CertifiedBlock = codec::decode(&bytes, codec::MAX_DECODE_BYTES)
+        .map_err(|e| bad(height, Finding::Undecodable(e.to_string())))?;
+    if block.block.header.height != height {
+        return Err(bad(height, Finding::WrongHeight));
+    }
+    let verified =
+        verify_parallel(chain_id, block.block.txs.clone()).map_err(|(index, error)| {
+            bad(
+                height,
+                Finding::Refused(BlockRefusal::TxCheck { index, error }),
+            )
+        })?;
+    Ok((block, verified))
 }
 
 /// Audits the ledger at `path` (a node's `db` directory, opened read-only) against `genesis`,
@@ -138,30 +132,37 @@ pub fn audit(
         None => return Err(StoreError::Corrupt("no tip recorded".into()).into()),
     };
     let replay = Ledger::new(Store::open(scratch, genesis)?);
-    let max_block_bytes = codec::MAX_DECODE_BYTES;
     let mut txs_total = 0u64;
-    for height in 1..=stored_tip.height {
-        let bytes = db
-            .get(CF_BLOCKS, &height.to_be_bytes())?
-            .ok_or_else(|| bad(height, Finding::Missing))?;
-        let block: CertifiedBlock = codec::decode(&bytes, max_block_bytes)
-            .map_err(|e| bad(height, Finding::Undecodable(e.to_string())))?;
-        if block.block.header.height != height {
-            return Err(bad(height, Finding::WrongHeight));
+    // Pipelined: a reader thread decodes and signature-checks block h+1 (on every core)
+    // while this thread replays block h; at most AUDIT_READ_AHEAD blocks wait between them.
+    std::thread::scope(|scope| -> Result<(), AuditError> {
+        let (send, receive) = std::sync::mpsc::sync_channel(AUDIT_READ_AHEAD);
+        let db = &db;
+        scope.spawn(move || {
+            for height in 1..=stored_tip.height {
+                let checked = read_and_verify(db, &chain_id, height);
+                let failed = checked.is_err();
+                // The replay stopped (it failed): nothing more to do.
+                if send.send(checked).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        for checked in receive {
+            let (block, verified) = checked?;
+            let height = block.block.header.height;
+            txs_total += block.block.txs.len() as u64;
+            replay
+                .commit_verified(&block, verified)
+                .map_err(|e| match e {
+                    LedgerError::Store(e) => AuditError::Open(e),
+                    LedgerError::State(e) => AuditError::Open(e.into()),
+                    LedgerError::Refused { refusal, .. } => bad(height, Finding::Refused(refusal)),
+                })?;
+            progress(height, stored_tip.height, txs_total);
         }
-        // Signatures first, on every core; the replay then re-checks everything else.
-        let verified = verify_parallel(&chain_id, block.block.txs.clone())
-            .map_err(|refusal| bad(height, Finding::Refused(refusal)))?;
-        txs_total += block.block.txs.len() as u64;
-        replay
-            .commit_verified(&block, verified)
-            .map_err(|e| match e {
-                LedgerError::Store(e) => AuditError::Open(e),
-                LedgerError::State(e) => AuditError::Open(e.into()),
-                LedgerError::Refused { refusal, .. } => bad(height, Finding::Refused(refusal)),
-            })?;
-        progress(height, stored_tip.height, txs_total);
-    }
+        Ok(())
+    })?;
     let tip = replay.store().tip()?;
     if tip.block_hash != stored_tip.block_hash
         || tip.state_root.hash() != stored_tip.state_root.hash()

@@ -11,7 +11,10 @@ use std::path::Path;
 use std::sync::RwLock;
 
 #[cfg(feature = "rocksdb")]
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
+    WriteBatch, WriteOptions,
+};
 
 use crate::StoreError;
 
@@ -121,6 +124,39 @@ pub struct RocksBackend {
     db: DB,
 }
 
+/// RocksDB's block cache, shared by every family: decoded blocks of the tree, state,
+/// history and holdings, with their index and filter blocks.
+#[cfg(feature = "rocksdb")]
+pub const BLOCK_CACHE_BYTES: usize = 256 << 20;
+/// All families' memtables together (RocksDB flushes the largest when they reach it).
+#[cfg(feature = "rocksdb")]
+pub const WRITE_BUFFERS_BYTES: usize = 256 << 20;
+/// One family's memtable.
+#[cfg(feature = "rocksdb")]
+pub const WRITE_BUFFER_BYTES: usize = 64 << 20;
+/// Bloom filter bits per key: ~1% false positives, so a point read of a missing key (a new
+/// stamp, a tx id never seen) almost never touches a data block.
+#[cfg(feature = "rocksdb")]
+pub const BLOOM_BITS_PER_KEY: f64 = 10.0;
+
+/// The options of every family (the tuning `ARCHITECTURE.md` "Storage" explains): one
+/// shared block cache with the index and filter blocks in it, whole-key bloom filters,
+/// LZ4 blocks, dynamic level sizes.
+#[cfg(feature = "rocksdb")]
+fn family_options(cache: &Cache) -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_bloom_filter(BLOOM_BITS_PER_KEY, false);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    let mut options = Options::default();
+    options.set_block_based_table_factory(&table);
+    options.set_compression_type(DBCompressionType::Lz4);
+    options.set_write_buffer_size(WRITE_BUFFER_BYTES);
+    options.set_level_compaction_dynamic_level_bytes(true);
+    options
+}
+
 #[cfg(feature = "rocksdb")]
 impl RocksBackend {
     /// Opens (or creates) the database at `path` with every family.
@@ -129,9 +165,12 @@ impl RocksBackend {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_paranoid_checks(true);
+        options.set_db_write_buffer_size(WRITE_BUFFERS_BYTES);
+        options.set_max_background_jobs(2);
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let families = Family::ALL
             .iter()
-            .map(|family| ColumnFamilyDescriptor::new(family.name(), Options::default()));
+            .map(|family| ColumnFamilyDescriptor::new(family.name(), family_options(&cache)));
         let db = DB::open_cf_descriptors(&options, path, families)?;
         Ok(RocksBackend { db })
     }

@@ -9,9 +9,8 @@
 use cachet_state::{
     BlockError, BlockRefusal, ExecutedBlock, StateError, build_block, execute_block,
 };
-use cachet_types::os_rng;
 use cachet_types::{
-    Block, BlockHeader, CertifiedBlock, CommitCertificate, PublicKey, VerifiedTx, verify_batch,
+    Block, BlockHeader, CertifiedBlock, CommitCertificate, PublicKey, VerifiedTx, verify_parallel,
 };
 use thiserror::Error;
 
@@ -119,10 +118,10 @@ impl Ledger {
     }
 
     /// Checks a block from a peer against the tip and executes it, without committing:
-    /// signatures (batched), links, limits, every transaction and the state root.
+    /// signatures (batched, on every core), links, limits, every transaction and the state root.
     pub fn prepare(&self, block: Block) -> Result<ExecutedBlock, LedgerError> {
         let height = block.header.height;
-        let verified = verify_batch(&self.store.chain_id(), block.txs.clone(), os_rng()).map_err(
+        let verified = verify_parallel(&self.store.chain_id(), block.txs.clone()).map_err(
             |(index, error)| LedgerError::Refused {
                 height,
                 refusal: BlockRefusal::TxCheck { index, error },

@@ -16,9 +16,10 @@
 //! and synced: after a crash the store holds whole blocks only. One writer; readers may run
 //! concurrently and see some committed tip.
 
+use std::collections::HashMap;
 #[cfg(feature = "rocksdb")]
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use thiserror::Error;
 
@@ -119,11 +120,29 @@ pub struct TxLocation {
     pub index: u32,
 }
 
+/// State-tree levels kept in memory: every stored node above this depth, at most
+/// 2^16 - 1 = 65,535 nodes (about 13 MB). At 10 million stamps a leaf sits ~24 levels down,
+/// so an update reads ~8 nodes from RocksDB instead of ~24.
+pub const CACHED_TREE_DEPTH: u8 = 16;
+
 /// The ledger store.
+///
+/// One `Store` per backend at a time: it caches the upper levels of the state tree, written
+/// through on every commit (the only writer of the tree).
 pub struct Store {
     db: Arc<dyn Backend>,
     genesis: Genesis,
     chain_id: Hash,
+    tree_cache: Mutex<TreeCache>,
+}
+
+/// The cached upper tree levels, and how many commits changed them: a node read from the
+/// backend is cached only if no commit ran between the read and the insert (else it may be
+/// a superseded version).
+#[derive(Default)]
+struct TreeCache {
+    nodes: HashMap<NodeKey, Node>,
+    commits: u64,
 }
 
 fn stamp_key(stamp: &StampId) -> Vec<u8> {
@@ -169,6 +188,7 @@ impl Store {
             db,
             genesis: genesis.clone(),
             chain_id,
+            tree_cache: Mutex::new(TreeCache::default()),
         };
         match store.db.get(CF_META, META_GENESIS)? {
             Some(bytes) => {
@@ -522,6 +542,17 @@ impl Store {
         };
         batch.put(CF_META, META_TIP, codec::encode(&new_tip));
         self.db.write(batch)?;
+        let mut cache = self.tree_cache();
+        cache.commits += 1;
+        for (key, node) in tree_writes
+            .iter()
+            .filter(|(key, _)| key.depth < CACHED_TREE_DEPTH)
+        {
+            match node {
+                Some(node) => cache.nodes.insert(*key, *node),
+                None => cache.nodes.remove(key),
+            };
+        }
         Ok(new_tip)
     }
 
@@ -554,14 +585,40 @@ impl StateView for Store {
     }
 }
 
+impl Store {
+    fn tree_cache(&self) -> std::sync::MutexGuard<'_, TreeCache> {
+        // The map is consistent between calls; a panic elsewhere does not spoil it.
+        self.tree_cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 impl NodeSource for Store {
     fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
-        match self.db.get(CF_TREE, &key.to_bytes()) {
-            Ok(Some(bytes)) => codec::decode(&bytes, 1024)
-                .map(Some)
-                .map_err(|e| StateError::Corrupt(e.to_string())),
-            Ok(None) => Ok(None),
-            Err(e) => Err(state_error(e)),
+        let cached = key.depth < CACHED_TREE_DEPTH;
+        let commits = if cached {
+            let cache = self.tree_cache();
+            if let Some(node) = cache.nodes.get(key) {
+                return Ok(Some(*node));
+            }
+            cache.commits
+        } else {
+            0
+        };
+        let node: Option<Node> = match self.db.get(CF_TREE, &key.to_bytes()) {
+            Ok(Some(bytes)) => {
+                Some(codec::decode(&bytes, 1024).map_err(|e| StateError::Corrupt(e.to_string()))?)
+            }
+            Ok(None) => None,
+            Err(e) => return Err(state_error(e)),
+        };
+        if cached && let Some(node) = node {
+            let mut cache = self.tree_cache();
+            if cache.commits == commits {
+                cache.nodes.insert(*key, node);
+            }
         }
+        Ok(node)
     }
 }

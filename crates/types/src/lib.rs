@@ -23,8 +23,9 @@ pub use hash::Hash;
 pub use ids::{CountryCode, CurrencyCode, IdError, IssueId, OperatorId, StampId};
 pub use keys::{Address, BatchVerifier, PublicKey, Signature, SignatureError, SigningKey, os_rng};
 pub use tx::{
-    CoIssuer, Cosignature, Deadline, FaceValue, FreezeReason, IssueRecord, MembershipChange,
-    SignedTx, SwapLeg, TxBody, TxCheckError, Variant, VerifiedTx, verify_batch,
+    CoIssuer, Cosignature, Deadline, FaceValue, FreezeReason, IssueRecord, MIN_PARALLEL_CHUNK,
+    MembershipChange, SignedTx, SwapLeg, TxBody, TxCheckError, Variant, VerifiedTx, verify_batch,
+    verify_parallel,
 };
 
 /// Re-exported so callers of the batch verifier can pass an OS random source.

@@ -768,3 +768,45 @@ pub fn verify_batch<R: rand_core::CryptoRng>(
     }
     Err((0, TxCheckError::Signature(SignatureError::BadSignature)))
 }
+
+/// Fewest transactions worth a thread of their own in [`verify_parallel`].
+pub const MIN_PARALLEL_CHUNK: usize = 256;
+
+/// [`verify_batch`] on every core: one batch per thread, fresh random scalars in each (the
+/// verdict does not depend on them). Up to `MIN_PARALLEL_CHUNK` transactions it runs on the
+/// calling thread.
+/// A failure names the transaction's position among `txs`.
+pub fn verify_parallel(
+    chain_id: &Hash,
+    txs: Vec<SignedTx>,
+) -> Result<Vec<VerifiedTx>, (usize, TxCheckError)> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = txs.len().div_ceil(threads).max(MIN_PARALLEL_CHUNK);
+    if txs.len() <= chunk {
+        return verify_batch(chain_id, txs, crate::os_rng());
+    }
+    let mut chunks = Vec::new();
+    let mut rest = txs;
+    while rest.len() > chunk {
+        let tail = rest.split_off(chunk);
+        chunks.push(rest);
+        rest = tail;
+    }
+    chunks.push(rest);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| scope.spawn(move || verify_batch(chain_id, chunk, crate::os_rng())))
+            .collect();
+        let mut out = Vec::new();
+        for (number, handle) in handles.into_iter().enumerate() {
+            match handle.join() {
+                Ok(Ok(verified)) => out.extend(verified),
+                Ok(Err((index, error))) => return Err((number * chunk + index, error)),
+                // Verification does not panic on any input; a panic is a bug: pass it on.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Ok(out)
+    })
+}

@@ -385,3 +385,73 @@ fn a_failed_store_read_is_never_a_verdict_on_the_block() {
     checker.commit_certified(&block).unwrap();
     assert_eq!(checker.store().tip().unwrap(), maker.store().tip().unwrap());
 }
+
+#[test]
+fn the_cached_top_of_the_state_tree_answers_as_the_stored_tree_does() {
+    // A store with a warm tree cache commits block after block; after each, a store opened
+    // cold on the same backend must prove every key identically (the cache is written
+    // through on commit and never serves a superseded node).
+    let chain = TestChain::new(1);
+    let backend: std::sync::Arc<dyn cachet_storage::Backend> =
+        std::sync::Arc::new(cachet_storage::MemoryBackend::new());
+    let warm = Ledger::new(Store::with_backend(backend.clone(), &chain.genesis).unwrap());
+    let mut f = TxFactory::new(chain.chain_id);
+    let op = chain.issuer(0);
+    let create = f.sign(
+        op,
+        TxBody::CreateIssue {
+            record: issue_record(ISSUE, "AT-POST", 500),
+        },
+    );
+    let mint = f.sign(
+        op,
+        TxBody::Mint {
+            issue: cachet_testkit::issue_id(ISSUE),
+            first_serial: 1,
+            last_serial: 250,
+            owner: address("alice"),
+            variant: None,
+            claim_keys: Vec::new(),
+        },
+    );
+    let mint_id = mint.id();
+    let mut time_ms = chain.genesis.genesis_time_ms + 1;
+    produce(&warm, &chain, vec![create, mint], time_ms);
+    let keys: Vec<StateKey> = (1..=250)
+        .map(|serial| StateKey::Stamp(stamp(ISSUE, serial)))
+        .chain([
+            StateKey::Account(key("alice").public_key()),
+            StateKey::Account(key("bob").public_key()),
+        ])
+        .collect();
+    for round in 0..6u32 {
+        let txs: Vec<SignedTx> = (1..=20)
+            .map(|i| {
+                let serial = round * 20 + i;
+                f.sign(
+                    &key("alice"),
+                    TxBody::Transfer {
+                        stamp: stamp(ISSUE, serial),
+                        last_event: cachet_state::event_hash(
+                            &stamp(ISSUE, serial),
+                            &Hash::ZERO,
+                            &mint_id,
+                        ),
+                        to: address("bob"),
+                    },
+                )
+            })
+            .collect();
+        time_ms += 1;
+        produce(&warm, &chain, txs, time_ms);
+        let cold = Store::with_backend(backend.clone(), &chain.genesis).unwrap();
+        for key in &keys {
+            assert_eq!(
+                warm.store().prove(key).unwrap(),
+                cold.prove(key).unwrap(),
+                "after block {}, {key:?} proves differently from the cache",
+                round + 2
+            );
+        }
+    }
+}

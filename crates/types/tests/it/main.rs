@@ -368,3 +368,46 @@ fn cosignatures_keep_one_canonical_order() {
     short.cosignatures.pop();
     assert!(short.verify(&chain).is_err());
 }
+
+#[test]
+fn parallel_verification_keeps_order_and_names_the_bad_transaction_anywhere() {
+    let chain = Hash::sha256(b"chain");
+    let signer = key(1);
+    let txs: Vec<SignedTx> = (1..=700u64)
+        .map(|nonce| {
+            SignedTx::sign(
+                chain,
+                &signer,
+                nonce,
+                TxBody::Transfer {
+                    stamp: StampId::new(IssueId::parse("AT-2026-001").unwrap(), 1),
+                    last_event: Hash::ZERO,
+                    to: key(2).public_key().address(),
+                },
+            )
+        })
+        .collect();
+    // Several chunks (700 > MIN_PARALLEL_CHUNK): every one verified, in the given order.
+    let verified = cachet_types::verify_parallel(&chain, txs.clone()).unwrap();
+    assert!(verified.iter().map(|v| v.tx()).eq(txs.iter()));
+    // A bad signature in the first, a middle and the last chunk is named by its position.
+    for bad in [3, cachet_types::MIN_PARALLEL_CHUNK + 5, 699] {
+        let mut broken = txs.clone();
+        broken[bad].signature = signer.sign(b"something else");
+        let (index, _) = cachet_types::verify_parallel(&chain, broken).unwrap_err();
+        assert_eq!(index, bad);
+    }
+    // A short list stays on the calling thread and gives the same verdicts.
+    let mut short = txs[..10].to_vec();
+    assert_eq!(
+        cachet_types::verify_parallel(&chain, short.clone())
+            .unwrap()
+            .len(),
+        10
+    );
+    short[9].signature = signer.sign(b"x");
+    assert_eq!(
+        cachet_types::verify_parallel(&chain, short).unwrap_err().0,
+        9
+    );
+}
