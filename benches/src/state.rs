@@ -244,7 +244,19 @@ fn main() {
 
     let before = disk_bytes(big.workload.dir.path());
     let big_rate = big.ingest(transfers);
-    let transfer_bytes = disk_bytes(big.workload.dir.path()).saturating_sub(before);
+    // Compaction may run meanwhile and shrink the directory: then no per-transfer figure.
+    let after = disk_bytes(big.workload.dir.path());
+    let per_transfer = if after >= before {
+        format!(
+            "{:.0} B/transfer",
+            (after - before) as f64 / transfers as f64
+        )
+    } else {
+        format!(
+            "per transfer not measurable (compaction shrank the store by {} MiB meanwhile)",
+            (before - after) >> 20
+        )
+    };
     let ratio = big_rate / small_rate;
     println!(
         "  ingest at {stamps} stamps: {big_rate:.0} transfers/s = {:.0}% of the rate at 100000",
@@ -252,10 +264,9 @@ fn main() {
     );
     let rss = peak_rss_bytes();
     println!(
-        "  peak memory (VmHWM) of this process: {} MiB; disk: {:.0} bytes per stamp, {:.0} bytes per transfer",
+        "  peak memory (VmHWM) of this process: {} MiB; disk: {:.0} bytes per stamp, {per_transfer}",
         rss >> 20,
         generated_bytes as f64 / stamps as f64,
-        transfer_bytes as f64 / transfers as f64
     );
     row(
         &format!("holdings page of an account with {holder_stamps} stamps"),
@@ -287,9 +298,8 @@ fn main() {
     row(
         "disk bytes per stamp and per transfer",
         &format!(
-            "{:.0} B/stamp, {:.0} B/transfer",
+            "{:.0} B/stamp, {per_transfer}",
             generated_bytes as f64 / stamps as f64,
-            transfer_bytes as f64 / transfers as f64
         ),
         "printed",
         1.0,
