@@ -6,12 +6,10 @@
 
 mod workload;
 
-use workload::{Rates, Workload, row, threads};
+use workload::{Rates, Workload, row, threads, transfers_and_block_size};
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let transfers: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    let block_txs: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let (transfers, block_txs) = transfers_and_block_size();
     let cores = threads();
     println!(
         "cachet audit benchmark: {transfers} mints + {transfers} transfers, blocks of {block_txs}, {cores} cores"

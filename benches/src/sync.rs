@@ -13,15 +13,13 @@ use std::time::Instant;
 use cachet_host::{Chain, Mempool, NoHooks};
 use cachet_storage::{Ledger, Store};
 use cachet_types::{CertifiedBlock, codec};
-use workload::{Rates, Workload, row, threads};
+use workload::{Rates, Workload, row, threads, transfers_and_block_size};
 
 /// The target for catch-up sync, transactions per second.
 const TARGET_TX_PER_S: f64 = 100_000.0;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let transfers: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    let block_txs: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let (transfers, block_txs) = transfers_and_block_size();
     let cores = threads();
     println!(
         "cachet sync benchmark: a lagging node catches up {transfers} mints + {transfers} transfers, blocks of {block_txs}, {cores} cores"

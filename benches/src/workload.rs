@@ -63,6 +63,15 @@ pub fn disk_bytes(path: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// The command line of the ledger benchmarks: `[TRANSFERS] [BLOCK_TXS]` (100,000 and 10,000
+/// by default).
+pub fn transfers_and_block_size() -> (usize, usize) {
+    let args: Vec<String> = std::env::args().collect();
+    let transfers = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let block_txs = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    (transfers, block_txs)
+}
+
 /// Cores available.
 pub fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
