@@ -494,9 +494,14 @@ enum ChainCommand {
 
 #[derive(Debug, Subcommand)]
 enum TxCommand {
-    /// Submit a signed transaction (hex, as written by --sign-only) and wait for it.
+    /// Submit signed transactions (hex, as written by --sign-only) and wait for them.
+    ///
+    /// A file with one transaction per line (hex, or the JSON of --sign-only --json) is a
+    /// bulk submission: sent 1000 per request, checked by the node in one batch and
+    /// admitted in file order (one signer's consecutive nonces may follow each other). One
+    /// line per transaction is printed; any refusal makes the command fail after the rest.
     Submit {
-        /// File with the hex transaction ("-" for standard input).
+        /// File with the hex transaction(s) ("-" for standard input).
         file: PathBuf,
         /// Return once accepted instead of waiting for finality.
         #[arg(long)]
@@ -1084,7 +1089,11 @@ async fn run(cli: Cli) -> Result<()> {
             timeout,
         }) => {
             // The node decodes and judges the bytes, so a bad transaction gets its reason.
-            let bytes = read_tx_bytes(&file)?;
+            let mut txs = read_txs(&file)?;
+            if txs.len() > 1 {
+                return submit_bulk(&ctx, &txs, no_wait, timeout).await;
+            }
+            let bytes = txs.pop().expect("read_txs returns at least one");
             let info = ctx.client.submit_bytes(&bytes).await;
             finish_tx(&ctx, info, no_wait, timeout, None).await
         }
@@ -1164,8 +1173,9 @@ const MAX_JSON_FILE_BYTES: u64 = 512 * 1024 * 1024;
 /// Largest artwork file hashed for `--design-file`.
 const MAX_DESIGN_FILE_BYTES: u64 = 256 * 1024 * 1024;
 
-/// Largest signed-transaction file (hex or JSON) read by `tx submit` and `tx cosign`.
-const MAX_TX_TEXT_BYTES: u64 = 8 * 1024 * 1024;
+/// Largest signed-transaction file (hex or JSON, one or many) read by `tx submit` and
+/// `tx cosign`: some 80,000 transfers.
+const MAX_TX_TEXT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Reads at most `max_bytes` of standard input as text.
 fn read_stdin(max_bytes: u64) -> Result<String> {
@@ -1490,6 +1500,21 @@ fn write_twins(
 /// Reads a transaction's bytes from a file or standard input ("-"): the hex printed by
 /// --sign-only, or the JSON those commands print with --json.
 fn read_tx_bytes(file: &std::path::Path) -> Result<Vec<u8>> {
+    let mut txs = read_txs(file)?;
+    if txs.len() > 1 {
+        return Err(InputError(format!(
+            "{} holds {} transactions; this command takes one",
+            file.display(),
+            txs.len()
+        ))
+        .into());
+    }
+    Ok(txs.pop().expect("read_txs returns at least one"))
+}
+
+/// Reads signed transactions: one hex or JSON document (`{"tx": hex, ...}`, possibly
+/// spread over lines), or one per line (hex or JSON). At least one.
+fn read_txs(file: &std::path::Path) -> Result<Vec<Vec<u8>>> {
     let text = if file.as_os_str() == "-" {
         read_stdin(MAX_TX_TEXT_BYTES)?
     } else {
@@ -1497,17 +1522,115 @@ fn read_tx_bytes(file: &std::path::Path) -> Result<Vec<u8>> {
             .with_context(|| format!("cannot read {}", file.display()))?
     };
     let text = text.trim();
-    let hex_text = if text.starts_with('{') {
-        let value: serde_json::Value =
-            serde_json::from_str(text).context("the transaction file is not valid JSON")?;
-        value["tx"]
-            .as_str()
-            .context("the JSON has no \"tx\" field with the transaction's hex")?
-            .to_string()
-    } else {
-        text.to_string()
+    let one = |entry: &str, line: Option<usize>| -> Result<Vec<u8>> {
+        let at = line.map(|n| format!(" (line {n})")).unwrap_or_default();
+        let hex_text = if entry.starts_with('{') {
+            let value: serde_json::Value = serde_json::from_str(entry)
+                .map_err(|e| InputError(format!("the transaction{at} is not valid JSON: {e}")))?;
+            value["tx"]
+                .as_str()
+                .ok_or_else(|| {
+                    InputError(format!(
+                        "the JSON{at} has no \"tx\" field with the transaction's hex"
+                    ))
+                })?
+                .to_string()
+        } else {
+            entry.to_string()
+        };
+        Ok(hex::decode(hex_text.trim())
+            .map_err(|_| InputError(format!("the transaction{at} must be hex")))?)
     };
-    hex::decode(hex_text.trim()).context("the transaction file must be hex")
+    if text.is_empty() {
+        return Err(InputError(format!("{} holds no transaction", file.display())).into());
+    }
+    // A whole JSON document (as printed pretty by --sign-only --json) is one transaction.
+    if text.starts_with('{') && serde_json::from_str::<serde_json::Value>(text).is_ok() {
+        return Ok(vec![one(text, None)?]);
+    }
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .map(|(n, line)| (n + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty())
+        .collect();
+    if let [(_, only)] = lines.as_slice() {
+        return Ok(vec![one(only, None)?]);
+    }
+    lines
+        .into_iter()
+        .map(|(n, line)| one(line, Some(n)))
+        .collect()
+}
+
+/// `tx submit` of many transactions: batches, one line per transaction, then a wait for
+/// the admitted ones unless `no_wait`. Fails (exit 4) if any was refused.
+async fn submit_bulk(ctx: &Context_, txs: &[Vec<u8>], no_wait: bool, timeout_s: u64) -> Result<()> {
+    use cachet_api::SubmitOutcome;
+    eprintln!("submitting {} transactions", txs.len());
+    let outcomes = ctx.client.submit_batch(txs).await?;
+    let deadline = Instant::now() + Duration::from_secs(timeout_s);
+    let mut report = Vec::with_capacity(outcomes.len());
+    let (mut refused, mut pending) = (0usize, 0usize);
+    for (index, outcome) in outcomes.into_iter().enumerate() {
+        let (id, status) = match outcome {
+            SubmitOutcome::Admitted(info) => (Some(info.tx_id), info.status),
+            SubmitOutcome::Refused(refusal) => (
+                refusal.tx_id,
+                TxStatus::Rejected {
+                    reason: refusal.error.code,
+                    message: refusal.error.message,
+                },
+            ),
+        };
+        report.push((index, id, status));
+    }
+    for (_, id, status) in &mut report {
+        while let (Some(id), TxStatus::Pending, false) = (id.as_ref(), &*status, no_wait) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let wait_ms = left.as_millis().min(10_000) as u64;
+            *status = ctx.client.tx_wait(id, wait_ms).await?.status;
+        }
+        match status {
+            TxStatus::Rejected { .. } => refused += 1,
+            TxStatus::Pending | TxStatus::Unknown => pending += 1,
+            TxStatus::Final { .. } => {}
+        }
+    }
+    if ctx.json {
+        let items: Vec<_> = report
+            .iter()
+            .map(|(index, id, status)| json!({"index": index, "tx_id": id, "outcome": status}))
+            .collect();
+        print_json(&items)?;
+    } else {
+        for (index, id, status) in &report {
+            let id = id.map_or_else(|| "(undecodable)".to_string(), |id| id.to_string());
+            println!("{}\ttx {id}: {}", index + 1, tx_status_text(status));
+        }
+    }
+    let total = report.len();
+    eprintln!(
+        "{} final, {pending} pending, {refused} refused of {total}",
+        total - pending - refused
+    );
+    if refused > 0 {
+        return Err(TxRejected {
+            tx_id: None,
+            code: "refused".into(),
+            message: format!("{refused} of {total} transactions refused (see each line)"),
+        }
+        .into());
+    }
+    if pending > 0 && !no_wait {
+        bail!(
+            "{pending} of {total} transactions still pending after {timeout_s} s; check later with `cachet tx status ID`"
+        );
+    }
+    Ok(())
 }
 
 /// Reads and decodes a transaction (see [`read_tx_bytes`]).

@@ -13,8 +13,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use cachet_api::{
     AccountInfo, ApiErrorDetail, BlockInfo, ChainInfo, DEFAULT_PAGE_LIMIT, ErrorBody, HistoryEntry,
-    HistoryPage, HoldingsPage, IssueInfo, MAX_PAGE_LIMIT, MembershipInfo, ProposalInfo, StampInfo,
-    SubmitTx, TxInfo, TxStatus,
+    HistoryPage, HoldingsPage, IssueInfo, MAX_PAGE_LIMIT, MAX_SUBMIT_BATCH, MembershipInfo,
+    ProposalInfo, StampInfo, SubmitOutcome, SubmitRefusal, SubmitTx, SubmitTxs, SubmitTxsAnswer,
+    TxInfo, TxStatus,
 };
 use cachet_state::{StateKey, StateValue};
 use cachet_storage::StoreError;
@@ -33,6 +34,13 @@ pub struct ApiState {
     pub node: Arc<Node>,
     /// Longest a status query may wait.
     pub max_wait_ms: u64,
+    /// The server's admission limits (a batch is charged its transactions here).
+    pub admission: Arc<crate::server::Admission>,
+    /// Whether `/metrics`, `/health` and `/ready` are served here (else on their own
+    /// address, `--metrics-addr`).
+    pub ops_routes: bool,
+    /// Blocks a ready node may be behind its peers.
+    pub ready_max_lag: u64,
 }
 
 /// An error answer: status, code, message; always the JSON of `specs/api.md`.
@@ -104,7 +112,8 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// The router with every route; `admission` applies the server's limits to every request,
 /// unknown paths and wrong methods included.
-pub fn router(state: ApiState, admission: Arc<crate::server::Admission>) -> Router {
+pub fn router(state: ApiState) -> Router {
+    let admission = state.admission.clone();
     // No request runs longer than the longest allowed wait plus slack.
     let timeout = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(|error: BoxError| async move {
@@ -117,6 +126,7 @@ pub fn router(state: ApiState, admission: Arc<crate::server::Admission>) -> Rout
         .timeout(Duration::from_millis(state.max_wait_ms + 10_000));
     Router::new()
         .route("/v1/tx", post(submit_tx))
+        .route("/v1/txs", post(submit_txs))
         .route("/v1/tx/{id}", get(tx_status))
         .route("/v1/chain", get(chain_info))
         .route("/v1/genesis", get(genesis))
@@ -131,6 +141,16 @@ pub fn router(state: ApiState, admission: Arc<crate::server::Admission>) -> Rout
         .route("/v1/account/{address}", get(account))
         .route("/v1/account/{address}/holdings", get(holdings))
         .route("/v1/openapi.json", get(openapi_document))
+        .merge(if state.ops_routes {
+            ops_routes()
+        } else {
+            Router::new()
+        })
+        // Inside the routes: each request is counted under its route's pattern.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.node.clone(),
+            record_request,
+        ))
         .fallback(unknown_path)
         .method_not_allowed_fallback(wrong_method)
         .layer(timeout)
@@ -141,6 +161,105 @@ pub fn router(state: ApiState, admission: Arc<crate::server::Admission>) -> Rout
         .with_state(state)
 }
 
+/// `/metrics`, `/health` and `/ready`, for the API's address or their own.
+fn ops_routes() -> Router<ApiState> {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+}
+
+/// The router of the operations address (`--metrics-addr`): `/metrics`, `/health` and
+/// `/ready` alone, under the same admission limits.
+pub fn ops_router(state: ApiState) -> Router {
+    let admission = state.admission.clone();
+    ops_routes()
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.node.clone(),
+            record_request,
+        ))
+        .fallback(unknown_path)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn_with_state(
+            admission,
+            crate::server::admit,
+        ))
+        .with_state(state)
+}
+
+/// Counts a routed request and its time under the route's pattern.
+async fn record_request(
+    State(node): State<Arc<Node>>,
+    route: Option<axum::extract::MatchedPath>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let route = route.as_ref().map_or("unmatched", |r| r.as_str());
+    node.metrics_registry().api_request(
+        route,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+fn join_error(error: tokio::task::JoinError) -> ApiError {
+    ApiError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal".into(),
+        error.to_string(),
+    )
+}
+
+async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let node = state.node.clone();
+    let text = tokio::task::spawn_blocking(move || node.metrics_registry().render(&node))
+        .await
+        .map_err(join_error)?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+async fn health(
+    State(state): State<ApiState>,
+) -> Result<(StatusCode, Json<crate::health::Health>), ApiError> {
+    let node = state.node.clone();
+    // A synced write: off the async workers.
+    let health =
+        tokio::task::spawn_blocking(move || crate::health::health(&node, crate::setup::now_ms()))
+            .await
+            .map_err(join_error)?;
+    let code = if health.error.is_none() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((code, Json(health)))
+}
+
+async fn ready(
+    State(state): State<ApiState>,
+) -> Result<(StatusCode, Json<crate::health::Readiness>), ApiError> {
+    let readiness =
+        crate::health::readiness(&state.node, crate::setup::mono_ms(), state.ready_max_lag)?;
+    let code = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((code, Json(readiness)))
+}
+
 /// The OpenAPI 3.1 document of this API, generated from the handlers and their types.
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -149,10 +268,20 @@ pub fn router(state: ApiState, admission: Arc<crate::server::Admission>) -> Rout
         description = "The HTTP API of cachetd; see specs/api.md."
     ),
     paths(
-        submit_tx, tx_status, chain_info, genesis, block, membership, proposal, issue, supply,
-        stamp, history, bundle, account, holdings
+        submit_tx, submit_txs, tx_status, chain_info, genesis, block, membership, proposal, issue,
+        supply, stamp, history, bundle, account, holdings
     ),
-    components(schemas(ErrorBody, ApiErrorDetail, SubmitTx, TxInfo, TxStatus))
+    components(schemas(
+        ErrorBody,
+        ApiErrorDetail,
+        SubmitTx,
+        TxInfo,
+        TxStatus,
+        SubmitTxs,
+        SubmitTxsAnswer,
+        SubmitOutcome,
+        SubmitRefusal
+    ))
 )]
 pub struct ApiDoc;
 
@@ -209,39 +338,109 @@ async fn submit_tx(
                 e.to_string(),
             )
         })?;
-    match result {
-        Ok((tx_id, status)) => {
-            let code = if status == TxStatus::Pending {
-                StatusCode::ACCEPTED
-            } else {
-                StatusCode::OK
-            };
-            Ok((
-                code,
-                Json(TxInfo {
-                    tx_id,
-                    status,
-                    tx: None,
-                }),
-            ))
-        }
-        Err(SubmitError::Rejected(reason)) => Err(ApiError(
+    let (tx_id, status) = result.map_err(submit_error)?;
+    let code = if status == TxStatus::Pending {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        code,
+        Json(TxInfo {
+            tx_id,
+            status,
+            tx: None,
+        }),
+    ))
+}
+
+/// The error answer of a refused submission.
+fn submit_error(error: SubmitError) -> ApiError {
+    match error {
+        SubmitError::Rejected(reason) => ApiError(
             StatusCode::UNPROCESSABLE_ENTITY,
             reason.code().into(),
             reason.to_string(),
-        )),
-        Err(SubmitError::Mempool(error @ AdmitError::Full(_))) => Err(ApiError(
+        ),
+        SubmitError::Mempool(error @ AdmitError::Full(_)) => ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             "mempool_full".into(),
             error.to_string(),
-        )),
-        Err(SubmitError::Mempool(error)) => Err(ApiError(
+        ),
+        SubmitError::Mempool(error) => ApiError(
             StatusCode::CONFLICT,
             "nonce_in_use".into(),
             error.to_string(),
-        )),
-        Err(SubmitError::Store(error)) => Err(error.into()),
+        ),
+        SubmitError::Store(error) => error.into(),
     }
+}
+
+#[utoipa::path(post, path = "/v1/txs", request_body = SubmitTxs, responses((status = 200, description = "one outcome per transaction, in order", body = SubmitTxsAnswer), (status = 415, description = "not JSON", body = ErrorBody), (status = 400, description = "bad request (more than 1000 transactions)", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 405, description = "method not allowed", body = ErrorBody), (status = 408, description = "timeout", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 429, description = "rate limited", body = ErrorBody), (status = 500, description = "storage failure", body = ErrorBody), (status = 503, description = "busy", body = ErrorBody)))]
+async fn submit_txs(
+    State(state): State<ApiState>,
+    client: Option<axum::Extension<crate::server::ClientAddr>>,
+    body: Result<Json<SubmitTxs>, JsonRejection>,
+) -> ApiResult<SubmitTxsAnswer> {
+    let Json(body) = body?;
+    if body.txs.len() > MAX_SUBMIT_BATCH {
+        return Err(ApiError::bad_request(format!(
+            "{} transactions in one batch; at most {MAX_SUBMIT_BATCH}",
+            body.txs.len()
+        )));
+    }
+    state
+        .admission
+        .charge(client.map(|c| c.0.0.ip()), body.txs.len() as u32)?;
+    // Undecodable hex is answered in its place; the rest go to the chain together.
+    let decoded: Vec<Option<Vec<u8>>> = body.txs.iter().map(|h| hex::decode(h).ok()).collect();
+    let bytes: Vec<Vec<u8>> = decoded.iter().flatten().cloned().collect();
+    let node = state.node.clone();
+    let answers = tokio::task::spawn_blocking(move || node.submit_batch(&bytes))
+        .await
+        .map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal".into(),
+                e.to_string(),
+            )
+        })?;
+    let mut answers = answers.into_iter();
+    let mut results = Vec::with_capacity(decoded.len());
+    for tx in &decoded {
+        let answer = tx
+            .as_ref()
+            .map(|_| answers.next().expect("one answer per decoded transaction"));
+        let outcome = match answer {
+            None => refusal(None, ApiError::bad_request("tx must be hex")),
+            Some(Ok((tx_id, status))) => SubmitOutcome::Admitted(Box::new(TxInfo {
+                tx_id,
+                status,
+                tx: None,
+            })),
+            Some(Err(SubmitError::Store(error))) => return Err(error.into()),
+            Some(Err(error)) => {
+                let tx_id = tx
+                    .as_deref()
+                    .and_then(|b| cachet_types::SignedTx::from_bytes(b, b.len()).ok())
+                    .map(|t| t.id());
+                refusal(tx_id, submit_error(error))
+            }
+        };
+        results.push(outcome);
+    }
+    Ok(Json(SubmitTxsAnswer { results }))
+}
+
+fn refusal(tx_id: Option<Hash>, error: ApiError) -> SubmitOutcome {
+    SubmitOutcome::Refused(SubmitRefusal {
+        tx_id,
+        http_status: error.0.as_u16(),
+        error: ApiErrorDetail {
+            code: error.1,
+            message: error.2,
+        },
+    })
 }
 
 #[derive(Deserialize)]

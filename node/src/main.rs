@@ -2,8 +2,12 @@
 //! runs consensus on its own thread and serves the API until Ctrl-C or SIGTERM.
 
 mod api;
+mod commands;
+mod health;
+mod metrics;
 mod node;
 mod p2p;
+mod process;
 mod replica;
 mod server;
 mod setup;
@@ -24,15 +28,27 @@ use crate::setup::Options;
 use cachet_host::Mempool;
 
 fn main() {
-    let options = Options::parse();
-    tracing_subscriber::fmt()
+    let mut options = Options::parse();
+    if let Some(command) = options.command.take() {
+        if let Err(error) = commands::run(command) {
+            eprintln!("error: {error:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CACHET_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match options.log_format {
+        setup::LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One JSON object per line, for log shippers.
+        setup::LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -50,21 +66,21 @@ fn main() {
 }
 
 async fn run(options: Options) -> Result<()> {
-    let mut server_limits = server_limits(&options)?;
     // Takes the data directory's lock before touching anything in it.
     let setup = setup::prepare(&options)?;
+    // Before RocksDB opens its files: this raises the open-file limit.
+    let server_limits = server_limits(&options, setup.genesis.params.max_tx_bytes)?;
     // Stale addresses from a killed run must not be mistaken for this one's.
     let addr_file = setup.data_dir.join("api.addr");
     let p2p_file = setup.data_dir.join("p2p.addr");
     let _ = std::fs::remove_file(&addr_file);
     let _ = std::fs::remove_file(&p2p_file);
+    let _ = std::fs::remove_file(setup.data_dir.join("metrics.addr"));
     let store = Store::open(&setup.data_dir.join("db"), &setup.genesis)
         .with_context(|| format!("cannot open the ledger in {}", setup.data_dir.display()))?;
     let tip = store.tip()?;
     tracing::info!(height = tip.height, hash = %tip.block_hash.short(), state_root = %tip.state_root.hash().short(), "ledger opened");
     let params = setup.genesis.params.clone();
-    // Hex doubles a transaction's size; leave room for the JSON around it.
-    server_limits.max_body_bytes = params.max_tx_bytes as usize * 2 + 1024;
 
     // The operators' node identities: their nodes get connections and count as
     // validators' nodes. A validator must run under the identity its operator bound.
@@ -184,13 +200,37 @@ async fn run(options: Options) -> Result<()> {
     tracing::info!(api = %format!("http://{bound}"), role = %node.role_name(), "API listening");
 
     let max_wait = Duration::from_millis(options.max_wait_ms);
-    let app = api::router(
-        api::ApiState {
-            node: node.clone(),
-            max_wait_ms: options.max_wait_ms,
-        },
-        server::Admission::new(server_limits.clone()),
-    );
+    let state = api::ApiState {
+        node: node.clone(),
+        max_wait_ms: options.max_wait_ms,
+        admission: server::Admission::new(server_limits.clone()),
+        ops_routes: options.metrics_addr.is_none(),
+        ready_max_lag: options.ready_max_lag_blocks,
+    };
+    // Metrics, health and readiness on their own address, when one is given.
+    if let Some(addr) = options.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (--metrics-addr)"))?;
+        let bound = listener.local_addr()?;
+        write_atomically(
+            &setup.data_dir.join("metrics.addr"),
+            &format!("http://{bound}\n"),
+        )?;
+        tracing::info!(metrics = %format!("http://{bound}"), "metrics, health and readiness listening");
+        let ops = api::ops_router(api::ApiState {
+            admission: server::Admission::new(server_limits.clone()),
+            ..state.clone()
+        });
+        tokio::spawn(server::serve(
+            listener,
+            ops,
+            server_limits.clone(),
+            stop.clone(),
+            Duration::from_secs(1),
+        ));
+    }
+    let app = api::router(state);
     let server = tokio::spawn(server::serve(
         listener,
         app,
@@ -230,8 +270,9 @@ const RESERVED_FILE_HANDLES: u64 = 1024;
 const MIN_API_CONNECTIONS: u64 = 16;
 
 /// The API server's limits from the options, fitted to the open-file limit (raised to its
-/// hard maximum first, as servers do). `max_body_bytes` comes from the chain.
-fn server_limits(options: &setup::Options) -> Result<server::ServerLimits> {
+/// hard maximum first, as servers do). Body limits follow from the chain's largest
+/// transaction: hex doubles its size, and the JSON around it needs a little room.
+fn server_limits(options: &setup::Options, max_tx_bytes: u32) -> Result<server::ServerLimits> {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
     if let Some(hard) = limit.maximum
@@ -269,7 +310,8 @@ fn server_limits(options: &setup::Options) -> Result<server::ServerLimits> {
         max_connections_per_ip: options.api_max_connections_per_ip as usize,
         header_timeout: Duration::from_millis(options.api_header_timeout_ms),
         body_timeout: Duration::from_millis(options.api_body_timeout_ms),
-        max_body_bytes: 0,
+        max_body_bytes: max_tx_bytes as usize * 2 + 1024,
+        max_batch_body_bytes: cachet_api::MAX_SUBMIT_BATCH * (max_tx_bytes as usize * 2 + 4) + 1024,
         max_in_flight: options.api_max_concurrent as usize,
         max_long_polls: options.api_max_long_polls as usize,
         submissions_per_ip_per_s: options.api_submit_rate,

@@ -12,6 +12,7 @@ use cachet_storage::{Ledger, StoreError, Tip};
 use cachet_types::{Hash, PublicKey};
 use tokio::sync::{Notify, watch};
 
+use crate::metrics::Metrics;
 use crate::setup::mono_ms;
 
 /// What the chain tells the async side.
@@ -21,10 +22,12 @@ struct Signals {
     statuses: watch::Sender<u64>,
     work: Notify,
     outbox: Notify,
+    metrics: Arc<Metrics>,
 }
 
 impl Hooks for Signals {
     fn committed(&self, tip: Tip) {
+        self.metrics.committed(tip.time_ms, crate::setup::now_ms());
         self.tip.send_replace(tip);
     }
 
@@ -48,6 +51,7 @@ pub struct Node {
     role: Role,
     peers: Arc<AtomicUsize>,
     operator_peers: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
 }
 
 /// What this node does in consensus.
@@ -88,15 +92,35 @@ impl Node {
             statuses: watch::channel(0).0,
             work: Notify::new(),
             outbox: Notify::new(),
+            metrics: Arc::new(Metrics::new()),
         });
         let chain = Arc::new(Chain::new(ledger, mempool, Box::new(signals.clone())));
         Ok(Node {
             chain,
+            metrics: signals.metrics.clone(),
             signals,
             role,
             peers,
             operator_peers,
         })
+    }
+
+    /// The node's metrics.
+    pub fn metrics_registry(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Connected peers, and those of them that are operators' bound nodes.
+    pub fn peer_counts(&self) -> (usize, usize) {
+        (
+            self.peers.load(Ordering::Relaxed),
+            self.operator_peers.load(Ordering::Relaxed),
+        )
+    }
+
+    /// This node's role.
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     /// The chain, shared with the consensus thread.
@@ -140,6 +164,16 @@ impl Node {
     pub fn submit(&self, bytes: &[u8]) -> Result<(Hash, TxStatus), SubmitError> {
         let (id, status) = self.chain.submit(bytes, mono_ms())?;
         Ok((id, api_status(status)))
+    }
+
+    /// [`Node::submit`] for a client's batch: signatures checked in one parallel batch, then
+    /// each admitted in order; one answer per transaction.
+    pub fn submit_batch(&self, txs: &[Vec<u8>]) -> Vec<Result<(Hash, TxStatus), SubmitError>> {
+        self.chain
+            .submit_batch(txs, mono_ms())
+            .into_iter()
+            .map(|answer| answer.map(|(id, status)| (id, api_status(status))))
+            .collect()
     }
 
     /// Where a transaction stands.

@@ -69,6 +69,8 @@ pub async fn dispatch(
                 id,
                 from,
             } => {
+                node.metrics_registry()
+                    .traffic("consensus", "in", 1, data.len() as u64);
                 let verdict_id = id.clone();
                 if !offer(&inputs, Input::Consensus { data, id, from }) {
                     // Overloaded: drop it unjudged (it will be resent if it matters).
@@ -85,6 +87,8 @@ pub async fn dispatch(
                 id,
                 from,
             } => {
+                node.metrics_registry()
+                    .traffic("txs", "in", 1, data.len() as u64);
                 if let Err(mpsc::error::TrySendError::Full((_, id, from))) =
                     batches.try_send((data, id, from))
                 {
@@ -111,13 +115,18 @@ pub async fn dispatch(
                             tracing::error!(%error, peer = %from, "cannot read blocks for a peer");
                             Vec::new()
                         });
+                    let bytes = blocks.iter().map(|b| b.len() as u64).sum();
+                    node.metrics_registry()
+                        .traffic("sync", "out", blocks.len() as u64, bytes);
                     net.send(Command::Respond { token, blocks });
                 });
             }
             NetEvent::SyncResponse { from, blocks } => {
-                if !blocks.is_empty() {
-                    offer(&inputs, Input::Blocks { from, blocks });
-                }
+                let bytes = blocks.iter().map(|b| b.len() as u64).sum();
+                node.metrics_registry()
+                    .traffic("sync", "in", blocks.len() as u64, bytes);
+                // Empty too: an empty answer tells the core it is at the peer's tip.
+                offer(&inputs, Input::Blocks { from, blocks });
             }
             NetEvent::PeerConnected(peer) => {
                 offer(&inputs, Input::PeerConnected(peer));
@@ -157,13 +166,16 @@ pub async fn gossip_txs(node: Arc<Node>, net: NetworkHandle, mut stop: watch::Re
             .await
             .unwrap_or_default()
         };
-        publish_batches(&net, txs, limit);
+        publish_batches(&node, &net, txs, limit);
     }
 }
 
-fn publish_batches(net: &NetworkHandle, txs: Vec<Vec<u8>>, limit: usize) {
+fn publish_batches(node: &Node, net: &NetworkHandle, txs: Vec<Vec<u8>>, limit: usize) {
     for batch in tx_batches(txs, limit) {
-        net.send(Command::Publish(Topic::Txs, tx_envelope(now_ms(), &batch)));
+        let envelope = tx_envelope(now_ms(), &batch);
+        node.metrics_registry()
+            .traffic("txs", "out", 1, envelope.len() as u64);
+        net.send(Command::Publish(Topic::Txs, envelope));
     }
 }
 

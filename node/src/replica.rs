@@ -20,6 +20,7 @@ use cachet_host::{Core, Effect, MsgVerdict, SignerStorage, TICK_MS};
 use cachet_network::{Command, MessageId, NetworkHandle, Peer, SyncRequest, Topic, Verdict};
 use cachet_types::{Hash, SigningKey, codec};
 
+use crate::metrics::StepName;
 use crate::node::Node;
 use crate::setup::{mono_ms, now};
 
@@ -177,6 +178,9 @@ pub struct Replica {
     net: NetworkHandle,
     /// The operators' node keys the network was last told of.
     bound: Vec<cachet_types::PublicKey>,
+    node: Arc<Node>,
+    /// The consensus position last seen (height, round, step) and since when (mono ms).
+    position: ((u64, u32, cachet_consensus::Step), u64),
 }
 
 impl Replica {
@@ -205,7 +209,21 @@ impl Replica {
             .iter()
             .map(|op| op.node_key)
             .collect();
-        Ok(Replica { core, net, bound })
+        let position = (
+            (
+                core.driver().height(),
+                core.driver().round(),
+                core.driver().step(),
+            ),
+            mono_ms(),
+        );
+        Ok(Replica {
+            core,
+            net,
+            bound,
+            node,
+            position,
+        })
     }
 
     /// Runs until [`Input::Stop`] or until every sender is gone. An error is fatal: storage
@@ -272,11 +290,37 @@ impl Replica {
         }
     }
 
+    /// Times the consensus step that just ended, if one did.
+    fn time_step(&mut self) {
+        let driver = self.core.driver();
+        let now = (driver.height(), driver.round(), driver.step());
+        let (before, since) = self.position;
+        if now != before {
+            let at = mono_ms();
+            let step = match before.2 {
+                cachet_consensus::Step::Propose => StepName::Propose,
+                cachet_consensus::Step::Prevote => StepName::Prevote,
+                cachet_consensus::Step::Precommit => StepName::Precommit,
+            };
+            self.node
+                .metrics_registry()
+                .step(step, Duration::from_millis(at.saturating_sub(since)));
+            self.position = (now, at);
+        }
+    }
+
     /// Carries out the core's effects on the network.
     fn carry_out(&mut self) -> Result<()> {
+        self.time_step();
         for effect in self.core.take_effects() {
             match effect {
                 Effect::Publish(envelope) => {
+                    self.node.metrics_registry().traffic(
+                        "consensus",
+                        "out",
+                        1,
+                        envelope.len() as u64,
+                    );
                     self.net.send(Command::Publish(Topic::Consensus, envelope));
                 }
                 Effect::RequestBlocks {

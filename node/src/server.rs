@@ -11,7 +11,8 @@
 //! - only then does the request count against the node-wide limit of requests in flight;
 //!   long polls count against a pool of their own, so they never starve submissions or
 //!   queries; past either limit the answer is 503 `busy` at once;
-//! - submissions are rate-limited per client address (`governor`, GCRA);
+//! - submissions are rate-limited per client address (`governor`, GCRA), a batch counting
+//!   each of its transactions;
 //! - accept errors (out of file handles) are logged, and the loop backs off briefly.
 
 use std::collections::HashMap;
@@ -55,6 +56,8 @@ pub struct ServerLimits {
     pub body_timeout: Duration,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Largest body of a batch submission (`POST /v1/txs`).
+    pub max_batch_body_bytes: usize,
     /// Requests in flight (bodies received), long polls aside.
     pub max_in_flight: usize,
     /// Long polls (status queries with `wait_ms > 0`) in flight.
@@ -88,6 +91,35 @@ impl Admission {
     }
 }
 
+impl Admission {
+    /// Charges `count` submissions to a client address against its rate: 429 past it (or
+    /// when `count` is over the burst itself, with the most it may send at once).
+    pub fn charge(&self, client: Option<IpAddr>, count: u32) -> Result<(), ApiError> {
+        let (Some(ip), Some(count)) = (client, NonZeroU32::new(count)) else {
+            return Ok(());
+        };
+        if self.submissions.len() > RATE_LIMITED_ADDRESSES_MAX {
+            self.submissions.retain_recent();
+        }
+        let rate = self.limits.submissions_per_ip_per_s;
+        match self.submissions.check_key_n(&ip, count) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("more than {rate} submissions per second from {ip}; retry later"),
+            )),
+            Err(_) => Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "{count} submissions at once is more than this node allows ({rate} per second from one address); send smaller batches"
+                ),
+            )),
+        }
+    }
+}
+
 fn is_long_poll(request: &Request) -> bool {
     request.method() == Method::GET
         && request.uri().path().starts_with("/v1/tx/")
@@ -112,16 +144,18 @@ pub async fn admit(
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limits.max_body_bytes as u64) {
-        return too_large(limits.max_body_bytes).into_response();
+    let max_body = if request.uri().path() == "/v1/txs" {
+        limits.max_batch_body_bytes
+    } else {
+        limits.max_body_bytes
+    };
+    if declared.is_some_and(|len| len > max_body as u64) {
+        return too_large(max_body).into_response();
     }
     let client = request.extensions().get::<ClientAddr>().map(|c| c.0.ip());
     let (parts, body) = request.into_parts();
-    let collected = tokio::time::timeout(
-        limits.body_timeout,
-        Limited::new(body, limits.max_body_bytes).collect(),
-    )
-    .await;
+    let collected =
+        tokio::time::timeout(limits.body_timeout, Limited::new(body, max_body).collect()).await;
     let bytes = match collected {
         Err(_) => {
             return ApiError::new(
@@ -135,7 +169,7 @@ pub async fn admit(
             .into_response();
         }
         Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            return too_large(limits.max_body_bytes).into_response();
+            return too_large(max_body).into_response();
         }
         Ok(Err(error)) => {
             return ApiError::new(
@@ -148,24 +182,12 @@ pub async fn admit(
         Ok(Ok(collected)) => collected.to_bytes(),
     };
     let request = Request::from_parts(parts, Body::from(bytes));
+    // A batch is charged by its handler, which knows how many transactions it holds.
     if request.method() == Method::POST
         && request.uri().path() == "/v1/tx"
-        && let Some(ip) = client
+        && let Err(error) = admission.charge(client, 1)
     {
-        if admission.submissions.len() > RATE_LIMITED_ADDRESSES_MAX {
-            admission.submissions.retain_recent();
-        }
-        if admission.submissions.check_key(&ip).is_err() {
-            return ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!(
-                    "more than {} submissions per second from {ip}; retry later",
-                    limits.submissions_per_ip_per_s
-                ),
-            )
-            .into_response();
-        }
+        return error.into_response();
     }
     let (pool, what) = if is_long_poll(&request) {
         (&admission.long_polls, "long polls")

@@ -32,13 +32,25 @@ pub const DEFAULT_P2P_ADDR: &str = "/ip4/127.0.0.1/tcp/7700";
 /// Without --validator-key the node is an observer: it follows the chain from its peers
 /// (--peer) and serves every query, which is what an auditor runs.
 ///
+/// A new operator starts with `cachetd init --dir DIR` (keys) and `cachetd keys show
+/// --data-dir DIR` (what the other operators need to vote it in).
+///
 /// Example (a validator of a four-operator chain):
 ///   cachetd --data-dir ./node0 --genesis genesis.json --validator-key validator0.key.json \
 ///     --key-passphrase-file pass0 --p2p-listen /ip4/127.0.0.1/tcp/7700 \
 ///     --peer /ip4/127.0.0.1/tcp/7701 --peer /ip4/127.0.0.1/tcp/7702 --peer /ip4/127.0.0.1/tcp/7703
 #[derive(Debug, Parser)]
-#[command(name = "cachetd", version, verbatim_doc_comment)]
+#[command(
+    name = "cachetd",
+    version,
+    verbatim_doc_comment,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Options {
+    /// Instead of running the node: set up an operator's directory, or show its keys.
+    #[command(subcommand)]
+    pub command: Option<crate::commands::NodeCommand>,
+
     /// Run the single-operator development chain (created on first start).
     #[arg(long)]
     pub dev: bool,
@@ -127,6 +139,29 @@ pub struct Options {
     /// 429 `rate_limited`.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub api_submit_rate: u32,
+
+    /// Address for /metrics (Prometheus text format), /health and /ready, e.g.
+    /// 127.0.0.1:9600; port 0 picks a free port (written to <data-dir>/metrics.addr).
+    /// Without it they are served on the API's address.
+    #[arg(long, env = "CACHET_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Blocks a node may be behind its peers and still answer /ready with 200.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub ready_max_lag_blocks: u64,
+
+    /// Log lines as text for people, or one JSON object per line for log shippers.
+    #[arg(long, env = "CACHET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The form of the node's log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Text, coloured on a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// What the node runs with, once set up.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use cachet_api::{Client, ClientError, TxStatus};
+use cachet_api::{Client, ClientError, SubmitOutcome, TxStatus};
 use cachet_state::event_hash;
 use cachet_types::{
     CurrencyCode, FaceValue, Hash, IssueId, IssueRecord, SignedTx, SigningKey, StampId, TxBody,
@@ -26,6 +26,8 @@ pub struct LoadOptions {
     pub collectors: usize,
     /// Submissions in flight at once.
     pub concurrency: usize,
+    /// Transactions per request: 1 posts each to `/v1/tx`, more go to `/v1/txs` together.
+    pub batch: usize,
     /// Target submission rate (transfers/s); none submits as fast as the nodes accept.
     pub rate: Option<u64>,
     /// Longest wait for everything to become final.
@@ -149,6 +151,45 @@ async fn submit(client: &Client, tx: &SignedTx) -> Result<()> {
             Err(error) => return Err(error.into()),
         }
     }
+}
+
+/// Submits `txs` in order, one request (`submit` alone for one transaction). A full pool
+/// refuses from some transaction on: from the first refused with 503 the rest is sent
+/// again after a pause (later nonces of its signer may have been refused for the gap).
+async fn submit_many(client: &Client, txs: &[&SignedTx]) -> Result<()> {
+    if let [tx] = txs {
+        return submit(client, tx).await;
+    }
+    let mut rest: Vec<Vec<u8>> = txs.iter().map(|tx| tx.to_bytes()).collect();
+    while !rest.is_empty() {
+        let outcomes = match client.submit_batch(&rest).await {
+            Ok(outcomes) => outcomes,
+            Err(ClientError::Api { status: 503, .. }) => Vec::new(),
+            Err(error) => return Err(error.into()),
+        };
+        let full = outcomes.iter().position(
+            |o| matches!(o, SubmitOutcome::Refused(refusal) if refusal.http_status == 503),
+        );
+        for outcome in &outcomes[..full.unwrap_or(outcomes.len())] {
+            if let SubmitOutcome::Refused(refusal) = outcome {
+                bail!(
+                    "transfer {} refused: {}: {}",
+                    refusal.tx_id.map(|id| id.to_string()).unwrap_or_default(),
+                    refusal.error.code,
+                    refusal.error.message
+                );
+            }
+        }
+        match full {
+            None if !outcomes.is_empty() => return Ok(()),
+            None => {}
+            Some(first) => {
+                rest.drain(..first);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
 }
 
 async fn wait_final(client: &Client, id: &Hash, timeout: Duration) -> Result<u64> {
@@ -288,9 +329,11 @@ pub async fn load(dir: &Path, options: &LoadOptions) -> Result<LoadReport> {
     };
 
     // Submitters: worker w owns collectors c with c % concurrency == w and submits their
-    // transfers round by round, so each collector's nonces arrive in order.
+    // transfers round by round (one per collector per round), so each collector's nonces
+    // arrive in order; up to `batch` of that sequence travel in one request.
     let started = Instant::now();
     let workers = options.concurrency.clamp(1, collectors);
+    let batch = options.batch.clamp(1, cachet_api::MAX_SUBMIT_BATCH);
     let pace = options
         .rate
         .map(|rate| Duration::from_secs_f64(workers as f64 / rate.max(1) as f64));
@@ -301,22 +344,30 @@ pub async fn load(dir: &Path, options: &LoadOptions) -> Result<LoadReport> {
         handles.push(tokio::spawn(async move {
             let mine: Vec<usize> = (0..queues.len()).filter(|c| c % workers == w).collect();
             let rounds = mine.iter().map(|c| queues[*c].len()).max().unwrap_or(0);
-            let mut next = Instant::now();
-            for round in 0..rounds {
-                for c in &mine {
-                    let Some(tx) = queues[*c].get(round) else {
-                        continue;
-                    };
+            // This worker's transfers in sending order, each with the node it goes to.
+            let sequence: Vec<(&SignedTx, usize)> = (0..rounds)
+                .flat_map(|round| mine.iter().map(move |c| (round, *c)))
+                .filter_map(|(round, c)| queues[c].get(round).map(|tx| (tx, c % validators)))
+                .collect();
+            // Paced workers start spread over one batch's interval, not all at once.
+            let mut next = Instant::now()
+                + pace.map_or(Duration::ZERO, |pace| {
+                    pace * batch as u32 * w as u32 / workers as u32
+                });
+            // A request goes to one node: cut the sequence where the node changes.
+            for group in sequence.chunk_by(|a, b| a.1 == b.1) {
+                for chunk in group.chunks(batch) {
                     if let Some(pace) = pace {
                         tokio::time::sleep_until(next.into()).await;
-                        next += pace;
+                        next += pace * chunk.len() as u32;
                     }
                     let at = Instant::now();
-                    submit(&clients[c % validators], tx).await?;
-                    submitted
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(tx.id(), at);
+                    let txs: Vec<&SignedTx> = chunk.iter().map(|(tx, _)| *tx).collect();
+                    submit_many(&clients[chunk[0].1], &txs).await?;
+                    let mut map = submitted.lock().unwrap_or_else(|p| p.into_inner());
+                    for tx in txs {
+                        map.insert(tx.id(), at);
+                    }
                 }
             }
             Ok::<(), anyhow::Error>(())

@@ -151,6 +151,10 @@ enum Cmd {
         /// Submissions in flight.
         #[arg(long, default_value_t = 256)]
         concurrency: usize,
+        /// Transfers per request: 1 posts each alone (`POST /v1/tx`); more are sent
+        /// together (`POST /v1/txs`, at most 1000), checked by the node in one batch.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        batch: u64,
         /// Target rate in transfers/s [default: as fast as the nodes accept].
         #[arg(long)]
         rate: Option<u64>,
@@ -316,6 +320,7 @@ fn run(command: Cmd) -> Result<()> {
             transfers,
             collectors,
             concurrency,
+            batch,
             rate,
             timeout_secs,
             bench_row,
@@ -324,6 +329,7 @@ fn run(command: Cmd) -> Result<()> {
                 transfers,
                 collectors,
                 concurrency,
+                batch: batch as usize,
                 rate,
                 timeout: Duration::from_secs(timeout_secs),
             };

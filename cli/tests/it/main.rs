@@ -954,3 +954,67 @@ fn create_dev_issue(cli: &Cli, print_run: &str) {
         "operator",
     ]));
 }
+
+#[test]
+fn a_file_of_presigned_transfers_is_submitted_in_bulk_one_line_each() {
+    let (dir, _node, cli) = dev_cli(&["alice", "bob"]);
+    create_dev_issue(&cli, "10");
+    final_height(&cli.json(&[
+        "mint",
+        ISSUE,
+        "--serials",
+        "1-10",
+        "--to",
+        "alice",
+        "-w",
+        "operator",
+    ]));
+    // Alice signs six transfers ahead (consecutive nonces); the last one is damaged.
+    let mut lines = Vec::new();
+    for serial in 1..=6u32 {
+        let nonce = serial.to_string();
+        let signed = cli.ok(&[
+            "transfer",
+            &stamp(serial),
+            "--to",
+            "bob",
+            "-w",
+            "alice",
+            "--nonce",
+            &nonce,
+            "--sign-only",
+        ]);
+        lines.push(signed.trim().to_string());
+    }
+    let damaged = dir.path().join("damaged.hex");
+    std::fs::write(&damaged, &lines[5]).unwrap();
+    flip_signature_byte(&damaged);
+    lines[5] = std::fs::read_to_string(&damaged).unwrap();
+    let file = dir.path().join("transfers.txt");
+    std::fs::write(&file, lines.join("\n") + "\n\n").unwrap();
+
+    let out = cli.command(&["tx", "submit", file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "exit code: {stdout}{stderr}");
+    let printed: Vec<&str> = stdout.lines().collect();
+    assert_eq!(printed.len(), 6, "one line per transaction: {stdout}");
+    for line in &printed[..5] {
+        assert!(line.contains("final at height"), "{stdout}");
+    }
+    assert!(printed[5].starts_with("6\t") && printed[5].contains("rejected: bad_signature"));
+    assert!(
+        stderr.contains("5 final, 0 pending, 1 refused of 6"),
+        "{stderr}"
+    );
+    let holdings = cli.json(&["holdings", "bob"]);
+    assert_eq!(
+        holdings["stamps"].as_array().unwrap().len(),
+        5,
+        "{holdings}"
+    );
+    // A single-transaction command refuses a file of many, naming the count.
+    let out = cli.command(&["tx", "cosign", file.to_str().unwrap(), "-w", "bob"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds 6 transactions"));
+}

@@ -1,7 +1,7 @@
 //! Cachet's HTTP API: the JSON shapes of requests and responses, and a typed client.
 //!
 //! Routes (all under `/v1`, documented in `specs/api.md`):
-//! `POST /tx`, `GET /tx/{id}`, `GET /chain`, `GET /genesis`, `GET /block/{height}`,
+//! `POST /tx`, `POST /txs`, `GET /tx/{id}`, `GET /chain`, `GET /genesis`, `GET /block/{height}`,
 //! `GET /issue/{id}`, `GET /stamp/{id}`, `GET /stamp/{id}/history?after=&limit=`,
 //! `GET /stamp/{id}/bundle`, `GET /issue/{id}/supply`,
 //! `GET /account/{address}`, `GET /account/{address}/holdings?after=&limit=`.
@@ -28,6 +28,49 @@ pub const DEFAULT_PAGE_LIMIT: usize = 100;
 pub struct SubmitTx {
     /// Canonical transaction bytes, hex.
     pub tx: String,
+}
+
+/// Most transactions in one batch submission (`POST /v1/txs`).
+pub const MAX_SUBMIT_BATCH: usize = 1000;
+
+/// Body of `POST /v1/txs`: up to [`MAX_SUBMIT_BATCH`] transactions, admitted in this order
+/// (a signer's consecutive nonces may travel together).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SubmitTxs {
+    /// Canonical transaction bytes, hex, each.
+    pub txs: Vec<String>,
+}
+
+/// Answer to `POST /v1/txs`: one outcome per transaction, in the order sent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SubmitTxsAnswer {
+    /// The outcomes.
+    pub results: Vec<SubmitOutcome>,
+}
+
+/// One transaction's outcome in a batch: admitted (or already known), or refused with the
+/// error `POST /v1/tx` would have answered.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum SubmitOutcome {
+    /// Pending, or final already.
+    Admitted(Box<TxInfo>),
+    /// Refused.
+    Refused(SubmitRefusal),
+}
+
+/// A refused transaction of a batch.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SubmitRefusal {
+    /// Its id, when its bytes decoded.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<String>, pattern = "^[0-9a-f]{64}$")]
+    pub tx_id: Option<Hash>,
+    /// The HTTP status `POST /v1/tx` would have answered (422 a ledger rule, 409 nonce in
+    /// use, 503 mempool full: retry later, 400 not hex).
+    pub http_status: u16,
+    /// Why.
+    pub error: ApiErrorDetail,
 }
 
 /// Where a transaction stands.
@@ -468,6 +511,31 @@ impl Client {
         };
         let response = self.http.post(&url).json(&body).send().await;
         self.answer(&url, response).await
+    }
+
+    /// Submits many raw transactions, [`MAX_SUBMIT_BATCH`] per request, in order; one
+    /// outcome per transaction. A transport or whole-request error stops at that request
+    /// (the outcomes of earlier requests are lost to the caller, not to the node: the same
+    /// bytes again get the same answers).
+    pub async fn submit_batch(&self, txs: &[Vec<u8>]) -> Result<Vec<SubmitOutcome>, ClientError> {
+        let url = format!("{}/v1/txs", self.base);
+        let mut outcomes = Vec::with_capacity(txs.len());
+        for chunk in txs.chunks(MAX_SUBMIT_BATCH) {
+            let body = SubmitTxs {
+                txs: chunk.iter().map(hex::encode).collect(),
+            };
+            let response = self.http.post(&url).json(&body).send().await;
+            let answer: SubmitTxsAnswer = self.answer(&url, response).await?;
+            if answer.results.len() != chunk.len() {
+                return Err(ClientError::Decode(format!(
+                    "{} outcomes for {} transactions",
+                    answer.results.len(),
+                    chunk.len()
+                )));
+            }
+            outcomes.extend(answer.results);
+        }
+        Ok(outcomes)
     }
 
     /// A transaction's status.

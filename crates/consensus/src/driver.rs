@@ -209,6 +209,11 @@ impl Driver {
         self.machine.round()
     }
 
+    /// Current step of the round.
+    pub fn step(&self) -> crate::Step {
+        self.machine.step()
+    }
+
     /// The signer state (what is stored).
     pub fn signer(&self) -> &SignerState {
         &self.signer

@@ -58,6 +58,14 @@ pub enum BatchVerdict {
     Ignore,
 }
 
+/// A client's transaction after its stateless checks.
+enum Precheck {
+    /// Final or pending already: the same answer again.
+    Known(Hash, Status),
+    /// Decoded, not seen: its signatures are to be checked.
+    Fresh(Box<SignedTx>),
+}
+
 /// What the embedding learns from the chain, as it happens. Every method has an empty
 /// default: the simulator needs none of them.
 pub trait Hooks: Send + Sync {
@@ -100,6 +108,10 @@ pub struct Counters {
     pub txs_final: u64,
     /// Transactions refused.
     pub txs_rejected: u64,
+    /// Transactions admitted to the pool (clients' and gossiped).
+    pub txs_admitted: u64,
+    /// Encoded bytes waiting in the pool.
+    pub mempool_bytes: usize,
     /// Blocks committed.
     pub blocks_committed: u64,
     /// The consensus round of the height being decided.
@@ -131,10 +143,28 @@ pub struct Chain {
     hooks: Box<dyn Hooks>,
     outbox: Mutex<Vec<Vec<u8>>>,
     txs_final: AtomicU64,
-    txs_rejected: AtomicU64,
+    txs_admitted: AtomicU64,
+    /// Refusals by reason code (every refusal: of clients' and of built blocks').
+    rejected: Mutex<BTreeMap<&'static str, u64>>,
     blocks_committed: AtomicU64,
     consensus_round: AtomicU64,
     signature_checks: AtomicU64,
+    /// Monotonic ms + 1 of the last sign that peers are where this node is (0: none yet).
+    in_step_ms: AtomicU64,
+    /// The last message from a height ahead of ours: (height, monotonic ms + 1).
+    ahead_message: Mutex<(u64, u64)>,
+}
+
+/// What consensus traffic says of this node's place in the chain, for readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PeerView {
+    /// When (monotonic ms) peers last showed they are where this node is: a checked
+    /// consensus message for the height it decides, or a peer's sync answer that left
+    /// nothing newer to fetch (an idle chain sends no consensus messages).
+    pub in_step_ms: Option<u64>,
+    /// The height and time of the last message from a height ahead (not checked: the
+    /// signers of a future height are not known yet), showing how far behind it is.
+    pub ahead_message: Option<(u64, u64)>,
 }
 
 /// Signatures a transaction carries (its signer's and its cosigners').
@@ -160,10 +190,13 @@ impl Chain {
             hooks,
             outbox: Mutex::new(Vec::new()),
             txs_final: AtomicU64::new(0),
-            txs_rejected: AtomicU64::new(0),
+            txs_admitted: AtomicU64::new(0),
+            rejected: Mutex::new(BTreeMap::new()),
             blocks_committed: AtomicU64::new(0),
             consensus_round: AtomicU64::new(0),
             signature_checks: AtomicU64::new(0),
+            in_step_ms: AtomicU64::new(0),
+            ahead_message: Mutex::new((0, 0)),
         }
     }
 
@@ -205,6 +238,65 @@ impl Chain {
     /// Checks and admits transaction bytes from a client at `now_ms` (monotonic); returns
     /// the id and its status. Admitted transactions wait in the outbox, to be gossiped.
     pub fn submit(&self, bytes: &[u8], now_ms: u64) -> Result<(Hash, Status), SubmitError> {
+        let tx = match self.precheck(bytes)? {
+            Precheck::Known(id, status) => return Ok((id, status)),
+            Precheck::Fresh(tx) => *tx,
+        };
+        let chain_id = self.ledger.store().chain_id();
+        self.checked(signatures(&tx));
+        let verified = tx.verify(&chain_id).map_err(|e| self.refuse_signature(e))?;
+        self.admit_checked(verified, Some(bytes), now_ms)
+    }
+
+    /// [`Chain::submit`] for many transactions from one client at `now_ms`: the signatures
+    /// of the fresh ones checked in one parallel batch, then each admitted in the order
+    /// given (a signer's consecutive nonces may come in one batch). One answer per
+    /// transaction, in order; a bad one does not affect the others.
+    pub fn submit_batch(
+        &self,
+        txs: &[Vec<u8>],
+        now_ms: u64,
+    ) -> Vec<Result<(Hash, Status), SubmitError>> {
+        let mut answers: Vec<Option<Result<(Hash, Status), SubmitError>>> =
+            Vec::with_capacity(txs.len());
+        let mut fresh = Vec::new();
+        for (index, bytes) in txs.iter().enumerate() {
+            match self.precheck(bytes) {
+                Ok(Precheck::Fresh(tx)) => {
+                    fresh.push((index, *tx));
+                    answers.push(None);
+                }
+                Ok(Precheck::Known(id, status)) => answers.push(Some(Ok((id, status)))),
+                Err(error) => answers.push(Some(Err(error))),
+            }
+        }
+        self.checked(fresh.iter().map(|(_, tx)| signatures(tx)).sum());
+        let chain_id = self.ledger.store().chain_id();
+        let (indices, fresh): (Vec<usize>, Vec<SignedTx>) = fresh.into_iter().unzip();
+        let verdicts = cachet_types::verify_each(&chain_id, fresh);
+        // A transaction repeated within the batch gets the answer of its first copy.
+        let mut seen = std::collections::HashSet::new();
+        for (index, verdict) in indices.into_iter().zip(verdicts) {
+            answers[index] = Some(match verdict {
+                Ok(verified) if !seen.insert(verified.id()) => match self.status(&verified.id()) {
+                    Ok(status @ (Status::Final { .. } | Status::Pending)) => {
+                        Ok((verified.id(), status))
+                    }
+                    Ok(_) => self.admit_checked(verified, Some(&txs[index]), now_ms),
+                    Err(error) => Err(SubmitError::Store(error)),
+                },
+                Ok(verified) => self.admit_checked(verified, Some(&txs[index]), now_ms),
+                Err(error) => Err(self.refuse_signature(error)),
+            });
+        }
+        answers
+            .into_iter()
+            .map(|answer| answer.expect("every transaction answered"))
+            .collect()
+    }
+
+    /// Size, decoding and the known-status shortcut of a client's transaction.
+    fn precheck(&self, bytes: &[u8]) -> Result<Precheck, SubmitError> {
         let limit = self.ledger.store().genesis().params.max_tx_bytes as usize;
         if bytes.len() > limit {
             return Err(SubmitError::Rejected(Rejection::TooLarge {
@@ -218,21 +310,49 @@ impl Chain {
         // Idempotent: the same bytes again get the same answer, not a nonce error.
         let status = self.status(&id)?;
         if matches!(status, Status::Final { .. } | Status::Pending) {
-            return Ok((id, status));
+            return Ok(Precheck::Known(id, status));
         }
-        let chain_id = self.ledger.store().chain_id();
-        self.checked(signatures(&tx));
-        let verified = match tx.verify(&chain_id) {
-            Ok(verified) => verified,
-            Err(error) => {
-                // Not remembered against the id: the id covers the content, not the
-                // signature or the cosignatures, so a validly signed copy may be pending
-                // elsewhere. The refusal goes to this submitter only.
-                self.txs_rejected.fetch_add(1, Ordering::Relaxed);
-                return Err(SubmitError::Rejected(Rejection::from(error)));
-            }
-        };
-        self.admit_checked(verified, Some(bytes), now_ms)
+        Ok(Precheck::Fresh(Box::new(tx)))
+    }
+
+    /// A client's transaction whose signatures fail. Not remembered against the id: the id
+    /// covers the content, not the signature or the cosignatures, so a validly signed copy
+    /// may be pending elsewhere. The refusal goes to this submitter only.
+    fn refuse_signature(&self, error: cachet_types::TxCheckError) -> SubmitError {
+        let reason = Rejection::from(error);
+        self.count_rejections(reason.code(), 1);
+        SubmitError::Rejected(reason)
+    }
+
+    fn count_rejections(&self, code: &'static str, count: u64) {
+        if count > 0 {
+            *lock(&self.rejected).entry(code).or_insert(0) += count;
+        }
+    }
+
+    /// Peers showed at `mono_ms` that they are where this node is (see [`PeerView`]).
+    pub fn note_in_step(&self, mono_ms: u64) {
+        self.in_step_ms.fetch_max(mono_ms + 1, Ordering::Relaxed);
+    }
+
+    /// A consensus message of `height`, ahead of this node, arrived at `mono_ms`.
+    pub fn note_ahead_message(&self, height: u64, mono_ms: u64) {
+        *lock(&self.ahead_message) = (height, mono_ms + 1);
+    }
+
+    /// What consensus traffic says of this node's place (see [`PeerView`]).
+    pub fn peer_view(&self) -> PeerView {
+        let current = self.in_step_ms.load(Ordering::Relaxed);
+        let (height, at) = *lock(&self.ahead_message);
+        PeerView {
+            in_step_ms: current.checked_sub(1),
+            ahead_message: at.checked_sub(1).map(|at| (height, at)),
+        }
+    }
+
+    /// Refusals since start, by reason code.
+    pub fn rejections(&self) -> BTreeMap<&'static str, u64> {
+        lock(&self.rejected).clone()
     }
 
     /// Checks and admits a gossiped batch of transactions at `now_ms`, and judges the batch
@@ -294,7 +414,7 @@ impl Chain {
             // Cosignatures are outside the id: a correctly cosigned copy may exist, so the
             // refusal is not remembered against the id.
             if relay.is_some() {
-                self.txs_rejected.fetch_add(1, Ordering::Relaxed);
+                self.count_rejections(reason.code(), 1);
             }
             return Err(SubmitError::Rejected(reason));
         }
@@ -308,6 +428,7 @@ impl Chain {
         };
         match admitted {
             Ok(()) => {
+                self.txs_admitted.fetch_add(1, Ordering::Relaxed);
                 self.hooks.work_arrived();
                 if let Some(bytes) = relay {
                     lock(&self.outbox).push(bytes.to_vec());
@@ -327,7 +448,7 @@ impl Chain {
     }
 
     fn reject(&self, id: Hash, reason: Rejection) {
-        self.txs_rejected.fetch_add(1, Ordering::Relaxed);
+        self.count_rejections(reason.code(), 1);
         self.pool().remember(id, reason);
         self.hooks.statuses_changed();
     }
@@ -372,10 +493,16 @@ impl Chain {
 
     /// Counters since start.
     pub fn counters(&self) -> Counters {
+        let (mempool_size, mempool_bytes) = {
+            let pool = self.pool();
+            (pool.len(), pool.bytes())
+        };
         Counters {
-            mempool_size: self.pool().len(),
+            mempool_size,
             txs_final: self.txs_final.load(Ordering::Relaxed),
-            txs_rejected: self.txs_rejected.load(Ordering::Relaxed),
+            txs_rejected: lock(&self.rejected).values().sum(),
+            txs_admitted: self.txs_admitted.load(Ordering::Relaxed),
+            mempool_bytes,
             blocks_committed: self.blocks_committed.load(Ordering::Relaxed),
             consensus_round: self.consensus_round.load(Ordering::Relaxed) as u32,
             signature_checks: self.signature_checks.load(Ordering::Relaxed),
@@ -432,7 +559,14 @@ impl Chain {
             }
         }
         drop(pool);
-        self.txs_rejected.fetch_add(dropped, Ordering::Relaxed);
+        self.count_rejections(
+            Rejection::NonceGap {
+                got: 0,
+                expected: 0,
+            }
+            .code(),
+            dropped,
+        );
         self.hooks.statuses_changed();
     }
 

@@ -302,9 +302,14 @@ impl<P: Clone> Core<P> {
         match self.with_app(|driver, app| driver.on_message(msg, app)) {
             Ok((received, actions)) => {
                 let verdict = match received {
-                    Received::Accepted | Received::Buffered => MsgVerdict::Accept,
+                    Received::Accepted => {
+                        self.chain.note_in_step(self.now.mono_ms);
+                        MsgVerdict::Accept
+                    }
+                    Received::Buffered => MsgVerdict::Accept,
                     Received::Duplicate | Received::Stale => MsgVerdict::Ignore,
                     Received::Ahead(height) => {
+                        self.chain.note_ahead_message(height, self.now.mono_ms);
                         tracing::debug!(height, "peer is ahead; syncing");
                         self.request_blocks(Some(from), false);
                         MsgVerdict::Ignore
@@ -327,11 +332,14 @@ impl<P: Clone> Core<P> {
         let store = self.chain.ledger().store();
         let mut tip = store.tip().map_err(storage("reading the tip"))?.height;
         let advanced_from = tip;
+        // False once a block of the answer is not applied (malformed, a gap, refused).
+        let mut complete = true;
         for bytes in blocks {
             let certified: CertifiedBlock = match codec::decode(bytes, limit) {
                 Ok(block) => block,
                 Err(error) => {
                     tracing::warn!(%error, "peer sent a malformed block");
+                    complete = false;
                     break;
                 }
             };
@@ -340,6 +348,7 @@ impl<P: Clone> Core<P> {
                 continue;
             }
             if height != tip + 1 {
+                complete = false;
                 break;
             }
             // Executed already if it was proposed to us.
@@ -357,9 +366,14 @@ impl<P: Clone> Core<P> {
                 }
                 Err(error) => {
                     tracing::warn!(height, %error, "peer sent a block that does not check");
+                    complete = false;
                     break;
                 }
             }
+        }
+        // A short answer wholly applied: this node is at the peer's tip.
+        if blocks.len() < SYNC_BATCH as usize && complete {
+            self.chain.note_in_step(now.mono_ms);
         }
         if tip > advanced_from {
             self.last_final_ms = now.mono_ms;

@@ -17,7 +17,9 @@ pub mod core;
 pub mod mempool;
 pub mod wire;
 
-pub use chain::{BatchVerdict, Chain, Committed, Counters, Hooks, NoHooks, Status, SubmitError};
+pub use chain::{
+    BatchVerdict, Chain, Committed, Counters, Hooks, NoHooks, PeerView, Status, SubmitError,
+};
 pub use core::{
     Core, Effect, HostError, MAX_CLOCK_DRIFT_MS, MsgVerdict, Now, SYNC_BATCH, SignerStorage,
     TICK_MS,

@@ -34,6 +34,8 @@ pub struct Mempool {
     by_signer: BTreeMap<PublicKey, BTreeMap<u64, Hash>>,
     outcomes: HashMap<Hash, Rejection>,
     outcome_order: VecDeque<Hash>,
+    /// Encoded bytes of the pending transactions.
+    bytes: usize,
 }
 
 impl Mempool {
@@ -47,12 +49,18 @@ impl Mempool {
             by_signer: BTreeMap::new(),
             outcomes: HashMap::new(),
             outcome_order: VecDeque::new(),
+            bytes: 0,
         }
     }
 
     /// Number of pending transactions.
     pub fn len(&self) -> usize {
         self.txs.len()
+    }
+
+    /// Encoded bytes of the pending transactions.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// True if nothing is pending.
@@ -120,6 +128,7 @@ impl Mempool {
         let id = tx.id();
         self.by_signer.entry(signer).or_default().insert(nonce, id);
         self.arrival.push_back(id);
+        self.bytes += tx.size();
         self.txs.insert(id, (tx, now_ms));
         Ok(())
     }
@@ -189,6 +198,7 @@ impl Mempool {
 
     fn remove(&mut self, id: &Hash) {
         if let Some((tx, _)) = self.txs.remove(id) {
+            self.bytes -= tx.size();
             let signer = tx.tx().signer;
             if let Some(nonces) = self.by_signer.get_mut(&signer) {
                 nonces.remove(&tx.tx().nonce);

@@ -116,6 +116,29 @@ pub trait Backend: Send + Sync {
 
     /// Approximate size of what is stored, in bytes, for metrics.
     fn approximate_size(&self) -> u64;
+
+    /// The engine's figures, for metrics; a backend without an engine has its size alone.
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            sst_bytes: self.approximate_size(),
+            ..StoreStats::default()
+        }
+    }
+}
+
+/// What the storage engine reports of itself (RocksDB's properties, summed over families).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Bytes in table files on disk.
+    pub sst_bytes: u64,
+    /// Bytes in memtables.
+    pub memtable_bytes: u64,
+    /// Bytes compaction has still to rewrite (RocksDB's estimate).
+    pub pending_compaction_bytes: u64,
+    /// Whether writes are stopped (a write stall).
+    pub write_stopped: bool,
+    /// Bytes per second writes are slowed to, 0 when they are not.
+    pub delayed_write_rate: u64,
 }
 
 /// The families in RocksDB, every write through the WAL and synced.
@@ -243,11 +266,31 @@ impl Backend for RocksBackend {
     }
 
     fn approximate_size(&self) -> u64 {
+        self.sum_property("rocksdb.total-sst-files-size")
+    }
+
+    fn stats(&self) -> StoreStats {
+        let db_wide = |name: &str| self.db.property_int_value(name).ok().flatten().unwrap_or(0);
+        StoreStats {
+            sst_bytes: self.sum_property("rocksdb.total-sst-files-size"),
+            memtable_bytes: self.sum_property("rocksdb.cur-size-all-mem-tables"),
+            pending_compaction_bytes: self
+                .sum_property("rocksdb.estimate-pending-compaction-bytes"),
+            write_stopped: db_wide("rocksdb.is-write-stopped") != 0,
+            delayed_write_rate: db_wide("rocksdb.actual-delayed-write-rate"),
+        }
+    }
+}
+
+#[cfg(feature = "rocksdb")]
+impl RocksBackend {
+    /// An integer property summed over every family (0 where RocksDB has none).
+    fn sum_property(&self, name: &str) -> u64 {
         Family::ALL
             .iter()
             .filter_map(|family| {
                 self.db
-                    .property_int_value_cf(self.cf(*family), "rocksdb.total-sst-files-size")
+                    .property_int_value_cf(self.cf(*family), name)
                     .ok()
                     .flatten()
             })
@@ -362,5 +405,10 @@ mod tests {
         assert_eq!(exercise(&rocks), expected);
         assert_eq!(exercise(&memory), expected);
         assert!(memory.approximate_size() > 0);
+        // Written data sits in a memtable until flushed: RocksDB reports it; no stall.
+        let stats = rocks.stats();
+        assert!(stats.memtable_bytes > 0, "{stats:?}");
+        assert!(!stats.write_stopped);
+        assert_eq!(memory.stats().sst_bytes, memory.approximate_size());
     }
 }

@@ -26,12 +26,14 @@ use thiserror::Error;
 #[cfg(feature = "rocksdb")]
 pub mod audit;
 pub mod backend;
+#[cfg(feature = "rocksdb")]
+pub mod backup;
 pub mod ledger;
 mod provenance;
 
 #[cfg(feature = "rocksdb")]
 pub use backend::RocksBackend;
-pub use backend::{Backend, Batch, Family, MemoryBackend};
+pub use backend::{Backend, Batch, Family, MemoryBackend, StoreStats};
 pub use ledger::{Ledger, LedgerError, Proposal};
 
 use cachet_state::smt::{self, Child, Node, NodeKey, NodeSource};
@@ -54,6 +56,8 @@ const CF_HOLDINGS: Family = Family::Holdings;
 const CF_META: Family = Family::Meta;
 const META_GENESIS: &[u8] = b"genesis";
 const META_TIP: &[u8] = b"tip";
+/// Written by health checks: proves the store takes a synced write. Not ledger data.
+const META_HEALTH: &[u8] = b"health";
 
 /// Largest stored value we decode (a block at most; the chain caps blocks well below).
 const MAX_VALUE_BYTES: usize = codec::MAX_DECODE_BYTES;
@@ -567,6 +571,23 @@ impl Store {
     /// Approximate stored size in bytes, for metrics.
     pub fn approximate_size(&self) -> u64 {
         self.db.approximate_size()
+    }
+
+    /// Writes (synced) and reads back a probe value outside the ledger's data, for a health
+    /// check: an error means the store cannot take writes (full disk, failed device).
+    pub fn probe_write(&self, value: u64) -> Result<(), StoreError> {
+        let mut batch = Batch::default();
+        batch.put(CF_META, META_HEALTH, value.to_be_bytes());
+        self.db.write(batch)?;
+        match self.db.get(CF_META, META_HEALTH)? {
+            Some(read) if read == value.to_be_bytes() => Ok(()),
+            _ => Err(StoreError::Db("the health probe did not read back".into())),
+        }
+    }
+
+    /// The storage engine's figures, for metrics.
+    pub fn stats(&self) -> StoreStats {
+        self.db.stats()
     }
 }
 

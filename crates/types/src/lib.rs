@@ -25,7 +25,7 @@ pub use keys::{Address, BatchVerifier, PublicKey, Signature, SignatureError, Sig
 pub use tx::{
     CoIssuer, Cosignature, Deadline, FaceValue, FreezeReason, IssueRecord, MIN_PARALLEL_CHUNK,
     MembershipChange, SignedTx, SwapLeg, TxBody, TxCheckError, Variant, VerifiedTx, verify_batch,
-    verify_parallel,
+    verify_each, verify_parallel,
 };
 
 /// Re-exported so callers of the batch verifier can pass an OS random source.

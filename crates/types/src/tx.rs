@@ -810,3 +810,13 @@ pub fn verify_parallel(
         Ok(out)
     })
 }
+
+/// Every transaction's own verdict, for a client's batch in which some may be bad: one
+/// [`verify_parallel`] when all are good (the usual case), otherwise each checked on its own
+/// (linear: a batch of bad signatures costs its singles, never a search).
+pub fn verify_each(chain_id: &Hash, txs: Vec<SignedTx>) -> Vec<Result<VerifiedTx, TxCheckError>> {
+    match verify_parallel(chain_id, txs.clone()) {
+        Ok(verified) => verified.into_iter().map(Ok).collect(),
+        Err(_) => txs.into_iter().map(|tx| tx.verify(chain_id)).collect(),
+    }
+}

@@ -47,7 +47,7 @@ async fn connect_from(source: [u8; 4], api: SocketAddr) -> std::io::Result<TcpSt
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))?
 }
 
-fn api_addr(node: &NodeProcess) -> SocketAddr {
+pub(super) fn api_addr(node: &NodeProcess) -> SocketAddr {
     node.api()
         .trim_start_matches("http://")
         .parse()
@@ -67,7 +67,7 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     }
 }
 
-fn mint(f: &Fixture, nonce: u64, serial: u32) -> SignedTx {
+pub(super) fn mint(f: &Fixture, nonce: u64, serial: u32) -> SignedTx {
     SignedTx::sign(
         f.chain_id,
         &f.key,
@@ -270,6 +270,14 @@ fn a_long_poll_returns_rejected_for_a_transaction_refused_while_it_waits() {
 
 /// Sends raw bytes on a fresh connection and returns the status and body of the answer.
 async fn raw(api: SocketAddr, request: &[u8]) -> (u16, serde_json::Value) {
+    let (status, body) = raw_text(api, request).await;
+    let body = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("answer body is not JSON ({e}): {body:?}"));
+    (status, body)
+}
+
+/// Sends `request` as it is; the answer's status and body (bounded wait).
+pub(super) async fn raw_text(api: SocketAddr, request: &[u8]) -> (u16, String) {
     let mut stream = TcpStream::connect(api).await.unwrap();
     stream.write_all(request).await.unwrap();
     let mut answer = Vec::new();
@@ -307,9 +315,10 @@ async fn raw(api: SocketAddr, request: &[u8]) -> (u16, serde_json::Value) {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
     let at = find(&answer, b"\r\n\r\n").unwrap();
-    let body = serde_json::from_slice(&answer[at + 4..])
-        .unwrap_or_else(|e| panic!("answer body is not JSON ({e}): {text:?}"));
-    (status, body)
+    (
+        status,
+        String::from_utf8_lossy(&answer[at + 4..]).into_owned(),
+    )
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -484,6 +493,65 @@ fn a_second_signature_encoding_of_a_pending_transaction_is_one_transaction() {
 }
 
 #[test]
+fn a_batch_submission_answers_each_transaction_in_order_and_they_become_final() {
+    let f = Fixture::start();
+    f.create_issue(10);
+    let (first, second) = (mint(&f, 2, 1), mint(&f, 3, 2));
+    let mut forged = mint(&f, 4, 3);
+    forged.signature = first.signature;
+    let api = api_addr(&f.node);
+    f.rt.block_on(async {
+        let body = serde_json::json!({
+            "txs": [hex::encode(first.to_bytes()), "not hex", hex::encode(second.to_bytes()),
+                    hex::encode(forged.to_bytes()), hex::encode(b"garbage")]
+        })
+        .to_string();
+        let request = format!(
+            "POST /v1/txs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let (status, answer) = raw(api, request.as_bytes()).await;
+        assert_eq!(status, 200, "{answer}");
+        let results = answer["results"].as_array().expect("results");
+        assert_eq!(results.len(), 5, "{answer}");
+        assert_eq!(results[0]["status"], "pending", "{answer}");
+        assert_eq!(results[0]["tx_id"], first.id().to_string());
+        assert_eq!(results[1]["http_status"], 400, "{answer}");
+        assert_eq!(results[1]["error"]["code"], "bad_request");
+        assert_eq!(results[2]["tx_id"], second.id().to_string());
+        assert_eq!(results[3]["http_status"], 422, "{answer}");
+        assert_eq!(results[3]["error"]["code"], "bad_signature");
+        assert_eq!(results[3]["tx_id"], forged.id().to_string());
+        assert_eq!(results[4]["error"]["code"], "malformed", "{answer}");
+        assert!(results[4].get("tx_id").is_none());
+        wait_final(&f.client, &first.id()).await;
+        wait_final(&f.client, &second.id()).await;
+        // Through the client, again: final now, the same answers.
+        let again = f
+            .client
+            .submit_batch(&[first.to_bytes(), second.to_bytes()])
+            .await
+            .unwrap();
+        for outcome in again {
+            assert!(
+                matches!(&outcome, cachet_api::SubmitOutcome::Admitted(info) if matches!(info.status, TxStatus::Final { .. })),
+                "{outcome:?}"
+            );
+        }
+        // More than a batch holds is refused whole.
+        let too_many = serde_json::json!({ "txs": vec!["00"; cachet_api::MAX_SUBMIT_BATCH + 1] })
+            .to_string();
+        let request = format!(
+            "POST /v1/txs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{too_many}",
+            too_many.len()
+        );
+        let (status, answer) = raw(api, request.as_bytes()).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains("at most"), "{answer}");
+    });
+}
+
+#[test]
 fn the_node_serves_the_openapi_document_kept_in_specs() {
     let f = Fixture::start();
     let api = api_addr(&f.node);
@@ -570,6 +638,19 @@ fn submissions_are_rate_limited_per_address_and_long_polls_cannot_starve_queries
                 issue: IssueId::parse(ISSUE).unwrap(),
             },
         );
+        // A batch larger than the burst can never pass: it says so, and costs nothing.
+        let three = vec![tx.to_bytes(); 3];
+        match f.client.submit_batch(&three).await {
+            Err(cachet_api::ClientError::Api {
+                status: 429,
+                code,
+                message,
+            }) => {
+                assert_eq!(code, "rate_limited");
+                assert!(message.contains("smaller batches"), "{message}");
+            }
+            other => panic!("a batch over the burst was not refused: {other:?}"),
+        }
         let mut answers = Vec::new();
         for _ in 0..6 {
             match f.client.submit(&tx).await {

@@ -1,7 +1,9 @@
 //! The real node process: crash safety under load, clean shutdown, and its edge against
-//! hostile clients (`edge`).
+//! hostile clients (`edge`), and what operators run it with: metrics, health, readiness
+//! (`ops`).
 
 mod edge;
+mod ops;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -254,6 +254,58 @@ fn client_submissions_are_gossiped() {
 }
 
 #[test]
+fn a_clients_batch_gets_one_answer_per_transaction_in_order() {
+    let mut fixture = Fixture::new();
+    let Fixture {
+        chain,
+        node,
+        factory,
+        ..
+    } = &mut fixture;
+    // One signer's consecutive nonces in one batch, with a forged copy, garbage and a
+    // repeat among them.
+    let first = create(factory, chain, "AT-2026-001");
+    let second = create(factory, chain, "AT-2026-002");
+    let third = create(factory, chain, "AT-2026-003");
+    let mut forged = create(factory, chain, "AT-2026-004");
+    forged.signature = first.signature;
+    let mut bytes = batch(&[first.clone(), second.clone(), forged, third.clone()]);
+    bytes.insert(1, b"garbage".to_vec());
+    bytes.push(first.to_bytes());
+    let answers = node.submit_batch(&bytes, 0);
+    assert_eq!(answers.len(), 6);
+    assert!(matches!(answers[0], Ok((id, Status::Pending)) if id == first.id()));
+    assert!(matches!(
+        answers[1],
+        Err(SubmitError::Rejected(Rejection::Malformed(_)))
+    ));
+    assert!(matches!(answers[2], Ok((id, Status::Pending)) if id == second.id()));
+    assert!(
+        matches!(&answers[3], Err(SubmitError::Rejected(reason)) if reason.code() == "bad_signature"),
+        "{:?}",
+        answers[3]
+    );
+    assert!(matches!(answers[4], Ok((id, Status::Pending)) if id == third.id()));
+    // The repeat reads as the pending transaction it is, and is not gossiped twice.
+    assert!(matches!(answers[5], Ok((id, Status::Pending)) if id == first.id()));
+    assert_eq!(node.counters().mempool_size, 3);
+    assert_eq!(node.take_outbox(), batch(&[first, second, third]));
+    // The forged copy did not take its nonce: a good transaction with it is admitted.
+    let good = SignedTx::sign(
+        chain.chain_id,
+        chain.issuer(0),
+        4,
+        TxBody::CreateIssue {
+            record: issue_record("AT-2026-004", "AT-POST", 10),
+        },
+    );
+    assert!(matches!(
+        node.submit_batch(&[good.to_bytes()], 0)[0],
+        Ok((_, Status::Pending))
+    ));
+}
+
+#[test]
 fn a_transaction_refused_here_but_final_later_reports_final() {
     let mut fixture = Fixture::new();
     let Fixture {

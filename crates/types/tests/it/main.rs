@@ -411,3 +411,40 @@ fn parallel_verification_keeps_order_and_names_the_bad_transaction_anywhere() {
         9
     );
 }
+
+#[test]
+fn each_transaction_of_a_clients_batch_gets_its_own_verdict() {
+    let chain = Hash::sha256(b"chain");
+    let signer = key(1);
+    let mut txs: Vec<SignedTx> = (1..=600u64)
+        .map(|nonce| {
+            SignedTx::sign(
+                chain,
+                &signer,
+                nonce,
+                TxBody::Transfer {
+                    stamp: StampId::new(IssueId::parse("AT-2026-001").unwrap(), 1),
+                    last_event: Hash::ZERO,
+                    to: key(2).public_key().address(),
+                },
+            )
+        })
+        .collect();
+    let all_good = cachet_types::verify_each(&chain, txs.clone());
+    assert!(all_good.iter().all(Result::is_ok));
+    let bad = [0, 257, 599];
+    for index in bad {
+        txs[index].signature = signer.sign(b"forged");
+    }
+    let verdicts = cachet_types::verify_each(&chain, txs.clone());
+    assert_eq!(verdicts.len(), txs.len());
+    for (index, (verdict, tx)) in verdicts.iter().zip(&txs).enumerate() {
+        match verdict {
+            Ok(verified) => {
+                assert!(!bad.contains(&index), "forged {index} passed");
+                assert_eq!(verified.tx(), tx, "order kept");
+            }
+            Err(error) => assert!(bad.contains(&index), "good {index} refused: {error}"),
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! What an operator's monitoring sees: `/metrics` in the Prometheus text format on its own
+//! address, `/health`, and `/ready` of an observer that is cut off and behind, then caught
+//! up.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cachet_testkit::process::NodeProcess;
+use cachet_testkit::proxy::{Link, Target, multiaddr_socket};
+
+use super::edge::{api_addr, mint, raw_text};
+use super::{Fixture, wait_final};
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").into_bytes()
+}
+
+/// The address a node wrote to `<data-dir>/<file>`.
+fn written_addr(data_dir: &Path, file: &str) -> SocketAddr {
+    let text =
+        std::fs::read_to_string(data_dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    text.trim()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap_or_else(|e| panic!("{file}: {e}: {text}"))
+}
+
+/// One sample's value by name and labels.
+fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+async fn scrape(addr: SocketAddr) -> prometheus_parse::Scrape {
+    let (status, text) = raw_text(addr, &get("/metrics")).await;
+    assert_eq!(status, 200, "{text}");
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    prometheus_parse::Scrape::parse(lines).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn metrics_on_their_own_address_move_under_load_and_health_writes_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start_with(
+        Path::new(env!("CARGO_BIN_EXE_cachetd")),
+        &dir.path().join("node"),
+        ["--dev", "--metrics-addr", "127.0.0.1:0"],
+    );
+    let f = Fixture::with_node(dir, node);
+    let ops = written_addr(f.node.data_dir(), "metrics.addr");
+    let api = api_addr(&f.node);
+    let before = f.rt.block_on(scrape(ops));
+    let final_before =
+        sample(&before, "cachet_txs_final_total", &[]).expect("cachet_txs_final_total");
+    f.create_issue(100);
+    f.rt.block_on(async {
+        let txs: Vec<_> = (0..20).map(|i| mint(&f, 2 + i, 1 + i as u32)).collect();
+        for tx in &txs {
+            f.client.submit(tx).await.unwrap();
+        }
+        wait_final(&f.client, &txs[19].id()).await;
+        // A refusal, counted by its reason.
+        assert!(f.client.submit(&mint(&f, 50, 99)).await.is_err());
+        let after = scrape(ops).await;
+        let value = |name: &str, labels: &[(&str, &str)]| {
+            sample(&after, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?}"))
+        };
+        assert!(value("cachet_txs_final_total", &[]) >= final_before + 21.0);
+        assert!(value("cachet_txs_admitted_total", &[]) >= 21.0);
+        assert!(value("cachet_txs_rejected_total", &[("reason", "nonce_gap")]) >= 1.0);
+        assert!(value("cachet_height", &[]) >= 2.0);
+        assert!(value("cachet_blocks_committed_total", &[]) >= 2.0);
+        assert!(value("cachet_block_finality_seconds_count", &[]) >= 2.0);
+        assert!(
+            value(
+                "cachet_consensus_step_seconds_count",
+                &[("step", "propose")]
+            ) >= 1.0
+        );
+        assert!(
+            value(
+                "cachet_api_requests_total",
+                &[("route", "/v1/tx"), ("method", "POST"), ("status", "202")]
+            ) >= 21.0
+        );
+        assert!(value("cachet_api_request_seconds_count", &[("route", "/v1/tx")]) >= 21.0);
+        assert!(
+            value("cachet_store_memtable_bytes", &[]) + value("cachet_store_sst_bytes", &[]) > 0.0
+        );
+        assert_eq!(value("cachet_store_write_stopped", &[]), 0.0);
+        assert!(value("process_resident_memory_bytes", &[]) > 1e6);
+        assert!(value("process_open_fds", &[]) > 10.0);
+        assert!(value("process_cpu_seconds_total", &[]) > 0.0);
+
+        // Health writes the store; the dev validator is a quorum alone, so it is ready.
+        let (status, health) = raw_text(ops, &get("/health")).await;
+        assert_eq!(status, 200, "{health}");
+        assert!(health.contains(r#""status":"ok""#), "{health}");
+        let (status, ready) = raw_text(ops, &get("/ready")).await;
+        assert_eq!(status, 200, "{ready}");
+        // Moved off the API's address.
+        let (status, _) = raw_text(api, &get("/metrics")).await;
+        assert_eq!(status, 404);
+    });
+}
+
+#[test]
+fn an_observer_is_not_ready_while_cut_off_and_behind_and_is_once_caught_up() {
+    let f = Fixture::start();
+    f.create_issue(100);
+    let dev_dir = f.node.data_dir().to_path_buf();
+    let p2p = f.node.p2p_addrs();
+    let first = p2p.first().expect("the dev node's p2p address").clone();
+    let peer_id = first
+        .split("/p2p/")
+        .nth(1)
+        .expect("the address names its peer id")
+        .to_string();
+    let target_file = dev_dir.join("p2p.addr");
+    let target: Target = Arc::new(move || {
+        let text = std::fs::read_to_string(&target_file).ok()?;
+        multiaddr_socket(text.lines().next()?)
+    });
+    let link = Link::start(target);
+    link.cut();
+    let observer_dir = tempfile::tempdir().unwrap();
+    let genesis = dev_dir.join("genesis.json");
+    let peer = format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer_id}", link.addr().port());
+    let observer = NodeProcess::start_with(
+        Path::new(env!("CARGO_BIN_EXE_cachetd")),
+        &observer_dir.path().join("observer"),
+        ["--genesis", genesis.to_str().unwrap(), "--peer", &peer],
+    );
+    let observer_api = api_addr(&observer);
+    f.rt.block_on(async {
+        // Cut off: behind the dev chain (height >= 1), no validator reachable.
+        let (status, ready) = raw_text(observer_api, &get("/ready")).await;
+        assert_eq!(status, 503, "{ready}");
+        let body: serde_json::Value = serde_json::from_str(&ready).unwrap();
+        assert_eq!(body["ready"], false);
+        assert_eq!(body["height"], 0, "{body}");
+        assert_eq!(body["validators_reachable"], 0, "{body}");
+        assert!(
+            body["reasons"][0]
+                .as_str()
+                .unwrap()
+                .contains("0 of 1 validators reachable"),
+            "{body}"
+        );
+        // Healed: it connects, catches up and is ready at the dev node's height.
+        link.heal();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let body = loop {
+            let (status, ready) = raw_text(observer_api, &get("/ready")).await;
+            let body: serde_json::Value = serde_json::from_str(&ready).unwrap();
+            if status == 200 {
+                break body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the observer was not ready within 60 s: {body}\n{}",
+                observer.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let dev_height = f.client.chain().await.unwrap().height;
+        assert!(body["height"].as_u64().unwrap() >= 1, "{body}");
+        assert!(
+            body["height"].as_u64().unwrap() + 2 >= dev_height,
+            "ready within the allowed lag: {body}, dev at {dev_height}"
+        );
+        assert_eq!(body["reasons"], serde_json::json!([]));
+    });
+}
+
+/// Runs `cachetd` with `args` (and the key passphrase in the environment) to its end.
+fn cachetd_command(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cachetd"))
+        .args(args)
+        .env("CACHET_KEY_PASSPHRASE", "an operator passphrase")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn init_creates_an_operators_keys_and_keys_show_prints_what_the_vote_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let node_dir = dir.path().join("it-post");
+    let dir_arg = node_dir.to_str().unwrap();
+    let out = cachetd_command(&["init", "--dir", dir_arg, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The printed keys are those sealed in the files, which the passphrase opens.
+    for (file, field) in [
+        ("validator.key.json", "validator_key"),
+        ("p2p.key.json", "node_key"),
+    ] {
+        let key = cachet_keystore::load(&node_dir.join(file), "an operator passphrase").unwrap();
+        assert_eq!(shown[field], key.public_key().to_string(), "{shown}");
+    }
+    let issuer =
+        cachet_keystore::load(&node_dir.join("issuer.key.json"), "an operator passphrase").unwrap();
+    assert_eq!(shown["issuer"], issuer.public_key().address().to_string());
+    assert!(
+        shown["peer_id"].as_str().unwrap().starts_with("12D3KooW"),
+        "{shown}"
+    );
+    // Never over existing keys.
+    let again = cachetd_command(&["init", "--dir", dir_arg]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwrites"));
+    // The text form ends with the membership command, keys filled in.
+    let text = cachetd_command(&["keys", "show", "--data-dir", dir_arg]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!(
+            "--validator-key {}",
+            shown["validator_key"].as_str().unwrap()
+        )),
+        "{text}"
+    );
+    // The dev node's directory: its keys are the genesis operator's.
+    let f = super::Fixture::start();
+    let out = cachetd_command(&[
+        "keys",
+        "show",
+        "--json",
+        "--data-dir",
+        f.node.data_dir().to_str().unwrap(),
+    ]);
+    let dev: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let genesis = f.rt.block_on(f.client.genesis()).unwrap();
+    let operator = &genesis.operators[0];
+    assert_eq!(dev["validator_key"], operator.validator_key.to_string());
+    assert_eq!(dev["node_key"], operator.node_key.to_string());
+    assert_eq!(dev["issuer"], operator.issuer.to_string());
+    // A directory without keys says how to make them.
+    let empty = cachetd_command(&["keys", "show", "--data-dir", dir.path().to_str().unwrap()]);
+    assert!(!empty.status.success());
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("cachetd init"));
+}
+
+#[test]
+fn a_backup_taken_under_load_restores_passes_the_audit_and_the_node_resumes_from_it() {
+    let mut f = super::Fixture::start();
+    f.create_issue(10_000);
+    let dev_dir = f.node.data_dir().to_path_buf();
+    let work = tempfile::tempdir().unwrap();
+    let backup_dir = work.path().join("backup");
+    let restored = work.path().join("restored");
+    // Mints keep coming while the backup copies the store.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (client, stop) = (f.client.clone(), stop.clone());
+        let txs: Vec<_> = (0..2_000u64)
+            .map(|i| mint(&f, 2 + i, 1 + i as u32))
+            .collect();
+        f.rt.spawn(async move {
+            let mut sent = 0usize;
+            for tx in &txs {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                client.submit(tx).await.unwrap();
+                sent += 1;
+            }
+            sent
+        })
+    };
+    // Wait until some of the load is final, so the backup is taken mid-stream.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while f.rt.block_on(f.client.chain()).unwrap().height < 4 {
+        assert!(Instant::now() < deadline, "the load made no blocks");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = cachetd_command(&[
+        "backup",
+        "--data-dir",
+        dev_dir.to_str().unwrap(),
+        "--to",
+        backup_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let sent = f.rt.block_on(load).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(backup_dir.join("backup.json")).unwrap())
+            .unwrap();
+    let height = manifest["height"].as_u64().unwrap();
+    assert!(height >= 4, "{manifest}");
+    // Restore, then audit the restored copy against the genesis alone.
+    let out = cachetd_command(&[
+        "restore",
+        "--from",
+        backup_dir.to_str().unwrap(),
+        "--data-dir",
+        restored.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cachet =
+        cachet_testkit::process::binary_beside(Path::new(env!("CARGO_BIN_EXE_cachetd")), "cachet");
+    let audit = std::process::Command::new(cachet)
+        .args(["audit", restored.to_str().unwrap(), "--genesis"])
+        .arg(dev_dir.join("genesis.json"))
+        .output()
+        .unwrap();
+    let audit_text = String::from_utf8_lossy(&audit.stdout).to_string()
+        + &String::from_utf8_lossy(&audit.stderr);
+    assert!(
+        audit.status.success(),
+        "audit of the restored copy: {audit_text}"
+    );
+    assert!(audit_text.contains(&format!("{height}")), "{audit_text}");
+    // A restore never goes over a ledger.
+    let again = cachetd_command(&[
+        "restore",
+        "--from",
+        backup_dir.to_str().unwrap(),
+        "--data-dir",
+        restored.to_str().unwrap(),
+    ]);
+    assert!(!again.status.success());
+    // The disk is lost: the node starts from the restored copy (with its keys, kept apart)
+    // at the backup's height and goes on committing.
+    f.node.terminate(Duration::from_secs(30));
+    for key in ["validator.key.json", "operator.key.json", "p2p.key.json"] {
+        std::fs::copy(dev_dir.join(key), restored.join(key)).unwrap();
+    }
+    f.node = NodeProcess::start(Path::new(env!("CARGO_BIN_EXE_cachetd")), &restored);
+    f.reconnect();
+    let info = f.rt.block_on(f.client.chain()).unwrap();
+    assert_eq!(info.height, height, "resumed at the backup's height");
+    let account =
+        f.rt.block_on(f.client.account(&f.key.public_key().address()))
+            .unwrap();
+    assert!(
+        account.next_nonce <= 2 + sent as u64,
+        "the mints after the backup are gone"
+    );
+    let next = mint(&f, account.next_nonce, 9_999);
+    f.rt.block_on(async {
+        f.client.submit(&next).await.unwrap();
+        let final_at = wait_final(&f.client, &next.id()).await;
+        assert!(final_at > height);
+    });
+}
