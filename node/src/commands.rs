@@ -42,6 +42,9 @@ pub enum NodeCommand {
     /// The node's keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The node's configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Copy a node's ledger while it runs (or not) into a new backup directory: the
     /// store as of one height, its genesis and a manifest. Keys are not in it: keep the
     /// key files and their passphrase apart.
@@ -96,6 +99,24 @@ pub enum KeysCommand {
     },
 }
 
+/// `cachetd config ...`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the configuration a node would run with, as TOML, each key with where its
+    /// value comes from (flag, environment, file, default); secrets redacted.
+    ///
+    /// Example: cachetd config show --config node.toml -- --api-addr 0.0.0.0:7600
+    #[command(verbatim_doc_comment)]
+    Show {
+        /// Configuration file (else CACHET_CONFIG).
+        #[arg(long, env = "CACHET_CONFIG")]
+        config: Option<PathBuf>,
+        /// The node's flags, after `--`.
+        #[arg(last = true)]
+        flags: Vec<std::ffi::OsString>,
+    },
+}
+
 /// The public parts of a node directory's keys.
 #[derive(Debug, Serialize)]
 struct PublicParts {
@@ -119,6 +140,17 @@ pub fn run(command: NodeCommand) -> Result<()> {
         }
         NodeCommand::Keys(KeysCommand::Show { data_dir, json }) => show(&data_dir, json),
         NodeCommand::Backup { data_dir, to } => backup(&data_dir, &to),
+        NodeCommand::Config(ConfigCommand::Show { config, flags }) => {
+            let mut args = vec![std::ffi::OsString::from("cachetd")];
+            if let Some(path) = config {
+                args.push("--config".into());
+                args.push(path.into());
+            }
+            args.extend(flags);
+            let (_, matches, sources) = crate::config::parse(args)?;
+            print!("{}", crate::config::show(&matches, &sources));
+            Ok(())
+        }
         NodeCommand::Restore { from, data_dir } => restore(&from, &data_dir),
     }
 }

@@ -3,6 +3,7 @@
 
 mod api;
 mod commands;
+mod config;
 mod health;
 mod metrics;
 mod node;
@@ -19,7 +20,6 @@ use anyhow::{Context, Result, bail};
 use cachet_consensus::Timeouts;
 use cachet_network::NetworkConfig;
 use cachet_storage::{Ledger, Store};
-use clap::Parser;
 use tokio::sync::watch;
 
 use crate::node::{Node, Role};
@@ -28,7 +28,13 @@ use crate::setup::Options;
 use cachet_host::Mempool;
 
 fn main() {
-    let mut options = Options::parse();
+    let mut options = match config::parse(std::env::args_os().collect()) {
+        Ok((options, _, _)) => options,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::exit(2);
+        }
+    };
     if let Some(command) = options.command.take() {
         if let Err(error) = commands::run(command) {
             eprintln!("error: {error:#}");

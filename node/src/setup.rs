@@ -47,9 +47,15 @@ pub const DEFAULT_P2P_ADDR: &str = "/ip4/127.0.0.1/tcp/7700";
     args_conflicts_with_subcommands = true
 )]
 pub struct Options {
-    /// Instead of running the node: set up an operator's directory, or show its keys.
+    /// Instead of running the node: set up an operator's directory, show its keys or its
+    /// configuration, back up or restore its ledger.
     #[command(subcommand)]
     pub command: Option<crate::commands::NodeCommand>,
+
+    /// Configuration file (TOML): every flag as a key (api_addr for --api-addr); flags and
+    /// environment variables override it (see cachetd.example.toml).
+    #[arg(long, env = "CACHET_CONFIG")]
+    pub config: Option<PathBuf>,
 
     /// Run the single-operator development chain (created on first start).
     #[arg(long)]

@@ -367,3 +367,104 @@ fn a_backup_taken_under_load_restores_passes_the_audit_and_the_node_resumes_from
         assert!(final_at > height);
     });
 }
+
+#[test]
+fn a_config_file_sits_between_the_environment_and_the_defaults_and_runs_a_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("node.toml");
+    std::fs::write(
+        &file,
+        "# an operator's node\nmax_wait_ms = 5000\napi_submit_rate = 77\nmempool_max_txs = 900\n\
+         peer = [\"/ip4/10.0.0.2/tcp/7700\"]\ndev = true\nmetrics_addr = \"127.0.0.1:0\"\nlog_format = \"json\"\n",
+    )
+    .unwrap();
+    let file_arg = file.to_str().unwrap();
+    // The environment beats the file, a flag beats both; the rest is the default.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cachetd"))
+        .args([
+            "config",
+            "show",
+            "--config",
+            file_arg,
+            "--",
+            "--max-wait-ms",
+            "100",
+        ])
+        .env("CACHET_API_ADDR", "127.0.0.1:7999")
+        .env("CACHET_LOG_FORMAT", "text")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "max_wait_ms = 100  # flag",
+        "api_addr = \"127.0.0.1:7999\"  # environment",
+        "log_format = \"text\"  # environment",
+        "api_submit_rate = 77  # file",
+        "peer = [\"/ip4/10.0.0.2/tcp/7700\"]  # file",
+        "dev = true  # file",
+        "api_body_timeout_ms = 10000  # default",
+    ] {
+        assert!(shown.contains(line), "no `{line}` in:\n{shown}");
+    }
+    // The example file holds every key, and is accepted as it is.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cachetd.example.toml");
+    let example_text = std::fs::read_to_string(&example).unwrap();
+    for key in shown.lines().filter_map(|l| {
+        let l = l.trim_start_matches("# ");
+        l.split_once(" = ")
+            .or_else(|| l.split_once(" is not set"))
+            .map(|(k, _)| k)
+    }) {
+        assert!(
+            example_text.contains(&format!("{key} = ")),
+            "cachetd.example.toml lacks {key}"
+        );
+    }
+    let out = cachetd_command(&["config", "show", "--config", example.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An unknown key and a bad value are refused with their line.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "max_wait_ms = 5\nmax_wiat_ms = 6\n").unwrap();
+    let out = cachetd_command(&["config", "show", "--config", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        error.contains("line 2: unknown key `max_wiat_ms`"),
+        "{error}"
+    );
+    std::fs::write(&bad, "api_addr = \"here\"\n").unwrap();
+    let out = cachetd_command(&["--config", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(error.contains("line 1: `api_addr`"), "{error}");
+    // A node runs with it: a dev chain, metrics on their own address, JSON logs.
+    let node = NodeProcess::start_with(
+        Path::new(env!("CARGO_BIN_EXE_cachetd")),
+        &dir.path().join("node"),
+        ["--config", file_arg],
+    );
+    let ops = written_addr(node.data_dir(), "metrics.addr");
+    let rt = super::runtime();
+    let (status, _) = rt.block_on(raw_text(ops, &get("/health")));
+    assert_eq!(status, 200);
+    let log = node.log();
+    let first = log
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .expect("a JSON log line");
+    let line: serde_json::Value =
+        serde_json::from_str(first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert!(
+        line["fields"].is_object() && line["level"].is_string(),
+        "{line}"
+    );
+}
