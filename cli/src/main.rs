@@ -227,6 +227,26 @@ enum Command {
         #[arg(long)]
         genesis: PathBuf,
     },
+    /// Follow the chain as it becomes final: one line per final block and transaction
+    /// (JSON lines with --json), optionally only those touching a stamp, an issue or an
+    /// account. Reconnects after a lost connection and resumes where it stopped.
+    Watch {
+        /// Only transactions touching this stamp.
+        #[arg(long)]
+        stamp: Option<StampId>,
+        /// Only transactions of this issue.
+        #[arg(long)]
+        issue: Option<IssueId>,
+        /// Only transactions this account signed or that name it (address or wallet).
+        #[arg(long)]
+        account: Option<String>,
+        /// Start at this height (past blocks first) [default: the next block].
+        #[arg(long)]
+        from_height: Option<u64>,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
     /// Re-verify a whole ledger directory from its genesis, trusting nothing in it.
     Audit {
         /// Ledger directory: a node's data directory (with `db/`) or the `db` directory.
@@ -1041,6 +1061,28 @@ async fn run(cli: Cli) -> Result<()> {
             report_verification(&ctx, &bundle, &genesis)
         }
         Command::Chain(ChainCommand::Genesis) => print_json(&ctx.client.genesis().await?),
+        Command::Watch {
+            stamp,
+            issue,
+            account,
+            from_height,
+            count,
+        } => {
+            let mut query = Vec::new();
+            if let Some(stamp) = stamp {
+                query.push(("stamp", stamp.to_string()));
+            }
+            if let Some(issue) = issue {
+                query.push(("issue", issue.to_string()));
+            }
+            if let Some(account) = account {
+                query.push(("account", ctx.wallets.resolve(&account)?.to_string()));
+            }
+            if let Some(height) = from_height {
+                query.push(("from_height", height.to_string()));
+            }
+            watch(&ctx, &query, count).await
+        }
         Command::Audit { dir, genesis } => {
             let genesis: cachet_types::Genesis = read_json(&genesis, "genesis")?;
             audit_ledger(&ctx, &dir, &genesis)
@@ -1164,6 +1206,71 @@ async fn genesis_for(ctx: &Context_, path: Option<PathBuf>) -> Result<cachet_typ
             );
             Ok(genesis)
         }
+    }
+}
+
+/// Most reconnections of `watch` in a row without an event in between.
+const WATCH_MAX_RECONNECTS: u32 = 10;
+
+/// `cachet watch`: prints events until `count` (or forever), reconnecting with the last
+/// event's id so nothing is missed or repeated.
+async fn watch(ctx: &Context_, query: &[(&str, String)], count: Option<u64>) -> Result<()> {
+    let mut last: Option<String> = None;
+    let mut printed = 0u64;
+    let mut failures = 0u32;
+    loop {
+        let mut stream = match ctx.client.events(query, last.as_deref()).await {
+            Ok(stream) => stream,
+            Err(error @ ClientError::Api { .. }) => return Err(error.into()),
+            Err(error) if failures < WATCH_MAX_RECONNECTS => {
+                failures += 1;
+                eprintln!("watch: {error}; reconnecting ({failures} of {WATCH_MAX_RECONNECTS})");
+                tokio::time::sleep(Duration::from_secs(u64::from(failures).min(5))).await;
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        // Events until the stream ends or breaks; then reconnect after the last one.
+        while let Ok(Some(event)) = stream.next().await {
+            failures = 0;
+            if event.event == "dropped" {
+                bail!("the node dropped the stream: {}", event.data);
+            }
+            if ctx.json {
+                println!(
+                    r#"{{"event":"{}","id":"{}","data":{}}}"#,
+                    event.event, event.id, event.data
+                );
+            } else {
+                println!("{}", event_line(&event.event, &event.data));
+            }
+            last = Some(event.id);
+            printed += 1;
+            if count.is_some_and(|count| printed >= count) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// One line for a person: `block 12 (3 transactions)`, `tx <id> transfer by <address> at 12`.
+fn event_line(kind: &str, data: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+    match kind {
+        "block" => format!(
+            "block {} ({} transactions) {}",
+            value["height"],
+            value["txs"],
+            value["hash"].as_str().unwrap_or("")
+        ),
+        "tx" => format!(
+            "tx {} {} by {} at height {}",
+            value["tx_id"].as_str().unwrap_or(""),
+            value["kind"].as_str().unwrap_or(""),
+            value["signer"].as_str().unwrap_or(""),
+            value["height"]
+        ),
+        other => format!("{other} {data}"),
     }
 }
 

@@ -41,6 +41,8 @@ pub struct ApiState {
     pub ops_routes: bool,
     /// Blocks a ready node may be behind its peers.
     pub ready_max_lag: u64,
+    /// Event streams open (their permits).
+    pub event_clients: Arc<tokio::sync::Semaphore>,
 }
 
 /// An error answer: status, code, message; always the JSON of `specs/api.md`.
@@ -141,6 +143,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/account/{address}", get(account))
         .route("/v1/account/{address}/holdings", get(holdings))
         .route("/v1/openapi.json", get(openapi_document))
+        .route("/v1/events", get(events))
         .merge(if state.ops_routes {
             ops_routes()
         } else {
@@ -441,6 +444,54 @@ fn refusal(tx_id: Option<Hash>, error: ApiError) -> SubmitOutcome {
             message: error.2,
         },
     })
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    stamp: Option<String>,
+    issue: Option<String>,
+    account: Option<String>,
+    from_height: Option<u64>,
+    after: Option<String>,
+}
+
+/// `GET /v1/events`: server-sent events of final blocks and transactions (see `events.rs`).
+async fn events(
+    State(state): State<ApiState>,
+    headers: axum::http::HeaderMap,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let filter = crate::events::Filter {
+        stamp: query.stamp.as_deref().map(parse).transpose()?,
+        issue: query.issue.as_deref().map(parse).transpose()?,
+        account: query.account.as_deref().map(parse).transpose()?,
+    };
+    // Last-Event-ID (a reconnecting browser or client) wins over ?after=.
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(query.after);
+    let resume: Option<crate::events::Resume> = resume.as_deref().map(parse).transpose()?;
+    let from = match query.from_height {
+        Some(height) => height,
+        None => state.node.ledger().store().tip()?.height + 1,
+    };
+    let Ok(permit) = state.event_clients.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "{} event streams are open, the most this node serves; retry later",
+                crate::events::MAX_EVENT_CLIENTS
+            ),
+        ));
+    };
+    let stream = crate::events::stream(state.node.clone(), filter, from, resume, permit);
+    Ok(axum::response::sse::Sse::new(stream)
+        .keep_alive(crate::events::keep_alive())
+        .into_response())
 }
 
 #[derive(Deserialize)]

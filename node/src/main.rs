@@ -4,6 +4,7 @@
 mod api;
 mod commands;
 mod config;
+mod events;
 mod health;
 mod metrics;
 mod node;
@@ -212,6 +213,7 @@ async fn run(options: Options) -> Result<()> {
         admission: server::Admission::new(server_limits.clone()),
         ops_routes: options.metrics_addr.is_none(),
         ready_max_lag: options.ready_max_lag_blocks,
+        event_clients: Arc::new(tokio::sync::Semaphore::new(events::MAX_EVENT_CLIENTS)),
     };
     // Metrics, health and readiness on their own address, when one is given.
     if let Some(addr) = options.metrics_addr {

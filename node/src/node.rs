@@ -105,6 +105,11 @@ impl Node {
         })
     }
 
+    /// Watches the tip: it changes at every commit.
+    pub fn tip_watch(&self) -> watch::Receiver<Tip> {
+        self.signals.tip.subscribe()
+    }
+
     /// The node's metrics.
     pub fn metrics_registry(&self) -> &Metrics {
         &self.metrics

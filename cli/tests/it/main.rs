@@ -1018,3 +1018,48 @@ fn a_file_of_presigned_transfers_is_submitted_in_bulk_one_line_each() {
     assert_eq!(out.status.code(), Some(6));
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds 6 transactions"));
 }
+
+#[test]
+fn watch_prints_the_final_transactions_of_an_account_from_a_height() {
+    let (_dir, _node, cli) = dev_cli(&["alice", "bob"]);
+    create_dev_issue(&cli, "10");
+    final_height(&cli.json(&[
+        "mint",
+        ISSUE,
+        "--serials",
+        "1-10",
+        "--to",
+        "alice",
+        "-w",
+        "operator",
+    ]));
+    final_height(&cli.json(&["transfer", &stamp(3), "--to", "bob", "-w", "alice"]));
+    // Bob's account from the first block: the one transfer that names him.
+    let out = cli.ok(&[
+        "watch",
+        "--account",
+        "bob",
+        "--from-height",
+        "1",
+        "--count",
+        "1",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(lines[0].contains("transfer by"), "{out}");
+    let all = cli.ok(&["watch", "--from-height", "1", "--count", "6", "--json"]);
+    let events: Vec<Value> = all
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["block", "tx", "block", "tx", "block", "tx"],
+        "{all}"
+    );
+    assert_eq!(events[5]["data"]["kind"], "transfer");
+}

@@ -415,6 +415,69 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// Largest event of `GET /v1/events` a client buffers.
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// How long an event stream may stay silent (the node sends a keep-alive every 15 s).
+pub const EVENT_READ_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// One server-sent event of `GET /v1/events`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEvent {
+    /// `HEIGHT-N`: where to resume after it.
+    pub id: String,
+    /// `block`, `tx` or `dropped`.
+    pub event: String,
+    /// Its JSON.
+    pub data: String,
+}
+
+/// An open event stream.
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventStream {
+    /// The next event; `None` when the node ended the stream.
+    pub async fn next(&mut self) -> Result<Option<StreamEvent>, ClientError> {
+        loop {
+            if let Some(at) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..at + 2).collect();
+                let mut event = StreamEvent {
+                    id: String::new(),
+                    event: String::new(),
+                    data: String::new(),
+                };
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        event.id = v.trim_start().to_string();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event.event = v.trim_start().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        event.data.push_str(v.trim_start());
+                    }
+                }
+                // Keep-alive comments carry no event.
+                if event.event.is_empty() && event.data.is_empty() {
+                    continue;
+                }
+                return Ok(Some(event));
+            }
+            if self.buffer.len() > MAX_EVENT_BYTES {
+                return Err(ClientError::Decode(format!(
+                    "an event over {MAX_EVENT_BYTES} bytes"
+                )));
+            }
+            match self.response.chunk().await {
+                Ok(Some(chunk)) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(None) => return Ok(None),
+                Err(error) => return Err(ClientError::Decode(error.to_string())),
+            }
+        }
+    }
+}
+
 /// Percent-encodes a path segment (stamp ids carry `#`).
 pub fn path_segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -496,6 +559,43 @@ impl Client {
         let url = format!("{}{path}", self.base);
         let response = self.http.get(&url).send().await;
         self.answer(&url, response).await
+    }
+
+    /// Opens `GET /v1/events` with `query` (`stamp`, `issue`, `account`, `from_height`),
+    /// resuming after `last_event_id` if given.
+    pub async fn events(
+        &self,
+        query: &[(&str, String)],
+        last_event_id: Option<&str>,
+    ) -> Result<EventStream, ClientError> {
+        let url = format!("{}/v1/events", self.base);
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable {
+            url: url.clone(),
+            reason: e.to_string(),
+        };
+        // No overall timeout: a stream lasts; silence past the keep-alives ends it.
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(EVENT_READ_TIMEOUT)
+            .build()
+            .map_err(unreachable)?;
+        let mut request = http.get(&url).query(query);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.map_err(unreachable)?;
+        if !response.status().is_success() {
+            // The error answer, as every other route gives it.
+            return Err(self
+                .answer::<serde_json::Value>(&url, Ok(response))
+                .await
+                .err()
+                .unwrap_or_else(|| ClientError::Decode("an error without a body".into())));
+        }
+        Ok(EventStream {
+            response,
+            buffer: String::new(),
+        })
     }
 
     /// Submits a signed transaction.
