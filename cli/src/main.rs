@@ -3,6 +3,7 @@
 //! Operators create issues, mint, redeem and freeze; collectors keep wallets and transfer;
 //! auditors look up stamps, histories and holdings. Every command takes `--json`.
 
+mod progress;
 mod wallet;
 
 use std::path::PathBuf;
@@ -46,6 +47,10 @@ struct Cli {
     /// File holding the wallet passphrase (else CACHET_PASSPHRASE, else a prompt).
     #[arg(long, global = true)]
     passphrase_file: Option<PathBuf>,
+
+    /// No progress and no notes on standard error: results and errors only.
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
 
     #[command(subcommand)]
     command: Command,
@@ -246,6 +251,18 @@ enum Command {
         /// Stop after this many events.
         #[arg(long)]
         count: Option<u64>,
+    },
+    /// Print a shell completion script, e.g. `cachet completions bash >
+    /// /etc/bash_completion.d/cachet` or `cachet completions zsh > ~/.zfunc/_cachet`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (cachet.1 and one per subcommand, e.g. cachet-transfer.1) into a
+    /// directory, e.g. `cachet man /usr/local/share/man/man1`.
+    Man {
+        /// The directory (created if missing).
+        dir: PathBuf,
     },
     /// Re-verify a whole ledger directory from its genesis, trusting nothing in it.
     Audit {
@@ -603,6 +620,7 @@ struct TxOptions {
 struct Context_ {
     client: Client,
     json: bool,
+    quiet: bool,
     wallets: Wallets,
     passphrase: Passphrase,
 }
@@ -729,9 +747,28 @@ fn reset_sigpipe() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // Generated from the command definitions; no node or wallet needed.
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "cachet", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man { dir } => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::generate_to(command, dir)
+                .with_context(|| format!("cannot write man pages into {}", dir.display()))?;
+            eprintln!("man pages written to {}", dir.display());
+            return Ok(());
+        }
+        _ => {}
+    }
     let ctx = Context_ {
         client: Client::new(&cli.node)?,
         json: cli.json,
+        quiet: cli.quiet,
         wallets: Wallets::new(cli.wallet_dir)?,
         passphrase: Passphrase {
             file: cli.passphrase_file,
@@ -1061,6 +1098,7 @@ async fn run(cli: Cli) -> Result<()> {
             report_verification(&ctx, &bundle, &genesis)
         }
         Command::Chain(ChainCommand::Genesis) => print_json(&ctx.client.genesis().await?),
+        Command::Completions { .. } | Command::Man { .. } => Ok(()),
         Command::Watch {
             stamp,
             issue,
@@ -1335,16 +1373,15 @@ fn audit_ledger(
         dir.to_path_buf()
     };
     let scratch = tempfile::tempdir().context("cannot create a scratch directory")?;
-    let mut last_report = Instant::now();
     let started = Instant::now();
+    let mut bar = progress::Progress::new("audit", "blocks", ctx.quiet);
     let mut progress = |height: u64, tip: u64, txs: u64| {
-        if last_report.elapsed() >= Duration::from_secs(1) || height == tip {
-            let rate = txs as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            eprintln!("audit: height {height} of {tip}, {txs} transactions, {rate:.0} tx/s");
-            last_report = Instant::now();
-        }
+        let rate = txs as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        bar.update(height, tip, &format!("{txs} transactions, {rate:.0} tx/s"));
     };
-    match cachet_storage::audit::audit(&db, genesis, scratch.path(), &mut progress) {
+    let outcome = cachet_storage::audit::audit(&db, genesis, scratch.path(), &mut progress);
+    bar.finish();
+    match outcome {
         Ok(report) => {
             let rate = report.txs as f64 / report.elapsed.as_secs_f64().max(1e-9);
             if ctx.json {
@@ -1674,7 +1711,9 @@ fn read_txs(file: &std::path::Path) -> Result<Vec<Vec<u8>>> {
 /// the admitted ones unless `no_wait`. Fails (exit 4) if any was refused.
 async fn submit_bulk(ctx: &Context_, txs: &[Vec<u8>], no_wait: bool, timeout_s: u64) -> Result<()> {
     use cachet_api::SubmitOutcome;
-    eprintln!("submitting {} transactions", txs.len());
+    if !ctx.quiet {
+        eprintln!("submitting {} transactions", txs.len());
+    }
     let outcomes = ctx.client.submit_batch(txs).await?;
     let deadline = Instant::now() + Duration::from_secs(timeout_s);
     let mut report = Vec::with_capacity(outcomes.len());
@@ -1720,10 +1759,12 @@ async fn submit_bulk(ctx: &Context_, txs: &[Vec<u8>], no_wait: bool, timeout_s: 
         }
     }
     let total = report.len();
-    eprintln!(
-        "{} final, {pending} pending, {refused} refused of {total}",
-        total - pending - refused
-    );
+    if !ctx.quiet {
+        eprintln!(
+            "{} final, {pending} pending, {refused} refused of {total}",
+            total - pending - refused
+        );
+    }
     if refused > 0 {
         return Err(TxRejected {
             tx_id: None,

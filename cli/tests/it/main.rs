@@ -390,6 +390,25 @@ fn operator_and_collectors_walkthrough_with_every_rejection() {
     ]);
     assert_eq!(audit["verdict"], "PASSED", "{audit}");
     assert!(audit["blocks"].as_u64().unwrap() >= 5);
+    // Not on a terminal, progress is plain lines on standard error, ending at the tip;
+    // --quiet leaves standard error empty.
+    let blocks = audit["blocks"].as_u64().unwrap();
+    let audit_args = [
+        "audit",
+        copy.to_str().unwrap(),
+        "--genesis",
+        genesis_file.to_str().unwrap(),
+    ];
+    let out = cli.command(&audit_args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("audit: {blocks} of {blocks} blocks")),
+        "{stderr}"
+    );
+    let mut quiet = audit_args.to_vec();
+    quiet.push("--quiet");
+    let out = cli.command(&quiet);
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
 
     // Supply, proven against the latest certified header and the genesis file.
     let supply = cli.json(&[
@@ -1062,4 +1081,30 @@ fn watch_prints_the_final_transactions_of_an_account_from_a_height() {
         "{all}"
     );
     assert_eq!(events[5]["data"]["kind"], "transfer");
+}
+
+#[test]
+fn completions_and_man_pages_are_generated_from_the_commands() {
+    let cli = Cli {
+        api: "http://127.0.0.1:9".into(),
+        wallets: std::env::temp_dir().join("cachet-no-wallets"),
+    };
+    let bash = cli.ok(&["completions", "bash"]);
+    assert!(
+        bash.contains("_cachet()") && bash.contains("transfer"),
+        "{bash}"
+    );
+    let zsh = cli.ok(&["completions", "zsh"]);
+    assert!(zsh.starts_with("#compdef cachet"), "{zsh}");
+    let dir = tempfile::tempdir().unwrap();
+    cli.ok(&["man", dir.path().to_str().unwrap()]);
+    let page = std::fs::read_to_string(dir.path().join("cachet.1")).unwrap();
+    assert!(page.contains(".TH cachet"), "{page}");
+    assert!(dir.path().join("cachet-transfer.1").exists());
+    let out = cli.command(&["completions", "tcsh"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
 }
