@@ -3,6 +3,7 @@
 //! Operators create issues, mint, redeem and freeze; collectors keep wallets and transfer;
 //! auditors look up stamps, histories and holdings. Every command takes `--json`.
 
+mod config;
 mod progress;
 mod wallet;
 
@@ -45,8 +46,14 @@ struct Cli {
     wallet_dir: Option<PathBuf>,
 
     /// File holding the wallet passphrase (else CACHET_PASSPHRASE, else a prompt).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "CACHET_PASSPHRASE_FILE")]
     passphrase_file: Option<PathBuf>,
+
+    /// Configuration file (TOML: node, wallet_dir, wallet, passphrase_file) [default:
+    /// CACHET_CONFIG, else <config dir>/cachet/config.toml if it exists]. Flags and
+    /// environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
 
     /// No progress and no notes on standard error: results and errors only.
     #[arg(long, short = 'q', global = true)]
@@ -120,7 +127,7 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
         /// Wallet that signs.
-        #[arg(long, short = 'w')]
+        #[arg(long, short = 'w', env = "CACHET_WALLET")]
         wallet: String,
         /// Nonce to use [default: the node's next nonce for the wallet].
         #[arg(long)]
@@ -559,7 +566,7 @@ enum TxCommand {
         /// File with the hex transaction ("-" for standard input).
         file: PathBuf,
         /// Wallet that cosigns.
-        #[arg(long, short = 'w')]
+        #[arg(long, short = 'w', env = "CACHET_WALLET")]
         wallet: String,
         /// Submit the cosigned transaction and wait for it.
         #[arg(long)]
@@ -598,7 +605,7 @@ impl From<Reason> for FreezeReason {
 #[derive(Debug, Args)]
 struct TxOptions {
     /// Wallet that signs.
-    #[arg(long, short = 'w')]
+    #[arg(long, short = 'w', env = "CACHET_WALLET")]
     wallet: String,
     /// Nonce to use [default: the node's next nonce for the wallet].
     #[arg(long)]
@@ -685,6 +692,22 @@ struct InputError(String);
 fn main() {
     reset_sigpipe();
     let json = std::env::args_os().any(|arg| arg == "--json");
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some((path, asked)) = config::path(&args)
+        && (asked || path.exists())
+    {
+        match config::read(&path) {
+            Ok(settings) => apply_settings(settings),
+            Err(error) => {
+                if json {
+                    print_error_json("bad_input", &format!("{error:#}"));
+                } else {
+                    eprintln!("error: {error:#}");
+                }
+                std::process::exit(exit::BAD_INPUT);
+            }
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) if json && error.use_stderr() => {
@@ -731,6 +754,17 @@ fn main() {
 fn print_error_json(code: &str, message: &str) {
     let body = json!({"error": {"code": code, "message": message}});
     println!("{body}");
+}
+
+/// Sets the environment variables the configuration file stands for (those not set: the
+/// file comes after the environment), before clap reads them.
+#[allow(unsafe_code)]
+fn apply_settings(settings: Vec<(&'static str, String)>) {
+    for (variable, value) in settings {
+        // SAFETY: called first thing in main, before any thread exists, so nothing reads
+        // the environment concurrently.
+        unsafe { std::env::set_var(variable, value) };
+    }
 }
 
 /// Restores the default action of SIGPIPE, which Rust's runtime ignores: a command whose

@@ -334,13 +334,7 @@ async fn submit_tx(
     // Signature checks and a store read: keep them off the async workers.
     let result = tokio::task::spawn_blocking(move || node.submit(&bytes))
         .await
-        .map_err(|e| {
-            ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal".into(),
-                e.to_string(),
-            )
-        })?;
+        .map_err(join_error)?;
     let (tx_id, status) = result.map_err(submit_error)?;
     let code = if status == TxStatus::Pending {
         StatusCode::ACCEPTED
@@ -401,13 +395,7 @@ async fn submit_txs(
     let node = state.node.clone();
     let answers = tokio::task::spawn_blocking(move || node.submit_batch(&bytes))
         .await
-        .map_err(|e| {
-            ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal".into(),
-                e.to_string(),
-            )
-        })?;
+        .map_err(join_error)?;
     let mut answers = answers.into_iter();
     let mut results = Vec::with_capacity(decoded.len());
     for tx in &decoded {
@@ -669,13 +657,7 @@ async fn bundle(
     // Reads every block the stamp appears in: off the async workers.
     let bundle = tokio::task::spawn_blocking(move || node.provenance(&stamp))
         .await
-        .map_err(|e| {
-            ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal".into(),
-                e.to_string(),
-            )
-        })??;
+        .map_err(join_error)??;
     bundle
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("unknown stamp {id}")))

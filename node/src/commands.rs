@@ -282,14 +282,7 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 
 /// The passphrase from a file or CACHET_KEY_PASSPHRASE; at least 8 characters.
 fn passphrase(file: Option<&Path>) -> Result<String> {
-    let text = match file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?
-            .trim_end_matches(['\n', '\r'])
-            .to_string(),
-        None => std::env::var("CACHET_KEY_PASSPHRASE")
-            .context("give --key-passphrase-file or set CACHET_KEY_PASSPHRASE")?,
-    };
+    let text = crate::setup::read_passphrase(file)?;
     if text.chars().count() < 8 {
         bail!("the passphrase must have at least 8 characters");
     }

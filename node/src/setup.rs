@@ -291,14 +291,7 @@ pub fn prepare(options: &Options) -> Result<Setup> {
             _lock: lock,
         });
     };
-    let passphrase = match &options.key_passphrase_file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?
-            .trim_end_matches(['\n', '\r'])
-            .to_string(),
-        None => std::env::var("CACHET_KEY_PASSPHRASE")
-            .context("give --key-passphrase-file or set CACHET_KEY_PASSPHRASE")?,
-    };
+    let passphrase = read_passphrase(options.key_passphrase_file.as_deref())?;
     let key = cachet_keystore::load(&key_path, &passphrase)?;
     if genesis.validator_keys().contains(&key.public_key()) {
         tracing::info!(key = %key.public_key(), "validator key found in the genesis");
@@ -316,6 +309,18 @@ pub fn prepare(options: &Options) -> Result<Setup> {
         p2p_seed,
         _lock: lock,
     })
+}
+
+/// The key passphrase: the file's first line, else CACHET_KEY_PASSPHRASE.
+pub fn read_passphrase(file: Option<&Path>) -> Result<String> {
+    match file {
+        Some(path) => Ok(std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .trim_end_matches(['\n', '\r'])
+            .to_string()),
+        None => std::env::var("CACHET_KEY_PASSPHRASE")
+            .context("give --key-passphrase-file or set CACHET_KEY_PASSPHRASE"),
+    }
 }
 
 /// The node's peer-to-peer identity: `<data-dir>/p2p.key.json`, created on first start and

@@ -85,6 +85,9 @@ impl Layout {
     /// validator, its key and passphrase file.
     pub fn base_args(&self, dir: &Path, index: usize) -> Vec<String> {
         let mut args = vec!["--genesis".into(), path_str(&dir.join(&self.genesis))];
+        // Every client of a local testnet (the load's submitters, the watcher, the
+        // checker) comes from one address: the per-address connection cap is raised.
+        args.extend(["--api-max-connections-per-ip".into(), "512".into()]);
         if let Some(key) = &self.nodes[index].validator_key {
             args.extend([
                 "--validator-key".into(),

@@ -345,24 +345,27 @@ pub async fn load(dir: &Path, options: &LoadOptions) -> Result<LoadReport> {
             let mine: Vec<usize> = (0..queues.len()).filter(|c| c % workers == w).collect();
             let rounds = mine.iter().map(|c| queues[*c].len()).max().unwrap_or(0);
             // This worker's transfers in sending order, each with the node it goes to.
-            let sequence: Vec<(&SignedTx, usize)> = (0..rounds)
+            let sequence: Vec<(&SignedTx, usize, usize)> = (0..rounds)
                 .flat_map(|round| mine.iter().map(move |c| (round, *c)))
-                .filter_map(|(round, c)| queues[c].get(round).map(|tx| (tx, c % validators)))
+                .filter_map(|(round, c)| queues[c].get(round).map(|tx| (tx, c % validators, round)))
                 .collect();
             // Paced workers start spread over one batch's interval, not all at once.
             let mut next = Instant::now()
                 + pace.map_or(Duration::ZERO, |pace| {
                     pace * batch as u32 * w as u32 / workers as u32
                 });
-            // A request goes to one node: cut the sequence where the node changes.
-            for group in sequence.chunk_by(|a, b| a.1 == b.1) {
+            // A request goes to one node and holds one round: distinct collectors, never
+            // two nonces of one signer (the other nodes get them by gossip, whose batches
+            // may arrive out of order or be dropped when a node is overloaded, and a gap
+            // waits for the regossip).
+            for group in sequence.chunk_by(|a, b| a.1 == b.1 && a.2 == b.2) {
                 for chunk in group.chunks(batch) {
                     if let Some(pace) = pace {
                         tokio::time::sleep_until(next.into()).await;
                         next += pace * chunk.len() as u32;
                     }
                     let at = Instant::now();
-                    let txs: Vec<&SignedTx> = chunk.iter().map(|(tx, _)| *tx).collect();
+                    let txs: Vec<&SignedTx> = chunk.iter().map(|(tx, _, _)| *tx).collect();
                     submit_many(&clients[chunk[0].1], &txs).await?;
                     let mut map = submitted.lock().unwrap_or_else(|p| p.into_inner());
                     for tx in txs {

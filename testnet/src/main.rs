@@ -152,7 +152,9 @@ enum Cmd {
         #[arg(long, default_value_t = 256)]
         concurrency: usize,
         /// Transfers per request: 1 posts each alone (`POST /v1/tx`); more are sent
-        /// together (`POST /v1/txs`, at most 1000), checked by the node in one batch.
+        /// together (`POST /v1/txs`, at most 1000), checked by the node in one batch. A
+        /// request holds one transfer of each of a submitter's collectors at most
+        /// (collectors / concurrency of them), never two nonces of one signer.
         #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1000))]
         batch: u64,
         /// Target rate in transfers/s [default: as fast as the nodes accept].

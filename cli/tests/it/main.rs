@@ -1108,3 +1108,97 @@ fn completions_and_man_pages_are_generated_from_the_commands() {
         "an unknown shell is a usage error"
     );
 }
+
+#[test]
+fn a_cli_config_file_names_the_node_wallets_and_default_wallet_below_env_and_flags() {
+    let (dir, node, cli) = dev_cli(&["alice", "bob"]);
+    create_dev_issue(&cli, "10");
+    final_height(&cli.json(&[
+        "mint",
+        ISSUE,
+        "--serials",
+        "1-10",
+        "--to",
+        "alice",
+        "-w",
+        "operator",
+    ]));
+    let config = dir.path().join("cachet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "# alice's laptop\nnode = \"{}\"\nwallet_dir = \"{}\"\nwallet = \"alice\"\n",
+            node.api(),
+            cli.wallets.display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str], env_node: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cachet"));
+        command
+            .args(args)
+            .env_remove("CACHET_NODE")
+            .env_remove("CACHET_WALLET_DIR")
+            .env_remove("CACHET_WALLET")
+            .env("XDG_CONFIG_HOME", dir.path())
+            .env("CACHET_PASSPHRASE", DEV_PASSPHRASE);
+        if let Some(url) = env_node {
+            command.env("CACHET_NODE", url);
+        }
+        command.output().unwrap()
+    };
+    let config_arg = config.to_str().unwrap();
+    // No -w, no --node: the file's default wallet signs on the file's node.
+    let out = run(
+        &[
+            "--config",
+            config_arg,
+            "transfer",
+            &stamp(2),
+            "--to",
+            "bob",
+            "--json",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The environment beats the file (an unreachable node: exit 3), a flag beats both.
+    let out = run(
+        &["--config", config_arg, "chain", "info"],
+        Some("http://127.0.0.1:9"),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let api = node.api().to_string();
+    let out = run(
+        &["--config", config_arg, "--node", &api, "chain", "info"],
+        Some("http://127.0.0.1:9"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The default place is read without --config.
+    std::fs::create_dir_all(dir.path().join("cachet")).unwrap();
+    std::fs::copy(&config, dir.path().join("cachet/config.toml")).unwrap();
+    let out = run(&["holdings", "bob", "--json"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An unknown key is refused with its line.
+    std::fs::write(&config, "node = \"x\"\nwalet = \"alice\"\n").unwrap();
+    let out = run(&["--config", config_arg, "chain", "info"], None);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2: unknown key `walet`"));
+}

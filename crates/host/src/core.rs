@@ -213,9 +213,15 @@ pub struct Core<P> {
     timer_seq: u64,
     last_final_ms: u64,
     last_sync_ms: Option<u64>,
+    /// The catch-up under way: (monotonic ms and height it began at, ms of the last
+    /// progress line).
+    catching_up: Option<(u64, u64, u64)>,
     effects: Vec<Effect<P>>,
     now: Now,
 }
+
+/// Fewest milliseconds between two catch-up progress lines in the log.
+const CATCH_UP_LOG_MS: u64 = 2_000;
 
 impl<P: Clone> Core<P> {
     /// A core for `chain`; `validator` is our validator key (it signs at the heights whose
@@ -237,6 +243,7 @@ impl<P: Clone> Core<P> {
             timer_seq: 0,
             last_final_ms: 0,
             last_sync_ms: None,
+            catching_up: None,
             effects: Vec::new(),
             now: Now::default(),
         }
@@ -377,7 +384,7 @@ impl<P: Clone> Core<P> {
         }
         if tip > advanced_from {
             self.last_final_ms = now.mono_ms;
-            tracing::info!(height = tip, "caught up from peer");
+            self.log_catch_up(advanced_from, tip, blocks.len() < SYNC_BATCH as usize);
             let actions = self.begin(tip + 1)?;
             self.apply(actions)?;
             if blocks.len() == SYNC_BATCH as usize {
@@ -385,6 +392,44 @@ impl<P: Clone> Core<P> {
             }
         }
         Ok(())
+    }
+
+    /// A progress line in the log while blocks from peers are applied: height, the height
+    /// the network is at (from the traffic ahead, when known), rate and time left; at most
+    /// every [`CATCH_UP_LOG_MS`], and once when a short answer ends the catch-up.
+    fn log_catch_up(&mut self, from: u64, tip: u64, done: bool) {
+        let now = self.now.mono_ms;
+        let (started_ms, started_at, last_line) = *self.catching_up.get_or_insert((now, from, 0));
+        if !done && now.saturating_sub(last_line) < CATCH_UP_LOG_MS {
+            return;
+        }
+        let seconds = now.saturating_sub(started_ms) as f64 / 1000.0;
+        let rate = (tip - started_at) as f64 / seconds.max(1e-3);
+        let target = self
+            .chain
+            .peer_view()
+            .ahead_message
+            .map(|(height, _)| height.saturating_sub(1))
+            .filter(|height| *height > tip);
+        match target {
+            Some(target) => tracing::info!(
+                height = tip,
+                target,
+                blocks_per_s = rate.round(),
+                eta_s = ((target - tip) as f64 / rate.max(1e-3)).round(),
+                "catching up from peers"
+            ),
+            None => tracing::info!(
+                height = tip,
+                blocks_per_s = rate.round(),
+                "caught up from peer"
+            ),
+        }
+        if done {
+            self.catching_up = None;
+        } else if let Some(state) = &mut self.catching_up {
+            state.2 = now;
+        }
     }
 
     /// A peer connected: ask it for blocks.
