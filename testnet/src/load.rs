@@ -452,3 +452,43 @@ pub async fn agree(clients: &[Client], timeout: Duration) -> Result<(u64, Hash)>
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(per_second: f64, p99_ms: u64) -> LoadReport {
+        LoadReport {
+            transfers: 20_000,
+            elapsed: Duration::from_secs(10),
+            per_second,
+            latency: [Duration::from_millis(p99_ms); 4],
+            height: 1,
+            state_root: Hash::ZERO,
+        }
+    }
+
+    #[test]
+    fn a_bench_row_puts_the_figure_beside_its_target_with_the_verdict() {
+        let saturating = report(2_500.0, 7_000).bench_row(None);
+        assert_eq!(
+            saturating,
+            "row: | 4-validator testnet, saturating | 2500 finalized transfers/s, p99 7000 ms | 10000 finalized transfers/s | 25% | missed |"
+        );
+        assert!(
+            report(12_000.0, 900)
+                .bench_row(None)
+                .ends_with("| 120% | met |")
+        );
+        // Paced: met only at the target's rate or above with p99 within 1 s.
+        assert!(
+            report(5_000.0, 800)
+                .bench_row(Some(5_000))
+                .ends_with("| 125% | met |")
+        );
+        let slow_pace = report(2_000.0, 500).bench_row(Some(2_000));
+        assert!(slow_pace.ends_with("| 80% | missed |"), "{slow_pace}");
+        let late = report(5_000.0, 2_000).bench_row(Some(5_000));
+        assert!(late.ends_with("| 50% | missed |"), "{late}");
+    }
+}

@@ -649,18 +649,19 @@ fn stop(dir: &Path) -> Result<()> {
 
 async fn status(dir: &Path) -> Result<()> {
     let layout = Layout::read(dir)?;
+    let mut lines = Vec::new();
     let mut clients = Vec::new();
     for index in 0..layout.nodes.len() {
         let name = &layout.nodes[index].name;
         let Some(url) = layout.api_url(dir, index)? else {
-            println!("{name:<12} not running");
+            lines.push(format!("{name:<12} not running"));
             continue;
         };
         let client = cachet_api::Client::new(&url)?;
         match client.chain().await {
             Ok(info) => {
                 let m = &info.metrics;
-                println!(
+                lines.push(format!(
                     "{name:<12} {:<12} height {:>6} (deciding {} round {})  peers {}  mempool {}  txs final {}  root {}",
                     m.role,
                     info.height,
@@ -670,17 +671,22 @@ async fn status(dir: &Path) -> Result<()> {
                     m.mempool_size,
                     m.txs_final,
                     info.state_root.short()
-                );
+                ));
                 clients.push(client);
             }
-            Err(error) => println!("{name:<12} unreachable: {error}"),
+            Err(error) => lines.push(format!("{name:<12} unreachable: {error}")),
         }
     }
     if clients.len() > 1 {
         match agree(&clients, Duration::from_secs(0)).await {
-            Ok((height, _)) => println!("all nodes agree at height {height}"),
-            Err(_) => println!("nodes are not (yet) at one height and state root"),
+            Ok((height, _)) => lines.push(format!("all nodes agree at height {height}")),
+            Err(_) => lines.push("nodes are not (yet) at one height and state root".to_string()),
         }
     }
-    Ok(())
+    // Written at once; a closed pipe (`status | head`) ends it quietly.
+    let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    match std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(()),
+    }
 }
