@@ -126,7 +126,7 @@ struct PublicParts {
     issuer: Option<cachet_types::Address>,
 }
 
-/// Runs a command; the process's exit code.
+/// Runs a command; an error ends the process with exit code 1.
 pub fn run(command: NodeCommand) -> Result<()> {
     match command {
         NodeCommand::Init {
@@ -169,7 +169,8 @@ fn backup(data_dir: &Path, to: &Path) -> Result<()> {
             to.display()
         );
     }
-    crate::setup::lock_data_dir(to).map(drop)?;
+    // The backup directory's lock, held while it is written: two backups cannot share it.
+    let lock = crate::setup::lock_data_dir(to)?;
     let started = std::time::Instant::now();
     let mut next_line = PROGRESS_EVERY_BYTES;
     let report = cachet_storage::backup::backup(&source, &to.join("db"), &mut |family, bytes| {
@@ -195,7 +196,9 @@ fn backup(data_dir: &Path, to: &Path) -> Result<()> {
         serde_json::to_string_pretty(&manifest)? + "\n",
     )
     .with_context(|| format!("cannot write the manifest in {}", to.display()))?;
+    // A finished backup holds no lock file (restore copies its db and genesis only).
     let _ = std::fs::remove_file(to.join(crate::setup::LOCK_FILE));
+    drop(lock);
     println!(
         "backed up height {} ({} entries, {} MiB) to {} in {:.1} s",
         manifest.height,
