@@ -1,6 +1,7 @@
 # Sourced by the scripts beside it and by .ci/run: installs what a fresh machine lacks to
 # build and test Cachet (RocksDB's bindings need libclang; the namespaced testnet needs
-# iproute2 and iptables), then checks the Rust tools.
+# iproute2 and iptables), checks the Rust tools, and builds the explorer's assets, which
+# cachetd compiles in (Node.js 20 and npm).
 set -euo pipefail
 
 install_apt_packages() {
@@ -23,3 +24,7 @@ install_apt_packages() {
 install_apt_packages libclang-dev iproute2 iptables
 
 command -v cargo >/dev/null || { echo "error: cargo not found: install Rust (rustup) first" >&2; exit 1; }
+
+# The explorer (TypeScript, Vite): npm packages from its lock file, then its assets.
+command -v npm >/dev/null || install_apt_packages nodejs npm
+"$(dirname "${BASH_SOURCE[0]}")/../explorer/build"

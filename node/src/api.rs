@@ -13,9 +13,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use cachet_api::{
     AccountInfo, ApiErrorDetail, BlockInfo, ChainInfo, DEFAULT_PAGE_LIMIT, ErrorBody, HistoryEntry,
-    HistoryPage, HoldingsPage, IssueInfo, MAX_PAGE_LIMIT, MAX_SUBMIT_BATCH, MembershipInfo,
-    ProposalInfo, StampInfo, SubmitOutcome, SubmitRefusal, SubmitTx, SubmitTxs, SubmitTxsAnswer,
-    TxInfo, TxStatus,
+    HistoryPage, HoldingsPage, IssueInfo, IssueStampsPage, MAX_PAGE_LIMIT, MAX_SUBMIT_BATCH,
+    MembershipInfo, ProposalInfo, StampInfo, SubmitOutcome, SubmitRefusal, SubmitTx, SubmitTxs,
+    SubmitTxsAnswer, TxInfo, TxStatus,
 };
 use cachet_state::{StateKey, StateValue};
 use cachet_storage::StoreError;
@@ -43,6 +43,8 @@ pub struct ApiState {
     pub ready_max_lag: u64,
     /// Event streams open (their permits).
     pub event_clients: Arc<tokio::sync::Semaphore>,
+    /// Whether the web explorer is served at `/explorer`.
+    pub explorer: bool,
 }
 
 /// An error answer: status, code, message; always the JSON of `specs/api.md`.
@@ -137,6 +139,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/membership/proposal/{id}", get(proposal))
         .route("/v1/issue/{id}", get(issue))
         .route("/v1/issue/{id}/supply", get(supply))
+        .route("/v1/issue/{id}/stamps", get(issue_stamps))
         .route("/v1/stamp/{id}", get(stamp))
         .route("/v1/stamp/{id}/history", get(history))
         .route("/v1/stamp/{id}/bundle", get(bundle))
@@ -146,6 +149,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/events", get(events))
         .merge(if state.ops_routes {
             ops_routes()
+        } else {
+            Router::new()
+        })
+        .merge(if state.explorer {
+            crate::explorer::routes()
         } else {
             Router::new()
         })
@@ -271,8 +279,22 @@ async fn ready(
         description = "The HTTP API of cachetd; see specs/api.md."
     ),
     paths(
-        submit_tx, submit_txs, tx_status, chain_info, genesis, block, membership, proposal, issue,
-        supply, stamp, history, bundle, account, holdings
+        submit_tx,
+        submit_txs,
+        tx_status,
+        chain_info,
+        genesis,
+        block,
+        membership,
+        proposal,
+        issue,
+        supply,
+        issue_stamps,
+        stamp,
+        history,
+        bundle,
+        account,
+        holdings
     ),
     components(schemas(
         ErrorBody,
@@ -707,6 +729,44 @@ async fn history(
                 signer: e.signer.address(),
                 height: e.height,
                 time_ms: e.time_ms,
+            })
+            .collect(),
+        next,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/issue/{id}/stamps", params(("id" = String, Path, description = "issue id"), ("after" = Option<u32>, Query, description = "cursor: a serial"), ("limit" = Option<u32>, Query, description = "page size, 1 to 1000")), responses((status = 200, description = "a page of the issue's minted stamps", body = IssueStampsPage), (status = 400, description = "bad request", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody), (status = 405, description = "method not allowed", body = ErrorBody), (status = 408, description = "timeout", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 429, description = "rate limited", body = ErrorBody), (status = 503, description = "busy", body = ErrorBody)))]
+async fn issue_stamps(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> ApiResult<IssueStampsPage> {
+    let Query(query) = query?;
+    let id: IssueId = parse(&id)?;
+    let after: Option<u32> = query.after.as_deref().map(parse).transpose()?;
+    let limit = page_limit(query.limit)?;
+    let store = state.node.ledger().store();
+    if store.state(&StateKey::Issue(id.clone()))?.is_none() {
+        return Err(ApiError::not_found(format!("unknown issue {id}")));
+    }
+    // One extra tells whether another page exists.
+    let mut stamps = store.issue_stamps(&id, after, limit + 1)?;
+    let next = if stamps.len() > limit {
+        stamps.truncate(limit);
+        stamps.last().map(|(stamp, _)| stamp.serial)
+    } else {
+        None
+    };
+    Ok(Json(IssueStampsPage {
+        issue: id,
+        stamps: stamps
+            .into_iter()
+            .map(|(stamp, record)| StampInfo {
+                stamp,
+                owner: record.owner,
+                status: record.status,
+                last_event: record.last_event,
+                event_count: record.event_count,
             })
             .collect(),
         next,

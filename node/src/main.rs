@@ -5,6 +5,7 @@ mod api;
 mod commands;
 mod config;
 mod events;
+mod explorer;
 mod health;
 mod metrics;
 mod node;
@@ -214,6 +215,7 @@ async fn run(options: Options) -> Result<()> {
         ops_routes: options.metrics_addr.is_none(),
         ready_max_lag: options.ready_max_lag_blocks,
         event_clients: Arc::new(tokio::sync::Semaphore::new(events::MAX_EVENT_CLIENTS)),
+        explorer: !options.no_explorer,
     };
     // Metrics, health and readiness on their own address, when one is given.
     if let Some(addr) = options.metrics_addr {

@@ -156,6 +156,11 @@ pub struct Options {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub ready_max_lag_blocks: u64,
 
+    /// Do not serve the web explorer at /explorer on the API's address (it is read-only
+    /// and served by default).
+    #[arg(long, env = "CACHET_NO_EXPLORER")]
+    pub no_explorer: bool,
+
     /// Log lines as text for people, or one JSON object per line for log shippers.
     #[arg(long, env = "CACHET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -309,6 +309,18 @@ pub struct HoldingsPage {
     pub next: Option<StampId>,
 }
 
+/// Answer to `GET /v1/issue/{id}/stamps`: a page of an issue's minted stamps.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IssueStampsPage {
+    /// The issue.
+    #[schema(value_type = String)]
+    pub issue: IssueId,
+    /// Minted stamps with their current record, ascending by serial.
+    pub stamps: Vec<StampInfo>,
+    /// Cursor for the next page (`after=`, a serial), if there is more.
+    pub next: Option<u32>,
+}
+
 /// Answer to `GET /v1/block/{height}`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BlockInfo {
@@ -730,6 +742,23 @@ impl Client {
     }
 
     /// A page of an account's holdings.
+    /// `GET /v1/issue/{id}/stamps`: a page of an issue's minted stamps, after a serial.
+    pub async fn issue_stamps(
+        &self,
+        issue: &IssueId,
+        after: Option<u32>,
+        limit: usize,
+    ) -> Result<IssueStampsPage, ClientError> {
+        let mut path = format!(
+            "/v1/issue/{}/stamps?limit={limit}",
+            path_segment(issue.as_str())
+        );
+        if let Some(after) = after {
+            path.push_str(&format!("&after={after}"));
+        }
+        self.get(&path).await
+    }
+
     pub async fn holdings(
         &self,
         address: &Address,

@@ -43,7 +43,7 @@ use cachet_state::{
 };
 use cachet_types::codec::{self, CodecError};
 use cachet_types::{
-    Address, CertifiedBlock, Genesis, Hash, Operator, PublicKey, SignedTx, StampId,
+    Address, CertifiedBlock, Genesis, Hash, IssueId, Operator, PublicKey, SignedTx, StampId,
 };
 
 const CF_BLOCKS: Family = Family::Blocks;
@@ -421,6 +421,56 @@ impl Store {
             Ok(events.len() < limit)
         })?;
         Ok(events)
+    }
+
+    /// A page of an issue's minted stamps in serial order: serials above `after` (or from
+    /// the first), at most `limit`. State keys of one issue's stamps share the encoding of
+    /// `StateKey::Stamp` up to the serial, which is big-endian, so they are adjacent and
+    /// ordered by serial in the state family.
+    pub fn issue_stamps(
+        &self,
+        issue: &IssueId,
+        after: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<(StampId, StampState)>, StoreError> {
+        let first = match after {
+            Some(serial) => match serial.checked_add(1) {
+                Some(next) => next,
+                None => return Ok(Vec::new()),
+            },
+            None => 1,
+        };
+        let key_of = |serial: u32| {
+            StateKey::Stamp(StampId {
+                issue: issue.clone(),
+                serial,
+            })
+            .to_bytes()
+        };
+        let start = key_of(first);
+        let prefix_len = start.len() - 4;
+        let prefix = start[..prefix_len].to_vec();
+        let mut stamps = Vec::new();
+        if limit == 0 {
+            return Ok(stamps);
+        }
+        self.db.scan(CF_STATE, &start, &mut |key, value| {
+            if key.len() != prefix_len + 4 || !key.starts_with(&prefix) {
+                return Ok(false);
+            }
+            let serial = u32::from_be_bytes(key[prefix_len..].try_into().expect("4 bytes"));
+            let stamp = StampId {
+                issue: issue.clone(),
+                serial,
+            };
+            debug_assert_eq!(key, key_of(serial).as_slice());
+            match codec::decode(value, MAX_VALUE_BYTES).map_err(|e| corrupt("state value", e))? {
+                StateValue::Stamp(state) => stamps.push((stamp, state)),
+                other => panic!("state key of stamp {stamp} holds {other:?}"),
+            }
+            Ok(stamps.len() < limit)
+        })?;
+        Ok(stamps)
     }
 
     /// A page of the stamps `owner` holds, ordered by stamp key, after `after`.

@@ -257,3 +257,125 @@ fn sigterm_stops_cleanly_and_restart_resumes() {
         "{status:?}"
     );
 }
+
+/// An issue's stamps page through `GET /v1/issue/{id}/stamps`; the explorer is served from
+/// the binary at `/explorer/` with its security headers, and not at all with
+/// `--no-explorer`.
+#[test]
+fn the_explorer_and_an_issues_stamps_are_served() {
+    let f = Fixture::start();
+    f.create_issue(100);
+    let mint = SignedTx::sign(
+        f.chain_id,
+        &f.key,
+        2,
+        TxBody::Mint {
+            issue: IssueId::parse(ISSUE).unwrap(),
+            first_serial: 1,
+            last_serial: 30,
+            owner: f.key.public_key().address(),
+            variant: None,
+            claim_keys: Vec::new(),
+        },
+    );
+    let api = f.node.api().to_string();
+    f.rt.block_on(async {
+        f.client.submit(&mint).await.unwrap();
+        wait_final(&f.client, &mint.id()).await;
+        let issue = IssueId::parse(ISSUE).unwrap();
+        let first = f.client.issue_stamps(&issue, None, 20).await.unwrap();
+        let serials: Vec<u32> = first.stamps.iter().map(|s| s.stamp.serial).collect();
+        assert_eq!(serials, (1..=20).collect::<Vec<_>>());
+        assert_eq!(first.next, Some(20));
+        let rest = f.client.issue_stamps(&issue, first.next, 20).await.unwrap();
+        assert_eq!(rest.stamps.len(), 10);
+        assert_eq!(rest.stamps[0].stamp.serial, 21);
+        assert_eq!(rest.next, None);
+        assert_eq!(rest.stamps[0].owner, Some(f.key.public_key().address()));
+        let status = |path: String| async move { reqwest::get(path).await.unwrap().status() };
+        assert_eq!(
+            status(format!("{api}/v1/issue/XX-2026-999/stamps")).await,
+            404
+        );
+        assert_eq!(
+            status(format!("{api}/v1/issue/{ISSUE}/stamps?after=x")).await,
+            400
+        );
+        assert_eq!(
+            status(format!("{api}/v1/issue/{ISSUE}/stamps?limit=0")).await,
+            400
+        );
+
+        // The explorer: the page, its assets, its headers.
+        let redirect = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(format!("{api}/explorer"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(redirect.status(), 308);
+        assert_eq!(redirect.headers()["location"], "/explorer/");
+        let page = reqwest::get(format!("{api}/explorer/")).await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(
+            page.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let policy = page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(policy.contains("script-src 'self'"), "{policy}");
+        let html = page.text().await.unwrap();
+        let script = html
+            .split("src=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("index.html names its script")
+            .to_string();
+        let asset = reqwest::get(format!("{api}{script}")).await.unwrap();
+        assert_eq!(asset.status(), 200, "{script}");
+        assert!(
+            asset.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .contains("javascript")
+        );
+        assert!(
+            asset.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("immutable")
+        );
+        assert_eq!(status(format!("{api}/explorer/no-such-file.js")).await, 404);
+    });
+
+    // Turned off: no explorer, the API as before.
+    let dir = tempfile::tempdir().unwrap();
+    let node = DevNode::start_with(
+        Path::new(env!("CARGO_BIN_EXE_cachetd")),
+        &dir.path().join("node"),
+        ["--dev", "--no-explorer"],
+    );
+    let api = node.api().to_string();
+    f.rt.block_on(async {
+        assert_eq!(
+            reqwest::get(format!("{api}/explorer/"))
+                .await
+                .unwrap()
+                .status(),
+            404
+        );
+        assert_eq!(
+            reqwest::get(format!("{api}/v1/chain"))
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    });
+}

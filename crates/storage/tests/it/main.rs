@@ -130,6 +130,37 @@ fn blocks_commit_survive_reopen_and_answer_queries() {
         vec![stamp(ISSUE, 42)]
     );
 
+    // An issue's stamps page in serial order, without gaps or repeats, and stop at the
+    // issue's last key (no other issue's or kind's keys leak in).
+    let mut serials = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .issue_stamps(&cachet_testkit::issue_id(ISSUE), after, 64)
+            .unwrap();
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.serial);
+        serials.extend(page.iter().map(|(id, _)| id.serial));
+    }
+    assert_eq!(serials, (1..=250).collect::<Vec<u32>>());
+    let page = store
+        .issue_stamps(&cachet_testkit::issue_id(ISSUE), Some(41), 1)
+        .unwrap();
+    assert_eq!(page[0].0, stamp(ISSUE, 42));
+    assert_eq!(page[0].1.owner, Some(address("bob")));
+    assert!(
+        store
+            .issue_stamps(&cachet_testkit::issue_id(ISSUE), Some(u32::MAX), 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .issue_stamps(&cachet_testkit::issue_id("XX-2026-999"), None, 10)
+            .unwrap()
+            .is_empty()
+    );
+
     // The state proof of a stamp checks against the tip's root.
     let key = StateKey::Stamp(stamp(ISSUE, 42));
     let value = store.state(&key).unwrap().unwrap();

@@ -163,6 +163,10 @@ fn history() -> Chain {
 
 #[test]
 fn a_burned_stamp_leaves_holdings_and_its_bundle_says_burned() {
+    burned(&mut Cases::default());
+}
+
+fn burned(cases: &mut Cases) {
     let mut c = history();
     let Some(cachet_state::StateValue::Stamp(s)) = c
         .ledger
@@ -186,7 +190,7 @@ fn a_burned_stamp_leaves_holdings_and_its_bundle_says_burned() {
             .unwrap()
             .is_empty()
     );
-    let authentic = verify(&c.bundle(3), &c.test.genesis).unwrap();
+    let authentic = cases.authentic("a burned stamp", &c.bundle(3), &c.test.genesis);
     assert_eq!(authentic.status, cachet_state::StampStatus::Burned);
     assert_eq!(authentic.owner, Some(address("dave")));
     // A burn signed by someone else than the owner is not authentic history.
@@ -194,9 +198,11 @@ fn a_burned_stamp_leaves_holdings_and_its_bundle_says_burned() {
     let last = b.events.len() - 1;
     let body = b.events[last].tx.body.clone();
     b.events[last].tx = cachet_types::SignedTx::sign(c.test.chain_id, &key("alice"), 9, body);
-    assert_eq!(
-        verify(&b, &c.test.genesis).unwrap_err().code(),
-        "not_included"
+    cases.check(
+        "a burn signed by another than the owner",
+        &b,
+        &c.test.genesis,
+        "not_included",
     );
     let supply = c
         .ledger
@@ -216,6 +222,72 @@ fn check(bundle: &ProvenanceBundle, genesis: &cachet_types::Genesis, code: &str)
     match verify(bundle, genesis) {
         Ok(_) => panic!("tampered bundle verified (expected {code})"),
         Err(failure) => assert_eq!(failure.code(), code, "{failure}"),
+    }
+}
+
+/// The bundles these tests check with the Rust verifier's verdict on each, recorded for
+/// `specs/vectors/verifier-cases.json`: the explorer's browser verifier is tested against
+/// every one of them, so that both verifiers agree case by case.
+#[derive(Default)]
+struct Cases {
+    geneses: std::collections::BTreeMap<String, serde_json::Value>,
+    cases: Vec<serde_json::Value>,
+}
+
+impl Cases {
+    fn record(
+        &mut self,
+        name: &str,
+        bundle: &ProvenanceBundle,
+        genesis: &cachet_types::Genesis,
+        expect: serde_json::Value,
+    ) {
+        let genesis_name = genesis.chain_id().to_string();
+        self.geneses
+            .entry(genesis_name.clone())
+            .or_insert_with(|| serde_json::to_value(genesis).unwrap());
+        self.cases.push(serde_json::json!({
+            "name": name,
+            "genesis": genesis_name,
+            "bundle": bundle,
+            "expect": expect,
+        }));
+    }
+
+    /// Checks that `bundle` fails with `code` and records it.
+    fn check(
+        &mut self,
+        name: &str,
+        bundle: &ProvenanceBundle,
+        genesis: &cachet_types::Genesis,
+        code: &str,
+    ) {
+        check(bundle, genesis, code);
+        let failure = verify(bundle, genesis).unwrap_err();
+        self.record(
+            name,
+            bundle,
+            genesis,
+            serde_json::json!({"verdict": "failed", "failure": failure}),
+        );
+    }
+
+    /// Verifies `bundle` (it must be authentic) and records it.
+    fn authentic(
+        &mut self,
+        name: &str,
+        bundle: &ProvenanceBundle,
+        genesis: &cachet_types::Genesis,
+    ) -> cachet_provenance::Authentic {
+        let authentic =
+            verify(bundle, genesis).unwrap_or_else(|failure| panic!("{name}: {failure}"));
+        self.record(
+            name,
+            bundle,
+            genesis,
+            serde_json::json!({"verdict": "authentic", "authentic": authentic}),
+        );
+        authentic
     }
 }
 
@@ -239,32 +311,56 @@ fn an_untouched_bundle_verifies_offline_and_survives_json() {
 
 #[test]
 fn every_tampering_is_caught_with_its_name() {
+    tamperings(&mut Cases::default());
+}
+
+fn tamperings(cases: &mut Cases) {
     let c = history();
     let genesis = &c.test.genesis;
     let good = c.bundle(42);
-    verify(&good, genesis).unwrap();
+    cases.authentic(
+        "untouched: #42 after transfers, a freeze, an approval",
+        &good,
+        genesis,
+    );
+    cases.authentic("untouched: #7 redeemed", &c.bundle(7), genesis);
 
     // Alter an owner: the mint now names mallory.
     let mut b = good.clone();
     if let TxBody::Mint { owner, .. } = &mut b.events[0].tx.body {
         *owner = address("mallory");
     }
-    check(&b, genesis, "signature");
+    cases.check(
+        "Alter an owner: the mint now names mallory",
+        &b,
+        genesis,
+        "signature",
+    );
 
     // Drop a middle event: the next transfer no longer follows.
     let mut b = good.clone();
     b.events.remove(1);
-    check(&b, genesis, "chain_gap");
+    cases.check(
+        "Drop a middle event: the next transfer no longer follows",
+        &b,
+        genesis,
+        "chain_gap",
+    );
 
     // Reorder events.
     let mut b = good.clone();
     b.events.swap(1, 2);
-    check(&b, genesis, "event_order");
+    cases.check("Reorder events", &b, genesis, "event_order");
 
     // An approved transfer with its approval dropped: the event chain has a gap.
     let mut b = good.clone();
     b.events.remove(5);
-    check(&b, genesis, "chain_gap");
+    cases.check(
+        "An approved transfer with its approval dropped: the event chain has a gap",
+        &b,
+        genesis,
+        "chain_gap",
+    );
 
     // Swap in an event of another stamp (the transfer of #3).
     let other = c.bundle(3);
@@ -276,62 +372,121 @@ fn every_tampering_is_caught_with_its_name() {
         }
     }
     b.headers.sort_by_key(|h| h.header.height);
-    check(&b, genesis, "foreign_event");
+    cases.check(
+        "Swap in an event of another stamp (the transfer of #3)",
+        &b,
+        genesis,
+        "foreign_event",
+    );
 
     // Replace a signature with another valid-looking one.
     let mut b = good.clone();
     b.events[1].tx.signature = key("alice").sign(b"something else");
-    check(&b, genesis, "signature");
+    cases.check(
+        "Replace a signature with another valid-looking one",
+        &b,
+        genesis,
+        "signature",
+    );
 
     // Remove certificate signatures below two thirds.
     let mut b = good.clone();
     b.headers[0].certificate.signatures.truncate(2);
-    check(&b, genesis, "certificate");
+    cases.check(
+        "Remove certificate signatures below two thirds",
+        &b,
+        genesis,
+        "certificate",
+    );
 
     // Another chain's genesis.
-    check(&good, &TestChain::new(3).genesis, "wrong_chain");
+    cases.check(
+        "Another chain's genesis",
+        &good,
+        &TestChain::new(3).genesis,
+        "wrong_chain",
+    );
 
     // Change the issue's print run.
     let mut b = good.clone();
     if let TxBody::CreateIssue { record } = &mut b.issue.tx.body {
         record.print_run = 1_000_000;
     }
-    check(&b, genesis, "issue");
+    cases.check("Change the issue's print run", &b, genesis, "issue");
 
     // A stale current-record proof: the record and proof as of an older height.
     let mut b = good.clone();
     b.current.record.owner = Some(address("bob"));
-    check(&b, genesis, "state_proof");
+    cases.check(
+        "A stale current-record proof: the record and proof as of an older height",
+        &b,
+        genesis,
+        "state_proof",
+    );
     let mut b = good.clone();
     b.current.height = 7;
-    check(&b, genesis, "state_proof");
+    cases.check(
+        "current.height below the latest header",
+        &b,
+        genesis,
+        "state_proof",
+    );
 
     // A header altered after certification.
     let mut b = good.clone();
     b.headers[1].header.time_ms += 1;
-    check(&b, genesis, "certificate");
+    cases.check(
+        "A header altered after certification",
+        &b,
+        genesis,
+        "certificate",
+    );
 
     // A transaction moved to a block it is not in.
     let mut b = good.clone();
     b.events[2].proof.index ^= 1;
-    check(&b, genesis, "not_included");
+    cases.check(
+        "A transaction moved to a block it is not in",
+        &b,
+        genesis,
+        "not_included",
+    );
 }
 
 #[test]
 fn a_stale_bundle_is_refused_once_the_stamp_moved_on() {
+    stale_bundles(&mut Cases::default());
+}
+
+fn stale_bundles(cases: &mut Cases) {
     let mut c = history();
     let before = c.bundle(42);
     let t = c.transfer(42, "frank");
     c.block(vec![(key("erin"), t)]);
     let after = c.bundle(42);
-    verify(&before, &c.test.genesis).unwrap(); // true as of its own height
+    // True as of its own height.
+    cases.authentic(
+        "an older bundle, as of its own height",
+        &before,
+        &c.test.genesis,
+    );
     // Old record and proof grafted onto the newer bundle's headers: refused.
     let mut b = after.clone();
     b.current = before.current.clone();
-    check(&b, &c.test.genesis, "state_proof");
+    cases.check(
+        "an older current record grafted onto newer headers",
+        &b,
+        &c.test.genesis,
+        "state_proof",
+    );
     let mut b = after.clone();
     b.current.proof = before.current.proof.clone();
-    check(&b, &c.test.genesis, "state_proof");
+    cases.check(
+        "an older state proof grafted onto newer headers",
+        &b,
+        &c.test.genesis,
+        "state_proof",
+    );
 }
 
 #[test]
@@ -410,6 +565,10 @@ fn golden_bundle_matches_specs_and_verifies() {
 /// the claim or a swap stripped of its cosignature is caught.
 #[test]
 fn twins_claims_and_swaps_verify_offline() {
+    twins(&mut Cases::default());
+}
+
+fn twins(cases: &mut Cases) {
     let mut c = Chain::new();
     let op = c.test.issuer(0).clone();
     let claim_key = key("claim-60");
@@ -431,7 +590,7 @@ fn twins_claims_and_swaps_verify_offline() {
         (op.clone(), mint(1, 5, Vec::new())),
         (op.clone(), mint(60, 60, vec![claim_key.public_key()])),
     ]);
-    let unclaimed = verify(&c.bundle(60), &c.test.genesis).unwrap();
+    let unclaimed = cases.authentic("an unclaimed physical twin", &c.bundle(60), &c.test.genesis);
     assert_eq!(unclaimed.owner, None);
     c.block(vec![(
         claim_key.clone(),
@@ -456,30 +615,46 @@ fn twins_claims_and_swaps_verify_offline() {
     c.block_of(vec![swap]);
 
     let twin = c.bundle(60);
-    let ok = verify(&twin, &c.test.genesis).unwrap();
+    let ok = cases.authentic("a twin claimed then swapped", &twin, &c.test.genesis);
     assert_eq!((ok.owner, ok.events), (Some(address("alice")), 3));
-    let ok = verify(&c.bundle(1), &c.test.genesis).unwrap();
+    let ok = cases.authentic("the other side of a swap", &c.bundle(1), &c.test.genesis);
     assert_eq!(ok.owner, Some(address("bob")));
 
     // A mint of other serials is another stamp's event.
     let mut b = twin.clone();
     b.events.insert(0, c.bundle(1).events[0].clone());
-    assert_eq!(
-        verify(&b, &c.test.genesis).unwrap_err().code(),
-        "foreign_event"
+    cases.check(
+        "a mint of other serials inserted",
+        &b,
+        &c.test.genesis,
+        "foreign_event",
     );
     // Without the claim, the swap does not follow the mint.
     let mut b = twin.clone();
     b.events.remove(1);
-    assert_eq!(verify(&b, &c.test.genesis).unwrap_err().code(), "chain_gap");
+    cases.check(
+        "the claim removed before a swap",
+        &b,
+        &c.test.genesis,
+        "chain_gap",
+    );
     // A swap stripped of bob's cosignature is not a valid transaction.
     let mut b = twin;
     b.events[2].tx.cosignatures.clear();
-    assert_eq!(verify(&b, &c.test.genesis).unwrap_err().code(), "signature");
+    cases.check(
+        "a swap stripped of its cosignature",
+        &b,
+        &c.test.genesis,
+        "signature",
+    );
 }
 
 #[test]
 fn bundles_and_supply_proofs_verify_across_a_validator_key_rotation() {
+    rotation(&mut Cases::default());
+}
+
+fn rotation(cases: &mut Cases) {
     let mut c = history();
     // DE-POST rotates its validator key: proposed by AT, approved by DE and CH.
     let rotated = key("DE-validator-2");
@@ -532,16 +707,26 @@ fn bundles_and_supply_proofs_verify_across_a_validator_key_rotation() {
 
     let bundle = c.bundle(42);
     assert_eq!(bundle.membership.changes.len(), 1);
-    let proven = verify(&bundle, &c.test.genesis).expect("verifies across the rotation");
+    let proven = cases.authentic("across a validator key rotation", &bundle, &c.test.genesis);
     assert_eq!(proven.owner, Some(address("frank")));
     // Without the change, the new key's certificates do not verify.
     let mut stripped = bundle.clone();
     stripped.membership = Default::default();
-    check(&stripped, &c.test.genesis, "certificate");
+    cases.check(
+        "the membership change left out",
+        &stripped,
+        &c.test.genesis,
+        "certificate",
+    );
     // With an approval missing, the change is not proven.
     let mut short = bundle.clone();
     short.membership.changes[0].approvals.pop();
-    check(&short, &c.test.genesis, "membership");
+    cases.check(
+        "an approval of the change missing",
+        &short,
+        &c.test.genesis,
+        "membership",
+    );
 
     let supply = c
         .ledger
@@ -554,4 +739,35 @@ fn bundles_and_supply_proofs_verify_across_a_validator_key_rotation() {
     stripped.membership = Default::default();
     let error = cachet_provenance::verify_supply(&stripped, &c.test.genesis).unwrap_err();
     assert_eq!(error.code(), "certificate", "{error}");
+}
+
+/// `specs/vectors/verifier-cases.json` holds every bundle the tests above check, with the
+/// Rust verifier's verdict; the explorer's browser verifier is tested against it
+/// (`explorer/test`). Regenerate on purpose with
+/// `CACHET_UPDATE_VECTORS=1 cargo test --workspace golden`.
+#[test]
+fn golden_verifier_cases_match_specs() {
+    let mut cases = Cases::default();
+    tamperings(&mut cases);
+    stale_bundles(&mut cases);
+    burned(&mut cases);
+    twins(&mut cases);
+    rotation(&mut cases);
+    let document = serde_json::json!({
+        "format": "cachet-verifier-cases",
+        "version": 1,
+        "geneses": cases.geneses,
+        "cases": cases.cases,
+    });
+    let text = serde_json::to_string(&document).unwrap() + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../specs/vectors/verifier-cases.json");
+    if std::env::var_os("CACHET_UPDATE_VECTORS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let stored = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        stored == text,
+        "specs/vectors/verifier-cases.json differs from the bundles the tests check: regenerate it with CACHET_UPDATE_VECTORS=1 cargo test --workspace golden"
+    );
 }

@@ -1,0 +1,53 @@
+// The operator set: who is in it now, a change scheduled, and every change decided.
+
+import { api, type Operator } from "../api";
+import { h, hash, table } from "../dom";
+import { words } from "../format";
+import { account, block } from "./common";
+import type { Page } from "../main";
+
+interface Epoch {
+  proposal: string;
+  change: { change: string; operator: string | Operator; [field: string]: unknown };
+  proposer: string;
+  approvals: string[];
+  decided_height: number;
+  activation_height: number;
+  operators: Operator[];
+}
+
+export const membershipPage: Page = async (main) => {
+  const membership = await api.membership();
+  const changes = membership.changes as unknown as Epoch[];
+  const scheduled = membership.scheduled as unknown as Epoch | null;
+  const describe = (epoch: Epoch) => {
+    const subject = typeof epoch.change.operator === "string" ? epoch.change.operator : epoch.change.operator.id;
+    return `${words(epoch.change.change)} ${subject}`;
+  };
+  main.replaceChildren(
+    h("h1", {}, "Operators"),
+    h("p", {}, `The set in force after height ${membership.height}: ${membership.operators.length} operators, in validator order.`),
+    table(
+      "Current operator set",
+      ["Validator", "Operator", "Name", "Country", "Issuer account", "Validator key"],
+      membership.operators.map((op, i) => [`#${i}`, op.id, op.name, op.country, account(op.issuer), hash(op.validator_key)]),
+    ),
+    h("h2", {}, "Scheduled change"),
+    scheduled
+      ? h("p", {}, `${describe(scheduled)}, decided at `, block(scheduled.decided_height), `, in force from height ${scheduled.activation_height}.`)
+      : h("p", { class: "muted" }, "None."),
+    h("h2", {}, "History"),
+    table(
+      "Every decided change, oldest first",
+      ["Change", "Proposed by", "Approved by", "Decided at", "In force from", "Proposal"],
+      changes.map((epoch) => [
+        describe(epoch),
+        epoch.proposer,
+        epoch.approvals.join(", "),
+        block(epoch.decided_height),
+        String(epoch.activation_height),
+        hash(epoch.proposal, `/tx/${epoch.proposal}`),
+      ]),
+    ),
+  );
+};
