@@ -50,10 +50,13 @@ async function shot(page: Page, name: string): Promise<void> {
   if (SHOTS) await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
 
-async function pinByChainId(page: Page, origin: string, chainId: string): Promise<string> {
+/** Pins by fetching the node's genesis checked against `chainId`; the answer shown. */
+async function pinByChainId(page: Page, origin: string, chainId: string, expected: string): Promise<string> {
   await page.goto(`${origin}/explorer/#/genesis`);
+  await page.reload();
   await page.getByLabel("Or fetch it from this node, checked against the chain id you type").fill(chainId);
   await page.getByRole("button", { name: "Fetch and check" }).click();
+  await expect.poll(() => page.locator("#pin-status").innerText()).toContain(expected);
   return (await page.locator("#pin-status").innerText()).trim();
 }
 
@@ -157,8 +160,8 @@ describe("the explorer on a dev node", () => {
   test("a genesis is pinned only with the chain id typed; then the stamp verifies AUTHENTIC", async () => {
     const { page } = await open(world.node);
     const wrong = "ab".repeat(32);
-    expect(await pinByChainId(page, world.node, wrong)).toContain("Not pinned");
-    expect(await pinByChainId(page, world.node, world.chainId)).toContain(`Pinned cachet-dev ${world.chainId}`);
+    expect(await pinByChainId(page, world.node, wrong, "Not pinned")).toContain(`not the chain ${wrong} you typed`);
+    expect(await pinByChainId(page, world.node, world.chainId, "Pinned")).toContain(`Pinned cachet-dev ${world.chainId}`);
     await page.goto(`${world.node}/explorer/#/stamp/${encodeURIComponent(world.movedStamp)}`);
     await page.getByRole("button", { name: "Verify provenance in this browser" }).click();
     const verdict = page.locator(".verify-result .verdict");

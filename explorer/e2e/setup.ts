@@ -5,7 +5,7 @@
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -133,11 +133,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const proxyUrl = `http://127.0.0.1:${address.port}`;
 
     // The workload, through the real CLI.
+    // No user's CLI configuration applies: an empty file of the test's own.
+    writeFileSync(join(dir, "cli-config.toml"), "");
     const cli = (...args: string[]): string => {
       const run = spawnSync(join(bin, "cachet"), ["--json", ...args], {
         encoding: "utf8",
         timeout: COMMAND_TIMEOUT_MS,
-        env: { ...process.env, CACHET_NODE: nodeUrl, CACHET_WALLET_DIR: join(dir, "wallets"), CACHET_PASSPHRASE: "cachet-dev-passphrase", CACHET_CONFIG: join(dir, "no-config.toml") },
+        env: { ...process.env, CACHET_NODE: nodeUrl, CACHET_WALLET_DIR: join(dir, "wallets"), CACHET_PASSPHRASE: "cachet-dev-passphrase", CACHET_CONFIG: join(dir, "cli-config.toml") },
       });
       if (run.status !== 0) throw new Error(`cachet ${args.join(" ")} failed (${run.status ?? run.signal}):\n${run.stdout}\n${run.stderr}`);
       return run.stdout;
@@ -153,6 +155,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     cli("mint", issue, "--serials", `1-${MINTED}`, "--to", "alice", "-w", "operator");
     const movedStamp = `${issue}#42`;
     const transfer = json("transfer", movedStamp, "--to", "bob", "-w", "alice");
+    if (transfer.outcome?.status !== "final") throw new Error(`transfer not final: ${JSON.stringify(transfer)}`);
     cli("transfer", movedStamp, "--to", "alice", "-w", "bob");
     cli("transfer", movedStamp, "--to", "bob", "-w", "alice");
     const frozenStamp = `${issue}#9`;
@@ -171,7 +174,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       movedStamp,
       frozenStamp,
       transferTx: transfer.tx_id,
-      transferHeight: transfer.height,
+      transferHeight: transfer.outcome.height,
     });
   } catch (error) {
     await teardown();

@@ -31,6 +31,8 @@ const ROUTES: [RegExp, Page][] = [
 const main = document.getElementById("main") as HTMLElement;
 let stop: (() => void) | void;
 let generation = 0;
+/** The first page is where the reader starts: focus moves to <main> on later routes only. */
+let first = true;
 
 async function render(): Promise<void> {
   const current = ++generation;
@@ -59,7 +61,8 @@ async function render(): Promise<void> {
     main.replaceChildren(page);
     const heading = main.querySelector("h1");
     document.title = heading ? `${heading.textContent} · Cachet explorer` : "Cachet explorer";
-    main.focus({ preventScroll: true });
+    if (!first) main.focus({ preventScroll: true });
+    first = false;
     return;
   }
   main.replaceChildren(h("h1", {}, "Not found"), h("p", {}, `No page at ${path}.`));

@@ -36,6 +36,8 @@ export const issuePage: Page = async (main, [id], query) => {
       ["Created at", block(info.created_height)],
       ["Design address", h("code", { class: "uri" }, r.design_uri)],
       ["Design SHA-256", hash(r.design_sha256)],
+      ["Variants", r.variants.length > 0 ? r.variants.map((v) => v.name).join(", ") : h("span", { class: "muted" }, "none")],
+      ["Co-issuers", r.co_issuers.length > 0 ? (r.co_issuers as unknown as { operator: string }[]).map((c) => c.operator).join(", ") : h("span", { class: "muted" }, "none")],
     ]),
     h("div", { class: "design-check" }, check, design),
     h("h2", {}, "Supply"),
