@@ -116,12 +116,17 @@ describe("addresses (encoding.md#account-addresses)", () => {
     expect(parseAddress(bech32.encode("cachet", bech32.toWords(alice)))).toBeNull();
   });
 
-  test("like the Rust decoder, the 4 bits after the 32nd byte are not checked", () => {
-    const words = bech32m.toWords(alice);
-    words[51] = words[51]! | 0b0101;
-    const loose = bech32m.encode("cachet", words);
-    expect(loose).not.toBe(text);
-    expect(parseAddress(loose)).toEqual(alice);
+  test("as in Rust, the 4 bits after the 32nd byte must be zero: one spelling per account", () => {
+    for (const bits of [0b0001, 0b0101, 0b1111]) {
+      const words = bech32m.toWords(alice);
+      words[51] = words[51]! | bits;
+      const padded = bech32m.encode("cachet", words);
+      expect(padded).not.toBe(text);
+      expect(parseAddress(padded)).toBeNull();
+    }
+    // The same example as the Rust test `an_address_has_one_spelling`.
+    expect(parseAddress("cachet1c0ukxuhwfhpqduaffnjpyxlkaxhmdrs9dey427vxjq7ccme2u9qs74uqhn")).not.toBeNull();
+    expect(parseAddress("cachet1c0ukxuhwfhpqduaffnjpyxlkaxhmdrs9dey427vxjq7ccme2u9q3rrg42p")).toBeNull();
   });
 });
 

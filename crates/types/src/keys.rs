@@ -297,7 +297,13 @@ impl FromStr for Address {
         }
         let bytes: Vec<u8> = checked.byte_iter().collect();
         let key: [u8; 32] = bytes.try_into().map_err(|_| error())?;
-        Ok(Address(PublicKey(key)))
+        let address = Address(PublicKey(key));
+        // 52 characters carry 260 bits: the decoder drops the 4 after the key's 256, so 16
+        // spellings would name one account. Only the canonical one (zero padding) is.
+        if address.to_string() != text {
+            return Err(error());
+        }
+        Ok(address)
     }
 }
 
@@ -449,5 +455,19 @@ mod tests {
         let typo: String = chars.into_iter().collect();
         assert!(typo.parse::<Address>().is_err());
         assert!(text.to_uppercase().parse::<Address>().is_err());
+    }
+
+    #[test]
+    fn an_address_has_one_spelling() {
+        // The same 32 bytes with the last padding bit set, under a valid checksum (made
+        // with @scure/base's bech32m): refused, so one account has one address.
+        let canonical = "cachet1c0ukxuhwfhpqduaffnjpyxlkaxhmdrs9dey427vxjq7ccme2u9qs74uqhn";
+        let padded = "cachet1c0ukxuhwfhpqduaffnjpyxlkaxhmdrs9dey427vxjq7ccme2u9q3rrg42p";
+        assert!(canonical.parse::<Address>().is_ok());
+        assert!(padded.parse::<Address>().is_err());
+        assert!(
+            bech32::primitives::decode::CheckedHrpstring::new::<Bech32m>(padded).is_ok(),
+            "the padded spelling's checksum is valid: only the padding rule refuses it"
+        );
     }
 }

@@ -87,10 +87,9 @@ export function formatAddress(address: Address): string {
 
 /**
  * Parses an account address (`Address::from_str`): bech32m with a valid checksum, the
- * prefix `cachet`, no upper-case letter, and exactly 32 bytes of data. Null if not.
- *
- * Like the Rust decoder (`bech32` 0.11, `CheckedHrpstring::byte_iter`), the bits left over
- * after the 32nd byte (4 bits of the 52nd character) are dropped without being checked.
+ * prefix `cachet`, no upper-case letter, exactly 32 bytes of data, and the 4 bits left over
+ * after the 32nd byte (in the 52nd character) zero, so that an account has one spelling.
+ * Null if not.
  */
 export function parseAddress(text: string): Address | null {
   if (/[A-Z]/.test(text)) return null;
@@ -104,8 +103,8 @@ export function parseAddress(text: string): Address | null {
   // 52 five-bit words are 260 bits: 32 bytes and 4 bits the Rust decoder ignores. Any other
   // count gives another number of bytes than 32.
   if (decoded.words.length !== 52) return null;
+  if ((decoded.words[51]! & 0b01111) !== 0) return null;
   const words = decoded.words.slice();
-  words[51] = words[51]! & 0b10000;
   try {
     return bech32m.fromWords(words);
   } catch {
