@@ -119,7 +119,8 @@ async fn run(options: Options) -> Result<()> {
         max_block_bytes: params.max_block_bytes as usize,
         bound: replica::bound_peers(&operators),
         max_observer_peers: options.max_observer_peers as usize,
-        peer_exchange_interval: cachet_network::PEER_EXCHANGE_INTERVAL,
+        peer_exchange_interval: (!options.no_peer_exchange)
+            .then_some(cachet_network::PEER_EXCHANGE_INTERVAL),
     })?;
     let mut listening = net.listening();
     let p2p_addrs = tokio::time::timeout(

@@ -156,6 +156,11 @@ pub struct Options {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub ready_max_lag_blocks: u64,
 
+    /// Connect to the --peer addresses alone: do not ask the operators' nodes for each
+    /// other's addresses (peer exchange), e.g. where only configured links are allowed.
+    #[arg(long, env = "CACHET_NO_PEER_EXCHANGE")]
+    pub no_peer_exchange: bool,
+
     /// Do not serve the web explorer at /explorer on the API's address (it is read-only
     /// and served by default).
     #[arg(long, env = "CACHET_NO_EXPLORER")]

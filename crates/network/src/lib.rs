@@ -129,8 +129,9 @@ pub struct NetworkConfig {
     /// Most connected peers that are not bound to an operator (observers).
     pub max_observer_peers: usize,
     /// How often to ask a bound peer for the other bound peers' addresses
-    /// ([`PEER_EXCHANGE_INTERVAL`]; tests ask more often).
-    pub peer_exchange_interval: Duration,
+    /// ([`PEER_EXCHANGE_INTERVAL`]; tests ask more often); `None`: never, and answers are
+    /// not used (the node connects to its configured peers alone).
+    pub peer_exchange_interval: Option<Duration>,
 }
 
 /// Which gossip topic.
@@ -552,7 +553,7 @@ pub fn spawn(
         listen_addrs: HashMap::new(),
         exchange_interval: config
             .peer_exchange_interval
-            .max(Duration::from_millis(100)),
+            .map(|interval| interval.max(Duration::from_millis(100))),
         sync_limit: governor::RateLimiter::keyed(
             governor::Quota::per_second(nonzero(SYNC_REQUESTS_PER_SECOND))
                 .allow_burst(nonzero(SYNC_REQUEST_BURST)),
@@ -594,7 +595,7 @@ struct Task {
     max_observers: usize,
     /// What each connected peer says it listens on (identify), bounded.
     listen_addrs: HashMap<PeerId, Vec<Multiaddr>>,
-    exchange_interval: Duration,
+    exchange_interval: Option<Duration>,
     /// Per-peer budgets of sync and peer-exchange requests.
     sync_limit: governor::DefaultKeyedRateLimiter<PeerId>,
     exchange_limit: governor::DefaultKeyedRateLimiter<PeerId>,
@@ -604,7 +605,9 @@ impl Task {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut redial = tokio::time::interval(REDIAL);
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut exchange = tokio::time::interval(self.exchange_interval);
+        // Without peer exchange the tick still fires, rarely, and asks nothing.
+        let mut exchange =
+            tokio::time::interval(self.exchange_interval.unwrap_or(Duration::from_secs(3600)));
         exchange.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -631,6 +634,9 @@ impl Task {
 
     /// Asks `peer` (or the next connected operator's node) which operators' nodes it knows.
     fn ask_for_peers(&mut self, peer: Option<PeerId>) {
+        if self.exchange_interval.is_none() {
+            return;
+        }
         let peer = peer.or_else(|| {
             let mut bound: Vec<PeerId> = self
                 .connected
@@ -669,6 +675,9 @@ impl Task {
     /// Dials the operators' nodes an answer names that this node is not connected to. Only
     /// bound identities are dialled: an answer cannot point this node anywhere else.
     fn use_exchange_answer(&mut self, from: PeerId, answer: ExchangeResponse) {
+        if self.exchange_interval.is_none() {
+            return;
+        }
         let local = *self.swarm.local_peer_id();
         let mut dials = 0;
         for (id, addrs) in answer.peers.into_iter().take(MAX_EXCHANGED_PEERS) {

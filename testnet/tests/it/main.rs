@@ -97,7 +97,13 @@ impl Net {
         let mut nodes = Vec::new();
         for index in 0..count {
             let mut args = layout.base_args(&dir, index);
-            args.extend(["--timeout-propose-ms".into(), "500".into()]);
+            // Links are proxies that can be cut: nodes must not learn and dial each
+            // other's real addresses (peer exchange), which would bypass a cut.
+            args.extend([
+                "--timeout-propose-ms".into(),
+                "500".into(),
+                "--no-peer-exchange".into(),
+            ]);
             if let (OBSERVER, Some(path)) = (index, &fifth_key_file) {
                 args.extend([
                     "--validator-key".into(),

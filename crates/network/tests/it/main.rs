@@ -19,7 +19,7 @@ fn config(bootstrap: Vec<cachet_network::Address>) -> NetworkConfig {
         max_block_bytes: 1024 * 1024,
         bound: Vec::new(),
         max_observer_peers: 64,
-        peer_exchange_interval: Duration::from_millis(500),
+        peer_exchange_interval: Some(Duration::from_millis(500)),
     }
 }
 
@@ -105,6 +105,35 @@ async fn peer_exchange_connects_operators_nodes_that_were_not_configured() {
     let left_bound = left.bound_peer_counter();
     assert_eq!(left_bound.load(std::sync::atomic::Ordering::Relaxed), 2);
     assert_eq!(observer.peers(), 1, "someone dialled the observer");
+}
+
+/// With peer exchange off (`--no-peer-exchange`), nodes keep to their configured peers:
+/// over several exchange intervals, left and right never learn of each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_peer_exchange_only_configured_peers_are_dialled() {
+    let keys: Vec<Keypair> = (0..3).map(|_| Keypair::generate_ed25519()).collect();
+    let bound: Vec<_> = keys.iter().map(|k| k.public().to_peer_id()).collect();
+    let with = |key: &Keypair, bootstrap| NetworkConfig {
+        keypair: key.clone(),
+        bound: bound.clone(),
+        peer_exchange_interval: None,
+        ..config(bootstrap)
+    };
+    let (middle, _m) = spawn(with(&keys[0], Vec::new())).unwrap();
+    let at = address_of(&middle).await;
+    let (left, _l) = spawn(with(&keys[1], vec![at.clone()])).unwrap();
+    let (right, _r) = spawn(with(&keys[2], vec![at.clone()])).unwrap();
+    eventually("both connected to the middle node", || {
+        left.peers() == 1 && right.peers() == 1 && middle.peers() == 2
+    })
+    .await;
+    // Six of the test config's exchange intervals (500 ms): none asks, none dials.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        (left.peers(), right.peers()),
+        (1, 1),
+        "a node dialled a peer it was not given"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
