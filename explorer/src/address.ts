@@ -1,9 +1,9 @@
-// Account addresses (`specs/encoding.md#account-addresses`): bech32m of the 32 key bytes
-// with the human-readable part `cachet`.
+// Account addresses (`specs/encoding.md#account-addresses`), by the verifier's encoder.
 
-import { bech32m, hex } from "@scure/base";
+import { hex } from "@scure/base";
+import { formatAddress } from "./verify/index";
 
 /** The address of a public key given in hex. */
 export function addressOf(publicKeyHex: string): string {
-  return bech32m.encode("cachet", bech32m.toWords(hex.decode(publicKeyHex)), 120);
+  return formatAddress(hex.decode(publicKeyHex));
 }

@@ -32,7 +32,8 @@ export const homePage: Page = async (main, _params, query) => {
     const last = blocks.at(-1);
     latest.append(pager("/", last && last.header.height > 1 ? last.header.height : null, "Older blocks", before === null));
   };
-  showBlocks(await rows(top));
+  const initial = await rows(top);
+  showBlocks(initial);
 
   main.replaceChildren(
     h("h1", {}, chain.chain_name || "Cachet chain"),
@@ -62,11 +63,18 @@ export const homePage: Page = async (main, _params, query) => {
   const events = new EventSource("/v1/events");
   events.addEventListener("open", () => (live.textContent = "on: new blocks appear as they become final"));
   events.addEventListener("error", () => (live.textContent = "reconnecting…"));
+  // The newest block goes on top; only it is fetched.
+  let shown = initial;
   events.addEventListener("block", (event) => {
     const data = JSON.parse((event as MessageEvent<string>).data) as { height: number; time_ms: number };
     height.textContent = String(data.height);
     tipTime.textContent = `${time(data.time_ms)} (${ago(data.time_ms)})`;
-    void rows(data.height).then(showBlocks);
+    void api.block(data.height).then((fresh) => {
+      shown = [fresh, ...shown.filter((b) => b.header.height !== fresh.header.height)]
+        .sort((a, b) => b.header.height - a.header.height)
+        .slice(0, PAGE);
+      showBlocks(shown);
+    });
   });
   return () => events.close();
 };

@@ -75,14 +75,29 @@ async function verify(stamp: string, out: HTMLElement, button: HTMLButtonElement
   out.replaceChildren(h("p", { role: "status" }, "Fetching the bundle and verifying…"));
   try {
     const bundle = await api.bundle(stamp);
-    // Let the message paint before the checks take the thread.
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    show(out, verifyBundle(bundle, trust.genesis));
+    show(out, await verifyOffThread(bundle, trust.genesis));
   } catch (error) {
-    out.replaceChildren(h("p", { class: "verdict failed", role: "status" }, `Could not fetch the bundle: ${String(error)}`));
+    out.replaceChildren(h("p", { class: "verdict failed", role: "status" }, `Could not verify: ${String(error)}`));
   } finally {
     button.disabled = false;
   }
+}
+
+/** The verdict on `bundle`, computed in a worker (inline where workers are unavailable). */
+function verifyOffThread(bundle: unknown, genesis: unknown): Promise<Verdict> {
+  if (typeof Worker === "undefined") return Promise.resolve(verifyBundle(bundle, genesis));
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL("../verify-worker.ts", import.meta.url), { type: "module" });
+    worker.addEventListener("message", (event: MessageEvent<Verdict>) => {
+      worker.terminate();
+      resolve(event.data);
+    });
+    worker.addEventListener("error", (event) => {
+      worker.terminate();
+      reject(new Error(`the verifier stopped: ${event.message}`));
+    });
+    worker.postMessage({ bundle, genesis });
+  });
 }
 
 function show(out: HTMLElement, verdict: Verdict): void {
