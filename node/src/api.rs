@@ -157,17 +157,18 @@ pub fn router(state: ApiState) -> Router {
         } else {
             Router::new()
         })
-        // Inside the routes: each request is counted under its route's pattern.
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.node.clone(),
-            record_request,
-        ))
+        // Inside the routes: each answer is marked with its route's pattern.
+        .route_layer(axum::middleware::from_fn(mark_route))
         .fallback(unknown_path)
         .method_not_allowed_fallback(wrong_method)
         .layer(timeout)
         .layer(axum::middleware::from_fn_with_state(
             admission,
             crate::server::admit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.node.clone(),
+            count_request,
         ))
         .with_state(state)
 }
@@ -185,30 +186,54 @@ fn ops_routes() -> Router<ApiState> {
 pub fn ops_router(state: ApiState) -> Router {
     let admission = state.admission.clone();
     ops_routes()
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.node.clone(),
-            record_request,
-        ))
+        .route_layer(axum::middleware::from_fn(mark_route))
         .fallback(unknown_path)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn_with_state(
             admission,
             crate::server::admit,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.node.clone(),
+            count_request,
+        ))
         .with_state(state)
 }
 
-/// Counts a routed request and its time under the route's pattern.
-async fn record_request(
-    State(node): State<Arc<Node>>,
+/// The pattern of the route that answered, carried out to [`count_request`].
+#[derive(Clone)]
+struct RoutePattern(String);
+
+/// Inside the routes: marks the answer with its route's pattern.
+async fn mark_route(
     route: Option<axum::extract::MatchedPath>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response
+            .extensions_mut()
+            .insert(RoutePattern(route.as_str().to_string()));
+    }
+    response
+}
+
+/// Outside everything: counts every answered request and its time under its route's
+/// pattern, or `unrouted` for those refused before routing (413, 408, 429, 503) and unknown
+/// paths.
+async fn count_request(
+    State(node): State<Arc<Node>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let response = next.run(request).await;
-    let route = route.as_ref().map_or("unmatched", |r| r.as_str());
+    let route = response
+        .extensions()
+        .get::<RoutePattern>()
+        .map_or("unrouted", |r| r.0.as_str());
     node.metrics_registry().api_request(
         route,
         method.as_str(),

@@ -19,7 +19,7 @@ use crate::node::Node;
 /// Labels of an API request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// The route's pattern (`/v1/stamp/{id}`), or `unmatched`.
+    /// The route's pattern (`/v1/stamp/{id}`), or `unrouted`.
     pub route: String,
     /// HTTP method.
     pub method: String,

@@ -94,6 +94,23 @@ fn metrics_on_their_own_address_move_under_load_and_health_writes_the_store() {
             ) >= 21.0
         );
         assert!(value("cachet_api_request_seconds_count", &[("route", "/v1/tx")]) >= 21.0);
+        // A body over the limit is refused before routing, and counted as such.
+        let oversize = format!(
+            "POST /v1/tx HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            64 << 20
+        );
+        let (status, _) = raw_text(api, oversize.as_bytes()).await;
+        assert_eq!(status, 413);
+        let refused = scrape(ops).await;
+        assert!(
+            sample(
+                &refused,
+                "cachet_api_requests_total",
+                &[("route", "unrouted"), ("method", "POST"), ("status", "413")]
+            )
+            .is_some_and(|n| n >= 1.0),
+            "the 413 is not counted"
+        );
         assert!(
             value("cachet_store_memtable_bytes", &[]) + value("cachet_store_sst_bytes", &[]) > 0.0
         );
