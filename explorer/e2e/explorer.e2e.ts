@@ -258,6 +258,24 @@ describe("the explorer on a dev node", () => {
     expect(unlabeled).toEqual([]);
   });
 
+  test("axe finds no accessibility violation on the main pages (contrast, labels, names, landmarks)", async () => {
+    // axe-core, run in the page by the test driver (not loaded by the explorer itself).
+    const axe = readFileSync(new URL("../node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+    const routes = ["/", `/stamp/${encodeURIComponent(world.frozenStamp)}`, `/issue/${world.issue}`, `/account/${world.alice}`, `/block/${world.transferHeight}`, `/tx/${world.transferTx}`, "/membership", "/genesis"];
+    for (const route of routes) {
+      const { page } = await open(world.node, route);
+      await page.locator("h1").waitFor();
+      await page.evaluate(axe);
+      const violations = await page.evaluate(async () => {
+        const result = await (window as unknown as { axe: { run: (context: Document, options: object) => Promise<{ violations: { id: string; help: string; nodes: { target: string[] }[] }[] }> } }).axe.run(document, {
+          runOnly: { type: "tag", values: ["wcag2a", "wcag2aa"] },
+        });
+        return result.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")})`);
+      });
+      expect(violations, `on ${route}`).toEqual([]);
+    }
+  });
+
   test("on a phone's width nothing overflows the page", async () => {
     for (const route of ["/", `/stamp/${encodeURIComponent(world.movedStamp)}`, `/issue/${world.issue}`, `/account/${world.alice}`]) {
       const { page } = await open(world.node, route, { width: 375, height: 740 });

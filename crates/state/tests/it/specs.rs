@@ -393,3 +393,36 @@ fn kind_table_matches_the_transaction_enum() {
         "the kind table of specs/ledger.md (left) is not the encoding of TxBody (right)"
     );
 }
+
+/// The worked example of `specs/encoding.md` (one field a line, hex first) is the
+/// encoding of the vector it names in `specs/vectors/golden.json`, byte for byte.
+#[test]
+fn the_worked_encoding_example_is_the_golden_bytes() {
+    let text = fs::read_to_string(root().join("specs/encoding.md")).unwrap();
+    let start = text
+        .find("Worked example, `")
+        .expect("specs/encoding.md has its worked example");
+    let name = text[start..]
+        .split('`')
+        .nth(1)
+        .expect("the example names its vector");
+    let block = text[start..]
+        .split("```")
+        .nth(1)
+        .expect("the example is a fenced block");
+    let hex: String = block
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    let golden: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(root().join("specs/vectors/golden.json")).unwrap(),
+    )
+    .unwrap();
+    let expected = golden[name]["encoding"]
+        .as_str()
+        .unwrap_or_else(|| panic!("golden.json has no encoding of {name}"));
+    assert_eq!(
+        hex, expected,
+        "the worked example of specs/encoding.md is not the encoding of {name} in golden.json"
+    );
+}
