@@ -1,9 +1,9 @@
 // The operator set: who is in it now, a change scheduled, and every change decided.
 
-import { api, type Operator } from "../api";
+import { api, PAGE, type Operator } from "../api";
 import { h, hash, table } from "../dom";
 import { words } from "../format";
-import { account, block } from "./common";
+import { account, block, pager } from "./common";
 import type { Page } from "../main";
 
 interface Epoch {
@@ -16,9 +16,13 @@ interface Epoch {
   operators: Operator[];
 }
 
-export const membershipPage: Page = async (main) => {
+export const membershipPage: Page = async (main, _params, query) => {
   const membership = await api.membership();
-  const changes = membership.changes as unknown as Epoch[];
+  const all = membership.changes as unknown as Epoch[];
+  // History pages of PAGE changes, oldest first.
+  const from = Math.max(0, Number(query.get("after") ?? 0) || 0);
+  const changes = all.slice(from, from + PAGE);
+  const next = from + PAGE < all.length ? from + PAGE : null;
   const scheduled = membership.scheduled as unknown as Epoch | null;
   const describe = (epoch: Epoch) => {
     const subject = typeof epoch.change.operator === "string" ? epoch.change.operator : epoch.change.operator.id;
@@ -38,7 +42,7 @@ export const membershipPage: Page = async (main) => {
       : h("p", { class: "muted" }, "None."),
     h("h2", {}, "History"),
     table(
-      "Every decided change, oldest first",
+      `Decided changes, oldest first (${all.length === 0 ? "none" : `${from + 1} to ${from + changes.length} of ${all.length}`})`,
       ["Change", "Proposed by", "Approved by", "Decided at", "In force from", "Proposal"],
       changes.map((epoch) => [
         describe(epoch),
@@ -49,5 +53,6 @@ export const membershipPage: Page = async (main) => {
         hash(epoch.proposal, `/tx/${epoch.proposal}`),
       ]),
     ),
+    pager("/membership", next, "Later changes", from === 0),
   );
 };
