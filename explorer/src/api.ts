@@ -118,7 +118,7 @@ export interface IssueRecord {
   design_uri: string;
   print_run: number;
   variants: Variant[];
-  co_issuers: string[];
+  co_issuers: { operator: string; share: number }[];
 }
 
 export interface IssueInfo {

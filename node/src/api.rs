@@ -669,6 +669,17 @@ async fn supply(
         .ok_or_else(|| ApiError::not_found(format!("unknown issue {id}")))
 }
 
+/// A stamp's record as the API answers it.
+fn stamp_info(stamp: StampId, record: cachet_state::StampState) -> StampInfo {
+    StampInfo {
+        stamp,
+        owner: record.owner,
+        status: record.status,
+        last_event: record.last_event,
+        event_count: record.event_count,
+    }
+}
+
 fn load_stamp(state: &ApiState, id: &StampId) -> Result<StampInfo, ApiError> {
     match state
         .node
@@ -676,13 +687,7 @@ fn load_stamp(state: &ApiState, id: &StampId) -> Result<StampInfo, ApiError> {
         .store()
         .state(&StateKey::Stamp(id.clone()))?
     {
-        Some(StateValue::Stamp(stamp)) => Ok(StampInfo {
-            stamp: id.clone(),
-            owner: stamp.owner,
-            status: stamp.status,
-            last_event: stamp.last_event,
-            event_count: stamp.event_count,
-        }),
+        Some(StateValue::Stamp(record)) => Ok(stamp_info(id.clone(), record)),
         _ => Err(ApiError::not_found(format!("unknown stamp {id}"))),
     }
 }
@@ -786,13 +791,7 @@ async fn issue_stamps(
         issue: id,
         stamps: stamps
             .into_iter()
-            .map(|(stamp, record)| StampInfo {
-                stamp,
-                owner: record.owner,
-                status: record.status,
-                last_event: record.last_event,
-                event_count: record.event_count,
-            })
+            .map(|(stamp, record)| stamp_info(stamp, record))
             .collect(),
         next,
     }))

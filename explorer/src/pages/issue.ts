@@ -37,7 +37,7 @@ export const issuePage: Page = async (main, [id], query) => {
       ["Design address", h("code", { class: "uri" }, r.design_uri)],
       ["Design SHA-256", hash(r.design_sha256)],
       ["Variants", r.variants.length > 0 ? r.variants.map((v) => v.name).join(", ") : h("span", { class: "muted" }, "none")],
-      ["Co-issuers", r.co_issuers.length > 0 ? (r.co_issuers as unknown as { operator: string }[]).map((c) => c.operator).join(", ") : h("span", { class: "muted" }, "none")],
+      ["Co-issuers", r.co_issuers.length > 0 ? r.co_issuers.map((c) => c.operator).join(", ") : h("span", { class: "muted" }, "none")],
     ]),
     h("div", { class: "design-check" }, check, design),
     h("h2", {}, "Supply"),
@@ -54,7 +54,7 @@ export const issuePage: Page = async (main, [id], query) => {
       ? table(
           "Co-issuers",
           ["Operator", "Share", "Minted"],
-          (r.co_issuers as unknown as { operator: string; share: number }[]).map((c, i) => [c.operator, String(c.share), String(info.co_issuer_minted[i] ?? 0)]),
+          r.co_issuers.map((c, i) => [c.operator, String(c.share), String(info.co_issuer_minted[i] ?? 0)]),
         )
       : null,
     h("h2", {}, "Stamps"),
