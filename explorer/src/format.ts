@@ -33,11 +33,6 @@ export function money(amountMinor: number, currency: string): string {
   }
 }
 
-/** A stamp id for a route or an API path: its `#` escaped. */
-export function stampPath(id: string): string {
-  return encodeURIComponent(id);
-}
-
 /** The words of a snake_case code: "not_owner" -> "not owner". */
 export function words(code: string): string {
   return code.replaceAll("_", " ");
