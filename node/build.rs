@@ -2,7 +2,10 @@
 //! them when they are missing, instead of failing inside the embedding macro.
 
 fn main() {
-    let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../explorer/dist");
+    // Read at run time: a build script compiled for one clone is reused by another clone
+    // that shares the target directory, and `env!` would keep the first clone's path.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dist = std::path::Path::new(&manifest_dir).join("../explorer/dist");
     println!("cargo:rerun-if-changed={}", dist.display());
     if !dist.join("index.html").is_file() {
         panic!(
