@@ -91,6 +91,13 @@ impl From<PathRejection> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
+        if let StoreError::Backfilling { .. } = error {
+            return ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "backfilling".into(),
+                error.to_string(),
+            );
+        }
         tracing::error!(%error, "storage error while serving a request");
         ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,

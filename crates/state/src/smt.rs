@@ -223,6 +223,111 @@ fn join(at: NodeKey, left: Child, right: Child, writes: &mut NodeWrites) -> Chil
     }
 }
 
+/// The subtree holding exactly `leaves` (sorted by key, unique, every key under `at`), built
+/// from nothing: its summary and the nodes to store. A snapshot chunk is checked this way
+/// against the summary its manifest proves.
+pub fn subtree(at: NodeKey, leaves: &[(Hash, Hash)]) -> Result<(Child, NodeWrites), StateError> {
+    if !leaves.windows(2).all(|w| w[0].0 < w[1].0) {
+        return Err(StateError::DuplicateKey);
+    }
+    let mut writes = Vec::new();
+    let child = build(at, leaves, &mut writes)?;
+    writes.retain(|(_, node)| node.is_some());
+    Ok((child, writes))
+}
+
+/// The key of subtree number `index` at `depth` (its prefix is `index` in `depth` bits).
+pub fn subtree_key(depth: u8, index: u32) -> NodeKey {
+    debug_assert!(depth <= 32 && u64::from(index) < 1u64 << depth);
+    let mut prefix = Hash::ZERO;
+    for d in 0..depth {
+        if (index >> (depth - 1 - d)) & 1 == 1 {
+            set_bit(&mut prefix, d);
+        }
+    }
+    NodeKey { depth, prefix }
+}
+
+/// The number of the subtree at `depth` that holds `key` (the key's first `depth` bits).
+pub fn subtree_index(key: &Hash, depth: u8) -> u32 {
+    (0..depth).fold(0u32, |index, d| (index << 1) | u32::from(bit(key, d)))
+}
+
+/// The summaries of the 2^`depth` subtrees at `depth` of the tree rooted at `root`, in
+/// prefix order: what a snapshot manifest lists.
+pub fn summaries(
+    source: &dyn NodeSource,
+    root: Child,
+    depth: u8,
+) -> Result<Vec<Child>, StateError> {
+    let top = NodeKey {
+        depth: 0,
+        prefix: Hash::ZERO,
+    };
+    let mut out = Vec::with_capacity(1usize << depth);
+    summaries_at(source, top, root, depth, &mut out)?;
+    Ok(out)
+}
+
+fn summaries_at(
+    source: &dyn NodeSource,
+    at: NodeKey,
+    current: Child,
+    depth: u8,
+    out: &mut Vec<Child>,
+) -> Result<(), StateError> {
+    let below = 1usize << (depth - at.depth);
+    match current {
+        _ if at.depth == depth => out.push(current),
+        Child::Empty => out.extend(std::iter::repeat_n(Child::Empty, below)),
+        Child::Leaf { key, .. } => {
+            // A single leaf sits in exactly one of the subtrees below; the rest are empty.
+            let first = subtree_index(&at.prefix, depth) as usize;
+            let own = subtree_index(&key, depth) as usize - first;
+            out.extend((0..below).map(|i| if i == own { current } else { Child::Empty }));
+        }
+        Child::Node(expected) => {
+            let node = source.node(&at)?.ok_or(StateError::MissingNode {
+                depth: at.depth,
+                prefix: at.prefix,
+            })?;
+            if node.hash() != expected {
+                return Err(StateError::CorruptNode {
+                    depth: at.depth,
+                    prefix: at.prefix,
+                });
+            }
+            summaries_at(source, at.child(false), node.left, depth, out)?;
+            summaries_at(source, at.child(true), node.right, depth, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The tree above `depth` whose subtrees there are `children` (2^`depth` summaries in
+/// prefix order): its root and the nodes to store. The inverse of [`summaries`].
+pub fn assemble(depth: u8, children: &[Child]) -> (Child, NodeWrites) {
+    assert_eq!(children.len(), 1usize << depth, "one summary per subtree");
+    let mut writes = Vec::new();
+    let top = NodeKey {
+        depth: 0,
+        prefix: Hash::ZERO,
+    };
+    let root = assemble_at(top, children, &mut writes);
+    writes.retain(|(_, node)| node.is_some());
+    (root, writes)
+}
+
+fn assemble_at(at: NodeKey, children: &[Child], writes: &mut NodeWrites) -> Child {
+    if let [only] = children {
+        return *only;
+    }
+    let (left, right) = children.split_at(children.len() / 2);
+    let left = assemble_at(at.child(false), left, writes);
+    let right = assemble_at(at.child(true), right, writes);
+    join(at, left, right, writes)
+}
+
 /// Proof of one key's value, or of its absence, against a root hash.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
 pub struct SmtProof {
@@ -408,6 +513,50 @@ mod tests {
         let root = tree.apply(Child::Empty, &BTreeMap::from([(h(1), h(2))]));
         assert_eq!(root.hash(), leaf_hash(&h(1), &h(2)));
         assert!(tree.0.is_empty());
+    }
+
+    #[test]
+    fn summaries_assemble_back_to_the_root_and_subtrees_rebuild_them() {
+        for count in [0u64, 1, 2, 3, 40, 300] {
+            let mut tree = Memory::default();
+            let all: BTreeMap<Hash, Hash> = (0..count).map(|i| (h(i), h(i + 7))).collect();
+            let root = tree.apply(Child::Empty, &all);
+            for depth in [0u8, 1, 3, 6] {
+                let children = summaries(&tree, root, depth).unwrap();
+                assert_eq!(children.len(), 1 << depth);
+                let (assembled, top) = assemble(depth, &children);
+                assert_eq!(assembled, root, "{count} leaves at depth {depth}");
+                let mut rebuilt: BTreeMap<NodeKey, Node> =
+                    top.into_iter().map(|(k, n)| (k, n.unwrap())).collect();
+                for (index, summary) in children.iter().enumerate() {
+                    let at = subtree_key(depth, index as u32);
+                    let leaves: Vec<(Hash, Hash)> = all
+                        .iter()
+                        .filter(|(k, _)| subtree_index(k, depth) == index as u32)
+                        .map(|(k, v)| (*k, *v))
+                        .collect();
+                    let (child, writes) = subtree(at, &leaves).unwrap();
+                    assert_eq!(child, *summary, "subtree {index} at depth {depth}");
+                    rebuilt.extend(writes.into_iter().map(|(k, n)| (k, n.unwrap())));
+                }
+                // The rebuilt nodes are exactly the stored ones.
+                assert_eq!(rebuilt, tree.0, "{count} leaves at depth {depth}");
+            }
+        }
+    }
+
+    #[test]
+    fn subtree_keys_and_indexes_agree() {
+        for depth in [0u8, 1, 5, 16] {
+            for index in [0u32, 1, 7, 40_000] {
+                if u64::from(index) >= 1 << depth {
+                    continue;
+                }
+                let at = subtree_key(depth, index);
+                assert_eq!(subtree_index(&at.prefix, depth), index);
+            }
+        }
+        assert!(subtree(subtree_key(0, 0), &[(h(1), h(1)), (h(1), h(2))]).is_err());
     }
 
     #[test]

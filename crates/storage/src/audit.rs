@@ -131,6 +131,14 @@ pub fn audit(
         Some(bytes) => codec::decode(&bytes, 1024).map_err(|e| corrupt("tip record", e))?,
         None => return Err(StoreError::Corrupt("no tip recorded".into()).into()),
     };
+    if let Some(bytes) = db.get(CF_META, crate::META_BASE)? {
+        let base = bytes
+            .as_slice()
+            .try_into()
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        return Err(StoreError::Backfilling { base }.into());
+    }
     let replay = Ledger::new(Store::open(scratch, genesis)?);
     let mut txs_total = 0u64;
     // Pipelined: a reader thread decodes and signature-checks block h+1 (on every core)

@@ -6,9 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
-#[cfg(feature = "rocksdb")]
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 #[cfg(feature = "rocksdb")]
 use rocksdb::{
@@ -37,11 +36,13 @@ pub enum Family {
     Holdings,
     /// `genesis` -> genesis, `tip` -> tip record
     Meta,
+    /// state tree key -> state key (what a snapshot chunk of a subtree reads)
+    Leaves,
 }
 
 impl Family {
     /// Every family, in a fixed order.
-    pub const ALL: [Family; 8] = [
+    pub const ALL: [Family; 9] = [
         Family::Blocks,
         Family::BlockIndex,
         Family::TxIndex,
@@ -50,6 +51,7 @@ impl Family {
         Family::History,
         Family::Holdings,
         Family::Meta,
+        Family::Leaves,
     ];
 
     /// The RocksDB column family name.
@@ -63,6 +65,7 @@ impl Family {
             Family::History => "history",
             Family::Holdings => "holdings",
             Family::Meta => "meta",
+            Family::Leaves => "leaves",
         }
     }
 
@@ -116,6 +119,12 @@ pub trait Backend: Send + Sync {
 
     /// Approximate size of what is stored, in bytes, for metrics.
     fn approximate_size(&self) -> u64;
+
+    /// A frozen copy of what is stored now, for reading while this backend moves on (the
+    /// state a node serves as a snapshot). RocksDB makes a checkpoint in `dir` (hard links to
+    /// its table files; `dir` must not exist) and opens it read-only; the memory backend
+    /// copies its maps and ignores `dir`.
+    fn freeze(&self, dir: &Path) -> Result<Arc<dyn Backend>, StoreError>;
 
     /// The engine's figures, for metrics; a backend without an engine has its size alone.
     fn stats(&self) -> StoreStats {
@@ -269,6 +278,19 @@ impl Backend for RocksBackend {
         self.sum_property("rocksdb.total-sst-files-size")
     }
 
+    fn freeze(&self, dir: &Path) -> Result<Arc<dyn Backend>, StoreError> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)?
+            .create_checkpoint(dir)
+            .map_err(|e| {
+                StoreError::Db(format!(
+                    "cannot make a checkpoint in {}: {}",
+                    dir.display(),
+                    e.into_string()
+                ))
+            })?;
+        Ok(Arc::new(RocksBackend::open_read_only(dir)?))
+    }
+
     fn stats(&self) -> StoreStats {
         let db_wide = |name: &str| self.db.property_int_value(name).ok().flatten().unwrap_or(0);
         StoreStats {
@@ -298,7 +320,7 @@ impl RocksBackend {
     }
 }
 
-type Families = [BTreeMap<Vec<u8>, Vec<u8>>; 8];
+type Families = [BTreeMap<Vec<u8>, Vec<u8>>; 9];
 
 /// The families in ordered maps behind one lock: a batch is applied under the write lock,
 /// so readers see whole batches only, as with RocksDB. Nothing here touches a disk or a
@@ -353,6 +375,12 @@ impl Backend for MemoryBackend {
             };
         }
         Ok(())
+    }
+
+    fn freeze(&self, _dir: &Path) -> Result<Arc<dyn Backend>, StoreError> {
+        Ok(Arc::new(MemoryBackend {
+            families: RwLock::new(self.read().clone()),
+        }))
     }
 
     fn approximate_size(&self) -> u64 {

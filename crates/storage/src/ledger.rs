@@ -7,7 +7,7 @@
 //! (the genesis operators until a membership change applies).
 
 use cachet_state::{
-    BlockError, BlockRefusal, ExecutedBlock, StateError, build_block, execute_block,
+    BlockError, BlockRefusal, ExecutedBlock, StampEvent, StateError, build_block, execute_block,
 };
 use cachet_types::{
     Block, BlockHeader, CertifiedBlock, CommitCertificate, PublicKey, VerifiedTx, verify_parallel,
@@ -182,6 +182,19 @@ impl Ledger {
         Ok(self
             .commit_proposal(executed, certified.certificate.clone())?
             .0)
+    }
+
+    /// Like [`Ledger::commit_certified`], also returning the block's stamp events (what a
+    /// backfill hands to the state-synced store).
+    pub fn commit_certified_events(
+        &self,
+        certified: &CertifiedBlock,
+    ) -> Result<Vec<StampEvent>, LedgerError> {
+        check_certificate(self, &certified.block.header, &certified.certificate)?;
+        let executed = self.prepare(certified.block.clone())?;
+        let events = executed.changes.events.clone();
+        self.commit_proposal(executed, certified.certificate.clone())?;
+        Ok(events)
     }
 
     /// Like [`Ledger::commit_certified`], for a block whose transactions the caller has

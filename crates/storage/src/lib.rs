@@ -10,7 +10,9 @@
 //! - `tree`: state tree node key (depth || prefix) -> node
 //! - `history`: stamp id || seq (u32 BE) -> stamp event
 //! - `holdings`: owner key || stamp id -> (empty)
-//! - `meta`: `genesis` -> genesis, `tip` -> tip record
+//! - `meta`: `genesis` -> genesis, `tip` -> tip record, `base` -> height (after a state
+//!   sync, until its backfill ends), `import` -> an unfinished snapshot import
+//! - `leaves`: state tree key -> state key (the state in tree order, for snapshot chunks)
 //!
 //! Each block's batch carries every family's updates and the new tip, written with the WAL
 //! and synced: after a crash the store holds whole blocks only. One writer; readers may run
@@ -30,6 +32,7 @@ pub mod backend;
 pub mod backup;
 pub mod ledger;
 mod provenance;
+pub mod snapshot;
 
 #[cfg(feature = "rocksdb")]
 pub use backend::RocksBackend;
@@ -54,8 +57,15 @@ const CF_TREE: Family = Family::Tree;
 const CF_HISTORY: Family = Family::History;
 const CF_HOLDINGS: Family = Family::Holdings;
 const CF_META: Family = Family::Meta;
+const CF_LEAVES: Family = Family::Leaves;
 const META_GENESIS: &[u8] = b"genesis";
 const META_TIP: &[u8] = b"tip";
+/// After a state sync: the snapshot's height, up to which history is still being backfilled.
+const META_BASE: &[u8] = b"base";
+/// An unfinished snapshot import (`snapshot::ImportRecord`).
+const META_IMPORT: &[u8] = b"import";
+/// Present once `leaves` indexes every state key (stores made before it are indexed on open).
+const META_LEAVES_INDEXED: &[u8] = b"leaves-indexed";
 /// Written by health checks: proves the store takes a synced write. Not ledger data.
 const META_HEALTH: &[u8] = b"health";
 
@@ -81,6 +91,22 @@ pub enum StoreError {
         expected: Hash,
         /// Chain on disk.
         found: Hash,
+    },
+    /// The store holds an unfinished snapshot import: it opens only to go on with it.
+    #[error(
+        "the store holds an unfinished state sync to height {height}: run the node with state sync to finish it, or remove the data directory"
+    )]
+    ImportUnfinished {
+        /// The snapshot's height.
+        height: u64,
+    },
+    /// What was asked needs history the store is still backfilling after a state sync.
+    #[error(
+        "the history up to block {base} is still being fetched after a state sync; try again once the backfill ends"
+    )]
+    Backfilling {
+        /// The height up to which history is missing.
+        base: u64,
     },
     /// A block does not extend the tip.
     #[error("block {height} does not extend the tip at {tip}")]
@@ -185,8 +211,25 @@ impl Store {
     }
 
     /// Opens the store for `genesis` on `db` (empty, or holding this chain), and checks the
-    /// chain at its tip. Reopening the same backend is how a simulated node restarts.
+    /// chain at its tip. Reopening the same backend is how a simulated node restarts. A
+    /// store with an unfinished snapshot import is refused ([`Store::with_backend_importing`]
+    /// opens it to go on).
     pub fn with_backend(db: Arc<dyn Backend>, genesis: &Genesis) -> Result<Store, StoreError> {
+        let store = Store::with_backend_importing(db, genesis)?;
+        if let Some(record) = store.import_record()? {
+            return Err(StoreError::ImportUnfinished {
+                height: record.block.block.header.height,
+            });
+        }
+        Ok(store)
+    }
+
+    /// Like [`Store::with_backend`], also for a store whose snapshot import is unfinished
+    /// (see [`Store::import_progress`]).
+    pub fn with_backend_importing(
+        db: Arc<dyn Backend>,
+        genesis: &Genesis,
+    ) -> Result<Store, StoreError> {
         let chain_id = genesis.chain_id();
         let store = Store {
             db,
@@ -204,6 +247,7 @@ impl Store {
                         found: stored.chain_id(),
                     });
                 }
+                store.index_leaves()?;
                 store.check_tip()?;
             }
             None => {
@@ -211,10 +255,37 @@ impl Store {
                 batch.put(CF_META, META_GENESIS, codec::encode(genesis));
                 let tip = Tip::genesis(genesis);
                 batch.put(CF_META, META_TIP, codec::encode(&tip));
+                batch.put(CF_META, META_LEAVES_INDEXED, []);
                 store.db.write(batch)?;
             }
         }
         Ok(store)
+    }
+
+    /// Fills the tree-key index of a store made before it existed: one scan of the state.
+    fn index_leaves(&self) -> Result<(), StoreError> {
+        if self.db.get(CF_META, META_LEAVES_INDEXED)?.is_some() {
+            return Ok(());
+        }
+        let mut batch = Batch::default();
+        let mut failed = None;
+        self.db.scan(CF_STATE, &[], &mut |key, _| {
+            let state_key: StateKey =
+                codec::decode(key, 1024).map_err(|e| corrupt("state key", e))?;
+            batch.put(CF_LEAVES, state_key.tree_key().as_bytes(), key);
+            if batch.ops().len() >= 10_000
+                && let Err(error) = self.db.write(std::mem::take(&mut batch))
+            {
+                failed = Some(error);
+                return Ok(false);
+            }
+            Ok(true)
+        })?;
+        if let Some(error) = failed {
+            return Err(error);
+        }
+        batch.put(CF_META, META_LEAVES_INDEXED, []);
+        self.db.write(batch)
     }
 
     /// The genesis this store holds.
@@ -259,7 +330,13 @@ impl Store {
                 tip.height
             )));
         }
-        let lowest = tip.height.saturating_sub(OPEN_CHECK_DEPTH - 1).max(1);
+        // After a state sync the blocks below the base are not here until the backfill.
+        let base = self.base()?;
+        let lowest = tip
+            .height
+            .saturating_sub(OPEN_CHECK_DEPTH - 1)
+            .max(base.unwrap_or(1))
+            .max(1);
         self.check_block_contents(&top)?;
         let mut child = top;
         for height in (lowest..tip.height).rev() {
@@ -275,7 +352,7 @@ impl Store {
             }
             child = block;
         }
-        if lowest == 1 && child.block.header.prev_hash != self.chain_id {
+        if lowest == 1 && base.is_none() && child.block.header.prev_hash != self.chain_id {
             return Err(StoreError::Corrupt(
                 "block 1 does not link to the genesis".into(),
             ));
@@ -534,23 +611,11 @@ impl Store {
         );
         let block_hash = header.hash();
         let mut batch = Batch::default();
-        batch.put(
-            CF_BLOCKS,
-            header.height.to_be_bytes(),
-            codec::encode(certified),
-        );
-        batch.put(
-            CF_BLOCK_INDEX,
-            block_hash.as_bytes(),
-            header.height.to_be_bytes(),
-        );
-        for (index, tx) in certified.block.txs.iter().enumerate() {
-            let mut location = header.height.to_be_bytes().to_vec();
-            location.extend_from_slice(&(index as u32).to_be_bytes());
-            batch.put(CF_TX_INDEX, tx.id().as_bytes(), location);
-        }
+        snapshot::put_block(&mut batch, certified);
         for (key, value) in &changes.writes {
-            batch.put(CF_STATE, key.to_bytes(), value.to_bytes());
+            let key_bytes = key.to_bytes();
+            batch.put(CF_LEAVES, key.tree_key().as_bytes(), &key_bytes);
+            batch.put(CF_STATE, key_bytes, value.to_bytes());
         }
         for (key, node) in tree_writes {
             match node {
@@ -608,6 +673,12 @@ impl Store {
             };
         }
         Ok(new_tip)
+    }
+
+    /// A frozen copy of the store as it is now, for serving a snapshot while this store
+    /// commits on (see [`Backend::freeze`]; RocksDB puts a checkpoint in `dir`).
+    pub fn freeze(&self, dir: &std::path::Path) -> Result<Store, StoreError> {
+        Store::with_backend(self.db.freeze(dir)?, &self.genesis)
     }
 
     /// Proof of one state key's current value against the tip's state root.

@@ -64,9 +64,19 @@ impl Blocks<'_> {
 }
 
 impl Store {
+    /// Proofs read blocks from the genesis on: a state-synced store has them only once its
+    /// backfill ends.
+    fn refuse_while_backfilling(&self) -> Result<(), StoreError> {
+        match self.base()? {
+            Some(base) => Err(StoreError::Backfilling { base }),
+            None => Ok(()),
+        }
+    }
+
     /// The proof of every membership change active at `height`: each proposal and its
     /// approvals with their blocks' headers.
     pub fn membership_proof(&self, height: u64) -> Result<MembershipProof, StoreError> {
+        self.refuse_while_backfilling()?;
         let mut blocks = Blocks {
             store: self,
             headers: BTreeMap::new(),
@@ -101,6 +111,7 @@ impl Store {
 
     /// The provenance bundle of `stamp`, or None if it was never minted.
     pub fn provenance(&self, stamp: &StampId) -> Result<Option<ProvenanceBundle>, StoreError> {
+        self.refuse_while_backfilling()?;
         let key = StateKey::Stamp(stamp.clone());
         let Some(StateValue::Stamp(record)) = self.state(&key)? else {
             return Ok(None);
@@ -158,6 +169,7 @@ impl Store {
 
     /// The supply proof of `issue` at the tip, or None if there is no such issue.
     pub fn supply_proof(&self, issue: &IssueId) -> Result<Option<SupplyProof>, StoreError> {
+        self.refuse_while_backfilling()?;
         let key = StateKey::Issue(issue.clone());
         let Some(StateValue::Issue(state)) = self.state(&key)? else {
             return Ok(None);

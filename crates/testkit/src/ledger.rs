@@ -233,6 +233,11 @@ impl Backend for FlakyBackend {
         self.inner.write(batch)
     }
 
+    fn freeze(&self, dir: &std::path::Path) -> Result<std::sync::Arc<dyn Backend>, StoreError> {
+        self.check()?;
+        self.inner.freeze(dir)
+    }
+
     fn approximate_size(&self) -> u64 {
         self.inner.approximate_size()
     }

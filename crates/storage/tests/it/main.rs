@@ -301,6 +301,7 @@ fn a_corrupt_block_is_reported_on_open() {
     }
 }
 mod provenance;
+mod snapshot;
 
 fn ledger_with_blocks(dir: &std::path::Path, chain: &TestChain) {
     let ledger = Ledger::new(Store::open(dir, &chain.genesis).unwrap());
