@@ -131,6 +131,9 @@ pub async fn dispatch(
             NetEvent::PeerConnected(peer) => {
                 offer(&inputs, Input::PeerConnected(peer));
             }
+            NetEvent::SnapshotRequest { .. }
+            | NetEvent::SnapshotResponse { .. }
+            | NetEvent::SnapshotFailed { .. } => {}
         }
     }
 }

@@ -4,6 +4,7 @@
 //!   transactions, block building, proposal checks, commits, blocks for peers, statuses.
 //! - [`Core`] (`core.rs`): the consensus driver with timers, block sync and commit, driven by
 //!   inputs that carry the time and answering with [`Effect`]s.
+//! - [`statesync`]: state sync: serving snapshots, joining from one, and the backfill.
 //! - [`wire`]: the byte forms of consensus envelopes and transaction batches.
 //!
 //! No clock, socket or async runtime here, and no thread but the scoped workers that
@@ -15,6 +16,7 @@
 pub mod chain;
 pub mod core;
 pub mod mempool;
+pub mod statesync;
 pub mod wire;
 
 pub use chain::{

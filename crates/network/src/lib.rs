@@ -1,5 +1,6 @@
 //! Cachet's peer-to-peer network on libp2p: TCP with noise and yamux, gossipsub for
-//! transactions and consensus messages, request-response for block sync, identify.
+//! transactions and consensus messages, request-response for block sync and for state sync
+//! (snapshots: opaque requests and answers the node encodes), identify.
 //!
 //! The network moves bytes and knows nothing of their meaning: the node decodes and checks
 //! every gossiped message and reports a [`Verdict`], and gossipsub forwards only what was
@@ -100,6 +101,16 @@ const MAX_EXCHANGE_DIALS: usize = 32;
 const SYNC_REQUESTS_PER_SECOND: u32 = 20;
 const SYNC_REQUEST_BURST: u32 = 40;
 
+/// State-sync requests one peer may make per second (and in a burst): a syncing node keeps a
+/// few chunk requests in flight, each answer up to [`MAX_SNAPSHOT_ANSWER_BYTES`].
+const SNAPSHOT_REQUESTS_PER_SECOND: u32 = 20;
+const SNAPSHOT_REQUEST_BURST: u32 = 40;
+
+/// Largest state-sync request (the node's requests are a few dozen bytes).
+pub const MAX_SNAPSHOT_REQUEST_BYTES: usize = 1024;
+/// Largest state-sync answer: a chunk, or an offer with its manifest and membership proof.
+pub const MAX_SNAPSHOT_ANSWER_BYTES: usize = 32 << 20;
+
 /// Peer-exchange requests one peer may make per minute (and in a burst).
 const EXCHANGE_REQUESTS_PER_MINUTE: u32 = 12;
 const EXCHANGE_REQUEST_BURST: u32 = 4;
@@ -168,6 +179,12 @@ struct SyncResponse {
     blocks: Vec<ByteBuf>,
 }
 
+/// A state-sync request or answer: bytes the node encodes and checks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SnapshotMessage {
+    bytes: ByteBuf,
+}
+
 /// Peer exchange: "which operators' nodes do you know?"
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ExchangeRequest {}
@@ -208,6 +225,27 @@ pub enum NetEvent {
         /// The blocks.
         blocks: Vec<Vec<u8>>,
     },
+    /// A peer asks for state-sync data; answer with [`Command::RespondSnapshot`].
+    SnapshotRequest {
+        /// The request's bytes.
+        request: Vec<u8>,
+        /// Token to answer with.
+        token: u64,
+        /// The peer.
+        from: PeerId,
+    },
+    /// A peer's answer to our state-sync request.
+    SnapshotResponse {
+        /// The peer.
+        from: PeerId,
+        /// The answer's bytes.
+        response: Vec<u8>,
+    },
+    /// A state-sync request of ours got no answer (timeout, refused, peer gone).
+    SnapshotFailed {
+        /// The peer.
+        from: PeerId,
+    },
     /// A peer connected.
     PeerConnected(PeerId),
 }
@@ -243,6 +281,20 @@ pub enum Command {
     /// The peer identities bound to the operators from now on (the node sends them when the
     /// operator set changes).
     SetBound(Vec<PeerId>),
+    /// Send a state-sync request to `peer` (or the next connected peer).
+    RequestSnapshot {
+        /// The peer, if a particular one.
+        peer: Option<PeerId>,
+        /// The request's bytes (at most [`MAX_SNAPSHOT_REQUEST_BYTES`]).
+        request: Vec<u8>,
+    },
+    /// Answer a state-sync request (at most [`MAX_SNAPSHOT_ANSWER_BYTES`]).
+    RespondSnapshot {
+        /// The request's token.
+        token: u64,
+        /// The answer's bytes.
+        response: Vec<u8>,
+    },
 }
 
 /// Why the network could not start.
@@ -320,6 +372,8 @@ impl Command {
             Command::RequestBlocks { .. } => "request-blocks",
             Command::Respond { .. } => "respond",
             Command::SetBound(_) => "set-bound",
+            Command::RequestSnapshot { .. } => "request-snapshot",
+            Command::RespondSnapshot { .. } => "respond-snapshot",
         }
     }
 }
@@ -330,6 +384,7 @@ struct Behaviour {
     gossipsub: gossipsub::Behaviour,
     sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
     exchange: request_response::cbor::Behaviour<ExchangeRequest, ExchangeResponse>,
+    snapshot: request_response::cbor::Behaviour<SnapshotMessage, SnapshotMessage>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
 }
@@ -424,6 +479,17 @@ fn build_swarm(config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkError>
         [(exchange_protocol, ProtocolSupport::Full)],
         request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
     );
+    let snapshot_protocol =
+        StreamProtocol::try_from_owned(topic_name(&config.chain_id, "snapshot"))
+            .map_err(|e| setup(&e))?;
+    let snapshot = request_response::Behaviour::with_codec(
+        request_response::cbor::codec::Codec::default()
+            // The CBOR byte string's own header on top of the bytes.
+            .set_request_size_maximum(MAX_SNAPSHOT_REQUEST_BYTES as u64 + 64)
+            .set_response_size_maximum(MAX_SNAPSHOT_ANSWER_BYTES as u64 + 64),
+        [(snapshot_protocol, ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+    );
     let limits = connection_limits::Behaviour::new(
         connection_limits::ConnectionLimits::default()
             .with_max_established_incoming(Some(MAX_CONNECTIONS))
@@ -462,6 +528,7 @@ fn build_swarm(config: &NetworkConfig) -> Result<Swarm<Behaviour>, NetworkError>
             gossipsub,
             sync,
             exchange,
+            snapshot,
             identify,
             // A connection a partition silenced looks alive to TCP until its retransmission
             // timer gives up (minutes, growing with the partition): pings find it in
@@ -544,6 +611,7 @@ pub fn spawn(
         peers: peers.clone(),
         listening: listening_tx,
         pending_responses: BTreeMap::new(),
+        pending_snapshot: BTreeMap::new(),
         next_token: 0,
         connected: HashSet::new(),
         rotation: 0,
@@ -561,6 +629,10 @@ pub fn spawn(
         exchange_limit: governor::RateLimiter::keyed(
             governor::Quota::per_minute(nonzero(EXCHANGE_REQUESTS_PER_MINUTE))
                 .allow_burst(nonzero(EXCHANGE_REQUEST_BURST)),
+        ),
+        snapshot_limit: governor::RateLimiter::keyed(
+            governor::Quota::per_second(nonzero(SNAPSHOT_REQUESTS_PER_SECOND))
+                .allow_burst(nonzero(SNAPSHOT_REQUEST_BURST)),
         ),
     };
     tokio::spawn(task.run(command_rx));
@@ -586,6 +658,7 @@ struct Task {
     peers: Arc<AtomicUsize>,
     listening: watch::Sender<Vec<Multiaddr>>,
     pending_responses: BTreeMap<u64, ResponseChannel<SyncResponse>>,
+    pending_snapshot: BTreeMap<u64, ResponseChannel<SnapshotMessage>>,
     next_token: u64,
     connected: HashSet<PeerId>,
     rotation: usize,
@@ -599,6 +672,7 @@ struct Task {
     /// Per-peer budgets of sync and peer-exchange requests.
     sync_limit: governor::DefaultKeyedRateLimiter<PeerId>,
     exchange_limit: governor::DefaultKeyedRateLimiter<PeerId>,
+    snapshot_limit: governor::DefaultKeyedRateLimiter<PeerId>,
 }
 
 impl Task {
@@ -757,13 +831,9 @@ impl Task {
                     .report_message_validation_result(&id, &from, acceptance);
             }
             Command::RequestBlocks { peer, request } => {
-                let peer = peer.filter(|p| self.connected.contains(p)).or_else(|| {
-                    // Rotate through connected peers so one slow peer does not stall sync.
-                    let mut peers: Vec<PeerId> = self.connected.iter().copied().collect();
-                    peers.sort();
-                    self.rotation = self.rotation.wrapping_add(1);
-                    peers.get(self.rotation % peers.len().max(1)).copied()
-                });
+                let peer = peer
+                    .filter(|p| self.connected.contains(p))
+                    .or_else(|| self.next_peer());
                 if let Some(peer) = peer {
                     let request = SyncRequest {
                         from_height: request.from_height,
@@ -785,7 +855,55 @@ impl Task {
                 self.bound = peers.into_iter().collect();
                 self.count_bound();
             }
+            Command::RequestSnapshot { peer, request } => {
+                if request.len() > MAX_SNAPSHOT_REQUEST_BYTES {
+                    tracing::warn!(
+                        bytes = request.len(),
+                        "state-sync request too large; dropped"
+                    );
+                    return;
+                }
+                let peer = peer
+                    .filter(|p| self.connected.contains(p))
+                    .or_else(|| self.next_peer());
+                match peer {
+                    Some(peer) => {
+                        let message = SnapshotMessage {
+                            bytes: ByteBuf::from(request),
+                        };
+                        self.swarm
+                            .behaviour_mut()
+                            .snapshot
+                            .send_request(&peer, message);
+                    }
+                    None => tracing::debug!("no peer to ask for state-sync data"),
+                }
+            }
+            Command::RespondSnapshot { token, response } => {
+                if let Some(channel) = self.pending_snapshot.remove(&token) {
+                    if response.len() > MAX_SNAPSHOT_ANSWER_BYTES {
+                        tracing::warn!(
+                            bytes = response.len(),
+                            "state-sync answer too large; dropped"
+                        );
+                        return;
+                    }
+                    let message = SnapshotMessage {
+                        bytes: ByteBuf::from(response),
+                    };
+                    // Fails only if the peer went away meanwhile.
+                    let _ = behaviour.snapshot.send_response(channel, message);
+                }
+            }
         }
+    }
+
+    /// The next connected peer in rotation, so one slow peer does not stall a fetch.
+    fn next_peer(&mut self) -> Option<PeerId> {
+        let mut peers: Vec<PeerId> = self.connected.iter().copied().collect();
+        peers.sort();
+        self.rotation = self.rotation.wrapping_add(1);
+        peers.get(self.rotation % peers.len().max(1)).copied()
     }
 
     fn swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -839,6 +957,7 @@ impl Task {
                 // The budgets of peers gone a while are forgotten (bounded memory).
                 self.sync_limit.retain_recent();
                 self.exchange_limit.retain_recent();
+                self.snapshot_limit.retain_recent();
                 self.peers.store(self.connected.len(), Ordering::Relaxed);
                 self.count_bound();
                 tracing::info!(peer = %peer_id, peers = self.connected.len(), "peer disconnected");
@@ -960,6 +1079,49 @@ impl Task {
                     self.use_exchange_answer(peer, response);
                 }
             },
+            SwarmEvent::Behaviour(BehaviourEvent::Snapshot(request_response::Event::Message {
+                peer,
+                message,
+                ..
+            })) => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    // Bounded like block sync: over the queue or the peer's budget, dropped.
+                    if self.pending_snapshot.len() >= QUEUE {
+                        return;
+                    }
+                    if self.snapshot_limit.check_key(&peer).is_err() {
+                        tracing::debug!(%peer, "state-sync requests over the peer's budget; dropped");
+                        return;
+                    }
+                    let token = self.next_token;
+                    self.next_token += 1;
+                    self.pending_snapshot.insert(token, channel);
+                    self.deliver(NetEvent::SnapshotRequest {
+                        request: request.bytes.into_vec(),
+                        token,
+                        from: peer,
+                    });
+                }
+                request_response::Message::Response { response, .. } => {
+                    self.deliver(NetEvent::SnapshotResponse {
+                        from: peer,
+                        response: response.bytes.into_vec(),
+                    });
+                }
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Snapshot(
+                request_response::Event::OutboundFailure { peer, error, .. },
+            )) => {
+                tracing::debug!(%peer, %error, "state-sync request failed");
+                self.deliver(NetEvent::SnapshotFailed { from: peer });
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Snapshot(
+                request_response::Event::InboundFailure { .. },
+            )) => {
+                self.pending_snapshot.retain(|_, channel| channel.is_open());
+            }
             SwarmEvent::OutgoingConnectionError { error, .. } => {
                 tracing::debug!(%error, "connection attempt failed");
             }
