@@ -14,6 +14,7 @@ mod process;
 mod replica;
 mod server;
 mod setup;
+mod statesync;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,8 +85,13 @@ async fn run(options: Options) -> Result<()> {
     let _ = std::fs::remove_file(&addr_file);
     let _ = std::fs::remove_file(&p2p_file);
     let _ = std::fs::remove_file(setup.data_dir.join("metrics.addr"));
-    let store = Store::open(&setup.data_dir.join("db"), &setup.genesis)
-        .with_context(|| format!("cannot open the ledger in {}", setup.data_dir.display()))?;
+    let db = setup.data_dir.join("db");
+    let store = if options.state_sync {
+        Store::open_importing(&db, &setup.genesis)
+    } else {
+        Store::open(&db, &setup.genesis)
+    }
+    .with_context(|| format!("cannot open the ledger in {}", setup.data_dir.display()))?;
     let tip = store.tip()?;
     tracing::info!(height = tip.height, hash = %tip.block_hash.short(), state_root = %tip.state_root.hash().short(), "ledger opened");
     let params = setup.genesis.params.clone();
@@ -139,6 +145,25 @@ async fn run(options: Options) -> Result<()> {
             .collect::<String>(),
     )?;
 
+    let (stop_sender, stop) = watch::channel(false);
+    let mut net_events = net_events;
+    let mut known_peers = Vec::new();
+    if options.state_sync && (tip.height == 0 || store.import_progress()?.is_some()) {
+        let joined =
+            statesync::join(&store, &net, &mut net_events, shutdown_signal(stop.clone())).await?;
+        match joined {
+            statesync::Joined::Snapshot(peers) => {
+                known_peers = peers;
+                // The operators' nodes of the snapshot's operator set.
+                let tip = store.tip()?;
+                net.send(cachet_network::Command::SetBound(replica::bound_peers(
+                    &store.operators_at(tip.height + 1)?,
+                )));
+            }
+            statesync::Joined::Replay(peers) => known_peers = peers,
+        }
+    }
+
     let role = match &setup.validator {
         Some(key) => Role::Validator(key.public_key()),
         None => Role::Observer,
@@ -170,7 +195,6 @@ async fn run(options: Options) -> Result<()> {
         timeouts,
     )?;
     let (inputs, input_rx) = std::sync::mpsc::sync_channel(replica::INPUT_QUEUE);
-    let (stop_sender, stop) = watch::channel(false);
     let fatal = stop_sender.clone();
     let (resumed, consensus_resumed) = tokio::sync::oneshot::channel();
     let consensus = std::thread::Builder::new()
@@ -184,11 +208,33 @@ async fn run(options: Options) -> Result<()> {
             result
         })
         .context("cannot start the consensus thread")?;
+    let snapshots = Arc::new(statesync::Snapshots::default());
+    if options.snapshot_interval > 0 {
+        tokio::spawn(statesync::make_snapshots(
+            node.clone(),
+            snapshots.clone(),
+            setup.data_dir.clone(),
+            options.snapshot_interval,
+            stop.clone(),
+        ));
+    }
+    let backfill = statesync::start_backfill(
+        node.clone(),
+        net.clone(),
+        &setup.data_dir,
+        &setup.genesis,
+        known_peers,
+        stop.clone(),
+    )?;
     tokio::spawn(p2p::dispatch(
         node.clone(),
         net.clone(),
         net_events,
         inputs.clone(),
+        p2p::StateSync {
+            snapshots,
+            backfill,
+        },
     ));
     tokio::spawn(p2p::gossip_txs(node.clone(), net.clone(), stop.clone()));
     tokio::spawn(p2p::wake_consensus(

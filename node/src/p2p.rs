@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use crate::node::Node;
 use crate::replica::{Input, max_consensus_bytes, offer};
 use crate::setup::{mono_ms, now_ms};
+use crate::statesync::{BackfillEvents, Snapshots};
 
 /// Largest gossiped transaction batch.
 pub fn max_tx_batch_bytes(node: &Node) -> usize {
@@ -52,13 +53,35 @@ async fn check_tx_batches(
     }
 }
 
+/// What state sync needs of the network glue: the snapshots to serve, and where the
+/// backfill (while one runs) takes its answers and new peers.
+pub struct StateSync {
+    /// Snapshots served to joining nodes.
+    pub snapshots: Arc<Snapshots>,
+    /// The running backfill's events.
+    pub backfill: Option<BackfillEvents>,
+}
+
 /// Routes network events until the network stops.
 pub async fn dispatch(
     node: Arc<Node>,
     net: NetworkHandle,
     mut events: mpsc::Receiver<NetEvent>,
     inputs: SyncSender<Input>,
+    state_sync: StateSync,
 ) {
+    let StateSync {
+        snapshots,
+        mut backfill,
+    } = state_sync;
+    // Drops the backfill's queue once it has ended (its receiver is gone).
+    let mut to_backfill = move |event: NetEvent| {
+        if let Some(sender) = &backfill
+            && let Err(mpsc::error::TrySendError::Closed(_)) = sender.try_send(event)
+        {
+            backfill = None;
+        }
+    };
     let (batches, batch_rx) = mpsc::channel(TX_BATCH_QUEUE);
     tokio::spawn(check_tx_batches(node.clone(), net.clone(), batch_rx));
     while let Some(event) = events.recv().await {
@@ -130,10 +153,24 @@ pub async fn dispatch(
             }
             NetEvent::PeerConnected(peer) => {
                 offer(&inputs, Input::PeerConnected(peer));
+                to_backfill(NetEvent::PeerConnected(peer));
             }
-            NetEvent::SnapshotRequest { .. }
-            | NetEvent::SnapshotResponse { .. }
-            | NetEvent::SnapshotFailed { .. } => {}
+            NetEvent::SnapshotRequest { request, token, .. } => {
+                let (node, net, snapshots) = (node.clone(), net.clone(), snapshots.clone());
+                tokio::task::spawn_blocking(move || {
+                    let response = snapshots.answer(&node, &request);
+                    node.metrics_registry()
+                        .traffic("snapshot", "out", 1, response.len() as u64);
+                    net.send(Command::RespondSnapshot { token, response });
+                });
+            }
+            event @ (NetEvent::SnapshotResponse { .. } | NetEvent::SnapshotFailed { .. }) => {
+                if let NetEvent::SnapshotResponse { response, .. } = &event {
+                    node.metrics_registry()
+                        .traffic("snapshot", "in", 1, response.len() as u64);
+                }
+                to_backfill(event);
+            }
         }
     }
 }

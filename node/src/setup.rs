@@ -161,6 +161,19 @@ pub struct Options {
     #[arg(long, env = "CACHET_NO_PEER_EXCHANGE")]
     pub no_peer_exchange: bool,
 
+    /// Join by a snapshot: a node with an empty store takes the state of a recent certified
+    /// block from its peers (each chunk checked against that block's state root), follows
+    /// the chain from there at once, and replays the older blocks in the background for
+    /// full provenance. Without a usable offer within 30 s it catches up by replay. Also
+    /// needed to finish a state sync that was interrupted.
+    #[arg(long, env = "CACHET_STATE_SYNC")]
+    pub state_sync: bool,
+
+    /// Make a snapshot of the state for joining nodes every this many blocks (two are kept,
+    /// as RocksDB checkpoints in <data-dir>/snapshots); 0: serve none.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=100_000_000))]
+    pub snapshot_interval: u64,
+
     /// Do not serve the web explorer at /explorer on the API's address (it is read-only
     /// and served by default).
     #[arg(long, env = "CACHET_NO_EXPLORER")]

@@ -201,6 +201,13 @@ impl Store {
         Store::with_backend(Arc::new(RocksBackend::open(path)?), genesis)
     }
 
+    /// Like [`Store::open`], also for a store whose snapshot import is unfinished (to go on
+    /// with it: [`Store::import_progress`]).
+    #[cfg(feature = "rocksdb")]
+    pub fn open_importing(path: &Path, genesis: &Genesis) -> Result<Store, StoreError> {
+        Store::with_backend_importing(Arc::new(RocksBackend::open(path)?), genesis)
+    }
+
     /// A new store for `genesis` held in memory.
     pub fn in_memory(genesis: &Genesis) -> Store {
         match Store::with_backend(Arc::new(MemoryBackend::new()), genesis) {

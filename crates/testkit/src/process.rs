@@ -194,6 +194,22 @@ impl NodeProcess {
         self.kill9();
         self.spawn();
     }
+
+    /// Starts the node again on the same data directory with other arguments.
+    pub fn restart_with<I, S>(&mut self, args: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.kill9();
+        self.args = args.into_iter().map(Into::into).collect();
+        self.spawn();
+    }
+
+    /// The arguments it runs with.
+    pub fn args(&self) -> &[OsString] {
+        &self.args
+    }
 }
 
 impl Drop for NodeProcess {

@@ -9,11 +9,13 @@
 //! reported final is in every ledger.
 //!
 //! A second scenario (`membership.rs`) adds a fifth operator by vote and watches its node
-//! propose and sign blocks from the agreed height. The scenarios take turns (one network at a
+//! propose and sign blocks from the agreed height; a third (`statesync.rs`) brings the
+//! observer back with an empty ledger by state sync. The scenarios take turns (one network at a
 //! time on a small machine).
 
 mod membership;
 mod netns;
+mod statesync;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,6 +58,11 @@ impl Net {
     /// Four validators and a fifth node; with `fifth_key`, the fifth node runs with that
     /// validator key (not in the genesis), otherwise it observes.
     fn start_with(fifth_key: Option<&SigningKey>) -> Net {
+        Net::start_with_args(fifth_key, &[])
+    }
+
+    /// Like [`Net::start_with`], every node also given `extra` arguments.
+    fn start_with_args(fifth_key: Option<&SigningKey>, extra: &[&str]) -> Net {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("net");
         let layout = init(
@@ -104,6 +111,7 @@ impl Net {
                 "500".into(),
                 "--no-peer-exchange".into(),
             ]);
+            args.extend(extra.iter().map(|a| a.to_string()));
             if let (OBSERVER, Some(path)) = (index, &fifth_key_file) {
                 args.extend([
                     "--validator-key".into(),
