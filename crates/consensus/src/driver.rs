@@ -404,14 +404,19 @@ impl Driver {
         actions
     }
 
-    /// Our own messages of the current height and round, to send again when the network may
-    /// have lost them (the caller decides when, e.g. after a while without progress).
-    /// With them go the prevotes behind our valid value (see [`Tendermint::polka`]).
+    /// Our own messages of the current height, this round's and the round before's, to
+    /// send again when the network may have lost them (the caller decides when, e.g. after a
+    /// while without progress). The round before matters when we moved on alone: peers
+    /// still in it may lack our precommit to reach the quorum that lets them move on too,
+    /// and with a validator gone for good there is no other copy (found by the simulator:
+    /// one validator lost, another a round ahead, the two others waiting for ever). With
+    /// them go the prevotes behind our valid value (see [`Tendermint::polka`]).
     pub fn rebroadcast(&self) -> Vec<Action> {
+        let round = self.machine.round();
         let mut actions: Vec<Action> = self
             .own
             .iter()
-            .filter(|msg| msg.round() == self.machine.round())
+            .filter(|msg| msg.round() == round || msg.round().saturating_add(1) == round)
             .cloned()
             .map(Action::Broadcast)
             .collect();
