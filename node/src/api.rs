@@ -520,6 +520,13 @@ async fn events(
         Some(height) => height,
         None => state.node.ledger().store().tip()?.height + 1,
     };
+    // After a state sync, the blocks below the snapshot arrive with the backfill.
+    let first = resume.map_or(from.max(1), |r| r.height);
+    if let Some(base) = state.node.ledger().store().base()?
+        && first < base
+    {
+        return Err(cachet_storage::StoreError::Backfilling { base }.into());
+    }
     let Ok(permit) = state.event_clients.clone().try_acquire_owned() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

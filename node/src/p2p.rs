@@ -130,6 +130,17 @@ pub async fn dispatch(
             } => {
                 let (node, net) = (node.clone(), net.clone());
                 tokio::task::spawn_blocking(move || {
+                    // After a state sync the blocks below the snapshot are not here yet: no
+                    // answer (the peer asks another), since an empty one would say "nothing
+                    // newer" to a peer that is behind.
+                    match node.ledger().store().base() {
+                        Ok(Some(base)) if request.from_height < base => return,
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::error!(%error, "cannot read the store for a sync request");
+                            return;
+                        }
+                    }
                     let limit = max_consensus_bytes(&node) * 2;
                     let blocks = node
                         .chain()

@@ -265,10 +265,15 @@ pub fn start_backfill(
     stop: watch::Receiver<bool>,
 ) -> Result<Option<BackfillEvents>> {
     let store = node.ledger().store();
+    let dir = data_dir.join(BACKFILL_DIR);
     if store.base()?.is_none() {
+        // A backfill that stored its last block but was stopped before it cleaned up.
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot remove {}", dir.display()))?;
+        }
         return Ok(None);
     }
-    let dir = data_dir.join(BACKFILL_DIR);
     let scratch = Store::open(&dir, genesis)
         .with_context(|| format!("cannot open the backfill ledger in {}", dir.display()))?;
     let backfill = Backfill::new(store, scratch)?;

@@ -406,19 +406,46 @@ impl<P: Ord + Clone + std::fmt::Display> Joiner<P> {
         membership: &[u8],
         manifest: SnapshotManifest,
     ) -> Result<(), JoinError> {
+        let mut abandon = false;
         if let Some(target) = &self.target {
             // Another peer with the same snapshot (same height, block and split) is a
-            // source too; a different one is not false, just not ours.
+            // source too; a different one is not false, just not ours, unless nobody serves
+            // ours any more and this one is newer: then the import starts over from it.
             if block.block.header.hash() == target.block_hash && manifest == target.manifest {
                 self.sources.insert(from);
+                return Ok(());
             }
-            return Ok(());
+            if !self.sources.is_empty() || block.block.header.height <= target.height {
+                return Ok(());
+            }
+            abandon = true;
         }
         if block.block.header.height == 0 {
             return Ok(());
         }
         match verify_offer(&self.genesis, &block, membership, &manifest) {
             Ok(operators) => {
+                if abandon {
+                    tracing::info!(
+                        from = self.target.as_ref().map_or(0, |t| t.height),
+                        to = block.block.header.height,
+                        "state sync: no peer serves the snapshot being imported any more; starting over from a newer one"
+                    );
+                    match store.abandon_import() {
+                        Ok(()) => {}
+                        Err(ImportError::Store(error)) => return Err(error.into()),
+                        Err(error) => {
+                            return Err(StoreError::Corrupt(format!(
+                                "abandoning the import: {error}"
+                            ))
+                            .into());
+                        }
+                    }
+                    self.target = None;
+                    self.missing.clear();
+                    self.in_flight.clear();
+                    self.total = 0;
+                }
                 match store.begin_import(&block, &manifest) {
                     Ok(()) => {}
                     Err(ImportError::Store(error)) => return Err(error.into()),

@@ -281,7 +281,8 @@ pub enum Command {
     /// The peer identities bound to the operators from now on (the node sends them when the
     /// operator set changes).
     SetBound(Vec<PeerId>),
-    /// Send a state-sync request to `peer` (or the next connected peer).
+    /// Send a state-sync request to `peer` (a [`NetEvent::SnapshotFailed`] if it is not
+    /// connected), or with `None` to the next connected peer.
     RequestSnapshot {
         /// The peer, if a particular one.
         peer: Option<PeerId>,
@@ -863,20 +864,24 @@ impl Task {
                     );
                     return;
                 }
-                let peer = peer
-                    .filter(|p| self.connected.contains(p))
-                    .or_else(|| self.next_peer());
-                match peer {
+                // A request for a particular peer (a chunk of its snapshot) goes to it or
+                // fails at once; another peer may not serve that snapshot.
+                let peer = match peer {
+                    Some(peer) if self.connected.contains(&peer) => Some(peer),
                     Some(peer) => {
-                        let message = SnapshotMessage {
-                            bytes: ByteBuf::from(request),
-                        };
-                        self.swarm
-                            .behaviour_mut()
-                            .snapshot
-                            .send_request(&peer, message);
+                        self.deliver(NetEvent::SnapshotFailed { from: peer });
+                        None
                     }
-                    None => tracing::debug!("no peer to ask for state-sync data"),
+                    None => self.next_peer(),
+                };
+                if let Some(peer) = peer {
+                    let message = SnapshotMessage {
+                        bytes: ByteBuf::from(request),
+                    };
+                    self.swarm
+                        .behaviour_mut()
+                        .snapshot
+                        .send_request(&peer, message);
                 }
             }
             Command::RespondSnapshot { token, response } => {

@@ -16,7 +16,11 @@
 //! against the block. With [`SimConfig::join`] one more node, outside the genesis set, follows
 //! the chain until the operators vote it in (proposal and approvals from more than two
 //! thirds, sent by the simulated clients once their own work is final) and then validates
-//! from the agreed height, under the same faults.
+//! from the agreed height, under the same faults. With [`SimConfig::state_sync`] an honest
+//! validator loses its ledger mid-run (its signer state survives) and comes back by the
+//! node's own state sync (`cachet_host::statesync`): the others serve snapshots every few
+//! blocks, it imports one, follows, and backfills the older blocks; it must end with every
+//! transaction final and the same state as everyone.
 //!
 //! Checkers, run as the simulation goes and at the end:
 //! - agreement: never two different final blocks at one height;
@@ -39,12 +43,15 @@ use std::sync::Arc;
 
 use cachet_consensus::Timeouts;
 use cachet_consensus::messages::{ConsensusMsg, Vote, sign_proposal, sign_vote};
+use cachet_host::statesync::{Backfiller, Joiner as StateJoiner, ServedSnapshot, answer};
 use cachet_host::wire::{
     PENDING_EXPIRY_MS, REGOSSIP_AFTER_MS, REGOSSIP_MAX, consensus_envelope, open_consensus,
     open_tx_envelope, tx_batch_limit, tx_batches, tx_envelope,
 };
 use cachet_host::{Chain, Committed, Core, Effect, HostError, Now, TICK_MS};
 use cachet_state::membership::{ACTIVATION_LEAD, decided};
+use cachet_storage::Store;
+use cachet_storage::snapshot::Backfill;
 use cachet_testkit::{TestChain, TxFactory, address, issue_id, issue_record, key, operator_id};
 use cachet_types::{CountryCode, Hash, MembershipChange, Operator, SignedTx, SigningKey, TxBody};
 use sha2::{Digest, Sha256};
@@ -83,6 +90,9 @@ pub struct SimConfig {
     /// Place the validators in the world's regions ([`world`]): delays from the
     /// inter-region table, jitter, loss and uplink bandwidth, on top of the fault model.
     pub world: Option<WorldConfig>,
+    /// An honest validator loses its ledger (not its signer state) mid-run and comes back
+    /// by state sync, then backfills.
+    pub state_sync: bool,
 }
 
 impl SimConfig {
@@ -102,6 +112,7 @@ impl SimConfig {
             join: false,
             read_failures: false,
             world: None,
+            state_sync: false,
         }
     }
 
@@ -165,6 +176,8 @@ pub struct Report {
     pub events: u64,
     /// With a join: the height from which the new operator validates.
     pub joined_at: Option<u64>,
+    /// With state sync: the height of the snapshot the node that lost its ledger imported.
+    pub state_synced_at: Option<u64>,
     /// Proposal checks whose store reads failed (each stopped its node), and how many of
     /// those blocks were decided all the same.
     pub failed_checks: (u64, u64),
@@ -222,13 +235,20 @@ enum Payload {
     },
     /// Encoded certified blocks.
     SyncResponse(Arc<Vec<Vec<u8>>>),
+    /// A state-sync request (`statesync::SnapshotRequest`).
+    Snapshot(Arc<[u8]>),
+    /// A state-sync answer (`statesync::SnapshotAnswer`).
+    SnapshotAnswer(Arc<[u8]>),
 }
 
 impl Payload {
     /// Bytes on the wire (the node's gossip and sync framing adds a few).
     fn size(&self) -> usize {
         match self {
-            Payload::Consensus(bytes) | Payload::Txs(bytes) => bytes.len(),
+            Payload::Consensus(bytes)
+            | Payload::Txs(bytes)
+            | Payload::Snapshot(bytes)
+            | Payload::SnapshotAnswer(bytes) => bytes.len(),
             Payload::SyncRequest { .. } => 12,
             Payload::SyncResponse(blocks) => blocks.iter().map(Vec::len).sum(),
         }
@@ -261,6 +281,10 @@ enum Event {
     Heal,
     /// The clients of a join look at the chain and send what comes next.
     JoinStep,
+    /// A node loses its ledger and starts over by state sync.
+    LoseLedger {
+        node: usize,
+    },
 }
 
 /// What a node keeps across a crash: synced writes only.
@@ -281,6 +305,12 @@ struct SimNode {
     unchecked: Option<(u64, Hash)>,
     /// Failed block writes of its disk seen so far.
     writes_failed: u64,
+    /// The snapshots it serves (the newest last).
+    served: Vec<Arc<ServedSnapshot>>,
+    /// While it joins by state sync: its empty store and the joiner (its core is idle).
+    joining: Option<Box<(Store, StateJoiner<usize>)>>,
+    /// While it backfills after a state sync.
+    backfill: Option<Box<Backfiller<usize>>>,
 }
 
 impl SimNode {
@@ -325,6 +355,9 @@ struct Joiner {
     /// The last filler transaction sent: (signer, nonce).
     pending: Option<(cachet_types::PublicKey, u64)>,
 }
+
+/// With state sync, nodes make a snapshot every this many blocks.
+const SNAPSHOT_EVERY: u64 = 4;
 
 /// How far ahead of the tip a join is proposed to apply.
 const JOIN_LEAD: u64 = 8;
@@ -424,6 +457,8 @@ pub struct Sim {
     submitted: BTreeMap<Hash, u64>,
     /// When each transaction was first final somewhere.
     final_at: BTreeMap<Hash, u64>,
+    /// The snapshot height a node joined from, with state sync.
+    state_synced_at: Option<u64>,
 }
 
 impl Sim {
@@ -466,6 +501,9 @@ impl Sim {
                     fail_check: false,
                     unchecked: None,
                     writes_failed: 0,
+                    served: Vec::new(),
+                    joining: None,
+                    backfill: None,
                 }
             })
             .collect();
@@ -500,6 +538,7 @@ impl Sim {
             counts: vec![Counts::default(); count],
             submitted: BTreeMap::new(),
             final_at: BTreeMap::new(),
+            state_synced_at: None,
         }
     }
 
@@ -576,6 +615,9 @@ impl Sim {
         }
         if self.config.join {
             replay += " --join";
+        }
+        if self.config.state_sync {
+            replay += " --state-sync";
         }
         Violation {
             seed: self.config.seed,
@@ -674,6 +716,11 @@ impl Sim {
         if self.joiner.is_some() {
             self.at(500, Event::JoinStep);
         }
+        if self.config.state_sync {
+            // Validator 1 (never the Byzantine one), once the chain has grown.
+            let when = self.config.fault_ms / 2;
+            self.at(when, Event::LoseLedger { node: 1 });
+        }
         let fault_ms = self.config.fault_ms;
         self.at(fault_ms, Event::Heal);
         let deadline = fault_ms + self.config.heal_bound_ms;
@@ -702,7 +749,7 @@ impl Sim {
             .honest()
             .map(|i| self.nodes[i].view().tip().height)
             .collect();
-        if heights.len() != 1 || !self.join_done() {
+        if heights.len() != 1 || !self.join_done() || !self.state_sync_done() {
             return false;
         }
         let valid: Vec<Hash> = self
@@ -858,6 +905,7 @@ impl Sim {
             elapsed_ms: self.now,
             events: self.processed,
             joined_at,
+            state_synced_at: self.state_synced_at,
             finality_ms,
             load,
             failed_checks: (
@@ -868,6 +916,17 @@ impl Sim {
                     .count() as u64,
             ),
         })
+    }
+
+    /// Without state sync, true. With it: the node that lost its ledger has imported a
+    /// snapshot and finished its backfill.
+    fn state_sync_done(&self) -> bool {
+        !self.config.state_sync
+            || (self.state_synced_at.is_some()
+                && self
+                    .nodes
+                    .iter()
+                    .all(|n| n.joining.is_none() && n.backfill.is_none()))
     }
 
     /// Without a join, true. With one: the joiner's chain has the new operator in its set
@@ -1001,6 +1060,12 @@ impl Sim {
                 if !self.nodes[to].alive {
                     return Ok(());
                 }
+                if self.nodes[to].joining.is_some()
+                    && !matches!(payload, Payload::Snapshot(_) | Payload::SnapshotAnswer(_))
+                {
+                    // Not a node yet: nothing else is taken.
+                    return Ok(());
+                }
                 self.deliver(from, to, payload)
             }
             Event::Wake { node, epoch } => {
@@ -1016,11 +1081,14 @@ impl Sim {
                 if !self.nodes[node].alive {
                     return Ok(());
                 }
+                if self.nodes[node].joining.is_some() {
+                    return self.join_tick(node);
+                }
                 self.tick(node)
             }
             Event::Submit { node, tx: index } => {
                 let tx = self.work.txs[index].clone();
-                if !self.nodes[node].alive {
+                if !self.nodes[node].alive || self.nodes[node].joining.is_some() {
                     // The client retries at another node.
                     let other = (node + 1) % self.nodes.len();
                     self.at(
@@ -1087,6 +1155,129 @@ impl Sim {
                 }
                 Ok(())
             }
+            Event::LoseLedger { node } => self.lose_ledger(node),
+        }
+    }
+
+    /// `node` loses its ledger (its signer state survives, as a validator's must) and
+    /// starts over by state sync: an empty store and the host's joiner, asking every peer.
+    fn lose_ledger(&mut self, node: usize) -> Result<(), Violation> {
+        self.record(&[b"lose-ledger", &[node as u8]]);
+        self.counts[node].signature_checks += self.nodes[node].signature_checks();
+        let fresh = Arc::new(ledger::SimDisk::default());
+        let backend: Arc<dyn cachet_storage::Backend> = fresh.clone();
+        let store = Store::with_backend_importing(backend, &self.chain.genesis)
+            .map_err(|e| self.violation(format!("a new memory store failed: {e}")))?;
+        let joiner = StateJoiner::new(&store)
+            .map_err(|e| self.violation(format!("a new memory store failed: {e}")))?;
+        let target = &mut self.nodes[node];
+        target.disk.store = fresh;
+        target.alive = true;
+        target.epoch += 1;
+        target.unchecked = None;
+        target.fail_check = false;
+        target.served.clear();
+        target.backfill = None;
+        target.joining = Some(Box::new((store, joiner)));
+        let now = self.now;
+        let mut sends = Vec::new();
+        for peer in (0..self.nodes.len()).filter(|p| *p != node) {
+            if let Some(joining) = self.nodes[node].joining.as_mut() {
+                sends.extend(joining.1.on_peer(peer, now));
+            }
+        }
+        self.carry(node, sends);
+        Ok(())
+    }
+
+    fn carry(&mut self, node: usize, sends: Vec<cachet_host::statesync::Send<usize>>) {
+        for send in sends {
+            self.send(node, send.peer, Payload::Snapshot(send.request.into()));
+        }
+    }
+
+    /// A joining node's tick: late requests go elsewhere.
+    fn join_tick(&mut self, node: usize) -> Result<(), Violation> {
+        let now = self.now;
+        let Some(joining) = self.nodes[node].joining.as_mut() else {
+            return Ok(());
+        };
+        let (store, joiner) = &mut **joining;
+        let sends = joiner.on_time(store, now);
+        let sends = sends.map_err(|e| self.violation(format!("node {node}: {e}")))?;
+        self.carry(node, sends);
+        self.after_join(node)
+    }
+
+    /// Once a joining node has imported its snapshot: it boots as a node on that store,
+    /// as `cachetd` does, and starts its backfill.
+    fn after_join(&mut self, node: usize) -> Result<(), Violation> {
+        let imported = self.nodes[node]
+            .joining
+            .as_ref()
+            .and_then(|joining| joining.1.imported());
+        let Some(tip) = imported else {
+            return Ok(());
+        };
+        self.record(&[b"state-synced", &[node as u8], &tip.height.to_be_bytes()]);
+        self.state_synced_at = Some(tip.height);
+        self.nodes[node].joining = None;
+        let disk = self.nodes[node].disk.clone();
+        let key = Self::node_key(&self.chain, self.joiner.as_ref(), node);
+        let core = Self::boot(&disk, &self.chain, key, Self::timeouts()).map_err(|e| {
+            self.violation(format!("node {node} cannot open its synced store: {e}"))
+        })?;
+        self.nodes[node].core = core;
+        let now = self.time();
+        let result = self.nodes[node].core.start(now);
+        self.after(node, result)?;
+        let peer = self.other(node);
+        self.nodes[node].core.on_peer_connected(peer, now);
+        self.after(node, Ok(()))?;
+        let scratch = Store::in_memory(&self.chain.genesis);
+        let backfill = Backfill::new(self.nodes[node].chain().ledger().store(), scratch)
+            .map_err(|e| self.violation(format!("node {node} cannot start its backfill: {e}")))?;
+        let mut backfiller = Backfiller::new(backfill);
+        let mut sends = Vec::new();
+        for peer in (0..self.nodes.len()).filter(|p| *p != node) {
+            sends.extend(
+                backfiller
+                    .on_peer(peer, self.now)
+                    .map_err(|e| self.violation(format!("node {node}: {e}")))?,
+            );
+        }
+        self.nodes[node].backfill = Some(Box::new(backfiller));
+        self.carry(node, sends);
+        Ok(())
+    }
+
+    /// A node that holds its whole history makes a snapshot each time its tip passes a
+    /// multiple of [`SNAPSHOT_EVERY`], split into four chunks, and keeps the last two.
+    fn make_snapshot(&mut self, node: usize) -> Result<(), Violation> {
+        let store = self.nodes[node].chain().ledger().store();
+        let (Ok(tip), Ok(None)) = (store.tip(), store.base()) else {
+            return Ok(());
+        };
+        let newest = self.nodes[node].served.last().map_or(0, |s| s.height());
+        if tip.height < SNAPSHOT_EVERY || tip.height / SNAPSHOT_EVERY <= newest / SNAPSHOT_EVERY {
+            return Ok(());
+        }
+        let made = store
+            .freeze(std::path::Path::new("unused by the memory backend"))
+            .and_then(|frozen| ServedSnapshot::split(frozen, 2));
+        match made {
+            Ok(snapshot) => {
+                self.record(&[b"snapshot", &[node as u8], &tip.height.to_be_bytes()]);
+                let served = &mut self.nodes[node].served;
+                served.push(Arc::new(snapshot));
+                if served.len() > 2 {
+                    served.remove(0);
+                }
+                Ok(())
+            }
+            // An injected read failure: no snapshot this time.
+            Err(_) if self.nodes[node].disk.store.failed_reads() > 0 => Ok(()),
+            Err(e) => Err(self.violation(format!("node {node} cannot make a snapshot: {e}"))),
         }
     }
 
@@ -1144,7 +1335,11 @@ impl Sim {
                 // it, as `cachetd` exits on a failed write, and the block is lost though its
                 // precommit, synced before, is not.
                 let node = self.rng.below(n as u64) as usize;
-                if !self.byzantine(node) && self.nodes[node].alive {
+                if !self.byzantine(node)
+                    && self.nodes[node].alive
+                    && self.nodes[node].joining.is_none()
+                    && self.nodes[node].backfill.is_none()
+                {
                     self.record(&[b"torn-write", &[node as u8]]);
                     self.nodes[node].disk.store.fail_next_write(true);
                 }
@@ -1158,7 +1353,12 @@ impl Sim {
 
     /// Stops `node`: what it had not synced (its mempool, a block being written) is lost.
     fn crash(&mut self, node: usize) {
-        if !self.nodes[node].alive {
+        // A node joining by state sync or backfilling is spared (`cachetd` resumes both
+        // from disk; the simulation keeps the joiner's and the scratch ledger in memory).
+        if !self.nodes[node].alive
+            || self.nodes[node].joining.is_some()
+            || self.nodes[node].backfill.is_some()
+        {
             return;
         }
         self.record(&[b"crash", &[node as u8]]);
@@ -1219,6 +1419,16 @@ impl Sim {
         );
         let peer = self.other(node);
         self.gossip_txs(node, lingering, Some(peer));
+        if self.config.state_sync {
+            self.make_snapshot(node)?;
+            if let Some(backfiller) = self.nodes[node].backfill.as_mut() {
+                let sends = backfiller
+                    .on_time(self.now)
+                    .map_err(|e| format!("node {node}: {e}"));
+                let sends = sends.map_err(|e| self.violation(e))?;
+                self.carry(node, sends);
+            }
+        }
         Ok(())
     }
 
@@ -1299,6 +1509,52 @@ impl Sim {
                 self.record(&[b"sync!", &[from as u8, to as u8], &[blocks.len() as u8]]);
                 let result = self.nodes[to].core.on_blocks(from, &blocks, now);
                 self.after(to, result)
+            }
+            Payload::Snapshot(request) => {
+                self.record(&[b"snapshot?", &[from as u8, to as u8], &request]);
+                let target = &self.nodes[to];
+                let served: Vec<&ServedSnapshot> = if target.joining.is_some() {
+                    Vec::new()
+                } else {
+                    target.served.iter().map(|s| s.as_ref()).collect()
+                };
+                let live = match &target.joining {
+                    Some(joining) => &joining.0,
+                    None => target.chain().ledger().store(),
+                };
+                let bytes = answer(&served, live, &request, 32 << 20)
+                    .map_err(|e| format!("node {to} cannot answer a state-sync request: {e}"));
+                let bytes = bytes.map_err(|e| self.violation(e))?;
+                self.send(to, from, Payload::SnapshotAnswer(bytes.into()));
+                Ok(())
+            }
+            Payload::SnapshotAnswer(bytes) => {
+                self.record(&[b"snapshot!", &[from as u8, to as u8], &[bytes.len() as u8]]);
+                let now = self.now;
+                if let Some(joining) = self.nodes[to].joining.as_mut() {
+                    let (store, joiner) = &mut **joining;
+                    let sends = joiner
+                        .on_answer(store, from, &bytes, now)
+                        .map_err(|e| format!("node {to}: {e}"));
+                    let sends = sends.map_err(|e| self.violation(e))?;
+                    self.carry(to, sends);
+                    return self.after_join(to);
+                }
+                let target = &mut self.nodes[to];
+                if let Some(backfiller) = target.backfill.as_mut() {
+                    let store = target.core.chain().ledger().store();
+                    let sends = backfiller
+                        .on_answer(store, from, &bytes, now)
+                        .map_err(|e| format!("node {to}: {e}"));
+                    let done = backfiller.done();
+                    let sends = sends.map_err(|e| self.violation(e))?;
+                    if done {
+                        self.record(&[b"backfilled", &[to as u8]]);
+                        self.nodes[to].backfill = None;
+                    }
+                    self.carry(to, sends);
+                }
+                Ok(())
             }
         }
     }

@@ -35,6 +35,10 @@ struct Args {
     /// must stop, never vote against the block).
     #[arg(long)]
     read_failures: bool,
+    /// Validator 1 loses its ledger mid-run and comes back by state sync (snapshots every
+    /// 4 blocks), then backfills; it must end with everyone's state.
+    #[arg(long)]
+    state_sync: bool,
     /// Place the validators in six world regions: one-way delays from the inter-region
     /// table, 10 % jitter, 100 Mbit/s uplinks (see the sim crate's `world` module).
     #[arg(long)]
@@ -63,6 +67,7 @@ fn main() {
         config.byzantine = args.byzantine;
         config.join = args.join;
         config.read_failures = args.read_failures;
+        config.state_sync = args.state_sync;
         config
     };
     if let Some(seed) = args.seed {

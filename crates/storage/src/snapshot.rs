@@ -35,6 +35,8 @@ pub const MAX_CHUNK_ENTRIES: usize = 1 << 16;
 pub const MAX_CHUNK_BYTES: usize = 16 << 20;
 /// Largest encoded manifest (65,536 summaries of at most 65 bytes, and a header).
 pub const MAX_MANIFEST_BYTES: usize = (1 << MAX_SNAPSHOT_DEPTH) * 66 + 1024;
+/// Deletes per batch when an import is abandoned.
+const ABANDON_BATCH: usize = 10_000;
 /// Prefix of the meta keys that mark an imported chunk (followed by its index, u32 BE).
 const META_IMPORTED: &[u8] = b"import-chunk-";
 
@@ -385,6 +387,36 @@ impl Store {
         Ok(())
     }
 
+    /// Gives up an unfinished import (its snapshot is no longer served, say): removes what
+    /// it wrote (the store was empty before it) so that another can begin.
+    pub fn abandon_import(&self) -> Result<(), ImportError> {
+        if self.import_record()?.is_none() || self.tip()?.height != 0 {
+            return Err(ImportError::State("no unfinished import to abandon".into()));
+        }
+        for family in [CF_STATE, CF_LEAVES, CF_TREE, CF_HOLDINGS, CF_META] {
+            loop {
+                let mut batch = Batch::default();
+                self.db.scan(family, &[], &mut |key, _| {
+                    let ours =
+                        family != CF_META || key == META_IMPORT || key.starts_with(META_IMPORTED);
+                    if ours {
+                        batch.delete(family, key);
+                    }
+                    Ok(batch.ops().len() < ABANDON_BATCH)
+                })?;
+                if batch.ops().is_empty() {
+                    break;
+                }
+                let full = batch.ops().len() >= ABANDON_BATCH;
+                self.db.write(batch)?;
+                if !full {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks one chunk against the import's manifest and writes its state entries, their
     /// tree nodes, tree-key index and holdings, in one batch. A chunk imported before is
     /// checked and written again (the same bytes).
@@ -597,8 +629,10 @@ impl Backfill {
         let ends = height == self.base;
         if ends && certified.block.header.hash() != self.base_hash {
             // Both chains are certified from the genesis: two blocks at one height would be
-            // a fork. Halting beats forking.
-            panic!("backfill reached another block at the base height {height}");
+            // a fork. Halting beats forking: an error the node stops on, not a verdict.
+            return Err(LedgerError::Store(StoreError::Corrupt(format!(
+                "the backfill reached another block at the base height {height} than the snapshot's: a fork of the certified chain"
+            ))));
         }
         let events = self.scratch.commit_certified_events(certified)?;
         main.store_backfilled(certified, &events, ends)?;

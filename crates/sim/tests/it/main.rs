@@ -176,6 +176,18 @@ fn an_operator_joins_by_vote_under_faults() {
 }
 
 #[test]
+fn a_validator_that_loses_its_ledger_comes_back_by_state_sync_under_faults() {
+    let reports = all_pass(5_000_000, (seeds() / 10).max(20), |seed| SimConfig {
+        state_sync: true,
+        ..SimConfig::faulty(seed)
+    });
+    for report in &reports {
+        let height = report.state_synced_at.expect("it joined by a snapshot");
+        assert!(height >= 4, "a snapshot of a grown chain, not the genesis");
+    }
+}
+
+#[test]
 fn seven_validators_with_faults() {
     all_pass(2_000_000, (seeds() / 4).max(10), |seed| SimConfig {
         validators: 7,

@@ -431,3 +431,50 @@ fn on_rocksdb_a_frozen_copy_stays_at_its_height_and_imports_survive_reopen() {
         .unwrap();
     assert_eq!(target.store().tip().unwrap(), disk.store().tip().unwrap());
 }
+
+#[test]
+fn an_abandoned_import_leaves_nothing_behind_and_a_newer_snapshot_imports() {
+    let mut source = Source::new(2);
+    let genesis = source.chain.genesis.clone();
+    let old = source
+        .store()
+        .freeze(std::path::Path::new("unused"))
+        .unwrap();
+    for round in 2..5 {
+        let txs: Vec<SignedTx> = (0..3).map(|k| source.transfer(round * 3 + k + 1)).collect();
+        source.commit(&txs);
+    }
+    let target = Store::in_memory(&genesis);
+    let old_manifest = old.snapshot_manifest_split(4).unwrap();
+    let old_block = old.block(old_manifest.height).unwrap().unwrap();
+    target.begin_import(&old_block, &old_manifest).unwrap();
+    for index in old_manifest.non_empty().take(5) {
+        target
+            .import_chunk(old.snapshot_chunk(4, index).unwrap())
+            .unwrap();
+    }
+    assert!(target.state_entries().unwrap() > 0);
+    target.abandon_import().unwrap();
+    assert_eq!(target.state_entries().unwrap(), 0);
+    assert!(target.import_progress().unwrap().is_none());
+    assert!(holdings(&target, "alice").is_empty());
+    // Nothing to abandon now.
+    assert!(matches!(
+        target.abandon_import(),
+        Err(ImportError::State(_))
+    ));
+
+    let manifest = source.store().snapshot_manifest_split(4).unwrap();
+    let block = source.store().block(manifest.height).unwrap().unwrap();
+    target.begin_import(&block, &manifest).unwrap();
+    for index in manifest.non_empty() {
+        target
+            .import_chunk(source.store().snapshot_chunk(4, index).unwrap())
+            .unwrap();
+    }
+    target.finish_import().unwrap();
+    assert_eq!(target.tip().unwrap(), source.store().tip().unwrap());
+    for owner in OWNERS {
+        assert_eq!(holdings(&target, owner), holdings(source.store(), owner));
+    }
+}
