@@ -33,14 +33,7 @@ fn main() {
     let source = workload.ledger.store();
     let tip = source.tip().unwrap_or_else(|e| panic!("{e}"));
     let genesis = workload.chain.genesis.clone();
-    let blocks: Vec<Vec<u8>> = (1..=tip.height)
-        .map(|h| {
-            source
-                .block_bytes(h)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .unwrap_or_else(|| panic!("block {h} missing"))
-        })
-        .collect();
+    let blocks = workload.block_bytes();
     let txs: usize = blocks
         .iter()
         .map(|b| {

@@ -30,14 +30,7 @@ fn main() {
     let source = workload.ledger.store();
     let tip = source.tip().unwrap_or_else(|e| panic!("{e}"));
     // What peers send: the stored bytes of each certified block (read before the clock).
-    let blocks: Vec<Vec<u8>> = (1..=tip.height)
-        .map(|h| {
-            source
-                .block_bytes(h)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .unwrap_or_else(|| panic!("block {h} missing"))
-        })
-        .collect();
+    let blocks = workload.block_bytes();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let lagging = Chain::new(
         Ledger::new(

@@ -283,6 +283,21 @@ impl Workload {
         (t1 - t0, t1.elapsed())
     }
 
+    /// The stored bytes of every certified block, in height order: what peers send a
+    /// node that syncs.
+    pub fn block_bytes(&self) -> Vec<Vec<u8>> {
+        let store = self.ledger.store();
+        let tip = store.tip().unwrap_or_else(|e| panic!("{e}"));
+        (1..=tip.height)
+            .map(|h| {
+                store
+                    .block_bytes(h)
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .unwrap_or_else(|| panic!("block {h} missing"))
+            })
+            .collect()
+    }
+
     /// Ingests every transfer: decode and batch-verify on all cores, then build and commit
     /// blocks.
     pub fn ingest(&mut self) -> IngestTimes {

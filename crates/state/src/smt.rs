@@ -167,22 +167,28 @@ fn update_at(
             build(at, &leaves, writes)
         }
         Child::Node(expected) => {
-            let node = source.node(&at)?.ok_or(StateError::MissingNode {
-                depth: at.depth,
-                prefix: at.prefix,
-            })?;
-            if node.hash() != expected {
-                return Err(StateError::CorruptNode {
-                    depth: at.depth,
-                    prefix: at.prefix,
-                });
-            }
+            let node = stored_node(source, at, expected)?;
             let (left_updates, right_updates) = split(updates, at.depth);
             let left = update_at(source, at.child(false), node.left, left_updates, writes)?;
             let right = update_at(source, at.child(true), node.right, right_updates, writes)?;
             Ok(join(at, left, right, writes))
         }
     }
+}
+
+/// The stored node at `at`, which its parent says hashes to `expected`.
+fn stored_node(source: &dyn NodeSource, at: NodeKey, expected: Hash) -> Result<Node, StateError> {
+    let node = source.node(&at)?.ok_or(StateError::MissingNode {
+        depth: at.depth,
+        prefix: at.prefix,
+    })?;
+    if node.hash() != expected {
+        return Err(StateError::CorruptNode {
+            depth: at.depth,
+            prefix: at.prefix,
+        });
+    }
+    Ok(node)
 }
 
 fn build(at: NodeKey, leaves: &Leaves, writes: &mut NodeWrites) -> Result<Child, StateError> {
@@ -287,16 +293,7 @@ fn summaries_at(
             out.extend((0..below).map(|i| if i == own { current } else { Child::Empty }));
         }
         Child::Node(expected) => {
-            let node = source.node(&at)?.ok_or(StateError::MissingNode {
-                depth: at.depth,
-                prefix: at.prefix,
-            })?;
-            if node.hash() != expected {
-                return Err(StateError::CorruptNode {
-                    depth: at.depth,
-                    prefix: at.prefix,
-                });
-            }
+            let node = stored_node(source, at, expected)?;
             summaries_at(source, at.child(false), node.left, depth, out)?;
             summaries_at(source, at.child(true), node.right, depth, out)?;
         }
