@@ -1765,7 +1765,10 @@ async fn submit_bulk(ctx: &Context_, txs: &[Vec<u8>], no_wait: bool, timeout_s: 
         };
         report.push((index, id, status));
     }
-    for (_, id, status) in &mut report {
+    let mut bar = progress::Progress::when_slow("finality", "transactions", ctx.quiet || no_wait);
+    let total = report.len() as u64;
+    for (done, (_, id, status)) in report.iter_mut().enumerate() {
+        bar.update(done as u64, total, "waited for");
         while let (Some(id), TxStatus::Pending, false) = (id.as_ref(), &*status, no_wait) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -1780,6 +1783,8 @@ async fn submit_bulk(ctx: &Context_, txs: &[Vec<u8>], no_wait: bool, timeout_s: 
             TxStatus::Final { .. } => {}
         }
     }
+    bar.update(total, total, "waited for");
+    bar.finish();
     if ctx.json {
         let items: Vec<_> = report
             .iter()
@@ -2194,14 +2199,26 @@ async fn history(
 ) -> Result<()> {
     let mut after = after;
     let mut events = Vec::new();
+    // A whole history (--all) may be long: progress against the stamp's event count.
+    let total = if all {
+        Some(u64::from(ctx.client.stamp(&stamp).await?.event_count))
+    } else {
+        None
+    };
+    let mut bar = progress::Progress::when_slow("history", "events", ctx.quiet || total.is_none());
     let next = loop {
         let page = ctx.client.history(&stamp, after, limit).await?;
         events.extend(page.events);
+        if let Some(total) = total {
+            let done = events.len() as u64;
+            bar.update(done, total.max(done), "read");
+        }
         match page.next {
             Some(next) if all => after = Some(next),
             other => break other,
         }
     };
+    bar.finish();
     if ctx.json {
         return print_json(&json!({"stamp": stamp, "events": events, "next": next}));
     }
@@ -2343,8 +2360,12 @@ async fn holdings(
             "events",
             "last_event",
         ])?;
-        for stamp in &stamps {
+        // One request per stamp: progress on a long export.
+        let mut bar = progress::Progress::when_slow("export", "stamps", ctx.quiet);
+        let total = stamps.len() as u64;
+        for (done, stamp) in stamps.iter().enumerate() {
             let info = ctx.client.stamp(stamp).await?;
+            bar.update(done as u64 + 1, total, "written");
             out.write_record([
                 stamp.to_string(),
                 stamp.issue.to_string(),
@@ -2355,6 +2376,7 @@ async fn holdings(
                 info.last_event.to_string(),
             ])?;
         }
+        bar.finish();
         out.flush()?;
         if let Some(next) = next {
             eprintln!("more: cachet holdings {account} --csv --after '{next}'");
