@@ -542,21 +542,26 @@ impl<P: Ord + Clone + std::fmt::Display> Joiner<P> {
         out
     }
 
+    fn ask_offers_if(&mut self, due: bool, now_ms: u64) -> Vec<Send<P>> {
+        if due {
+            self.ask_offers(now_ms, true)
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Sends what is due: chunk requests to sources, offers while there are none, and the
     /// end of the import once every chunk is in.
     fn next(&mut self, store: &Store, now_ms: u64) -> Result<Vec<Send<P>>, JoinError> {
         if self.imported.is_some() {
             return Ok(Vec::new());
         }
+        // Offers are asked again while none was usable, or nobody serves the one trusted.
+        let ask_due = self
+            .last_ask_ms
+            .is_none_or(|last| now_ms >= last + OFFER_RETRY_MS);
         let Some(target) = &self.target else {
-            let due = self
-                .last_ask_ms
-                .is_none_or(|last| now_ms >= last + OFFER_RETRY_MS);
-            return Ok(if due {
-                self.ask_offers(now_ms, true)
-            } else {
-                Vec::new()
-            });
+            return Ok(self.ask_offers_if(ask_due, now_ms));
         };
         if self.missing.is_empty() && self.in_flight.is_empty() {
             let height = target.height;
@@ -582,16 +587,10 @@ impl<P: Ord + Clone + std::fmt::Display> Joiner<P> {
             self.imported = Some(tip);
             return Ok(Vec::new());
         }
-        let mut out = Vec::new();
         if self.sources.is_empty() {
-            let due = self
-                .last_ask_ms
-                .is_none_or(|last| now_ms >= last + OFFER_RETRY_MS);
-            if due {
-                out.extend(self.ask_offers(now_ms, true));
-            }
-            return Ok(out);
+            return Ok(self.ask_offers_if(ask_due, now_ms));
         }
+        let mut out = Vec::new();
         let height = target.height;
         while self.in_flight.len() < CHUNKS_IN_FLIGHT {
             let Some(index) = self.missing.pop_first() else {

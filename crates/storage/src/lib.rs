@@ -134,6 +134,17 @@ impl From<rocksdb::Error> for StoreError {
     }
 }
 
+/// A stored u64 (big-endian, 8 bytes), if present.
+pub(crate) fn stored_u64(bytes: Option<Vec<u8>>, what: &str) -> Result<Option<u64>, StoreError> {
+    bytes
+        .map(|bytes| {
+            <[u8; 8]>::try_from(bytes.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt(what.into()))
+        })
+        .transpose()
+}
+
 pub(crate) fn corrupt(what: &str, error: CodecError) -> StoreError {
     StoreError::Corrupt(format!("{what}: {error}"))
 }
@@ -434,16 +445,10 @@ impl Store {
 
     /// The height of the block with this hash.
     pub fn block_height(&self, hash: &Hash) -> Result<Option<u64>, StoreError> {
-        match self.db.get(CF_BLOCK_INDEX, hash.as_bytes())? {
-            Some(bytes) => {
-                let bytes: [u8; 8] = bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("block index entry".into()))?;
-                Ok(Some(u64::from_be_bytes(bytes)))
-            }
-            None => Ok(None),
-        }
+        stored_u64(
+            self.db.get(CF_BLOCK_INDEX, hash.as_bytes())?,
+            "block index entry",
+        )
     }
 
     /// Where a final transaction is.

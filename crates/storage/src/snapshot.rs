@@ -488,16 +488,7 @@ impl Store {
     /// The height up to which the store lacks the history, after a state sync and until
     /// its backfill ends; `None` for a store that holds every block.
     pub fn base(&self) -> Result<Option<u64>, StoreError> {
-        match self.db.get(CF_META, META_BASE)? {
-            Some(bytes) => {
-                let bytes: [u8; 8] = bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("base record".into()))?;
-                Ok(Some(u64::from_be_bytes(bytes)))
-            }
-            None => Ok(None),
-        }
+        crate::stored_u64(self.db.get(CF_META, META_BASE)?, "base record")
     }
 
     /// Writes what a replayed block below the base adds to this store: the block, its
