@@ -1,5 +1,5 @@
 //! Two real network tasks on loopback: gossip reaches the other node only after the node
-//! accepts it, and block sync answers requests.
+//! accepts it, and block sync and state sync answer requests.
 
 use std::time::Duration;
 
@@ -263,6 +263,80 @@ async fn blocks_are_served_on_request() {
             other => panic!("no sync response within 20 s: {other:?}"),
         }
     }
+}
+
+/// The next event `pick` accepts, within 20 s.
+async fn next_event<T>(
+    events: &mut Receiver<NetEvent>,
+    what: &str,
+    mut pick: impl FnMut(NetEvent) -> Option<T>,
+) -> T {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), events.recv()).await {
+            Ok(Some(event)) => {
+                if let Some(found) = pick(event) {
+                    return found;
+                }
+            }
+            other => panic!("no {what} within 20 s: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_sync_requests_are_answered_and_one_for_a_gone_peer_fails_at_once() {
+    let ((a, mut a_events), (b, mut b_events)) = pair().await;
+    b.send(Command::RequestSnapshot {
+        peer: Some(a.local_peer_id()),
+        request: b"offer?".to_vec(),
+    });
+    let (request, token) = next_event(&mut a_events, "state-sync request", |e| match e {
+        NetEvent::SnapshotRequest { request, token, .. } => Some((request, token)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(request, b"offer?");
+    a.send(Command::RespondSnapshot {
+        token,
+        response: b"an offer".to_vec(),
+    });
+    let (from, response) = next_event(&mut b_events, "state-sync answer", |e| match e {
+        NetEvent::SnapshotResponse { from, response } => Some((from, response)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        (from, response.as_slice()),
+        (a.local_peer_id(), &b"an offer"[..])
+    );
+
+    // A chunk request for a peer that is not connected fails at once, naming it, and is
+    // not sent to the connected peer (which may serve another snapshot).
+    let gone = Keypair::generate_ed25519().public().to_peer_id();
+    b.send(Command::RequestSnapshot {
+        peer: Some(gone),
+        request: b"chunk 3".to_vec(),
+    });
+    let failed = next_event(&mut b_events, "state-sync failure", |e| match e {
+        NetEvent::SnapshotFailed { from } => Some(from),
+        _ => None,
+    })
+    .await;
+    assert_eq!(failed, gone);
+    // The connected peer got nothing: an offer asked after it is the next request it sees.
+    b.send(Command::RequestSnapshot {
+        peer: Some(a.local_peer_id()),
+        request: b"offer again?".to_vec(),
+    });
+    let request = next_event(&mut a_events, "state-sync request", |e| match e {
+        NetEvent::SnapshotRequest { request, .. } => Some(request),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        request, b"offer again?",
+        "the request for the gone peer was rerouted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
