@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use cachet_consensus::SignerState;
 use cachet_keystore::KdfParams;
 use cachet_types::PublicKey;
 use clap::Subcommand;
@@ -262,7 +263,7 @@ fn restore(from: &Path, data_dir: &Path) -> Result<()> {
         );
     } else {
         eprintln!(
-            "a validator restored here must not vote at heights it signed before the loss: keep its old signer.state if you have it, else run it as an observer until it has caught up"
+            "no signer.state here: a validator started on it rejoins quietly (it signs again two heights after one decided with it back); put its old signer.state here first if you have it"
         );
     }
     Ok(())
@@ -308,8 +309,13 @@ fn init(dir: &Path, passphrase: &str) -> Result<()> {
         let file = cachet_keystore::seal(&key, passphrase, KdfParams::DEFAULT)?;
         cachet_keystore::write(&dir.join(name), &file)?;
     }
+    // The new validator key has signed nothing: an empty signer state says so (a validator
+    // without one rejoins quietly, as after a lost disk).
+    crate::replica::SignerStore::new(dir)
+        .save(&SignerState::default())
+        .with_context(|| format!("cannot write the signer state in {}", dir.display()))?;
     eprintln!(
-        "created {} with a validator key, a node identity key and an issuing key",
+        "created {} with a validator key, a node identity key, an issuing key and an empty signer state",
         dir.display()
     );
     Ok(())

@@ -193,6 +193,7 @@ async fn run(options: Options) -> Result<()> {
         setup.validator,
         &setup.data_dir,
         timeouts,
+        options.rejoin_at_once,
     )?;
     let (inputs, input_rx) = std::sync::mpsc::sync_channel(replica::INPUT_QUEUE);
     let fatal = stop_sender.clone();

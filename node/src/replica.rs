@@ -81,7 +81,7 @@ pub struct SignerStore {
     lock_written: Option<Hash>,
 }
 
-/// Largest `signer.state` (a position, a lock and at most two votes).
+/// Largest `signer.state` (a position, a lock and at most four votes: two rounds' two).
 const MAX_SIGNER_STATE_BYTES: usize = 64 * 1024;
 
 impl SignerStore {
@@ -94,24 +94,23 @@ impl SignerStore {
         }
     }
 
-    /// Reads the signer state; none yet is the default. A state file that does not decode
+    /// Reads the signer state; `None` when there is no file (nothing signed from this data
+    /// directory, or the file was lost). A state file that does not decode
     /// stops the node: signing without knowing what was signed could equivocate. A lock
     /// file that does not match is ignored with a warning.
-    pub fn load(&mut self, max_lock_bytes: usize) -> Result<SignerState> {
+    pub fn load(&mut self, max_lock_bytes: usize) -> Result<Option<SignerState>> {
         let path = &self.state_path;
         let mut state = match std::fs::read(path) {
             Ok(bytes) => {
                 codec::decode::<SignerState>(&bytes, MAX_SIGNER_STATE_BYTES).map_err(|e| {
                     anyhow::anyhow!(
-                        "{} is damaged ({e}); restore it or, if this validator has certainly \
-                         signed nothing at the current height, remove it",
+                        "{} is damaged ({e}); restore it, or remove it and the validator \
+                         rejoins quietly (it signs again once it has seen a height decided)",
                         path.display()
                     )
                 })?
             }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(SignerState::default());
-            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(error) => {
                 return Err(error).with_context(|| format!("cannot read {}", path.display()));
             }
@@ -131,7 +130,7 @@ impl SignerStore {
                 ),
             }
         }
-        Ok(state)
+        Ok(Some(state))
     }
 
     /// Stores `state` durably.
@@ -185,23 +184,29 @@ pub struct Replica {
 
 impl Replica {
     /// A replica for `node`; `validator` is our validator key (it signs at the heights whose
-    /// operator set holds it), none for an observer.
+    /// operator set holds it), none for an observer. A validator without a signer state
+    /// rejoins quietly ([`Core::rejoin_quietly`]) unless `rejoin_at_once`.
     pub fn new(
         node: Arc<Node>,
         net: NetworkHandle,
         validator: Option<SigningKey>,
         data_dir: &Path,
         timeouts: Timeouts,
+        rejoin_at_once: bool,
     ) -> Result<Replica> {
         let mut store = SignerStore::new(data_dir);
-        let signer = store.load(2 * max_consensus_bytes(&node))?;
-        let core = Core::new(
+        let loaded = store.load(2 * max_consensus_bytes(&node))?;
+        let quiet = loaded.is_none() && validator.is_some() && !rejoin_at_once;
+        let mut core = Core::new(
             node.chain().clone(),
             validator,
-            signer,
+            loaded.unwrap_or_default(),
             Box::new(store),
             timeouts,
         );
+        if quiet {
+            core.rejoin_quietly();
+        }
         let bound = node
             .ledger()
             .store()
@@ -423,11 +428,11 @@ mod tests {
         let chain = TestChain::new(4);
         let dir = tempfile::tempdir().unwrap();
         let mut store = SignerStore::new(dir.path());
-        assert_eq!(store.load(1 << 20).unwrap(), SignerState::default());
+        assert_eq!(store.load(1 << 20).unwrap(), None);
         let state = locked_state(&chain, &block(&chain, 1), 0);
         store.save(&state).unwrap();
         let mut reopened = SignerStore::new(dir.path());
-        assert_eq!(reopened.load(1 << 20).unwrap(), state);
+        assert_eq!(reopened.load(1 << 20).unwrap(), Some(state));
     }
 
     #[test]
@@ -461,7 +466,7 @@ mod tests {
             prevotes: Vec::new(),
         };
         std::fs::write(dir.path().join("signer.lock"), codec::encode(&other)).unwrap();
-        let loaded = SignerStore::new(dir.path()).load(1 << 20).unwrap();
+        let loaded = SignerStore::new(dir.path()).load(1 << 20).unwrap().unwrap();
         assert_eq!(loaded.locked, state.locked);
         assert_eq!(loaded.lock_proof, None);
 

@@ -169,6 +169,14 @@ pub struct Options {
     #[arg(long, env = "CACHET_STATE_SYNC")]
     pub state_sync: bool,
 
+    /// Let a validator without its signer state (<data-dir>/signer.state) sign at once.
+    /// Without this flag it rejoins quietly: it follows until it has seen a height decided
+    /// and signs from two heights later, so that it never votes twice where it voted before
+    /// the file was lost. Only for when a third or more of the validators lost theirs at
+    /// once and the chain cannot decide without them.
+    #[arg(long, env = "CACHET_REJOIN_AT_ONCE")]
+    pub rejoin_at_once: bool,
+
     /// Make a snapshot of the state for joining nodes every this many blocks (two are kept,
     /// as RocksDB checkpoints in <data-dir>/snapshots); 0: serve none.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=100_000_000))]

@@ -184,6 +184,12 @@ pub fn init(dir: &Path, options: &InitOptions) -> Result<Layout> {
             let sealed = cachet_keystore::seal(key, &passphrase, TESTNET_KDF)?;
             cachet_keystore::write(&dir.join(file), &sealed)?;
         }
+        // A new validator has signed nothing, as `cachetd init` records it: without this
+        // file a validator rejoins quietly, and four at once would never decide.
+        std::fs::write(
+            dir.join(&name).join("signer.state"),
+            cachet_types::codec::encode(&cachet_consensus::SignerState::default()),
+        )?;
         operators.push(Operator {
             id: OperatorId::parse(&format!("{country}-POST"))?,
             country: CountryCode::parse(country)?,

@@ -45,8 +45,9 @@ pub struct SignerState {
     pub step: u8,
     /// The lock held at that height (round, block).
     pub locked: Option<(u32, Hash)>,
-    /// The votes signed at that height and round, so that a restarted validator counts
-    /// and resends them (it may not sign them again).
+    /// The votes signed at that height in that round and the one before, so that a
+    /// restarted validator counts and resends them (it may not sign them again; a peer
+    /// still in the previous round may need them to leave it).
     pub votes: Vec<SignedVote>,
     /// The locked block and the prevotes that justified the lock: a restarted validator
     /// needs them to propose its locked block again with its proof of lock. Without them a
@@ -162,6 +163,9 @@ pub struct Driver {
     seen_votes: BTreeSet<Hash>,
     /// Signatures of consensus messages checked so far.
     signature_checks: u64,
+    /// Heights below this are only followed, whatever the validator set (see
+    /// [`Driver::sign_from`]).
+    sign_from: u64,
 }
 
 impl Driver {
@@ -191,7 +195,15 @@ impl Driver {
             own: Vec::new(),
             seen_votes: BTreeSet::new(),
             signature_checks: 0,
+            sign_from: 0,
         }
+    }
+
+    /// Signs nothing at heights below `height`, only follows them (as an observer does),
+    /// from the next [`Driver::start`] on: a validator that lost its signer state must not
+    /// sign where it may have signed before.
+    pub fn sign_from(&mut self, height: u64) {
+        self.sign_from = height;
     }
 
     /// How many consensus message signatures this driver has checked (for load figures).
@@ -249,7 +261,8 @@ impl Driver {
         let round = if resume { self.signer.round } else { 0 };
         self.validators = validators;
         self.next_validators = next_validators;
-        self.index = self.key.as_ref().and_then(|key| {
+        let signs = height >= self.sign_from;
+        self.index = self.key.as_ref().filter(|_| signs).and_then(|key| {
             let public = key.public_key();
             let position = self.validators.iter().position(|v| *v == public)?;
             u16::try_from(position).ok()
@@ -671,8 +684,11 @@ impl Driver {
             return None;
         }
         let signed = make(&self.chain_id, key);
-        let mut votes = if (self.signer.height, self.signer.round) == (height, round) {
-            self.signer.votes.clone()
+        // Its votes of this round and the one before: what a restarted validator resends,
+        // as [`Driver::rebroadcast`] does (peers a round behind may lack them, and wait).
+        let mut votes: Vec<SignedVote> = if self.signer.height == height {
+            let recent = |v: &&SignedVote| v.vote.round.saturating_add(1) >= round;
+            self.signer.votes.iter().filter(recent).cloned().collect()
         } else {
             Vec::new()
         };
@@ -863,6 +879,36 @@ mod tests {
         );
         assert_eq!(proposals(&actions), 0);
         assert_eq!(app.builds, 1, "built a new block at restart");
+    }
+
+    #[test]
+    fn below_its_sign_from_height_a_validator_only_follows() {
+        let chain = TestChain::new(4);
+        let mut proposer_app = FakeApp::new(&chain, false);
+        let mut proposer = driver(&chain, SignerState::default());
+        let proposal = start(&mut proposer, &chain, 1, &mut proposer_app)
+            .into_iter()
+            .find_map(|a| match a {
+                Action::Broadcast(msg @ ConsensusMsg::Proposal { .. }) => Some(msg),
+                _ => None,
+            })
+            .expect("validator 1 proposes at height 1");
+        // The same key, told to sign from height 2: no proposal, no vote, nothing stored.
+        let mut app = FakeApp::new(&chain, false);
+        let mut quiet = driver(&chain, SignerState::default());
+        quiet.sign_from(2);
+        let actions = start(&mut quiet, &chain, 1, &mut app);
+        assert_eq!(proposals(&actions), 0, "{actions:?}");
+        assert_eq!(quiet.index(), None);
+        let (_, actions) = quiet.on_message(proposal, &mut app).unwrap();
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Broadcast(_))),
+            "{actions:?}"
+        );
+        assert!(app.stored.is_none(), "nothing signed, nothing stored");
+        // From height 2 on it is validator 1 again.
+        start(&mut quiet, &chain, 2, &mut app);
+        assert_eq!(quiet.index(), Some(1));
     }
 
     #[test]

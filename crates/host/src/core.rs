@@ -216,6 +216,9 @@ pub struct Core<P> {
     /// The catch-up under way: (monotonic ms and height it began at, ms of the last
     /// progress line).
     catching_up: Option<(u64, u64, u64)>,
+    /// A validator without its signer state, following until a height is decided here
+    /// (see [`Core::rejoin_quietly`]).
+    quiet: bool,
     effects: Vec<Effect<P>>,
     now: Now,
 }
@@ -244,6 +247,7 @@ impl<P: Clone> Core<P> {
             last_final_ms: 0,
             last_sync_ms: None,
             catching_up: None,
+            quiet: false,
             effects: Vec::new(),
             now: Now::default(),
         }
@@ -275,6 +279,24 @@ impl<P: Clone> Core<P> {
         max_consensus_bytes(self.chain.ledger().store().genesis())
     }
 
+    /// Call before [`Core::start`] when this validator's signer state was lost (a new disk,
+    /// a restored backup): what it signed before is unknown, so it signs nothing until it
+    /// has seen a height decided here, through consensus, after the start, and then only
+    /// from two heights later. Why that is enough: the votes that decide a height here were
+    /// cast after the start (validators send votes for the height they decide, and resend
+    /// only those), by more than a third of honest validators still at that height; so no
+    /// later height was decided before the start, and before the loss this validator was
+    /// at most at the height after it. Blocks fetched by sync do not count (they may be
+    /// old); a peer replaying old votes could feign a decision, which makes this a guard
+    /// against a lost file, not against an attacker. A new validator is no exception (it
+    /// starts with an empty signer state, which `cachetd init` writes); a validator that
+    /// alone is a quorum signs at once (it would wait for itself); a third or more of the
+    /// validators rejoining quietly at once halt the chain until they are let sign
+    /// (`cachetd --rejoin-at-once`).
+    pub fn rejoin_quietly(&mut self) {
+        self.quiet = true;
+    }
+
     /// Starts on the height after the tip (resuming the stored signer state: a block this
     /// validator had precommitted before a crash, with a quorum of precommits it holds, is
     /// committed by the time this returns).
@@ -287,6 +309,9 @@ impl<P: Clone> Core<P> {
             .store()
             .tip()
             .map_err(storage("reading the tip"))?;
+        if self.quiet {
+            self.begin_quietly(tip.height)?;
+        }
         let actions = self.begin(tip.height + 1)?;
         self.apply(actions)
     }
@@ -483,6 +508,32 @@ impl<P: Clone> Core<P> {
         call(&mut self.driver, &mut app)
     }
 
+    /// Whether to rejoin quietly on a chain at `tip` (see [`Core::rejoin_quietly`]).
+    fn begin_quietly(&mut self, tip: u64) -> Result<(), HostError> {
+        let Some(key) = self.driver.signer_key() else {
+            self.quiet = false;
+            return Ok(());
+        };
+        let store = self.chain.ledger().store();
+        let next = store
+            .operators_at(tip + 1)
+            .map_err(storage("reading the operator set"))?;
+        if next.len() == 1 && next[0].validator_key == key {
+            self.quiet = false;
+            tracing::warn!(
+                tip,
+                "no signer state; signing at once: this validator alone is a quorum"
+            );
+            return Ok(());
+        }
+        self.driver.sign_from(u64::MAX);
+        tracing::warn!(
+            tip,
+            "no signer state: following without signing until a height is decided here"
+        );
+        Ok(())
+    }
+
     /// Forgets what belonged to the previous height (executed proposals, timers) and starts
     /// the driver on `height` with the validator sets of it and the next (from the ledger's
     /// membership record); returns its first actions.
@@ -563,6 +614,15 @@ impl<P: Clone> Core<P> {
                         Err(error) => return Err(HostError::DecidedRefused { height, error }),
                     }
                     self.last_final_ms = self.now.mono_ms;
+                    if self.quiet {
+                        self.quiet = false;
+                        self.driver.sign_from(height + 2);
+                        tracing::info!(
+                            decided = height,
+                            sign_from = height + 2,
+                            "rejoined: a height was decided here; signing from two heights on"
+                        );
+                    }
                     queue.extend(self.begin(height + 1)?);
                 }
                 Action::Equivocation {

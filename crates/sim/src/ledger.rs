@@ -36,20 +36,65 @@ pub fn open_chain(disk: &Arc<SimDisk>, genesis: &Genesis) -> Result<Arc<Chain>, 
 }
 
 /// The signer state on the simulated disk: written and synced at once (the crash model
-/// drops only what was never synced).
-#[derive(Clone, Default)]
-pub struct SimSigner(pub Arc<Mutex<SignerState>>);
+/// drops only what was never synced). It can be lost, as a disk is; every signature after
+/// the loss is checked to be above the heights signed before it.
+#[derive(Clone)]
+pub struct SimSigner(Arc<Mutex<SignerFile>>);
+
+impl Default for SimSigner {
+    /// A new validator's: an empty signer state, as `cachetd init` writes it.
+    fn default() -> SimSigner {
+        SimSigner(Arc::new(Mutex::new(SignerFile {
+            state: Some(SignerState::default()),
+            lost_at: None,
+            breach: None,
+        })))
+    }
+}
+
+struct SignerFile {
+    /// What was stored last; `None`: nothing (a new node, or the file was lost).
+    state: Option<SignerState>,
+    /// The height of the last signature before the file was lost.
+    lost_at: Option<u64>,
+    /// A signature stored after the loss at or below `lost_at`: (its height, `lost_at`).
+    breach: Option<(u64, u64)>,
+}
 
 impl SimSigner {
-    /// What was stored last.
-    pub fn load(&self) -> SignerState {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    fn file(&self) -> std::sync::MutexGuard<'_, SignerFile> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What was stored last, `None` if nothing.
+    pub fn load(&self) -> Option<SignerState> {
+        self.file().state.clone()
+    }
+
+    /// The file is lost (the node's disk is): from now on, signing at a height signed
+    /// before is a breach.
+    pub fn lose(&self) {
+        let mut file = self.file();
+        let signed = file.state.take().map_or(0, |state| state.height);
+        file.lost_at = Some(file.lost_at.map_or(signed, |at| at.max(signed)));
+    }
+
+    /// A signature after a loss at a height the lost file had reached: (height, reached).
+    pub fn breach(&self) -> Option<(u64, u64)> {
+        self.file().breach
     }
 }
 
 impl SignerStorage for SimSigner {
     fn save(&mut self, state: &SignerState) -> Result<(), String> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = state.clone();
+        let mut file = self.file();
+        if let Some(lost_at) = file.lost_at
+            && state.height <= lost_at
+            && file.breach.is_none()
+        {
+            file.breach = Some((state.height, lost_at));
+        }
+        file.state = Some(state.clone());
         Ok(())
     }
 }

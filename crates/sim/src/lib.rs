@@ -17,10 +17,11 @@
 //! the chain until the operators vote it in (proposal and approvals from more than two
 //! thirds, sent by the simulated clients once their own work is final) and then validates
 //! from the agreed height, under the same faults. With [`SimConfig::state_sync`] an honest
-//! validator loses its ledger mid-run (its signer state survives) and comes back by the
+//! validator loses its disk mid-run (ledger and signer state) and comes back by the
 //! node's own state sync (`cachet_host::statesync`): the others serve snapshots every few
-//! blocks, it imports one, follows, and backfills the older blocks; it must end with every
-//! transaction final and the same state as everyone.
+//! blocks, it imports one, rejoins quietly ([`cachet_host::Core::rejoin_quietly`]: it
+//! must never sign at a height it had signed before the loss), follows, and backfills the
+//! older blocks; it must end with every transaction final and the same state as everyone.
 //!
 //! Checkers, run as the simulation goes and at the end:
 //! - agreement: never two different final blocks at one height;
@@ -90,9 +91,13 @@ pub struct SimConfig {
     /// Place the validators in the world's regions ([`world`]): delays from the
     /// inter-region table, jitter, loss and uplink bandwidth, on top of the fault model.
     pub world: Option<WorldConfig>,
-    /// An honest validator loses its ledger (not its signer state) mid-run and comes back
-    /// by state sync, then backfills.
+    /// An honest validator loses its disk (ledger and signer state) mid-run and comes back
+    /// by state sync, rejoins quietly, then backfills.
     pub state_sync: bool,
+    /// An honest validator (2) loses its signer state mid-run and is back at once on its
+    /// ledger (a current backup restored): it must rejoin quietly and never sign again at a
+    /// height it had signed.
+    pub lose_signer: bool,
 }
 
 impl SimConfig {
@@ -113,6 +118,7 @@ impl SimConfig {
             read_failures: false,
             world: None,
             state_sync: false,
+            lose_signer: false,
         }
     }
 
@@ -283,6 +289,9 @@ enum Event {
     JoinStep,
     /// A node loses its ledger and starts over by state sync.
     LoseLedger {
+        node: usize,
+    },
+    LoseSigner {
         node: usize,
     },
 }
@@ -558,13 +567,18 @@ impl Sim {
         timeouts: Timeouts,
     ) -> Result<Core<usize>, cachet_storage::StoreError> {
         let ledger = ledger::open_chain(&disk.store, &chain.genesis)?;
-        Ok(Core::new(
+        let stored = disk.signer.load();
+        let mut core = Core::new(
             ledger,
             Some(key),
-            disk.signer.load(),
+            stored.clone().unwrap_or_default(),
             Box::new(disk.signer.clone()),
             timeouts,
-        ))
+        );
+        if stored.is_none() {
+            core.rejoin_quietly();
+        }
+        Ok(core)
     }
 
     /// The time as the hosts take it: the genesis time plus the simulated milliseconds.
@@ -618,6 +632,9 @@ impl Sim {
         }
         if self.config.state_sync {
             replay += " --state-sync";
+        }
+        if self.config.lose_signer {
+            replay += " --lose-signer";
         }
         Violation {
             seed: self.config.seed,
@@ -720,6 +737,10 @@ impl Sim {
             // Validator 1 (never the Byzantine one), once the chain has grown.
             let when = self.config.fault_ms / 2;
             self.at(when, Event::LoseLedger { node: 1 });
+        }
+        if self.config.lose_signer {
+            let when = self.config.fault_ms / 3;
+            self.at(when, Event::LoseSigner { node: 2 });
         }
         let fault_ms = self.config.fault_ms;
         self.at(fault_ms, Event::Heal);
@@ -1156,13 +1177,23 @@ impl Sim {
                 Ok(())
             }
             Event::LoseLedger { node } => self.lose_ledger(node),
+            Event::LoseSigner { node } => {
+                self.record(&[b"lose-signer", &[node as u8]]);
+                // Down (if it was not already), its signer state gone, back at once.
+                self.crash(node);
+                self.nodes[node].disk.signer.lose();
+                self.restart(node)
+            }
         }
     }
 
-    /// `node` loses its ledger (its signer state survives, as a validator's must) and
-    /// starts over by state sync: an empty store and the host's joiner, asking every peer.
+    /// `node` loses its disk, ledger and signer state, and starts over by state sync: an
+    /// empty store and the host's joiner, asking every peer; once imported it rejoins
+    /// quietly (no signer state), and any signature at a height it had signed before the
+    /// loss is a violation.
     fn lose_ledger(&mut self, node: usize) -> Result<(), Violation> {
         self.record(&[b"lose-ledger", &[node as u8]]);
+        self.nodes[node].disk.signer.lose();
         self.counts[node].signature_checks += self.nodes[node].signature_checks();
         let fresh = Arc::new(ledger::SimDisk::default());
         let backend: Arc<dyn cachet_storage::Backend> = fresh.clone();
@@ -1563,6 +1594,11 @@ impl Sim {
     /// then, if the host stopped, stops the node (a failure the simulation injected) or
     /// reports the violation.
     fn after(&mut self, node: usize, result: Result<(), HostError>) -> Result<(), Violation> {
+        if let Some((height, reached)) = self.nodes[node].disk.signer.breach() {
+            return Err(self.violation(format!(
+                "node {node} signed at height {height} after losing a signer state that had reached height {reached}"
+            )));
+        }
         let effects = self.nodes[node].core.take_effects();
         for effect in effects {
             match effect {

@@ -39,6 +39,10 @@ struct Args {
     /// 4 blocks), then backfills; it must end with everyone's state.
     #[arg(long)]
     state_sync: bool,
+    /// Validator 2 loses its signer state mid-run and is back at once on its ledger; it must
+    /// rejoin quietly, never signing again at a height it had signed.
+    #[arg(long)]
+    lose_signer: bool,
     /// Place the validators in six world regions: one-way delays from the inter-region
     /// table, 10 % jitter, 100 Mbit/s uplinks (see the sim crate's `world` module).
     #[arg(long)]
@@ -68,6 +72,7 @@ fn main() {
         config.join = args.join;
         config.read_failures = args.read_failures;
         config.state_sync = args.state_sync;
+        config.lose_signer = args.lose_signer;
         config
     };
     if let Some(seed) = args.seed {

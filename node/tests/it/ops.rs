@@ -233,6 +233,11 @@ fn init_creates_an_operators_keys_and_keys_show_prints_what_the_vote_needs() {
     let issuer =
         cachet_keystore::load(&node_dir.join("issuer.key.json"), "an operator passphrase").unwrap();
     assert_eq!(shown["issuer"], issuer.public_key().address().to_string());
+    // The new validator has signed nothing, and its directory says so: it signs at once
+    // (without a signer state it would rejoin quietly).
+    let signer = std::fs::read(node_dir.join("signer.state")).expect("an empty signer state");
+    let state: cachet_consensus::SignerState = cachet_types::codec::decode(&signer, 1024).unwrap();
+    assert_eq!(state, cachet_consensus::SignerState::default());
     assert!(
         shown["peer_id"].as_str().unwrap().starts_with("12D3KooW"),
         "{shown}"

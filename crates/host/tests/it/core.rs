@@ -1,6 +1,7 @@
 //! The consensus core: four cores over the in-memory store, wired to each other by a loop
 //! that carries their effects, decide blocks; a core whose store fails while it checks a
-//! proposal stops without voting, and the others still decide the block.
+//! proposal stops without voting, and the others still decide the block; a validator that
+//! lost its signer state signs nothing until two heights after one decided with it back.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -32,7 +33,10 @@ struct Net {
     /// (from, envelope) in flight.
     wire: VecDeque<(usize, Vec<u8>)>,
     stopped: Vec<Option<HostError>>,
+    /// The heights of the messages each core published.
+    sent: Vec<Vec<u64>>,
     now: Now,
+    timeouts: Timeouts,
 }
 
 impl Net {
@@ -50,6 +54,8 @@ impl Net {
             signers: Vec::new(),
             wire: VecDeque::new(),
             stopped: Vec::new(),
+            sent: Vec::new(),
+            timeouts,
             now: Now {
                 wall_ms: chain.genesis.genesis_time_ms + 1_000,
                 mono_ms: 1_000,
@@ -77,6 +83,7 @@ impl Net {
             net.disks.push(disk);
             net.signers.push(kept);
             net.stopped.push(None);
+            net.sent.push(Vec::new());
         }
         net.collect();
         net
@@ -86,6 +93,8 @@ impl Net {
         for (from, core) in self.cores.iter_mut().enumerate() {
             for effect in core.take_effects() {
                 if let Effect::Publish(envelope) = effect {
+                    let msg = open_consensus(&envelope, usize::MAX).expect("an envelope");
+                    self.sent[from].push(msg.height());
                     self.wire.push_back((from, envelope));
                 }
             }
@@ -111,6 +120,31 @@ impl Net {
             }
             self.collect();
         }
+    }
+
+    /// `node` restarts on its store with its signer state lost: a new core that rejoins
+    /// quietly.
+    fn restart_without_signer_state(&mut self, chain: &TestChain, node: usize) {
+        let backend: Arc<dyn Backend> = self.disks[node].clone();
+        let store = Store::with_backend(backend, &chain.genesis).unwrap();
+        let ledger = Arc::new(Chain::new(
+            Ledger::new(store),
+            Mempool::new(100, 100),
+            Box::new(NoHooks),
+        ));
+        self.signers[node] = Kept::default();
+        let mut core = Core::new(
+            ledger,
+            Some(chain.validator(node).clone()),
+            SignerState::default(),
+            Box::new(self.signers[node].clone()),
+            self.timeouts,
+        );
+        core.rejoin_quietly();
+        core.start(self.now).unwrap();
+        self.cores[node] = core;
+        self.sent[node].clear();
+        self.collect();
     }
 
     fn height(&self, node: usize) -> u64 {
@@ -209,4 +243,70 @@ fn a_store_that_fails_while_a_proposal_is_checked_stops_the_core_without_a_vote(
     for node in (0..4).filter(|n| *n != victim) {
         assert_eq!(net.height(node), 1, "node {node}");
     }
+}
+
+#[test]
+fn a_validator_that_lost_its_signer_state_signs_from_two_heights_after_one_decided_with_it() {
+    let chain = TestChain::new(4);
+    let mut factory = TxFactory::new(chain.chain_id);
+    let mut net = Net::new(&chain);
+    net.submit(&chain, &mut factory, "AT-2026-001");
+    net.run(|_, _, _| false);
+    assert!((0..4).all(|node| net.height(node) == 1));
+    // The validator that proposes at height 4 (none of heights 2 and 3, which it only
+    // follows: the loop fires no timers, so a silent proposer would stall them).
+    let quiet = usize::from(proposer(4, 0, 4));
+    assert!(
+        [2, 3]
+            .iter()
+            .all(|h| usize::from(proposer(*h, 0, 4)) != quiet)
+    );
+    net.restart_without_signer_state(&chain, quiet);
+    assert!(net.sent[quiet].is_empty(), "{:?}", net.sent[quiet]);
+    // Height 2 is decided with it back (by the three others' votes), height 3 too; it
+    // signs nothing at either, and nothing of its signer state is stored.
+    for (height, id) in [(2, "AT-2026-002"), (3, "AT-2026-003")] {
+        net.submit(&chain, &mut factory, id);
+        net.run(|_, _, _| false);
+        assert!(
+            (0..4).all(|node| net.height(node) == height),
+            "height {height} decided everywhere"
+        );
+        assert!(
+            net.sent[quiet].is_empty(),
+            "signed at {:?}",
+            net.sent[quiet]
+        );
+        assert_eq!(
+            *net.signers[quiet].0.lock().unwrap(),
+            SignerState::default()
+        );
+    }
+    // From height 4 it signs again: it proposes it, and the block is decided.
+    net.submit(&chain, &mut factory, "AT-2026-004");
+    net.run(|_, _, _| false);
+    assert!((0..4).all(|node| net.height(node) == 4));
+    assert!(net.sent[quiet].contains(&4), "{:?}", net.sent[quiet]);
+    assert!(net.sent[quiet].iter().all(|h| *h == 4));
+    assert_eq!(net.signers[quiet].0.lock().unwrap().height, 4);
+}
+
+#[test]
+fn a_validator_that_lost_its_signer_state_at_the_first_height_waits_too() {
+    let chain = TestChain::new(4);
+    let mut factory = TxFactory::new(chain.chain_id);
+    let mut net = Net::new(&chain);
+    // Proposer of height 3, not of 1 or 2; it may have voted at height 1 before the loss.
+    let quiet = usize::from(proposer(3, 0, 4));
+    net.restart_without_signer_state(&chain, quiet);
+    for (height, id) in [(1, "AT-2026-001"), (2, "AT-2026-002")] {
+        net.submit(&chain, &mut factory, id);
+        net.run(|_, _, _| false);
+        assert!((0..4).all(|node| net.height(node) == height));
+        assert!(net.sent[quiet].is_empty(), "{:?}", net.sent[quiet]);
+    }
+    net.submit(&chain, &mut factory, "AT-2026-003");
+    net.run(|_, _, _| false);
+    assert!((0..4).all(|node| net.height(node) == 3));
+    assert!(net.sent[quiet].contains(&3), "{:?}", net.sent[quiet]);
 }

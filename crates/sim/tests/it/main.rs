@@ -188,6 +188,14 @@ fn a_validator_that_loses_its_ledger_comes_back_by_state_sync_under_faults() {
 }
 
 #[test]
+fn a_validator_that_loses_its_signer_state_rejoins_quietly_under_faults() {
+    all_pass(5_000_000, (seeds() / 10).max(20), |seed| SimConfig {
+        lose_signer: true,
+        ..SimConfig::faulty(seed)
+    });
+}
+
+#[test]
 fn seven_validators_with_faults() {
     all_pass(2_000_000, (seeds() / 4).max(10), |seed| SimConfig {
         validators: 7,
