@@ -344,3 +344,80 @@ fn a_transaction_refused_here_but_final_later_reports_final() {
     ));
     assert_eq!(node.counters().mempool_size, 0);
 }
+
+fn certify(chain: &TestChain, block: &cachet_types::Block) -> CertifiedBlock {
+    let signers: Vec<(u16, &cachet_types::SigningKey)> =
+        (0..3).map(|i| (i as u16, chain.validator(i))).collect();
+    CertifiedBlock {
+        block: block.clone(),
+        certificate: cachet_types::CommitCertificate::sign(&block.header, 0, &signers),
+    }
+}
+
+#[test]
+fn gossip_out_of_nonce_order_waits_for_the_gap_and_joins_when_it_fills() {
+    let mut fixture = Fixture::new();
+    let Fixture {
+        chain,
+        node,
+        factory,
+        ..
+    } = &mut fixture;
+    let txs: Vec<SignedTx> = (1..=4)
+        .map(|n| create(factory, chain, &format!("AT-2026-00{n}")))
+        .collect();
+    // Nonce 2 comes before 1: it waits, neither pending nor refused.
+    assert_eq!(
+        node.admit_batch(&batch(&txs[1..2]), 0),
+        BatchVerdict::Accept
+    );
+    let counters = node.counters();
+    assert_eq!((counters.mempool_size, counters.mempool_queued), (0, 1));
+    assert_eq!(node.status(&txs[1].id()).unwrap(), Status::Unknown);
+    // Nonce 1 fills the gap: both are pending, in nonce order.
+    assert_eq!(
+        node.admit_batch(&batch(&txs[0..1]), 0),
+        BatchVerdict::Accept
+    );
+    let counters = node.counters();
+    assert_eq!((counters.mempool_size, counters.mempool_queued), (2, 0));
+    assert_eq!(counters.txs_admitted, 2);
+    assert_eq!(node.status(&txs[1].id()).unwrap(), Status::Pending);
+
+    // Another node's block makes 1 and 2 final while this one only got 4 (queued) and
+    // then 3: a client's submission ahead of a gap is still refused at once.
+    let other = Chain::new(
+        Ledger::new(Store::in_memory(&chain.genesis)),
+        Mempool::new(100, 100),
+        Box::new(NoHooks),
+    );
+    let fresh = Chain::new(
+        Ledger::new(Store::in_memory(&chain.genesis)),
+        Mempool::new(100, 100),
+        Box::new(NoHooks),
+    );
+    assert!(matches!(
+        fresh.submit(&txs[3].to_bytes(), 0),
+        Err(SubmitError::Rejected(Rejection::NonceGap { got: 4, .. }))
+    ));
+    assert_eq!(
+        fresh.admit_batch(&batch(&txs[3..4]), 0),
+        BatchVerdict::Accept
+    );
+    assert_eq!(
+        fresh.admit_batch(&batch(&txs[2..3]), 0),
+        BatchVerdict::Accept
+    );
+    assert_eq!(fresh.counters().mempool_queued, 2);
+    other.admit_batch(&batch(&txs[0..2]), 0);
+    let executed = other.build_proposal(0, false, 0).unwrap().expect("a block");
+    assert_eq!(executed.block.txs.len(), 2);
+    fresh
+        .commit_final(None, certify(chain, &executed.block))
+        .unwrap();
+    let counters = fresh.counters();
+    assert_eq!((counters.mempool_size, counters.mempool_queued), (2, 0));
+    let next = fresh.build_proposal(0, false, 0).unwrap().expect("a block");
+    let ids: Vec<Hash> = next.block.txs.iter().map(SignedTx::id).collect();
+    assert_eq!(ids, vec![txs[2].id(), txs[3].id()]);
+}
