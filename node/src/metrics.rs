@@ -101,7 +101,6 @@ pub struct Metrics {
     round: Gauge,
     mempool_txs: Gauge,
     mempool_bytes: Gauge,
-    mempool_queued: Gauge,
     peers: Family<PeerLabels, Gauge>,
     blocks_committed: Counter,
     txs_admitted: Counter,
@@ -145,7 +144,6 @@ impl Metrics {
             round: Gauge::default(),
             mempool_txs: Gauge::default(),
             mempool_bytes: Gauge::default(),
-            mempool_queued: Gauge::default(),
             peers: Family::default(),
             blocks_committed: Counter::default(),
             txs_admitted: Counter::default(),
@@ -213,11 +211,6 @@ impl Metrics {
             "Encoded size of the transactions waiting",
             Unit::Bytes,
             m.mempool_bytes.clone(),
-        );
-        registry.register(
-            "mempool_queued_txs",
-            "Gossiped transactions waiting for a gap in their signer's nonces to fill",
-            m.mempool_queued.clone(),
         );
         registry.register("peers", "Connected peers, by kind", m.peers.clone());
         registry.register(
@@ -344,7 +337,6 @@ impl Metrics {
         self.round.set(counters.consensus_round as i64);
         self.mempool_txs.set(counters.mempool_size as i64);
         self.mempool_bytes.set(counters.mempool_bytes as i64);
-        self.mempool_queued.set(counters.mempool_queued as i64);
         let (peers, operator_peers) = node.peer_counts();
         self.peers
             .get_or_create(&PeerLabels { kind: "operator" })

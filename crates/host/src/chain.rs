@@ -112,8 +112,6 @@ pub struct Counters {
     pub txs_admitted: u64,
     /// Encoded bytes waiting in the pool.
     pub mempool_bytes: usize,
-    /// Gossiped transactions queued ahead of a gap in their signer's nonces.
-    pub mempool_queued: usize,
     /// Blocks committed.
     pub blocks_committed: u64,
     /// The consensus round of the height being decided.
@@ -420,36 +418,17 @@ impl Chain {
             }
             return Err(SubmitError::Rejected(reason));
         }
-        let (admitted, promoted) = {
+        let admitted = {
             // Read the final nonce under the pool lock: the consensus core commits a block,
             // then settles the pool under this lock, so we see both, neither, or a commit
             // without its settle, which `Mempool::next_nonce` allows for.
             let mut pool = self.pool();
-            let signer = verified.tx().signer;
-            let nonce = verified.tx().nonce;
-            let final_nonce = self.final_nonce(&signer)?;
-            let expected = pool.next_nonce(&signer, final_nonce);
-            if relay.is_none() && nonce > expected && nonce > final_nonce {
-                // Gossip out of nonce order: it waits for the gap to fill.
-                pool.queue(verified, final_nonce, now_ms);
-                let gap = Rejection::NonceGap {
-                    got: nonce,
-                    expected,
-                };
-                (Err(AdmitError::Rejected(gap)), 0)
-            } else {
-                let admitted = pool.admit(verified, final_nonce, now_ms);
-                let promoted = match admitted {
-                    Ok(()) => pool.promote(&signer, final_nonce).len(),
-                    Err(_) => 0,
-                };
-                (admitted, promoted)
-            }
+            let final_nonce = self.final_nonce(&verified.tx().signer)?;
+            pool.admit(verified, final_nonce, now_ms)
         };
         match admitted {
             Ok(()) => {
-                self.txs_admitted
-                    .fetch_add(1 + promoted as u64, Ordering::Relaxed);
+                self.txs_admitted.fetch_add(1, Ordering::Relaxed);
                 self.hooks.work_arrived();
                 if let Some(bytes) = relay {
                     lock(&self.outbox).push(bytes.to_vec());
@@ -514,9 +493,9 @@ impl Chain {
 
     /// Counters since start.
     pub fn counters(&self) -> Counters {
-        let (mempool_size, mempool_bytes, mempool_queued) = {
+        let (mempool_size, mempool_bytes) = {
             let pool = self.pool();
-            (pool.len(), pool.bytes(), pool.queued())
+            (pool.len(), pool.bytes())
         };
         Counters {
             mempool_size,
@@ -524,7 +503,6 @@ impl Chain {
             txs_rejected: lock(&self.rejected).values().sum(),
             txs_admitted: self.txs_admitted.load(Ordering::Relaxed),
             mempool_bytes,
-            mempool_queued,
             blocks_committed: self.blocks_committed.load(Ordering::Relaxed),
             consensus_round: self.consensus_round.load(Ordering::Relaxed) as u32,
             signature_checks: self.signature_checks.load(Ordering::Relaxed),
@@ -627,16 +605,12 @@ impl Chain {
         {
             let mut pool = self.pool();
             pool.settle(&included, &[]);
-            // Pending transactions whose nonce a final one (from another node) used; queued
-            // ones that now follow the final nonce join the pool.
-            let mut promoted = 0;
+            // Pending transactions whose nonce a final one (from another node) used.
             for (signer, nonce) in signers {
                 for (id, got) in pool.drop_through(&signer, nonce) {
                     pool.remember(id, Rejection::StaleNonce { got, last: nonce });
                 }
-                promoted += pool.promote(&signer, nonce).len() as u64;
             }
-            self.txs_admitted.fetch_add(promoted, Ordering::Relaxed);
         }
         self.txs_final
             .fetch_add(included.len() as u64, Ordering::Relaxed);

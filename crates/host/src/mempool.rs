@@ -1,12 +1,9 @@
 //! The mempool: verified transactions waiting for a block, bounded, in arrival order.
 //!
 //! Admission is strict about nonces: a signer's pending transactions always run contiguously
-//! from its last final nonce + 1, so a block can take them in arrival order. Gossip may
-//! deliver a signer's transactions out of order: those a little ahead of a gap wait in a
-//! bounded queue beside the pool ([`Mempool::queue`]) and join it when the gap fills
-//! ([`Mempool::promote`]), instead of waiting for the next regossip. Outcomes of rejected
-//! transactions are remembered (bounded) so clients can learn why. Time is an argument
-//! (milliseconds of the embedding's monotonic clock), never read here.
+//! from its last final nonce + 1, so a block can take them in arrival order. Outcomes of
+//! rejected transactions are remembered (bounded) so clients can learn why. Time is an
+//! argument (milliseconds of the embedding's monotonic clock), never read here.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -27,9 +24,6 @@ pub enum AdmitError {
     Full(usize),
 }
 
-/// How far past a gap (in nonces) a gossiped transaction may wait in the queue.
-pub const MAX_QUEUED_AHEAD: u64 = 64;
-
 /// The pending pool.
 pub struct Mempool {
     max_txs: usize,
@@ -42,16 +36,10 @@ pub struct Mempool {
     outcome_order: VecDeque<Hash>,
     /// Encoded bytes of the pending transactions.
     bytes: usize,
-    /// Verified transactions ahead of a gap in their signer's nonces, with their arrival
-    /// time; not pending (no block takes them) until [`Mempool::promote`].
-    queued: BTreeMap<PublicKey, BTreeMap<u64, (VerifiedTx, u64)>>,
-    queued_len: usize,
-    max_queued: usize,
 }
 
 impl Mempool {
-    /// A pool holding at most `max_txs` (and a quarter of that queued ahead of nonce gaps),
-    /// remembering the last `max_remembered` rejections.
+    /// A pool holding at most `max_txs`, remembering the last `max_remembered` rejections.
     pub fn new(max_txs: usize, max_remembered: usize) -> Mempool {
         Mempool {
             max_txs,
@@ -62,66 +50,7 @@ impl Mempool {
             outcomes: HashMap::new(),
             outcome_order: VecDeque::new(),
             bytes: 0,
-            queued: BTreeMap::new(),
-            queued_len: 0,
-            max_queued: (max_txs / 4).max(1),
         }
-    }
-
-    /// Number of transactions queued ahead of a nonce gap.
-    pub fn queued(&self) -> usize {
-        self.queued_len
-    }
-
-    /// Keeps `tx`, which [`Mempool::admit`] refused with a nonce gap, until the gap fills:
-    /// if it is at most [`MAX_QUEUED_AHEAD`] nonces ahead of the signer's next one and the
-    /// queue has room. A second transaction for a queued nonce is not kept (the first came
-    /// first, as in the pool). Returns whether it was kept.
-    pub fn queue(&mut self, tx: VerifiedTx, final_nonce: u64, now_ms: u64) -> bool {
-        let signer = tx.tx().signer;
-        let nonce = tx.tx().nonce;
-        let expected = self.next_nonce(&signer, final_nonce);
-        if nonce <= expected
-            || nonce - expected > MAX_QUEUED_AHEAD
-            || self.queued_len >= self.max_queued
-        {
-            return false;
-        }
-        let waiting = self.queued.entry(signer).or_default();
-        if waiting.contains_key(&nonce) {
-            return false;
-        }
-        waiting.insert(nonce, (tx, now_ms));
-        self.queued_len += 1;
-        true
-    }
-
-    /// Moves `signer`'s queued transactions that now follow its pending ones (or its final
-    /// nonce) into the pool, in nonce order, and drops those at or below its final nonce;
-    /// returns the ids admitted. Call after an admission of the signer's or a final block.
-    pub fn promote(&mut self, signer: &PublicKey, final_nonce: u64) -> Vec<Hash> {
-        let mut admitted = Vec::new();
-        let Some(mut waiting) = self.queued.remove(signer) else {
-            return admitted;
-        };
-        let before = waiting.len();
-        waiting.retain(|nonce, _| *nonce > final_nonce);
-        loop {
-            let expected = self.next_nonce(signer, final_nonce);
-            let Some((tx, since)) = waiting.remove(&expected) else {
-                break;
-            };
-            let id = tx.id();
-            match self.admit(tx, final_nonce, since) {
-                Ok(()) => admitted.push(id),
-                Err(_) => break,
-            }
-        }
-        self.queued_len -= before - waiting.len();
-        if !waiting.is_empty() {
-            self.queued.insert(*signer, waiting);
-        }
-        admitted
     }
 
     /// Number of pending transactions.
@@ -249,20 +178,12 @@ impl Mempool {
 
     /// Drops transactions pending since before `before_ms` (nothing made them final or
     /// refused them here, e.g. on an observer whose peers refused them); returns how many.
-    /// Queued transactions that waited since before `before_ms` go too (their gap never
-    /// filled).
     pub fn expire(&mut self, before_ms: u64) -> usize {
         let old: Vec<Hash> = self.older_than(before_ms).map(|(id, _)| id).collect();
         for id in &old {
             self.remove(id);
         }
-        let queued = self.queued_len;
-        self.queued.retain(|_, waiting| {
-            waiting.retain(|_, (_, since)| *since >= before_ms);
-            !waiting.is_empty()
-        });
-        self.queued_len = self.queued.values().map(BTreeMap::len).sum();
-        old.len() + (queued - self.queued_len)
+        old.len()
     }
 
     /// Pending transactions that arrived before `before_ms`, oldest first.
@@ -424,79 +345,5 @@ mod tests {
         assert_eq!(pool.expire(cutoff), 2);
         assert_eq!(ids(pool.candidates(10)), vec![young.id()]);
         assert!(pool.lingering(cutoff, 10).is_empty());
-    }
-
-    #[test]
-    fn gossip_ahead_of_a_gap_waits_in_the_queue_and_joins_when_it_fills() {
-        let mut pool = Mempool::new(8, 10);
-        let mut factory = TxFactory::new(Hash::ZERO);
-        let a = key("a").public_key();
-        let txs: Vec<VerifiedTx> = (0..4).map(|_| tx(&mut factory, "a")).collect();
-        // Nonces 3 and 2 arrive before 1.
-        assert!(pool.queue(txs[2].clone(), 0, 5));
-        assert!(pool.queue(txs[1].clone(), 0, 6));
-        assert!(
-            !pool.queue(txs[1].clone(), 0, 7),
-            "a queued nonce is kept once"
-        );
-        assert_eq!((pool.len(), pool.queued()), (0, 2));
-        assert!(
-            pool.candidates(10).is_empty(),
-            "no block takes a queued one"
-        );
-        assert_eq!(
-            pool.promote(&a, 0),
-            Vec::<Hash>::new(),
-            "the gap is still there"
-        );
-        pool.admit(txs[0].clone(), 0, 8).unwrap();
-        assert_eq!(pool.promote(&a, 0), vec![txs[1].id(), txs[2].id()]);
-        assert_eq!((pool.len(), pool.queued()), (3, 0));
-        assert_eq!(pool.next_nonce(&a, 0), 4);
-        // Not ahead of the gap, or too far ahead: not kept.
-        assert!(
-            !pool.queue(txs[3].clone(), 0, 9),
-            "nonce 4 is next: admit it instead"
-        );
-        let far = VerifiedTx::new_unchecked(cachet_types::SignedTx::sign(
-            Hash::ZERO,
-            &key("a"),
-            4 + MAX_QUEUED_AHEAD + 1,
-            TxBody::Redeem {
-                stamp: stamp("AT-2026-001", 1),
-            },
-        ));
-        assert!(!pool.queue(far, 0, 9));
-    }
-
-    #[test]
-    fn a_final_nonce_promotes_the_queue_and_stale_or_old_queued_ones_go() {
-        let mut pool = Mempool::new(8, 10);
-        let mut factory = TxFactory::new(Hash::ZERO);
-        let a = key("a").public_key();
-        let txs: Vec<VerifiedTx> = (0..3).map(|_| tx(&mut factory, "a")).collect();
-        assert!(pool.queue(txs[1].clone(), 0, 5));
-        assert!(pool.queue(txs[2].clone(), 0, 5));
-        // Nonce 2 became final elsewhere (a block holding 1 and 2): 3 follows it.
-        assert_eq!(pool.promote(&a, 2), vec![txs[2].id()]);
-        assert_eq!((pool.len(), pool.queued()), (1, 0), "nonce 2 was stale");
-        // The queue is bounded (a quarter of the pool) and expires with the pool.
-        let b = key("b").public_key();
-        let bs: Vec<VerifiedTx> = (0..4).map(|_| tx(&mut factory, "b")).collect();
-        assert!(pool.queue(bs[1].clone(), 0, 5));
-        assert!(pool.queue(bs[2].clone(), 0, 20));
-        assert!(!pool.queue(bs[3].clone(), 0, 20), "the queue is full");
-        assert_eq!(
-            pool.expire(10),
-            2,
-            "the pending one of a and the older queued one"
-        );
-        assert_eq!(pool.queued(), 1);
-        pool.admit(bs[0].clone(), 0, 30).unwrap();
-        assert_eq!(
-            pool.promote(&b, 0),
-            Vec::<Hash>::new(),
-            "nonce 2 expired: 3 waits"
-        );
     }
 }
