@@ -539,12 +539,19 @@ impl Chain {
 
     fn settle_rejected(&self, rejected: &[(Hash, Rejection)]) {
         let mut pool = self.pool();
+        // A refused transaction frees its nonce, so its signer's later ones can never apply;
+        // not so for a stale one (a final transaction used the nonce; the later ones follow
+        // that one).
         let doomed: Vec<(PublicKey, u64)> = rejected
             .iter()
+            .filter(|(_, reason)| !matches!(reason, Rejection::StaleNonce { .. }))
             .filter_map(|(id, _)| pool.get(id).map(|tx| (tx.tx().signer, tx.tx().nonce)))
             .collect();
         pool.settle(&[], rejected);
-        let mut dropped = rejected.len() as u64;
+        for (_, reason) in rejected {
+            self.count_rejections(reason.code(), 1);
+        }
+        let mut dropped = 0;
         for (signer, nonce) in doomed {
             for (id, got) in pool.drop_after(&signer, nonce) {
                 // The refused transaction did not use its nonce: later ones now skip it.
@@ -579,20 +586,20 @@ impl Chain {
         certified: CertifiedBlock,
     ) -> Result<Committed, LedgerError> {
         let certificate_signatures = certified.certificate.signatures.len() as u64;
-        let tip = {
-            let _writing = self.commit_lock.write().unwrap_or_else(|p| p.into_inner());
-            match executed {
-                Some(executed) => {
-                    self.checked(certificate_signatures);
-                    self.ledger
-                        .commit_proposal(executed, certified.certificate.clone())?
-                        .0
-                }
-                None => {
-                    let txs: u64 = certified.block.txs.iter().map(signatures).sum();
-                    self.checked(certificate_signatures + txs);
-                    self.ledger.commit_certified(&certified)?
-                }
+        // The pool settles under the commit lock too: a reader holding it (the recheck) sees
+        // the commit and its settle, or neither.
+        let writing = self.commit_lock.write().unwrap_or_else(|p| p.into_inner());
+        let tip = match executed {
+            Some(executed) => {
+                self.checked(certificate_signatures);
+                self.ledger
+                    .commit_proposal(executed, certified.certificate.clone())?
+                    .0
+            }
+            None => {
+                let txs: u64 = certified.block.txs.iter().map(signatures).sum();
+                self.checked(certificate_signatures + txs);
+                self.ledger.commit_certified(&certified)?
             }
         };
         let included: Vec<Hash> = certified.block.txs.iter().map(SignedTx::id).collect();
@@ -612,6 +619,7 @@ impl Chain {
                 }
             }
         }
+        drop(writing);
         self.txs_final
             .fetch_add(included.len() as u64, Ordering::Relaxed);
         self.blocks_committed.fetch_add(1, Ordering::Relaxed);
@@ -715,11 +723,18 @@ impl Chain {
         let Some(cutoff) = now_ms.checked_sub(age_ms) else {
             return Vec::new();
         };
-        let lingering = pool.lingering(cutoff, max);
         drop(pool);
-        if let Err(error) = self.recheck(&lingering, wall_ms) {
-            tracing::error!(%error, "cannot recheck pending transactions");
-        }
+        let lingering = {
+            // No commit between reading the pending transactions and executing them: a
+            // transaction just made final would otherwise look stale, and its signer's
+            // later ones doomed.
+            let _reading = self.commit_lock.read().unwrap_or_else(|p| p.into_inner());
+            let lingering = self.pool().lingering(cutoff, max);
+            if let Err(error) = self.recheck(&lingering, wall_ms) {
+                tracing::error!(%error, "cannot recheck pending transactions");
+            }
+            lingering
+        };
         // Those the recheck refused left the pool: not gossiped again.
         let pool = self.pool();
         lingering
@@ -734,13 +749,12 @@ impl Chain {
     /// those a block would refuse: a transaction that passed admission but breaks a state
     /// rule (a stale last event, a stamp sold meanwhile) is refused here too, not left
     /// pending on every node whose proposer did not build it. Returns how many were refused.
+    /// The caller holds the commit lock (read) from before it read `pending`.
     fn recheck(&self, pending: &[VerifiedTx], wall_ms: u64) -> Result<usize, LedgerError> {
         if pending.is_empty() {
             return Ok(0);
         }
-        // No commit in between: the execution sees one tip.
         let proposal = {
-            let _reading = self.commit_lock.read().unwrap_or_else(|p| p.into_inner());
             let tip = self.ledger.store().tip()?;
             self.ledger
                 .build(pending.to_vec(), wall_ms.max(tip.time_ms), 0)?

@@ -36,6 +36,10 @@ pub struct Mempool {
     outcome_order: VecDeque<Hash>,
     /// Encoded bytes of the pending transactions.
     bytes: usize,
+    /// The arrival time of the last admission: arrival times never go back along the
+    /// arrival order, so "pending since before t" is a prefix of it (what a transaction
+    /// depends on arrived before it).
+    last_arrival_ms: u64,
 }
 
 impl Mempool {
@@ -50,6 +54,7 @@ impl Mempool {
             outcomes: HashMap::new(),
             outcome_order: VecDeque::new(),
             bytes: 0,
+            last_arrival_ms: 0,
         }
     }
 
@@ -129,7 +134,8 @@ impl Mempool {
         self.by_signer.entry(signer).or_default().insert(nonce, id);
         self.arrival.push_back(id);
         self.bytes += tx.size();
-        self.txs.insert(id, (tx, now_ms));
+        self.last_arrival_ms = self.last_arrival_ms.max(now_ms);
+        self.txs.insert(id, (tx, self.last_arrival_ms));
         Ok(())
     }
 
@@ -345,5 +351,23 @@ mod tests {
         assert_eq!(pool.expire(cutoff), 2);
         assert_eq!(ids(pool.candidates(10)), vec![young.id()]);
         assert!(pool.lingering(cutoff, 10).is_empty());
+    }
+
+    #[test]
+    fn arrival_times_never_go_back_so_lingering_ones_are_a_prefix() {
+        // Two threads admit with clocks read just before the pool's lock: the later
+        // admission may carry the earlier time.
+        let mut pool = Mempool::new(10, 10);
+        let mut factory = TxFactory::new(Hash::ZERO);
+        let first = tx(&mut factory, "a");
+        let second = tx(&mut factory, "a");
+        pool.admit(first.clone(), 0, 10).unwrap();
+        pool.admit(second, 0, 5).unwrap();
+        let ids: Vec<Hash> = pool.lingering(11, 10).iter().map(VerifiedTx::id).collect();
+        assert_eq!(ids.len(), 2);
+        // Pending since before 10: neither (not the second without the first).
+        assert!(pool.lingering(10, 10).is_empty());
+        assert_eq!(pool.expire(10), 0);
+        assert!(pool.contains(&first.id()));
     }
 }

@@ -319,6 +319,8 @@ fn entry(k: usize) -> usize {
     if k == 3 { OBSERVER } else { k }
 }
 
+/// Validator 3 is killed mid-load and comes back without its signer state (it rejoins
+/// quietly); then a 2|2 partition freezes finality until it heals.
 #[test]
 fn four_validators_and_an_observer_survive_a_kill_and_a_partition() {
     let _turn = ONE_NETWORK.lock().unwrap_or_else(|e| e.into_inner());
@@ -388,12 +390,22 @@ fn four_validators_and_an_observer_survive_a_kill_and_a_partition() {
     net.wait_until("finality continues with validator 3 killed", |net| {
         net.height(0).is_some_and(|h| h >= before_kill + 5)
     });
+    // Its signer state is lost with the kill (as with a disk): it must rejoin quietly,
+    // following until a height is decided with it back, then sign again.
+    std::fs::remove_file(net.layout.data_dir(&net.dir, 3).join("signer.state")).unwrap();
     net.nodes[3].restart();
     net.wait_until("restarted validator 3 catches up", |net| {
         match (net.height(3), net.height(0)) {
             (Some(h3), Some(h0)) => h3 + 1 >= h0 && h3 > before_kill + 5,
             _ => false,
         }
+    });
+    net.wait_until("validator 3 rejoins and validates again", |net| {
+        let log = net.nodes[3].log();
+        let quiet = log.find("following without signing until a height is decided here");
+        let rejoined = log.find("rejoined: a height was decided here");
+        let validating = log.rfind("validating from this height");
+        matches!((quiet, rejoined, validating), (Some(q), Some(r), Some(v)) if q < r && r < v)
     });
     stop.store(true, Ordering::SeqCst);
     let sent = net
