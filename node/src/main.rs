@@ -301,10 +301,26 @@ async fn run(options: Options) -> Result<()> {
     tracing::info!("{reason}: shutting down");
     let _ = stop_sender.send(true);
     // The consensus thread finishes the block it is writing; nothing half-written remains.
-    let _ = inputs.send(Input::Stop);
-    let consensus = tokio::task::spawn_blocking(move || consensus.join())
-        .await
-        .context("consensus thread lost")?;
+    // A thread stuck past the deadline (a disk that hangs) is left behind: every write is an
+    // atomic RocksDB batch, so exiting is as safe as a crash, which the node recovers from.
+    let stopping = tokio::task::spawn_blocking(move || {
+        let _ = inputs.send(Input::Stop);
+        consensus.join()
+    });
+    let consensus = match tokio::time::timeout(SHUTDOWN_DEADLINE, stopping).await {
+        Ok(joined) => joined.context("consensus thread lost")?,
+        Err(_) => {
+            tracing::error!(
+                deadline_s = SHUTDOWN_DEADLINE.as_secs(),
+                "the consensus thread did not stop in time; exiting without it"
+            );
+            eprintln!(
+                "error: the consensus thread did not stop within {} s; exiting without it (the store recovers as after a crash)",
+                SHUTDOWN_DEADLINE.as_secs()
+            );
+            std::process::exit(1);
+        }
+    };
     server.await.context("API server panicked")?;
     let _ = std::fs::remove_file(&addr_file);
     let _ = std::fs::remove_file(&p2p_file);
@@ -320,6 +336,9 @@ async fn run(options: Options) -> Result<()> {
     tracing::info!("stopped cleanly");
     Ok(())
 }
+
+/// Longest wait at shutdown for the consensus thread to finish the block it is writing.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(60);
 
 /// File handles kept free of API connections: RocksDB's files, libp2p's sockets, logs.
 const RESERVED_FILE_HANDLES: u64 = 1024;
