@@ -610,3 +610,95 @@ fn an_event_stream_carries_every_final_transaction_once_and_resumes_without_gaps
         assert_eq!(bad.status(), 400);
     });
 }
+
+/// A node that joined by state sync and cannot backfill (no peer to ask): it serves the
+/// current state, and answers `backfilling` (503) for what needs the older blocks: a
+/// bundle, a supply proof, an event stream from below its snapshot; it shows the older
+/// blocks' absence, not a wrong answer.
+#[test]
+fn a_state_synced_node_without_its_history_answers_backfilling_for_it() {
+    use cachet_testkit::{TestChain, TestLedger, TxFactory, address, issue_id, key, stamp};
+    use cachet_types::TxBody;
+    let chain = TestChain::new(4);
+    let mut source = TestLedger::new(&chain);
+    let mut factory = TxFactory::new(chain.chain_id);
+    let issuer = chain.issuer(0).clone();
+    let create = TxBody::CreateIssue {
+        record: cachet_testkit::issue_record("AT-2026-001", "AT-POST", 10),
+    };
+    let mint = TxBody::Mint {
+        issue: issue_id("AT-2026-001"),
+        first_serial: 1,
+        last_serial: 10,
+        owner: address("alice"),
+        variant: None,
+        claim_keys: Vec::new(),
+    };
+    for body in [create, mint] {
+        let tx = factory.sign(&issuer, body);
+        assert!(source.apply_block(&[tx])[0].is_ok());
+    }
+    let one = stamp("AT-2026-001", 1);
+    let record = source.stamp(&one).unwrap();
+    let transfer = factory.sign(
+        &key("alice"),
+        TxBody::Transfer {
+            stamp: one.clone(),
+            last_event: record.last_event,
+            to: address("bob"),
+        },
+    );
+    assert!(source.apply_block(&[transfer])[0].is_ok());
+
+    // Its data directory: the tip's state imported into RocksDB, as a state sync leaves it.
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("node");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    {
+        let from = source.ledger().store();
+        let manifest = from.snapshot_manifest_split(2).unwrap();
+        let block = from.block(manifest.height).unwrap().unwrap();
+        let store =
+            cachet_storage::Store::open_importing(&data_dir.join("db"), &chain.genesis).unwrap();
+        store.begin_import(&block, &manifest).unwrap();
+        for index in manifest.non_empty() {
+            store
+                .import_chunk(from.snapshot_chunk(2, index).unwrap())
+                .unwrap();
+        }
+        store.finish_import().unwrap();
+    }
+    let genesis = dir.path().join("genesis.json");
+    std::fs::write(&genesis, serde_json::to_string(&chain.genesis).unwrap()).unwrap();
+    let node = NodeProcess::start_with(
+        Path::new(env!("CARGO_BIN_EXE_cachetd")),
+        &data_dir,
+        ["--genesis", genesis.to_str().unwrap()],
+    );
+    let api = api_addr(&node);
+    let rt = super::runtime();
+    rt.block_on(async {
+        let client = cachet_api::Client::new(node.api()).unwrap();
+        // The current state is here.
+        let record = client.stamp(&one).await.unwrap();
+        assert_eq!(record.owner, Some(address("bob")));
+        assert_eq!(client.chain().await.unwrap().height, 3);
+        // The history is not, yet.
+        let backfilling = |what: &str, (status, body): (u16, String)| {
+            assert_eq!(status, 503, "{what}: {body}");
+            let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(error["error"]["code"], "backfilling", "{what}: {body}");
+        };
+        let bundle = format!("/v1/stamp/{}/bundle", one.to_string().replace('#', "%23"));
+        backfilling("bundle", raw_text(api, &get(&bundle)).await);
+        backfilling(
+            "supply",
+            raw_text(api, &get("/v1/issue/AT-2026-001/supply")).await,
+        );
+        backfilling(
+            "events from height 1",
+            raw_text(api, &get("/v1/events?from_height=1")).await,
+        );
+    });
+    assert!(node.log().contains("backfill"), "{}", node.log());
+}
