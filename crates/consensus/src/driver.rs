@@ -814,6 +814,19 @@ mod tests {
         )
     }
 
+    /// Validator 1's proposal for height 1, round 0.
+    fn first_proposal(chain: &TestChain) -> ConsensusMsg {
+        let mut app = FakeApp::new(chain, false);
+        let mut proposer = driver(chain, SignerState::default());
+        start(&mut proposer, chain, 1, &mut app)
+            .into_iter()
+            .find_map(|a| match a {
+                Action::Broadcast(msg @ ConsensusMsg::Proposal { .. }) => Some(msg),
+                _ => None,
+            })
+            .expect("validator 1 proposes at height 1")
+    }
+
     /// Starts `height` with the genesis validators for it and the next.
     fn start(d: &mut Driver, chain: &TestChain, height: u64, app: &mut FakeApp) -> Vec<Action> {
         let keys = chain.genesis.validator_keys();
@@ -884,15 +897,7 @@ mod tests {
     #[test]
     fn below_its_sign_from_height_a_validator_only_follows() {
         let chain = TestChain::new(4);
-        let mut proposer_app = FakeApp::new(&chain, false);
-        let mut proposer = driver(&chain, SignerState::default());
-        let proposal = start(&mut proposer, &chain, 1, &mut proposer_app)
-            .into_iter()
-            .find_map(|a| match a {
-                Action::Broadcast(msg @ ConsensusMsg::Proposal { .. }) => Some(msg),
-                _ => None,
-            })
-            .expect("validator 1 proposes at height 1");
+        let proposal = first_proposal(&chain);
         // The same key, told to sign from height 2: no proposal, no vote, nothing stored.
         let mut app = FakeApp::new(&chain, false);
         let mut quiet = driver(&chain, SignerState::default());
@@ -914,16 +919,7 @@ mod tests {
     #[test]
     fn a_block_the_app_could_not_check_is_neither_voted_nil_nor_blacklisted() {
         let chain = TestChain::new(4);
-        let mut proposer_app = FakeApp::new(&chain, false);
-        let mut proposer = driver(&chain, SignerState::default());
-        let actions = start(&mut proposer, &chain, 1, &mut proposer_app);
-        let proposal = actions
-            .into_iter()
-            .find_map(|a| match a {
-                Action::Broadcast(msg @ ConsensusMsg::Proposal { .. }) => Some(msg),
-                _ => None,
-            })
-            .expect("validator 1 proposes at height 1");
+        let proposal = first_proposal(&chain);
         let mut app = FakeApp::new(&chain, false);
         let mut other = Driver::new(
             chain.chain_id,
