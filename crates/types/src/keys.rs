@@ -10,8 +10,10 @@
 //! plus a torsion point and non-canonical encodings of a point; accounts are keyed by their
 //! bytes, so without this rule one secret would control several distinct accounts.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{LazyLock, RwLock};
 
 use bech32::{Bech32m, Hrp};
 use bincode::{Decode, Encode};
@@ -54,12 +56,39 @@ pub enum SignatureError {
     BadSignature,
 }
 
+/// Keys that passed [`PublicKey::check_account`], remembered (the check is a function of
+/// the bytes alone): its torsion test is a scalar multiplication, as dear as half a
+/// signature check, and signers and receivers recur. Emptied when full.
+static ACCOUNT_KEYS: LazyLock<RwLock<HashSet<[u8; 32]>>> =
+    LazyLock::new(|| RwLock::new(HashSet::new()));
+
+/// Most keys [`ACCOUNT_KEYS`] holds (2 MiB of keys).
+pub const MAX_REMEMBERED_ACCOUNT_KEYS: usize = 1 << 16;
+
 impl PublicKey {
     /// Checks that the key may be an account: the canonical encoding of a point of the
     /// prime-order subgroup. The checks run in this order, each with its own reason: a curve
     /// point (`InvalidKey`), not of small order (`WeakKey`), re-encodes to the same bytes
-    /// (`NonCanonicalKey`), no torsion component (`MixedOrderKey`).
+    /// (`NonCanonicalKey`), no torsion component (`MixedOrderKey`). A key that passed once
+    /// is remembered (bounded), so checking it again costs a lookup.
     pub fn check_account(&self) -> Result<(), SignatureError> {
+        let known = ACCOUNT_KEYS
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&self.0);
+        if known {
+            return Ok(());
+        }
+        self.check_account_uncached()?;
+        let mut keys = ACCOUNT_KEYS.write().unwrap_or_else(|p| p.into_inner());
+        if keys.len() >= MAX_REMEMBERED_ACCOUNT_KEYS {
+            keys.clear();
+        }
+        keys.insert(self.0);
+        Ok(())
+    }
+
+    fn check_account_uncached(&self) -> Result<(), SignatureError> {
         let point = CompressedEdwardsY(self.0)
             .decompress()
             .ok_or(SignatureError::InvalidKey)?;
@@ -384,6 +413,12 @@ mod tests {
         batch.queue(&k.public_key(), b"m", &signature);
         batch.queue(&mixed, b"m", &signature);
         assert_eq!(batch.verify(os_rng()), Err(SignatureError::MixedOrderKey));
+        // Only keys that pass are remembered: a refused one is refused every time, and a
+        // good one checked again is a lookup with the same answer.
+        assert_eq!(mixed.check_account(), Err(SignatureError::MixedOrderKey));
+        assert!(!ACCOUNT_KEYS.read().unwrap().contains(&mixed.0));
+        assert!(ACCOUNT_KEYS.read().unwrap().contains(&k.public_key().0));
+        assert_eq!(k.public_key().check_account(), Ok(()));
     }
 
     #[test]
