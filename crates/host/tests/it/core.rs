@@ -26,6 +26,30 @@ impl SignerStorage for Kept {
     }
 }
 
+/// Validator `index`'s core over the store on `disk`, with the signer state in `kept`.
+fn boot(
+    chain: &TestChain,
+    index: usize,
+    disk: &Arc<FlakyBackend>,
+    kept: &Kept,
+    timeouts: Timeouts,
+) -> Core<usize> {
+    let backend: Arc<dyn Backend> = disk.clone();
+    let store = Store::with_backend(backend, &chain.genesis).unwrap();
+    let ledger = Arc::new(Chain::new(
+        Ledger::new(store),
+        Mempool::new(100, 100),
+        Box::new(NoHooks),
+    ));
+    Core::new(
+        ledger,
+        Some(chain.validator(index).clone()),
+        kept.0.lock().unwrap().clone(),
+        Box::new(kept.clone()),
+        timeouts,
+    )
+}
+
 struct Net {
     cores: Vec<Core<usize>>,
     disks: Vec<Arc<FlakyBackend>>,
@@ -63,21 +87,8 @@ impl Net {
         };
         for index in 0..chain.genesis.operators.len() {
             let disk = Arc::new(FlakyBackend::default());
-            let backend: Arc<dyn Backend> = disk.clone();
-            let store = Store::with_backend(backend, &chain.genesis).unwrap();
-            let ledger = Arc::new(Chain::new(
-                Ledger::new(store),
-                Mempool::new(100, 100),
-                Box::new(NoHooks),
-            ));
             let kept = Kept::default();
-            let mut core = Core::new(
-                ledger,
-                Some(chain.validator(index).clone()),
-                SignerState::default(),
-                Box::new(kept.clone()),
-                timeouts,
-            );
+            let mut core = boot(chain, index, &disk, &kept, timeouts);
             core.start(net.now).unwrap();
             net.cores.push(core);
             net.disks.push(disk);
@@ -125,19 +136,12 @@ impl Net {
     /// `node` restarts on its store with its signer state lost: a new core that rejoins
     /// quietly.
     fn restart_without_signer_state(&mut self, chain: &TestChain, node: usize) {
-        let backend: Arc<dyn Backend> = self.disks[node].clone();
-        let store = Store::with_backend(backend, &chain.genesis).unwrap();
-        let ledger = Arc::new(Chain::new(
-            Ledger::new(store),
-            Mempool::new(100, 100),
-            Box::new(NoHooks),
-        ));
         self.signers[node] = Kept::default();
-        let mut core = Core::new(
-            ledger,
-            Some(chain.validator(node).clone()),
-            SignerState::default(),
-            Box::new(self.signers[node].clone()),
+        let mut core = boot(
+            chain,
+            node,
+            &self.disks[node],
+            &self.signers[node],
             self.timeouts,
         );
         core.rejoin_quietly();
