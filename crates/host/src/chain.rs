@@ -167,6 +167,12 @@ pub struct PeerView {
     pub ahead_message: Option<(u64, u64)>,
 }
 
+/// The signatures of a certified block: its certificate's and its transactions'.
+fn all_signatures(certified: &CertifiedBlock) -> u64 {
+    certified.certificate.signatures.len() as u64
+        + certified.block.txs.iter().map(signatures).sum::<u64>()
+}
+
 /// Signatures a transaction carries (its signer's and its cosigners').
 fn signatures(tx: &SignedTx) -> u64 {
     1 + tx.cosignatures.len() as u64
@@ -585,23 +591,101 @@ impl Chain {
         executed: Option<ExecutedBlock>,
         certified: CertifiedBlock,
     ) -> Result<Committed, LedgerError> {
-        let certificate_signatures = certified.certificate.signatures.len() as u64;
         // The pool settles under the commit lock too: a reader holding it (the recheck) sees
         // the commit and its settle, or neither.
         let writing = self.commit_lock.write().unwrap_or_else(|p| p.into_inner());
         let tip = match executed {
             Some(executed) => {
-                self.checked(certificate_signatures);
+                self.checked(certified.certificate.signatures.len() as u64);
                 self.ledger
                     .commit_proposal(executed, certified.certificate.clone())?
                     .0
             }
             None => {
-                let txs: u64 = certified.block.txs.iter().map(signatures).sum();
-                self.checked(certificate_signatures + txs);
+                self.checked(all_signatures(&certified));
                 self.ledger.commit_certified(&certified)?
             }
         };
+        let committed = self.settle_final(tip, &certified);
+        drop(writing);
+        self.announce(&committed);
+        Ok(committed)
+    }
+
+    /// Commits a run of final blocks in height order, as [`Chain::commit_final`] does one,
+    /// but pipelined: block h+1's signatures are batch-verified on a thread of their own
+    /// while block h executes, and each block is written behind the execution of the next
+    /// (`Ledger::commit_proposal_behind`). Stops at the first block that fails, returning
+    /// what was committed before it and the failure. Everything committed is written before
+    /// this returns, and only then do the hooks hear of it; the recheck of lingering
+    /// transactions waits for the whole run (it holds the commit lock).
+    pub fn commit_synced(
+        &self,
+        blocks: Vec<(Option<ExecutedBlock>, CertifiedBlock)>,
+    ) -> (Vec<Committed>, Option<LedgerError>) {
+        let writing = self.commit_lock.write().unwrap_or_else(|p| p.into_inner());
+        let chain_id = self.ledger.store().chain_id();
+        let mut committed = Vec::with_capacity(blocks.len());
+        let mut failure = None;
+        std::thread::scope(|scope| {
+            let (send, receive) = std::sync::mpsc::sync_channel(1);
+            scope.spawn(move || {
+                for (executed, certified) in blocks {
+                    // A block executed already needs no check; the others' transactions are
+                    // verified here, ahead of their execution.
+                    let verified = match &executed {
+                        Some(_) => None,
+                        None => Some(
+                            cachet_types::verify_parallel(&chain_id, certified.block.txs.clone())
+                                .map_err(|(index, error)| LedgerError::Refused {
+                                    height: certified.block.header.height,
+                                    refusal: cachet_state::BlockRefusal::TxCheck { index, error },
+                                }),
+                        ),
+                    };
+                    let failed = matches!(verified, Some(Err(_)));
+                    if send.send((executed, certified, verified)).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            for (executed, certified, verified) in receive {
+                let tip = match (executed, verified) {
+                    (Some(executed), _) => {
+                        self.checked(certified.certificate.signatures.len() as u64);
+                        self.ledger
+                            .commit_proposal_behind(executed, certified.certificate.clone())
+                    }
+                    (None, Some(Ok(verified))) => {
+                        self.checked(all_signatures(&certified));
+                        self.ledger.commit_verified_behind(&certified, verified)
+                    }
+                    (None, Some(Err(error))) => Err(error),
+                    (None, None) => unreachable!("a block to execute comes verified"),
+                };
+                match tip {
+                    Ok(tip) => committed.push(self.settle_final(tip, &certified)),
+                    Err(error) => {
+                        failure = Some(error);
+                        break;
+                    }
+                }
+            }
+        });
+        if let Err(error) = self.ledger.settle() {
+            // Written or not, nothing of this run can be announced: the store is failing.
+            drop(writing);
+            return (Vec::new(), Some(error));
+        }
+        drop(writing);
+        for block in &committed {
+            self.announce(block);
+        }
+        (committed, failure)
+    }
+
+    /// The pool's and the counters' part of committing `certified` (under the commit lock).
+    fn settle_final(&self, tip: Tip, certified: &CertifiedBlock) -> Committed {
         let included: Vec<Hash> = certified.block.txs.iter().map(SignedTx::id).collect();
         let signers: BTreeMap<PublicKey, u64> = certified
             .block
@@ -619,19 +703,22 @@ impl Chain {
                 }
             }
         }
-        drop(writing);
         self.txs_final
             .fetch_add(included.len() as u64, Ordering::Relaxed);
         self.blocks_committed.fetch_add(1, Ordering::Relaxed);
-        let round = certified.certificate.round;
-        tracing::info!(height = tip.height, txs = included.len(), round, hash = %tip.block_hash.short(), "block final");
+        Committed {
+            tip,
+            round: certified.certificate.round,
+            txs: included,
+        }
+    }
+
+    /// Tells the log and the hooks of a block written to the store.
+    fn announce(&self, committed: &Committed) {
+        let (tip, round) = (committed.tip, committed.round);
+        tracing::info!(height = tip.height, txs = committed.txs.len(), round, hash = %tip.block_hash.short(), "block final");
         self.hooks.committed(tip);
         self.hooks.statuses_changed();
-        Ok(Committed {
-            tip,
-            round,
-            txs: included,
-        })
     }
 
     /// Checks and executes a proposed block on the tip without committing it. Signatures of

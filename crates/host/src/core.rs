@@ -366,6 +366,10 @@ impl<P: Clone> Core<P> {
         let advanced_from = tip;
         // False once a block of the answer is not applied (malformed, a gap, refused).
         let mut complete = true;
+        // The run of blocks that extends the tip, each with its execution if it was
+        // proposed to us.
+        let mut run = Vec::new();
+        let mut next = tip + 1;
         for bytes in blocks {
             let certified: CertifiedBlock = match codec::decode(bytes, limit) {
                 Ok(block) => block,
@@ -376,31 +380,33 @@ impl<P: Clone> Core<P> {
                 }
             };
             let height = certified.block.header.height;
-            if height <= tip {
+            if height < next {
                 continue;
             }
-            if height != tip + 1 {
+            if height != next {
                 complete = false;
                 break;
             }
-            // Executed already if it was proposed to us.
+            next += 1;
             let executed = self.prepared.remove(&certified.block.header.hash());
-            match self.chain.commit_final(executed, certified) {
-                Ok(committed) => {
-                    tip = committed.tip.height;
-                    self.effects.push(Effect::Committed(committed));
-                }
-                Err(error @ (LedgerError::Store(_) | LedgerError::State(_))) => {
-                    return Err(HostError::Storage {
-                        doing: "applying synced blocks",
-                        error,
-                    });
-                }
-                Err(error) => {
-                    tracing::warn!(height, %error, "peer sent a block that does not check");
-                    complete = false;
-                    break;
-                }
+            run.push((executed, certified));
+        }
+        let (committed, failure) = self.chain.commit_synced(run);
+        for block in committed {
+            tip = block.tip.height;
+            self.effects.push(Effect::Committed(block));
+        }
+        match failure {
+            None => {}
+            Some(error @ (LedgerError::Store(_) | LedgerError::State(_))) => {
+                return Err(HostError::Storage {
+                    doing: "applying synced blocks",
+                    error,
+                });
+            }
+            Some(error) => {
+                tracing::warn!(height = tip + 1, %error, "peer sent a block that does not check");
+                complete = false;
             }
         }
         // A short answer wholly applied: this node is at the peer's tip.

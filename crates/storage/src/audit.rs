@@ -142,7 +142,8 @@ pub fn audit(
     let replay = Ledger::new(Store::open(scratch, genesis)?);
     let mut txs_total = 0u64;
     // Pipelined: a reader thread decodes and signature-checks block h+1 (on every core)
-    // while this thread replays block h; at most AUDIT_READ_AHEAD blocks wait between them.
+    // while this thread replays block h (at most AUDIT_READ_AHEAD blocks wait between them)
+    // and block h-1 is written behind it.
     std::thread::scope(|scope| -> Result<(), AuditError> {
         let (send, receive) = std::sync::mpsc::sync_channel(AUDIT_READ_AHEAD);
         let db = &db;
@@ -161,7 +162,7 @@ pub fn audit(
             let height = block.block.header.height;
             txs_total += block.block.txs.len() as u64;
             replay
-                .commit_verified(&block, verified)
+                .commit_verified_behind(&block, verified)
                 .map_err(|e| match e {
                     LedgerError::Store(e) => AuditError::Open(e),
                     LedgerError::State(e) => AuditError::Open(e.into()),
@@ -171,6 +172,7 @@ pub fn audit(
         }
         Ok(())
     })?;
+    replay.store().settle()?;
     let tip = replay.store().tip()?;
     if tip.block_hash != stored_tip.block_hash
         || tip.state_root.hash() != stored_tip.state_root.hash()

@@ -88,10 +88,12 @@ impl Ledger {
         &self.store
     }
 
-    /// The validator keys of the block at `height`, by index (see [`Store::operators_at`]).
+    /// The validator keys of the block at `height`, by index (see [`Store::operators_at`]),
+    /// from the state ahead of the store (with a block committed behind, if any).
     pub fn validators_at(&self, height: u64) -> Result<Vec<PublicKey>, LedgerError> {
         Ok(self
             .store
+            .ahead()
             .operators_at(height)?
             .iter()
             .map(|op| op.validator_key)
@@ -99,16 +101,18 @@ impl Ledger {
     }
 
     /// Builds a block on the tip from `candidates`, in order, stopping at the chain's block
-    /// limits. Candidates that break a rule are left out and returned in `rejected`.
+    /// limits. Candidates that break a rule are left out and returned in `rejected`. The tip
+    /// is the one ahead of the store: a block committed behind counts.
     pub fn build(
         &self,
         candidates: Vec<VerifiedTx>,
         time_ms: u64,
         proposer: u16,
     ) -> Result<Proposal, LedgerError> {
-        let tip = self.store.tip()?;
+        let ahead = self.store.ahead();
+        let tip = ahead.tip()?;
         Ok(build_block(
-            &self.store,
+            &ahead,
             self.store.genesis(),
             &tip,
             candidates,
@@ -138,9 +142,10 @@ impl Ledger {
         block: Block,
         verified: Vec<VerifiedTx>,
     ) -> Result<ExecutedBlock, LedgerError> {
-        let tip = self.store.tip()?;
+        let ahead = self.store.ahead();
+        let tip = ahead.tip()?;
         Ok(execute_block(
-            &self.store,
+            &ahead,
             self.store.genesis(),
             &tip,
             block,
@@ -154,8 +159,50 @@ impl Ledger {
         proposal: ExecutedBlock,
         certificate: CommitCertificate,
     ) -> Result<(Tip, CertifiedBlock), LedgerError> {
+        self.store.settle()?;
+        let (certified, changes, tree_writes, root) = self.certify(proposal, certificate)?;
+        let tip = self
+            .store
+            .commit(&certified, &changes, &tree_writes, root)?;
+        Ok((tip, certified))
+    }
+
+    /// Like [`Ledger::commit_proposal`], but the block is written on its own thread while the
+    /// caller goes on ([`Store::commit_behind`]): what this ledger builds, prepares or checks
+    /// next sees it at once; the store's other readers see it once written. Call
+    /// [`Ledger::settle`] before handing the store to anything else.
+    pub fn commit_proposal_behind(
+        &self,
+        proposal: ExecutedBlock,
+        certificate: CommitCertificate,
+    ) -> Result<Tip, LedgerError> {
+        let (certified, changes, tree_writes, root) = self.certify(proposal, certificate)?;
+        Ok(self
+            .store
+            .commit_behind(certified, changes, tree_writes, root)?)
+    }
+
+    /// Waits for the block committed behind, if any, to be written.
+    pub fn settle(&self) -> Result<(), LedgerError> {
+        Ok(self.store.settle()?)
+    }
+
+    /// Checks `certificate` for `proposal` on the tip ahead of the store.
+    fn certify(
+        &self,
+        proposal: ExecutedBlock,
+        certificate: CommitCertificate,
+    ) -> Result<
+        (
+            CertifiedBlock,
+            cachet_state::StateChanges,
+            cachet_state::smt::NodeWrites,
+            cachet_state::smt::Child,
+        ),
+        LedgerError,
+    > {
         check_certificate(self, &proposal.block.header, &certificate)?;
-        let tip = self.store.tip()?;
+        let tip = self.store.ahead().tip()?;
         if tip.block_hash != proposal.parent {
             return Err(LedgerError::Refused {
                 height: proposal.block.header.height,
@@ -166,13 +213,12 @@ impl Ledger {
             block: proposal.block,
             certificate,
         };
-        let tip = self.store.commit(
-            &certified,
-            &proposal.changes,
-            &proposal.tree_writes,
+        Ok((
+            certified,
+            proposal.changes,
+            proposal.tree_writes,
             proposal.root,
-        )?;
-        Ok((tip, certified))
+        ))
     }
 
     /// Checks a certified block from elsewhere against the tip, executes it, and commits it.
@@ -209,5 +255,18 @@ impl Ledger {
         Ok(self
             .commit_proposal(executed, certified.certificate.clone())?
             .0)
+    }
+
+    /// Like [`Ledger::commit_verified`], but committed behind
+    /// ([`Ledger::commit_proposal_behind`]): the replay of a chain (sync, audit) executes the
+    /// next block while this one is written.
+    pub fn commit_verified_behind(
+        &self,
+        certified: &CertifiedBlock,
+        verified: Vec<VerifiedTx>,
+    ) -> Result<Tip, LedgerError> {
+        check_certificate(self, &certified.block.header, &certified.certificate)?;
+        let executed = self.prepare_verified(certified.block.clone(), verified)?;
+        self.commit_proposal_behind(executed, certified.certificate.clone())
     }
 }

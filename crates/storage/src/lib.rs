@@ -30,6 +30,7 @@ pub mod audit;
 pub mod backend;
 #[cfg(feature = "rocksdb")]
 pub mod backup;
+mod behind;
 pub mod ledger;
 mod provenance;
 pub mod snapshot;
@@ -37,6 +38,7 @@ pub mod snapshot;
 #[cfg(feature = "rocksdb")]
 pub use backend::RocksBackend;
 pub use backend::{Backend, Batch, Family, MemoryBackend, StoreStats};
+pub use behind::Ahead;
 pub use ledger::{Ledger, LedgerError, Proposal};
 
 use cachet_state::smt::{self, Child, Node, NodeKey, NodeSource};
@@ -174,7 +176,9 @@ pub struct Store {
     db: Arc<dyn Backend>,
     genesis: Genesis,
     chain_id: Hash,
-    tree_cache: Mutex<TreeCache>,
+    tree_cache: Arc<Mutex<TreeCache>>,
+    /// The block being written behind execution, if any ([`Store::commit_behind`]).
+    writing: Mutex<behind::Writing>,
 }
 
 /// The cached upper tree levels, and how many commits changed them: a node read from the
@@ -253,7 +257,8 @@ impl Store {
             db,
             genesis: genesis.clone(),
             chain_id,
-            tree_cache: Mutex::new(TreeCache::default()),
+            tree_cache: Arc::default(),
+            writing: Mutex::default(),
         };
         match store.db.get(CF_META, META_GENESIS)? {
             Some(bytes) => {
@@ -607,6 +612,17 @@ impl Store {
         tree_writes: &[(NodeKey, Option<Node>)],
         new_root: Child,
     ) -> Result<Tip, StoreError> {
+        self.settle()?;
+        let new_tip = self.next_tip(certified, new_root)?;
+        self.db
+            .write(block_batch(certified, changes, tree_writes, &new_tip))?;
+        cache_tree_writes(&mut self.tree_cache(), tree_writes);
+        Ok(new_tip)
+    }
+
+    /// The tip `certified` makes, if it extends the (settled) tip and its header carries
+    /// `new_root`.
+    fn next_tip(&self, certified: &CertifiedBlock, new_root: Child) -> Result<Tip, StoreError> {
         let tip = self.tip()?;
         let header = &certified.block.header;
         if header.height != tip.height + 1 || header.prev_hash != tip.block_hash {
@@ -621,70 +637,12 @@ impl Store {
             header.state_root,
             "state root mismatch at commit"
         );
-        let block_hash = header.hash();
-        let mut batch = Batch::default();
-        snapshot::put_block(&mut batch, certified);
-        for (key, value) in &changes.writes {
-            let key_bytes = key.to_bytes();
-            batch.put(CF_LEAVES, key.tree_key().as_bytes(), &key_bytes);
-            batch.put(CF_STATE, key_bytes, value.to_bytes());
-        }
-        for (key, node) in tree_writes {
-            match node {
-                Some(node) => batch.put(CF_TREE, key.to_bytes(), codec::encode(node)),
-                None => batch.delete(CF_TREE, key.to_bytes()),
-            }
-        }
-        for event in &changes.events {
-            batch.put(
-                CF_HISTORY,
-                history_key(&event.stamp, event.seq),
-                codec::encode(event),
-            );
-            match &event.kind {
-                EventKind::Minted { owner } => {
-                    batch.put(CF_HOLDINGS, holding_key(owner, &event.stamp), [])
-                }
-                EventKind::Transferred { from, to, .. } | EventKind::Swapped { from, to } => {
-                    batch.delete(CF_HOLDINGS, holding_key(from, &event.stamp));
-                    batch.put(CF_HOLDINGS, holding_key(to, &event.stamp), []);
-                }
-                // An unclaimed physical twin is held by nobody until claimed.
-                EventKind::Claimed { to, .. } => {
-                    batch.put(CF_HOLDINGS, holding_key(to, &event.stamp), [])
-                }
-                // A destroyed stamp is no longer held (its history remains).
-                EventKind::Burned => {
-                    if let Some(StateValue::Stamp(StampState {
-                        owner: Some(owner), ..
-                    })) = changes.writes.get(&StateKey::Stamp(event.stamp.clone()))
-                    {
-                        batch.delete(CF_HOLDINGS, holding_key(owner, &event.stamp));
-                    }
-                }
-                _ => {}
-            }
-        }
-        let new_tip = Tip {
+        Ok(Tip {
             height: header.height,
-            block_hash,
+            block_hash: header.hash(),
             state_root: new_root,
             time_ms: header.time_ms,
-        };
-        batch.put(CF_META, META_TIP, codec::encode(&new_tip));
-        self.db.write(batch)?;
-        let mut cache = self.tree_cache();
-        cache.commits += 1;
-        for (key, node) in tree_writes
-            .iter()
-            .filter(|(key, _)| key.depth < CACHED_TREE_DEPTH)
-        {
-            match node {
-                Some(node) => cache.nodes.insert(*key, *node),
-                None => cache.nodes.remove(key),
-            };
-        }
-        Ok(new_tip)
+        })
     }
 
     /// A frozen copy of the store as it is now, for serving a snapshot while this store
@@ -736,6 +694,75 @@ fn state_error(error: StoreError) -> StateError {
 impl StateView for Store {
     fn get(&self, key: &StateKey) -> Result<Option<StateValue>, StateError> {
         self.state(key).map_err(state_error)
+    }
+}
+
+/// The writes that commit `certified` with its state changes and tree writes, moving the tip
+/// to `new_tip`: one atomic batch.
+fn block_batch(
+    certified: &CertifiedBlock,
+    changes: &StateChanges,
+    tree_writes: &[(NodeKey, Option<Node>)],
+    new_tip: &Tip,
+) -> Batch {
+    let mut batch = Batch::default();
+    snapshot::put_block(&mut batch, certified);
+    for (key, value) in &changes.writes {
+        let key_bytes = key.to_bytes();
+        batch.put(CF_LEAVES, key.tree_key().as_bytes(), &key_bytes);
+        batch.put(CF_STATE, key_bytes, value.to_bytes());
+    }
+    for (key, node) in tree_writes {
+        match node {
+            Some(node) => batch.put(CF_TREE, key.to_bytes(), codec::encode(node)),
+            None => batch.delete(CF_TREE, key.to_bytes()),
+        }
+    }
+    for event in &changes.events {
+        batch.put(
+            CF_HISTORY,
+            history_key(&event.stamp, event.seq),
+            codec::encode(event),
+        );
+        match &event.kind {
+            EventKind::Minted { owner } => {
+                batch.put(CF_HOLDINGS, holding_key(owner, &event.stamp), [])
+            }
+            EventKind::Transferred { from, to, .. } | EventKind::Swapped { from, to } => {
+                batch.delete(CF_HOLDINGS, holding_key(from, &event.stamp));
+                batch.put(CF_HOLDINGS, holding_key(to, &event.stamp), []);
+            }
+            // An unclaimed physical twin is held by nobody until claimed.
+            EventKind::Claimed { to, .. } => {
+                batch.put(CF_HOLDINGS, holding_key(to, &event.stamp), [])
+            }
+            // A destroyed stamp is no longer held (its history remains).
+            EventKind::Burned => {
+                if let Some(StateValue::Stamp(StampState {
+                    owner: Some(owner), ..
+                })) = changes.writes.get(&StateKey::Stamp(event.stamp.clone()))
+                {
+                    batch.delete(CF_HOLDINGS, holding_key(owner, &event.stamp));
+                }
+            }
+            _ => {}
+        }
+    }
+    batch.put(CF_META, META_TIP, codec::encode(new_tip));
+    batch
+}
+
+/// Writes a committed block's upper tree levels through to the cache.
+fn cache_tree_writes(cache: &mut TreeCache, tree_writes: &[(NodeKey, Option<Node>)]) {
+    cache.commits += 1;
+    for (key, node) in tree_writes
+        .iter()
+        .filter(|(key, _)| key.depth < CACHED_TREE_DEPTH)
+    {
+        match node {
+            Some(node) => cache.nodes.insert(*key, *node),
+            None => cache.nodes.remove(key),
+        };
     }
 }
 

@@ -344,3 +344,82 @@ fn a_transaction_refused_here_but_final_later_reports_final() {
     ));
     assert_eq!(node.counters().mempool_size, 0);
 }
+
+/// Three blocks of one issue creation each, made final on `fixture`'s node.
+fn three_final_blocks(fixture: &mut Fixture) -> Vec<(SignedTx, CertifiedBlock)> {
+    let Fixture {
+        chain,
+        node,
+        factory,
+    } = fixture;
+    let signers: Vec<(u16, &cachet_types::SigningKey)> =
+        (0..3).map(|i| (i as u16, chain.validator(i))).collect();
+    ["AT-2026-001", "AT-2026-002", "AT-2026-003"]
+        .iter()
+        .map(|id| {
+            let tx = create(factory, chain, id);
+            node.submit(&tx.to_bytes(), 0).unwrap();
+            let executed = node.build_proposal(0, false, 0).unwrap().expect("a block");
+            let certificate =
+                cachet_types::CommitCertificate::sign(&executed.block.header, 0, &signers);
+            let certified = CertifiedBlock {
+                block: executed.block.clone(),
+                certificate,
+            };
+            node.commit_final(Some(executed), certified.clone())
+                .unwrap();
+            (tx, certified)
+        })
+        .collect()
+}
+
+#[test]
+fn a_synced_run_commits_up_to_the_first_block_that_does_not_check() {
+    let mut producer = Fixture::new();
+    let blocks = three_final_blocks(&mut producer);
+    let lagging = Fixture::new();
+    // The second block's transaction waits in the lagging node's pool.
+    lagging.node.submit(&blocks[0].0.to_bytes(), 0).unwrap();
+    lagging
+        .node
+        .admit_batch(&batch(std::slice::from_ref(&blocks[1].0)), 0);
+    assert_eq!(lagging.node.counters().mempool_size, 2);
+    // The third arrives with a transaction's signature altered.
+    let mut bad = blocks[2].1.clone();
+    bad.block.txs[0].signature.0[0] ^= 1;
+    let run = vec![
+        (None, blocks[0].1.clone()),
+        (None, blocks[1].1.clone()),
+        (None, bad),
+    ];
+    let (committed, failure) = lagging.node.commit_synced(run);
+    let heights: Vec<u64> = committed.iter().map(|c| c.tip.height).collect();
+    assert_eq!(heights, [1, 2]);
+    let failure = failure.expect("the altered block is refused");
+    assert!(
+        matches!(
+            failure.refusal(),
+            Some(cachet_state::BlockRefusal::TxCheck { index: 0, .. })
+        ),
+        "{failure}"
+    );
+    let store = lagging.node.ledger().store();
+    assert_eq!(
+        store.tip().unwrap().block_hash,
+        blocks[1].1.block.header.hash()
+    );
+    assert!(matches!(
+        lagging.node.status(&blocks[1].0.id()).unwrap(),
+        Status::Final { height: 2, .. }
+    ));
+    assert_eq!(lagging.node.counters().mempool_size, 0);
+    // The rest of the chain follows, the good third block included.
+    let (committed, failure) = lagging
+        .node
+        .commit_synced(vec![(None, blocks[2].1.clone())]);
+    assert!(failure.is_none(), "{failure:?}");
+    assert_eq!(
+        committed[0].tip,
+        producer.node.ledger().store().tip().unwrap()
+    );
+}

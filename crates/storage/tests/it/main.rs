@@ -487,3 +487,91 @@ fn the_cached_top_of_the_state_tree_answers_as_the_stored_tree_does() {
         }
     }
 }
+
+#[test]
+fn blocks_committed_behind_are_seen_ahead_at_once_and_by_every_reader_once_written() {
+    let chain = TestChain::new(1);
+    let dir_a = tempfile::tempdir().unwrap();
+    let a = Ledger::new(Store::open(dir_a.path(), &chain.genesis).unwrap());
+    let blocks: Vec<CertifiedBlock> = setup_blocks(&chain)
+        .into_iter()
+        .enumerate()
+        .map(|(i, txs)| {
+            produce(
+                &a,
+                &chain,
+                txs,
+                chain.genesis.genesis_time_ms + 1 + i as u64,
+            )
+        })
+        .collect();
+    let dir_b = tempfile::tempdir().unwrap();
+    {
+        let b = Ledger::new(Store::open(dir_b.path(), &chain.genesis).unwrap());
+        b.commit_verified_behind(&blocks[0], verified(blocks[0].block.txs.clone()))
+            .unwrap();
+        // The next block checks and executes on the state ahead: block 1 counts at once.
+        assert_eq!(b.store().ahead().tip().unwrap().height, 1);
+        let executed = b.prepare(blocks[1].block.clone()).unwrap();
+        b.commit_proposal_behind(executed, blocks[1].certificate.clone())
+            .unwrap();
+        // Committing a block twice is refused against the tip ahead too.
+        assert!(matches!(
+            b.commit_certified(&blocks[1]),
+            Err(LedgerError::Refused {
+                refusal: BlockRefusal::NotNext { .. },
+                ..
+            })
+        ));
+        // Closed with block 2 still in flight: it lands before the store goes.
+    }
+    let b = Ledger::new(Store::open(dir_b.path(), &chain.genesis).unwrap());
+    assert_eq!(b.store().tip().unwrap(), a.store().tip().unwrap());
+    assert_eq!(
+        b.store().state(&StateKey::Stamp(stamp(ISSUE, 42))).unwrap(),
+        a.store().state(&StateKey::Stamp(stamp(ISSUE, 42))).unwrap()
+    );
+}
+
+#[test]
+fn a_failed_write_behind_stops_the_store_and_loses_only_what_was_in_flight() {
+    let chain = TestChain::new(1);
+    let dir = tempfile::tempdir().unwrap();
+    let maker = Ledger::new(Store::open(dir.path(), &chain.genesis).unwrap());
+    let blocks: Vec<CertifiedBlock> = setup_blocks(&chain)
+        .into_iter()
+        .enumerate()
+        .map(|(i, txs)| {
+            produce(
+                &maker,
+                &chain,
+                txs,
+                chain.genesis.genesis_time_ms + 1 + i as u64,
+            )
+        })
+        .collect();
+    let disk = std::sync::Arc::new(cachet_testkit::FlakyBackend::default());
+    let failing = Ledger::new(Store::with_backend(disk.clone(), &chain.genesis).unwrap());
+    disk.fail_next_write(true);
+    failing
+        .commit_verified_behind(&blocks[0], verified(blocks[0].block.txs.clone()))
+        .unwrap();
+    let error = failing.settle().unwrap_err();
+    assert!(matches!(error, LedgerError::Store(_)), "{error}");
+    assert_eq!(error.refusal(), None);
+    // Sticky: the store takes nothing more, though the disk works again.
+    let error = failing.commit_certified(&blocks[0]).unwrap_err();
+    assert!(
+        error.to_string().contains("injected write failure"),
+        "{error}"
+    );
+    assert_eq!(disk.failed_writes(), 1);
+    drop(failing);
+    // A store opened again on the backend is at the last written block and goes on.
+    let again = Ledger::new(Store::with_backend(disk, &chain.genesis).unwrap());
+    assert_eq!(again.store().tip().unwrap().height, 0);
+    for block in &blocks {
+        again.commit_certified(block).unwrap();
+    }
+    assert_eq!(again.store().tip().unwrap(), maker.store().tip().unwrap());
+}
