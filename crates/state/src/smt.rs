@@ -107,6 +107,14 @@ impl NodeKey {
 pub trait NodeSource {
     /// The node at `key`, if stored.
     fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError>;
+
+    /// Like [`NodeSource::node`], and whether the node is one this source holds in memory
+    /// from its own tree updates (or checked against its parent before), so that an update
+    /// need not hash it again to trust it. Nodes read back from a disk say `false`: their
+    /// parent's hash is what catches a corrupt one.
+    fn node_in_memory(&self, key: &NodeKey) -> Result<Option<(Node, bool)>, StateError> {
+        Ok(self.node(key)?.map(|node| (node, false)))
+    }
 }
 
 /// Bit `depth` of `key`, most significant first.
@@ -176,13 +184,19 @@ fn update_at(
     }
 }
 
-/// The stored node at `at`, which its parent says hashes to `expected`.
+/// The stored node at `at`, which its parent says hashes to `expected`. A node the source
+/// holds from its own updates is not hashed again (half of an update's hashing in the upper
+/// levels, which every block rewrites); one read from a disk is.
 fn stored_node(source: &dyn NodeSource, at: NodeKey, expected: Hash) -> Result<Node, StateError> {
-    let node = source.node(&at)?.ok_or(StateError::MissingNode {
+    let (node, in_memory) = source.node_in_memory(&at)?.ok_or(StateError::MissingNode {
         depth: at.depth,
         prefix: at.prefix,
     })?;
-    if node.hash() != expected {
+    debug_assert!(
+        !in_memory || node.hash() == expected,
+        "a node in memory is stale"
+    );
+    if !in_memory && node.hash() != expected {
         return Err(StateError::CorruptNode {
             depth: at.depth,
             prefix: at.prefix,

@@ -261,11 +261,20 @@ impl Backend for RocksBackend {
     }
 
     fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        // A memtable is a skip list that keeps the place of its last insert: keys in
+        // ascending order are inserted next to it, random ones each search from the top
+        // (most of a block's commit time when they came in the order execution wrote them).
+        // Writes to different keys commute and the sort is stable, so every key still ends
+        // with its last write of the batch.
+        let mut ops = batch.ops;
+        ops.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let handles = Family::ALL.map(|family| self.cf(family));
         let mut rocks = WriteBatch::default();
-        for (family, key, value) in batch.ops {
+        for (family, key, value) in ops {
+            let cf = handles[family.index()];
             match value {
-                Some(value) => rocks.put_cf(self.cf(family), key, value),
-                None => rocks.delete_cf(self.cf(family), key),
+                Some(value) => rocks.put_cf(cf, key, value),
+                None => rocks.delete_cf(cf, key),
             }
         }
         let mut options = WriteOptions::default();
@@ -404,7 +413,24 @@ mod tests {
         }
         batch.put(Family::Meta, b"a", b"meta");
         batch.delete(Family::History, b"d");
+        // RocksDB's batch is sorted by key before it is written: each key must still end
+        // with its last write, whatever came before it in the batch.
+        batch.delete(Family::Tree, b"f");
+        batch.put(Family::Tree, b"f", b"1");
+        batch.put(Family::Tree, b"e", b"1");
+        batch.put(Family::Tree, b"e", b"2");
+        batch.put(Family::Tree, b"0", b"1");
+        batch.delete(Family::Tree, b"0");
         backend.write(batch).unwrap();
+        assert_eq!(
+            backend.get(Family::Tree, b"f").unwrap(),
+            Some(b"1".to_vec())
+        );
+        assert_eq!(
+            backend.get(Family::Tree, b"e").unwrap(),
+            Some(b"2".to_vec())
+        );
+        assert_eq!(backend.get(Family::Tree, b"0").unwrap(), None);
         assert_eq!(
             backend.get(Family::History, b"a").unwrap(),
             Some(b"a".to_vec())

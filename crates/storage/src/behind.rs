@@ -8,7 +8,6 @@
 //! [`Ahead`] view, which the [`crate::Ledger`] executes on, sees the block in flight. A failed
 //! background write is fatal and sticky: every later commit and [`Store::settle`] returns it.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -16,7 +15,7 @@ use cachet_state::smt::{Child, Node, NodeKey, NodeSource, NodeWrites};
 use cachet_state::{StateChanges, StateError, StateKey, StateValue, StateView};
 use cachet_types::CertifiedBlock;
 
-use crate::{Backend, Store, StoreError, Tip, TreeCache, block_batch, cache_tree_writes};
+use crate::{Backend, NodeMap, Store, StoreError, Tip, TreeCache, block_batch, cache_tree_writes};
 
 /// A block whose write is in flight, as reads ahead of the store see it.
 pub(crate) struct Pending {
@@ -25,7 +24,7 @@ pub(crate) struct Pending {
     changes: StateChanges,
     tree_writes: NodeWrites,
     /// `tree_writes` by key (`None`: removed).
-    nodes: HashMap<NodeKey, Option<Node>>,
+    nodes: NodeMap<Option<Node>>,
 }
 
 /// The write in flight, if any.
@@ -167,13 +166,18 @@ impl StateView for Ahead<'_> {
 
 impl NodeSource for Ahead<'_> {
     fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
+        Ok(self.node_in_memory(key)?.map(|(node, _)| node))
+    }
+
+    fn node_in_memory(&self, key: &NodeKey) -> Result<Option<(Node, bool)>, StateError> {
         if let Some(node) = self
             .pending
             .as_ref()
             .and_then(|pending| pending.nodes.get(key))
         {
-            return Ok(*node);
+            // The block in flight's own tree writes.
+            return Ok(node.map(|node| (node, true)));
         }
-        self.store.node(key)
+        self.store.node_in_memory(key)
     }
 }

@@ -184,11 +184,20 @@ pub struct Store {
 /// The cached upper tree levels, and how many commits changed them: a node read from the
 /// backend is cached only if no commit ran between the read and the insert (else it may be
 /// a superseded version).
+///
+/// Each node says whether it came from a commit's own tree writes (`true`: trusted without
+/// hashing, see [`NodeSource::node_in_memory`]) or was read from the backend (`false`: the
+/// update that reads it checks it against its parent's hash).
 #[derive(Default)]
 struct TreeCache {
-    nodes: HashMap<NodeKey, Node>,
+    nodes: NodeMap<(Node, bool)>,
     commits: u64,
 }
+
+/// A map keyed by tree position. The keys are SHA-256 prefixes (no peer chooses them), so
+/// a fast seeded hash (foldhash, hashbrown's default) replaces SipHash, which was a tenth of
+/// a block's write.
+pub(crate) type NodeMap<V> = HashMap<NodeKey, V, foldhash::fast::RandomState>;
 
 fn stamp_key(stamp: &StampId) -> Vec<u8> {
     let mut out = Vec::with_capacity(48);
@@ -760,7 +769,7 @@ fn cache_tree_writes(cache: &mut TreeCache, tree_writes: &[(NodeKey, Option<Node
         .filter(|(key, _)| key.depth < CACHED_TREE_DEPTH)
     {
         match node {
-            Some(node) => cache.nodes.insert(*key, *node),
+            Some(node) => cache.nodes.insert(*key, (*node, true)),
             None => cache.nodes.remove(key),
         };
     }
@@ -777,6 +786,10 @@ impl Store {
 
 impl NodeSource for Store {
     fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
+        Ok(self.node_in_memory(key)?.map(|(node, _)| node))
+    }
+
+    fn node_in_memory(&self, key: &NodeKey) -> Result<Option<(Node, bool)>, StateError> {
         let cached = key.depth < CACHED_TREE_DEPTH;
         let commits = if cached {
             let cache = self.tree_cache();
@@ -797,9 +810,9 @@ impl NodeSource for Store {
         if cached && let Some(node) = node {
             let mut cache = self.tree_cache();
             if cache.commits == commits {
-                cache.nodes.insert(*key, node);
+                cache.nodes.insert(*key, (node, false));
             }
         }
-        Ok(node)
+        Ok(node.map(|node| (node, false)))
     }
 }
