@@ -252,6 +252,24 @@ async fn run(options: Options) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", options.api_addr))?;
     let bound = listener.local_addr()?;
+    // Metrics, health and readiness on their own address, when one is given: bound and
+    // written before `api.addr`, which is what says the node is up (scripts and tests wait
+    // for it), so the operations address is known by then too.
+    let ops_listener = match options.metrics_addr {
+        Some(addr) => {
+            let ops_listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--metrics-addr)"))?;
+            let ops_bound = ops_listener.local_addr()?;
+            write_atomically(
+                &setup.data_dir.join("metrics.addr"),
+                &format!("http://{ops_bound}\n"),
+            )?;
+            tracing::info!(metrics = %format!("http://{ops_bound}"), "metrics, health and readiness listening");
+            Some(ops_listener)
+        }
+        None => None,
+    };
     write_atomically(&addr_file, &format!("http://{bound}\n"))?;
     tracing::info!(api = %format!("http://{bound}"), role = %node.role_name(), "API listening");
 
@@ -265,17 +283,7 @@ async fn run(options: Options) -> Result<()> {
         event_clients: Arc::new(tokio::sync::Semaphore::new(events::MAX_EVENT_CLIENTS)),
         explorer: !options.no_explorer,
     };
-    // Metrics, health and readiness on their own address, when one is given.
-    if let Some(addr) = options.metrics_addr {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} (--metrics-addr)"))?;
-        let bound = listener.local_addr()?;
-        write_atomically(
-            &setup.data_dir.join("metrics.addr"),
-            &format!("http://{bound}\n"),
-        )?;
-        tracing::info!(metrics = %format!("http://{bound}"), "metrics, health and readiness listening");
+    if let Some(listener) = ops_listener {
         let ops = api::ops_router(api::ApiState {
             admission: server::Admission::new(server_limits.clone()),
             ..state.clone()

@@ -12,7 +12,7 @@ use cachet_types::{Block, BlockHeader, CertificateError, Genesis, Hash, TxCheckE
 use crate::execute::{ApplyError, BlockEnv, BlockExecution, StateChanges};
 use crate::rejection::Rejection;
 use crate::smt::{Child, NodeSource, NodeWrites};
-use crate::{StateError, StateView, commit_tree};
+use crate::{NewLeaves, StateError, StateView, commit_tree};
 
 /// The last committed block of a ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
@@ -62,6 +62,8 @@ pub struct ExecutedBlock {
     pub changes: StateChanges,
     /// State tree node writes.
     pub tree_writes: NodeWrites,
+    /// State keys new to the tree, with their tree keys.
+    pub new_leaves: NewLeaves,
     /// New state tree root.
     pub root: Child,
     /// Hash of the tip it was executed on.
@@ -185,7 +187,7 @@ pub fn build_block<S: StateView + NodeSource>(
         }
     }
     let changes = execution.finish();
-    let (root, tree_writes) = commit_tree(state, tip.state_root, &changes.writes)?;
+    let (root, tree_writes, new_leaves) = commit_tree(state, tip.state_root, &changes.writes)?;
     let leaves: Vec<Hash> = included.iter().map(VerifiedTx::witness_hash).collect();
     let header = BlockHeader {
         chain_id: genesis.chain_id(),
@@ -207,6 +209,7 @@ pub fn build_block<S: StateView + NodeSource>(
         rejected,
         changes,
         tree_writes,
+        new_leaves,
         root,
         parent: tip.block_hash,
     })
@@ -274,7 +277,7 @@ pub fn execute_block<S: StateView + NodeSource>(
         }
     }
     let changes = execution.finish();
-    let (root, tree_writes) = commit_tree(state, tip.state_root, &changes.writes)?;
+    let (root, tree_writes, new_leaves) = commit_tree(state, tip.state_root, &changes.writes)?;
     if root.hash() != header.state_root {
         return Err(invalid(BlockRefusal::StateRoot));
     }
@@ -285,6 +288,7 @@ pub fn execute_block<S: StateView + NodeSource>(
         rejected: Vec::new(),
         changes,
         tree_writes,
+        new_leaves,
         root,
     })
 }

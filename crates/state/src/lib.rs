@@ -80,19 +80,32 @@ pub fn operators_at(
     Ok(membership(view)?.at(genesis, height).1.to_vec())
 }
 
-/// Applies a block's writes to the state tree: returns the new root and the node writes.
+/// State keys new to the tree, with their tree keys, ascending by tree key: what a store's
+/// index from tree key to state key must gain (existing keys are already in it).
+pub type NewLeaves = Vec<(Hash, StateKey)>;
+
+/// Applies a block's writes to the state tree: returns the new root, the node writes and
+/// the keys the tree did not hold before.
 pub fn commit_tree(
     nodes: &dyn smt::NodeSource,
     root: smt::Child,
     writes: &std::collections::BTreeMap<StateKey, StateValue>,
-) -> Result<(smt::Child, smt::NodeWrites), StateError> {
-    let mut leaves: Vec<(Hash, Hash)> = writes
+) -> Result<(smt::Child, smt::NodeWrites, NewLeaves), StateError> {
+    let mut keyed: Vec<((Hash, Hash), &StateKey)> = writes
         .iter()
-        .map(|(key, value)| (key.tree_key(), value.tree_value()))
+        .map(|(key, value)| ((key.tree_key(), value.tree_value()), key))
         .collect();
-    leaves.sort_unstable_by_key(|leaf| leaf.0);
-    if leaves.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+    keyed.sort_unstable_by_key(|(leaf, _)| leaf.0);
+    if keyed.windows(2).any(|pair| pair[0].0.0 == pair[1].0.0) {
         return Err(StateError::DuplicateKey);
     }
-    smt::update(nodes, root, &leaves)
+    let leaves: Vec<(Hash, Hash)> = keyed.iter().map(|(leaf, _)| *leaf).collect();
+    let updated = smt::update(nodes, root, &leaves)?;
+    let new_leaves = updated
+        .inserted
+        .iter()
+        .filter_map(|&i| keyed.get(i))
+        .map(|((tree_key, _), key)| (*tree_key, (*key).clone()))
+        .collect();
+    Ok((updated.root, updated.writes, new_leaves))
 }

@@ -133,20 +133,37 @@ pub type NodeWrites = Vec<(NodeKey, Option<Node>)>;
 /// (key, value hash) pairs, sorted by key.
 type Leaves = [(Hash, Hash)];
 
+/// What an update did to the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Updated {
+    /// The new root.
+    pub root: Child,
+    /// The node writes.
+    pub writes: NodeWrites,
+    /// Positions (indices into the updates) of the keys the tree did not hold before,
+    /// ascending.
+    pub inserted: Vec<usize>,
+}
+
 /// Inserts or replaces `updates` (sorted by key, unique) in the tree rooted at `root`.
 pub fn update(
     source: &dyn NodeSource,
     root: Child,
     updates: &[(Hash, Hash)],
-) -> Result<(Child, NodeWrites), StateError> {
+) -> Result<Updated, StateError> {
     debug_assert!(updates.windows(2).all(|w| w[0].0 < w[1].0));
     let mut writes = Vec::new();
+    let mut inserted = Vec::new();
     let top = NodeKey {
         depth: 0,
         prefix: Hash::ZERO,
     };
-    let root = update_at(source, top, root, updates, &mut writes)?;
-    Ok((root, writes))
+    let root = update_at(source, top, root, updates, 0, &mut writes, &mut inserted)?;
+    Ok(Updated {
+        root,
+        writes,
+        inserted,
+    })
 }
 
 fn split(updates: &Leaves, depth: u8) -> (&Leaves, &Leaves) {
@@ -155,30 +172,58 @@ fn split(updates: &Leaves, depth: u8) -> (&Leaves, &Leaves) {
     updates.split_at(at)
 }
 
+/// `first` is the position of `updates[0]` among all the update's keys (for `inserted`).
 fn update_at(
     source: &dyn NodeSource,
     at: NodeKey,
     current: Child,
     updates: &Leaves,
+    first: usize,
     writes: &mut NodeWrites,
+    inserted: &mut Vec<usize>,
 ) -> Result<Child, StateError> {
     if updates.is_empty() {
         return Ok(current);
     }
     match current {
-        Child::Empty => build(at, updates, writes),
+        Child::Empty => {
+            inserted.extend(first..first + updates.len());
+            build(at, updates, writes)
+        }
         Child::Leaf { key, value } => {
             let mut leaves = updates.to_vec();
-            if let Err(pos) = leaves.binary_search_by(|(k, _)| k.cmp(&key)) {
-                leaves.insert(pos, (key, value));
+            match leaves.binary_search_by(|(k, _)| k.cmp(&key)) {
+                Ok(replaced) => inserted
+                    .extend((first..first + updates.len()).filter(|&i| i != first + replaced)),
+                Err(pos) => {
+                    inserted.extend(first..first + updates.len());
+                    leaves.insert(pos, (key, value));
+                }
             }
             build(at, &leaves, writes)
         }
         Child::Node(expected) => {
             let node = stored_node(source, at, expected)?;
             let (left_updates, right_updates) = split(updates, at.depth);
-            let left = update_at(source, at.child(false), node.left, left_updates, writes)?;
-            let right = update_at(source, at.child(true), node.right, right_updates, writes)?;
+            let right_first = first + left_updates.len();
+            let left = update_at(
+                source,
+                at.child(false),
+                node.left,
+                left_updates,
+                first,
+                writes,
+                inserted,
+            )?;
+            let right = update_at(
+                source,
+                at.child(true),
+                node.right,
+                right_updates,
+                right_first,
+                writes,
+                inserted,
+            )?;
             Ok(join(at, left, right, writes))
         }
     }
@@ -442,15 +487,30 @@ mod tests {
 
     impl Memory {
         fn apply(&mut self, root: Child, updates: &BTreeMap<Hash, Hash>) -> Child {
+            self.apply_inserting(root, updates).0
+        }
+
+        /// Like `apply`, also returning the keys the update says are new to the tree.
+        fn apply_inserting(
+            &mut self,
+            root: Child,
+            updates: &BTreeMap<Hash, Hash>,
+        ) -> (Child, Vec<Hash>) {
             let list: Vec<(Hash, Hash)> = updates.iter().map(|(k, v)| (*k, *v)).collect();
-            let (root, writes) = update(self, root, &list).unwrap();
+            let Updated {
+                root,
+                writes,
+                inserted,
+            } = update(self, root, &list).unwrap();
+            assert!(inserted.windows(2).all(|w| w[0] < w[1]), "{inserted:?}");
+            let inserted = inserted.into_iter().map(|i| list[i].0).collect();
             for (key, node) in writes {
                 match node {
                     Some(node) => self.0.insert(key, node),
                     None => self.0.remove(&key),
                 };
             }
-            root
+            (root, inserted)
         }
     }
 
@@ -476,7 +536,14 @@ mod tests {
                 let key = h((round * 31 + i * 17) % 200);
                 batch.insert(key, h(round * 1000 + i));
             }
-            root = tree.apply(root, &batch);
+            let (new_root, inserted) = tree.apply_inserting(root, &batch);
+            root = new_root;
+            let new_keys: Vec<Hash> = batch
+                .keys()
+                .filter(|key| !all.contains_key(*key))
+                .copied()
+                .collect();
+            assert_eq!(inserted, new_keys, "round {round}: keys new to the tree");
             all.extend(batch);
             assert_eq!(root.hash(), reference_root(&all), "round {round}");
         }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use cachet_state::smt::{Child, Node, NodeKey, NodeSource, NodeWrites};
-use cachet_state::{StateChanges, StateError, StateKey, StateValue, StateView};
+use cachet_state::{NewLeaves, StateChanges, StateError, StateKey, StateValue, StateView};
 use cachet_types::CertifiedBlock;
 
 use crate::{Backend, NodeMap, Store, StoreError, Tip, TreeCache, block_batch, cache_tree_writes};
@@ -23,6 +23,7 @@ pub(crate) struct Pending {
     certified: CertifiedBlock,
     changes: StateChanges,
     tree_writes: NodeWrites,
+    new_leaves: NewLeaves,
     /// `tree_writes` by key (`None`: removed).
     nodes: NodeMap<Option<Node>>,
 }
@@ -41,6 +42,7 @@ fn write(db: &dyn Backend, cache: &Mutex<TreeCache>, pending: &Pending) -> Resul
         &pending.certified,
         &pending.changes,
         &pending.tree_writes,
+        &pending.new_leaves,
         &pending.tip,
     ))?;
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -61,6 +63,7 @@ impl Store {
         certified: CertifiedBlock,
         changes: StateChanges,
         tree_writes: NodeWrites,
+        new_leaves: NewLeaves,
         new_root: Child,
     ) -> Result<Tip, StoreError> {
         self.settle()?;
@@ -71,6 +74,7 @@ impl Store {
             certified,
             changes,
             tree_writes,
+            new_leaves,
             nodes,
         });
         let db = Arc::clone(&self.db);

@@ -160,10 +160,11 @@ impl Ledger {
         certificate: CommitCertificate,
     ) -> Result<(Tip, CertifiedBlock), LedgerError> {
         self.store.settle()?;
-        let (certified, changes, tree_writes, root) = self.certify(proposal, certificate)?;
+        let (certified, changes, tree_writes, new_leaves, root) =
+            self.certify(proposal, certificate)?;
         let tip = self
             .store
-            .commit(&certified, &changes, &tree_writes, root)?;
+            .commit(&certified, &changes, &tree_writes, &new_leaves, root)?;
         Ok((tip, certified))
     }
 
@@ -176,10 +177,11 @@ impl Ledger {
         proposal: ExecutedBlock,
         certificate: CommitCertificate,
     ) -> Result<Tip, LedgerError> {
-        let (certified, changes, tree_writes, root) = self.certify(proposal, certificate)?;
+        let (certified, changes, tree_writes, new_leaves, root) =
+            self.certify(proposal, certificate)?;
         Ok(self
             .store
-            .commit_behind(certified, changes, tree_writes, root)?)
+            .commit_behind(certified, changes, tree_writes, new_leaves, root)?)
     }
 
     /// Waits for the block committed behind, if any, to be written.
@@ -197,6 +199,7 @@ impl Ledger {
             CertifiedBlock,
             cachet_state::StateChanges,
             cachet_state::smt::NodeWrites,
+            cachet_state::NewLeaves,
             cachet_state::smt::Child,
         ),
         LedgerError,
@@ -217,6 +220,7 @@ impl Ledger {
             certified,
             proposal.changes,
             proposal.tree_writes,
+            proposal.new_leaves,
             proposal.root,
         ))
     }

@@ -620,12 +620,18 @@ impl Store {
         certified: &CertifiedBlock,
         changes: &StateChanges,
         tree_writes: &[(NodeKey, Option<Node>)],
+        new_leaves: &[(Hash, StateKey)],
         new_root: Child,
     ) -> Result<Tip, StoreError> {
         self.settle()?;
         let new_tip = self.next_tip(certified, new_root)?;
-        self.db
-            .write(block_batch(certified, changes, tree_writes, &new_tip))?;
+        self.db.write(block_batch(
+            certified,
+            changes,
+            tree_writes,
+            new_leaves,
+            &new_tip,
+        ))?;
         cache_tree_writes(&mut self.tree_cache(), tree_writes);
         Ok(new_tip)
     }
@@ -713,14 +719,18 @@ fn block_batch(
     certified: &CertifiedBlock,
     changes: &StateChanges,
     tree_writes: &[(NodeKey, Option<Node>)],
+    new_leaves: &[(Hash, StateKey)],
     new_tip: &Tip,
 ) -> Batch {
     let mut batch = Batch::default();
     snapshot::put_block(&mut batch, certified);
     for (key, value) in &changes.writes {
-        let key_bytes = key.to_bytes();
-        batch.put(CF_LEAVES, key.tree_key().as_bytes(), &key_bytes);
-        batch.put(CF_STATE, key_bytes, value.to_bytes());
+        batch.put(CF_STATE, key.to_bytes(), value.to_bytes());
+    }
+    // A tree key's state key never changes and state keys are never removed, so only keys
+    // new to the tree join the index (two of a transfer's ~14 writes were rewrites).
+    for (tree_key, key) in new_leaves {
+        batch.put(CF_LEAVES, tree_key.as_bytes(), key.to_bytes());
     }
     for (key, node) in tree_writes {
         match node {
