@@ -418,15 +418,21 @@ fn a_failed_store_read_is_never_a_verdict_on_the_block() {
     assert_eq!(checker.store().tip().unwrap(), maker.store().tip().unwrap());
 }
 
+/// A ledger on a memory backend, with the backend for opening more stores on it.
+fn memory_ledger(chain: &TestChain) -> (std::sync::Arc<dyn cachet_storage::Backend>, Ledger) {
+    let backend: std::sync::Arc<dyn cachet_storage::Backend> =
+        std::sync::Arc::new(cachet_storage::MemoryBackend::new());
+    let ledger = Ledger::new(Store::with_backend(backend.clone(), &chain.genesis).unwrap());
+    (backend, ledger)
+}
+
 #[test]
 fn the_cached_top_of_the_state_tree_answers_as_the_stored_tree_does() {
     // A store with a warm tree cache commits block after block; after each, a store opened
     // cold on the same backend must prove every key identically (the cache is written
     // through on commit and never serves a superseded node).
     let chain = TestChain::new(1);
-    let backend: std::sync::Arc<dyn cachet_storage::Backend> =
-        std::sync::Arc::new(cachet_storage::MemoryBackend::new());
-    let warm = Ledger::new(Store::with_backend(backend.clone(), &chain.genesis).unwrap());
+    let (backend, warm) = memory_ledger(&chain);
     let mut f = TxFactory::new(chain.chain_id);
     let op = chain.issuer(0);
     let create = f.sign(
@@ -494,9 +500,7 @@ fn a_corrupt_tree_node_is_refused_every_time_though_the_cache_holds_it() {
     // the backend is checked against its parent's hash, also when it is served again from
     // the tree cache.
     let chain = TestChain::new(1);
-    let backend: std::sync::Arc<dyn cachet_storage::Backend> =
-        std::sync::Arc::new(cachet_storage::MemoryBackend::new());
-    let ledger = Ledger::new(Store::with_backend(backend.clone(), &chain.genesis).unwrap());
+    let (backend, ledger) = memory_ledger(&chain);
     let blocks = setup_blocks(&chain);
     let time_ms = chain.genesis.genesis_time_ms + 1;
     for (i, txs) in blocks.into_iter().enumerate() {
