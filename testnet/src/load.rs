@@ -43,6 +43,9 @@ pub struct LoadReport {
     pub elapsed: Duration,
     /// Final transfers per second over `elapsed`.
     pub per_second: f64,
+    /// Transfers submitted per second, from the first submission to the last: what a paced
+    /// run reached of its pace (the load and the nodes share the machine's cores).
+    pub submitted_per_second: f64,
     /// Submit-to-final latency percentiles (p50, p90, p99, max).
     pub latency: [Duration; 4],
     /// Height and state root every node agreed on at the end.
@@ -95,11 +98,20 @@ impl LoadReport {
             ),
             Some(rate) => (
                 format!("4-validator testnet, paced at {rate}/s"),
-                format!("{:.0}/s final, p99 {} ms", self.per_second, p99.as_millis()),
+                format!(
+                    "submitted at {:.0}/s, {:.0}/s final, p99 {} ms",
+                    self.submitted_per_second,
+                    self.per_second,
+                    p99.as_millis()
+                ),
                 format!("p99 <= 1 s at {PACED_TARGET_RATE}/s"),
-                // Met only at the target's rate or above, with the latency bound held.
+                // Met only at the target's rate or above, as asked and as reached (a load
+                // that could not keep its pace did not test it), with the latency bound held.
                 PACED_TARGET_P99.as_secs_f64() / p99.as_secs_f64().max(1e-3)
-                    * (rate as f64 / PACED_TARGET_RATE as f64).min(1.0),
+                    * (rate as f64)
+                        .min(self.submitted_per_second)
+                        .min(PACED_TARGET_RATE as f64)
+                    / PACED_TARGET_RATE as f64,
             ),
         };
         let verdict = if achieved >= 1.0 { "met" } else { "missed" };
@@ -379,9 +391,10 @@ pub async fn load(dir: &Path, options: &LoadOptions) -> Result<LoadReport> {
     for handle in handles {
         handle.await.context("submitter panicked")??;
     }
+    let submitted_in = started.elapsed();
     eprintln!(
         "all submitted after {:.2} s; waiting for finality",
-        started.elapsed().as_secs_f64()
+        submitted_in.as_secs_f64()
     );
 
     let ids: Vec<Hash> = queues.iter().flatten().map(SignedTx::id).collect();
@@ -423,6 +436,7 @@ pub async fn load(dir: &Path, options: &LoadOptions) -> Result<LoadReport> {
         transfers: ids.len(),
         elapsed,
         per_second: ids.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+        submitted_per_second: ids.len() as f64 / submitted_in.as_secs_f64().max(1e-9),
         latency: [
             pick(0.50),
             pick(0.90),
@@ -462,6 +476,7 @@ mod tests {
             transfers: 20_000,
             elapsed: Duration::from_secs(10),
             per_second,
+            submitted_per_second: per_second,
             latency: [Duration::from_millis(p99_ms); 4],
             height: 1,
             state_root: Hash::ZERO,
@@ -490,5 +505,13 @@ mod tests {
         assert!(slow_pace.ends_with("| 80% | missed |"), "{slow_pace}");
         let late = report(5_000.0, 2_000).bench_row(Some(5_000));
         assert!(late.ends_with("| 50% | missed |"), "{late}");
+        // A load that could not submit at its pace did not test it: 3,000/s reached of
+        // 5,000/s asked, with p99 0.7 s, is 0.6 / 0.7 of the target.
+        let behind = LoadReport {
+            submitted_per_second: 3_000.0,
+            ..report(3_000.0, 700)
+        }
+        .bench_row(Some(5_000));
+        assert!(behind.ends_with("| 86% | missed |"), "{behind}");
     }
 }
