@@ -101,11 +101,18 @@ pub fn commit_tree(
     }
     let leaves: Vec<(Hash, Hash)> = keyed.iter().map(|(leaf, _)| *leaf).collect();
     let updated = smt::update(nodes, root, &leaves)?;
-    let new_leaves = updated
+    let new_leaves: NewLeaves = updated
         .inserted
         .iter()
         .filter_map(|&i| keyed.get(i))
         .map(|((tree_key, _), key)| (*tree_key, (*key).clone()))
         .collect();
+    // Every position `update` reports is one of the updates: a key left out here would be
+    // missing from the store's index for good.
+    assert_eq!(
+        new_leaves.len(),
+        updated.inserted.len(),
+        "the tree reported an insert outside its updates"
+    );
     Ok((updated.root, updated.writes, new_leaves))
 }

@@ -109,8 +109,8 @@ pub trait NodeSource {
     fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError>;
 
     /// Like [`NodeSource::node`], and whether the node is one this source holds in memory
-    /// from its own tree updates (or checked against its parent before), so that an update
-    /// need not hash it again to trust it. Nodes read back from a disk say `false`: their
+    /// from its own tree updates, so that an update need not hash it again to trust it.
+    /// Nodes read back from a disk say `false`, also when served again from a cache: their
     /// parent's hash is what catches a corrupt one.
     fn node_in_memory(&self, key: &NodeKey) -> Result<Option<(Node, bool)>, StateError> {
         Ok(self.node(key)?.map(|node| (node, false)))

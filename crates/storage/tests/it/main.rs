@@ -495,6 +495,41 @@ fn the_cached_top_of_the_state_tree_answers_as_the_stored_tree_does() {
 }
 
 #[test]
+fn the_leaves_index_holds_every_state_key_once_though_only_new_keys_are_written() {
+    // Blocks that create keys (an issue, stamps, accounts) and update existing ones (a
+    // transfer moves a minted stamp, a signer's nonce): the index from tree key to state
+    // key, which snapshot chunks read, must name exactly the keys of the state.
+    let chain = TestChain::new(1);
+    let (backend, ledger) = memory_ledger(&chain);
+    let time_ms = chain.genesis.genesis_time_ms + 1;
+    for (i, txs) in setup_blocks(&chain).into_iter().enumerate() {
+        produce(&ledger, &chain, txs, time_ms + i as u64);
+    }
+    let scan = |family| {
+        let mut entries = Vec::new();
+        backend
+            .scan(family, &[], &mut |key, value| {
+                entries.push((key.to_vec(), value.to_vec()));
+                Ok(true)
+            })
+            .unwrap();
+        entries
+    };
+    let mut state_keys: Vec<Vec<u8>> = scan(cachet_storage::Family::State)
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    let mut indexed: Vec<Vec<u8>> = scan(cachet_storage::Family::Leaves)
+        .into_iter()
+        .map(|(_, key)| key)
+        .collect();
+    state_keys.sort();
+    indexed.sort();
+    assert!(state_keys.len() > 250, "{} state keys", state_keys.len());
+    assert_eq!(indexed, state_keys);
+}
+
+#[test]
 fn a_corrupt_tree_node_is_refused_every_time_though_the_cache_holds_it() {
     // Nodes the store's own commits wrote are trusted without hashing; one read back from
     // the backend is checked against its parent's hash, also when it is served again from
