@@ -37,19 +37,30 @@ mod tests {
     #[test]
     fn the_process_reads_its_own_use() {
         let file = std::fs::File::open("/proc/self/stat").unwrap();
-        // Burn a little CPU so its time is not zero.
+        // Burn CPU until the kernel has counted some (it counts in ticks of ~10 ms; a fixed
+        // amount of work can finish inside one on a fast machine), at most 10 s of it.
+        let started = std::time::Instant::now();
         let mut x = 0u64;
-        for i in 0..20_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
-        }
-        std::hint::black_box(x);
-        let stats = super::read();
+        let stats = loop {
+            for i in 0..1_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            let stats = super::read();
+            if stats.cpu > std::time::Duration::ZERO
+                || started.elapsed() > std::time::Duration::from_secs(10)
+            {
+                break stats;
+            }
+        };
         assert!(stats.resident_bytes > 1 << 20, "{stats:?}");
         assert!(
             stats.open_fds >= 4,
             "stdin, stdout, stderr and the file: {stats:?}"
         );
-        assert!(stats.cpu > std::time::Duration::ZERO, "{stats:?}");
+        assert!(
+            stats.cpu > std::time::Duration::ZERO,
+            "10 s of work and no CPU time counted: {stats:?}"
+        );
         drop(file);
     }
 }

@@ -11,7 +11,7 @@ use cachet_types::{Block, BlockHeader, CertificateError, Genesis, Hash, TxCheckE
 
 use crate::execute::{ApplyError, BlockEnv, BlockExecution, StateChanges};
 use crate::rejection::Rejection;
-use crate::smt::{Child, NodeSource, NodeWrites};
+use crate::smt::{Child, PageSource, PageWrites};
 use crate::{NewLeaves, StateError, StateView, commit_tree};
 
 /// The last committed block of a ledger.
@@ -61,7 +61,7 @@ pub struct ExecutedBlock {
     /// State writes and stamp events.
     pub changes: StateChanges,
     /// State tree node writes.
-    pub tree_writes: NodeWrites,
+    pub tree_writes: PageWrites,
     /// State keys new to the tree, with their tree keys.
     pub new_leaves: NewLeaves,
     /// New state tree root.
@@ -149,7 +149,7 @@ pub enum BlockError {
 
 /// Builds the block after `tip` from `candidates`, in order, stopping at the chain's block
 /// limits. Candidates that break a rule are left out and returned in `rejected`.
-pub fn build_block<S: StateView + NodeSource>(
+pub fn build_block<S: StateView + PageSource>(
     state: &S,
     genesis: &Genesis,
     tip: &Tip,
@@ -218,7 +218,7 @@ pub fn build_block<S: StateView + NodeSource>(
 /// Checks that `block` extends `tip` under the chain's rules and executes it. `verified` must
 /// be the block's transactions, in order, with their signatures checked by the caller (who
 /// may batch them across cores).
-pub fn execute_block<S: StateView + NodeSource>(
+pub fn execute_block<S: StateView + PageSource>(
     state: &S,
     genesis: &Genesis,
     tip: &Tip,

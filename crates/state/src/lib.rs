@@ -2,7 +2,7 @@
 //! tree whose root is every block's state commitment.
 //!
 //! Pure and deterministic: no I/O, no clock, no threads. Storage implements [`StateView`] and
-//! [`smt::NodeSource`]; this crate says what to write, the store writes it.
+//! [`smt::PageSource`]; this crate says what to write, the store writes it.
 
 pub mod block;
 pub mod execute;
@@ -84,13 +84,13 @@ pub fn operators_at(
 /// index from tree key to state key must gain (existing keys are already in it).
 pub type NewLeaves = Vec<(Hash, StateKey)>;
 
-/// Applies a block's writes to the state tree: returns the new root, the node writes and
+/// Applies a block's writes to the state tree: returns the new root, the page writes and
 /// the keys the tree did not hold before.
 pub fn commit_tree(
-    nodes: &dyn smt::NodeSource,
+    nodes: &dyn smt::PageSource,
     root: smt::Child,
     writes: &std::collections::BTreeMap<StateKey, StateValue>,
-) -> Result<(smt::Child, smt::NodeWrites, NewLeaves), StateError> {
+) -> Result<(smt::Child, smt::PageWrites, NewLeaves), StateError> {
     let mut keyed: Vec<((Hash, Hash), &StateKey)> = writes
         .iter()
         .map(|(key, value)| ((key.tree_key(), value.tree_value()), key))

@@ -6,9 +6,16 @@
 //! set of (key, value) pairs alone, and a proof of one key is its leaf plus one sibling hash
 //! per level above it (`specs/ledger.md#sparse-merkle-tree-state-commitment`).
 //!
-//! Only inner nodes with two or more leaves below are stored, under their path
-//! ([`NodeKey`]); a stored node holds both children's summaries, so a walk costs one read per
-//! level. Reads come from a [`NodeSource`] (the store), writes go back as a list.
+//! The commitment is binary; storage is not. The tree is stored in [`Page`]s of
+//! [`PAGE_LEVELS`] binary levels: the page under a node at a depth that is a multiple of 4
+//! holds every binary node down to the next such depth (15 at most) as their 30 children,
+//! and is stored only when that node has two or more leaves below. An update reads and
+//! writes one page per four levels instead of one node per level (a 16-ary tree's I/O, as
+//! Jellyfish-style trees do, with the binary tree's hashes and proofs). Pages are keyed by
+//! [`NodeKey`] (depth, prefix); reads come from a [`PageSource`] (the store), writes go back
+//! as a list.
+
+use std::sync::Arc;
 
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
@@ -19,6 +26,16 @@ use crate::StateError;
 
 const LEAF_TAG: &str = "cachet/smt-leaf";
 const NODE_TAG: &str = "cachet/smt-node";
+
+/// Binary levels one stored page spans: pages sit at depths 0, 4, 8, ... 252.
+pub const PAGE_LEVELS: u8 = 4;
+/// The subtrees at the bottom of a page (the roots of the pages below it).
+const SLOTS: usize = 1 << PAGE_LEVELS;
+/// Entries a page stores: every position below its root, 2 + 4 + 8 + 16.
+const ENTRIES: usize = 2 * SLOTS - 2;
+/// Largest encoded page: 30 leaves of 68 bytes (a 4-byte variant, two hashes) and the
+/// format byte.
+pub const MAX_PAGE_BYTES: usize = ENTRIES * 68 + 1;
 
 /// A subtree as its parent sees it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
@@ -33,7 +50,7 @@ pub enum Child {
         /// Hash of the leaf's value.
         value: Hash,
     },
-    /// Two or more leaves below: a stored node with this hash.
+    /// Two or more leaves below: an inner node with this hash.
     Node(Hash),
 }
 
@@ -58,22 +75,42 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     Hash::tagged(NODE_TAG, &[left.as_bytes(), right.as_bytes()])
 }
 
-/// A stored inner node: its two children.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
-pub struct Node {
-    /// Subtree where the next key bit is 0.
-    pub left: Child,
-    /// Subtree where the next key bit is 1.
-    pub right: Child,
+/// A stored page: the binary subtree of [`PAGE_LEVELS`] levels below an inner node (the
+/// page's root) whose depth is a multiple of [`PAGE_LEVELS`].
+///
+/// Positions number that subtree as a heap: 1 is the root (not stored: its parent holds its
+/// hash), the children of position p are 2p and 2p + 1, and 16..=31 are the roots of the
+/// pages one level of pages down. The entry at a position is the binary child there if the
+/// position's parent is an inner node, and empty otherwise, so a page is a function of the
+/// leaves below its root.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Page {
+    entries: [Child; ENTRIES],
 }
 
-impl Node {
-    fn hash(&self) -> Hash {
-        node_hash(&self.left.hash(), &self.right.hash())
+impl Page {
+    /// A page with no entries (what a new inner node's page starts as).
+    pub const EMPTY: Page = Page {
+        entries: [Child::Empty; ENTRIES],
+    };
+
+    /// The entry at `position` (2..=31).
+    pub fn get(&self, position: usize) -> Child {
+        self.entries[position - 2]
+    }
+
+    fn set(&mut self, position: usize, child: Child) {
+        self.entries[position - 2] = child;
+    }
+
+    /// The children of the inner node at `position` (1..=15).
+    pub fn children(&self, position: usize) -> (Child, Child) {
+        (self.get(2 * position), self.get(2 * position + 1))
     }
 }
 
-/// Where an inner node sits: its depth and the key bits above it (the rest zeroed).
+/// Where an inner node sits, and so where its page is when its depth is a multiple of
+/// [`PAGE_LEVELS`]: its depth and the key bits above it (the rest zeroed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeKey {
     /// Depth, 0 for the root.
@@ -83,6 +120,12 @@ pub struct NodeKey {
 }
 
 impl NodeKey {
+    /// The tree's root, where the first page sits.
+    pub const ROOT: NodeKey = NodeKey {
+        depth: 0,
+        prefix: Hash::ZERO,
+    };
+
     /// 33-byte storage key: depth then prefix.
     pub fn to_bytes(&self) -> [u8; 33] {
         let mut out = [0u8; 33];
@@ -103,17 +146,17 @@ impl NodeKey {
     }
 }
 
-/// Reads stored inner nodes.
-pub trait NodeSource {
-    /// The node at `key`, if stored.
-    fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError>;
+/// Reads stored pages.
+pub trait PageSource {
+    /// The page at `key` (a depth that is a multiple of [`PAGE_LEVELS`]), if stored.
+    fn page(&self, key: &NodeKey) -> Result<Option<Arc<Page>>, StateError>;
 
-    /// Like [`NodeSource::node`], and whether the node is one this source holds in memory
+    /// Like [`PageSource::page`], and whether the page is one this source holds in memory
     /// from its own tree updates, so that an update need not hash it again to trust it.
-    /// Nodes read back from a disk say `false`, also when served again from a cache: their
-    /// parent's hash is what catches a corrupt one.
-    fn node_in_memory(&self, key: &NodeKey) -> Result<Option<(Node, bool)>, StateError> {
-        Ok(self.node(key)?.map(|node| (node, false)))
+    /// Pages read back from a disk say `false`, also when served again from a cache: the
+    /// hashes above them are what catch a corrupt one.
+    fn page_in_memory(&self, key: &NodeKey) -> Result<Option<(Arc<Page>, bool)>, StateError> {
+        Ok(self.page(key)?.map(|page| (page, false)))
     }
 }
 
@@ -127,8 +170,8 @@ fn set_bit(key: &mut Hash, depth: u8) {
     key.0[usize::from(depth / 8)] |= 1 << (7 - depth % 8);
 }
 
-/// Node writes of an update, each key at most once (None: delete).
-pub type NodeWrites = Vec<(NodeKey, Option<Node>)>;
+/// Page writes of an update, each key at most once (None: delete).
+pub type PageWrites = Vec<(NodeKey, Option<Arc<Page>>)>;
 
 /// (key, value hash) pairs, sorted by key.
 type Leaves = [(Hash, Hash)];
@@ -138,31 +181,53 @@ type Leaves = [(Hash, Hash)];
 pub struct Updated {
     /// The new root.
     pub root: Child,
-    /// The node writes.
-    pub writes: NodeWrites,
+    /// The page writes.
+    pub writes: PageWrites,
     /// Positions (indices into the updates) of the keys the tree did not hold before,
     /// ascending.
     pub inserted: Vec<usize>,
 }
 
+/// An update in progress.
+struct Walk<'a> {
+    source: &'a dyn PageSource,
+    writes: PageWrites,
+    inserted: Vec<usize>,
+}
+
+impl Walk<'_> {
+    /// The stored page at `at` (an inner node's, so it must be there), as a copy to change,
+    /// and whether the source vouches for it.
+    fn load(&self, at: NodeKey) -> Result<(Page, bool), StateError> {
+        let (page, in_memory) = self.source.page_in_memory(&at)?.ok_or(missing(at))?;
+        Ok((Page::clone(&page), in_memory))
+    }
+}
+
+fn missing(at: NodeKey) -> StateError {
+    StateError::MissingNode {
+        depth: at.depth,
+        prefix: at.prefix,
+    }
+}
+
 /// Inserts or replaces `updates` (sorted by key, unique) in the tree rooted at `root`.
 pub fn update(
-    source: &dyn NodeSource,
+    source: &dyn PageSource,
     root: Child,
     updates: &[(Hash, Hash)],
 ) -> Result<Updated, StateError> {
     debug_assert!(updates.windows(2).all(|w| w[0].0 < w[1].0));
-    let mut writes = Vec::new();
-    let mut inserted = Vec::new();
-    let top = NodeKey {
-        depth: 0,
-        prefix: Hash::ZERO,
+    let mut walk = Walk {
+        source,
+        writes: Vec::new(),
+        inserted: Vec::new(),
     };
-    let root = update_at(source, top, root, updates, 0, &mut writes, &mut inserted)?;
+    let root = update_page(&mut walk, NodeKey::ROOT, root, updates, 0)?;
     Ok(Updated {
         root,
-        writes,
-        inserted,
+        writes: walk.writes,
+        inserted: walk.inserted,
     })
 }
 
@@ -172,133 +237,208 @@ fn split(updates: &Leaves, depth: u8) -> (&Leaves, &Leaves) {
     updates.split_at(at)
 }
 
-/// `first` is the position of `updates[0]` among all the update's keys (for `inserted`).
-fn update_at(
-    source: &dyn NodeSource,
+/// Updates the subtree at `at`, a page boundary. `first` is the position of `updates[0]`
+/// among all the update's keys (for `inserted`).
+fn update_page(
+    walk: &mut Walk,
     at: NodeKey,
     current: Child,
     updates: &Leaves,
     first: usize,
-    writes: &mut NodeWrites,
-    inserted: &mut Vec<usize>,
 ) -> Result<Child, StateError> {
     if updates.is_empty() {
         return Ok(current);
     }
+    let stored = matches!(current, Child::Node(_));
+    let (mut page, trusted) = if stored {
+        walk.load(at)?
+    } else {
+        (Page::EMPTY, true)
+    };
+    let root = update_in(walk, &mut page, trusted, at, 1, current, updates, first)?;
+    if matches!(root, Child::Node(_)) {
+        walk.writes.push((at, Some(Arc::new(page))));
+    } else if stored {
+        walk.writes.push((at, None));
+    }
+    Ok(root)
+}
+
+/// Updates the subtree at `position` of `page` (whose entries are checked against their
+/// parents' hashes unless `trusted`).
+#[allow(clippy::too_many_arguments)]
+fn update_in(
+    walk: &mut Walk,
+    page: &mut Page,
+    trusted: bool,
+    at: NodeKey,
+    position: usize,
+    current: Child,
+    updates: &Leaves,
+    first: usize,
+) -> Result<Child, StateError> {
+    if updates.is_empty() {
+        return Ok(current);
+    }
+    if position >= SLOTS {
+        return update_page(walk, at, current, updates, first);
+    }
     match current {
         Child::Empty => {
-            inserted.extend(first..first + updates.len());
-            build(at, updates, writes)
+            walk.inserted.extend(first..first + updates.len());
+            build_in(walk, page, at, position, updates)
         }
         Child::Leaf { key, value } => {
             let mut leaves = updates.to_vec();
             match leaves.binary_search_by(|(k, _)| k.cmp(&key)) {
-                Ok(replaced) => inserted
+                Ok(replaced) => walk
+                    .inserted
                     .extend((first..first + updates.len()).filter(|&i| i != first + replaced)),
                 Err(pos) => {
-                    inserted.extend(first..first + updates.len());
+                    walk.inserted.extend(first..first + updates.len());
                     leaves.insert(pos, (key, value));
                 }
             }
-            build(at, &leaves, writes)
+            build_in(walk, page, at, position, &leaves)
         }
         Child::Node(expected) => {
-            let node = stored_node(source, at, expected)?;
+            let (left, right) = checked_children(page, trusted, at, position, expected)?;
             let (left_updates, right_updates) = split(updates, at.depth);
             let right_first = first + left_updates.len();
-            let left = update_at(
-                source,
+            let left = update_in(
+                walk,
+                page,
+                trusted,
                 at.child(false),
-                node.left,
+                2 * position,
+                left,
                 left_updates,
                 first,
-                writes,
-                inserted,
             )?;
-            let right = update_at(
-                source,
+            let right = update_in(
+                walk,
+                page,
+                trusted,
                 at.child(true),
-                node.right,
+                2 * position + 1,
+                right,
                 right_updates,
                 right_first,
-                writes,
-                inserted,
             )?;
-            Ok(join(at, left, right, writes))
+            Ok(join_in(page, position, left, right))
         }
     }
 }
 
-/// The stored node at `at`, which its parent says hashes to `expected`. A node the source
-/// holds from its own updates is not hashed again (half of an update's hashing in the upper
-/// levels, which every block rewrites); one read from a disk is.
-fn stored_node(source: &dyn NodeSource, at: NodeKey, expected: Hash) -> Result<Node, StateError> {
-    let (node, in_memory) = source.node_in_memory(&at)?.ok_or(StateError::MissingNode {
-        depth: at.depth,
-        prefix: at.prefix,
-    })?;
+/// The children of the inner node at `position`, which its parent says hashes to
+/// `expected`. A page the source holds from its own updates is not hashed again (half of an
+/// update's hashing in the upper levels, which every block rewrites); one read from a disk
+/// is, one node per level walked.
+fn checked_children(
+    page: &Page,
+    trusted: bool,
+    at: NodeKey,
+    position: usize,
+    expected: Hash,
+) -> Result<(Child, Child), StateError> {
+    let (left, right) = page.children(position);
     debug_assert!(
-        !in_memory || node.hash() == expected,
-        "a node in memory is stale"
+        !trusted || node_hash(&left.hash(), &right.hash()) == expected,
+        "a page in memory is stale"
     );
-    if !in_memory && node.hash() != expected {
+    if !trusted && node_hash(&left.hash(), &right.hash()) != expected {
         return Err(StateError::CorruptNode {
             depth: at.depth,
             prefix: at.prefix,
         });
     }
-    Ok(node)
+    Ok((left, right))
 }
 
-fn build(at: NodeKey, leaves: &Leaves, writes: &mut NodeWrites) -> Result<Child, StateError> {
+/// Builds the subtree holding exactly `leaves` at `position` of `page` (empty there).
+fn build_in(
+    walk: &mut Walk,
+    page: &mut Page,
+    at: NodeKey,
+    position: usize,
+    leaves: &Leaves,
+) -> Result<Child, StateError> {
     match leaves {
         [] => Ok(Child::Empty),
         [(key, value)] => Ok(Child::Leaf {
             key: *key,
             value: *value,
         }),
+        _ if position >= SLOTS => {
+            let mut below = Page::EMPTY;
+            let root = build_in(walk, &mut below, at, 1, leaves)?;
+            walk.writes.push((at, Some(Arc::new(below))));
+            Ok(root)
+        }
         _ => {
             if at.depth == u8::MAX {
                 // Two distinct 256-bit keys always differ before the last bit.
                 return Err(StateError::DuplicateKey);
             }
             let (left, right) = split(leaves, at.depth);
-            let left = build(at.child(false), left, writes)?;
-            let right = build(at.child(true), right, writes)?;
-            Ok(join(at, left, right, writes))
+            let left = build_in(walk, page, at.child(false), 2 * position, left)?;
+            let right = build_in(walk, page, at.child(true), 2 * position + 1, right)?;
+            Ok(join_in(page, position, left, right))
         }
     }
 }
 
-fn join(at: NodeKey, left: Child, right: Child, writes: &mut NodeWrites) -> Child {
+/// The subtree at `position` whose halves are `left` and `right`: an inner node (its
+/// children entered in `page`) or, with at most one leaf, that leaf or nothing.
+fn join_in(page: &mut Page, position: usize, left: Child, right: Child) -> Child {
     match (left, right) {
-        (Child::Empty, Child::Empty) => {
-            writes.push((at, None));
-            Child::Empty
-        }
+        (Child::Empty, Child::Empty) => Child::Empty,
         (leaf @ Child::Leaf { .. }, Child::Empty) | (Child::Empty, leaf @ Child::Leaf { .. }) => {
-            writes.push((at, None));
+            // Entries below a position that is not an inner node are empty; only an inner
+            // node (two or more leaves) could have put any there, and no update removes a
+            // leaf, so there are none to clear.
+            debug_assert!(page.get(2 * position) == Child::Empty);
+            debug_assert!(page.get(2 * position + 1) == Child::Empty);
             leaf
         }
         _ => {
-            let node = Node { left, right };
-            writes.push((at, Some(node)));
-            Child::Node(node.hash())
+            page.set(2 * position, left);
+            page.set(2 * position + 1, right);
+            Child::Node(node_hash(&left.hash(), &right.hash()))
         }
     }
 }
 
-/// The subtree holding exactly `leaves` (sorted by key, unique, every key under `at`), built
-/// from nothing: its summary and the nodes to store. A snapshot chunk is checked this way
-/// against the summary its manifest proves.
-pub fn subtree(at: NodeKey, leaves: &[(Hash, Hash)]) -> Result<(Child, NodeWrites), StateError> {
+/// The subtree holding exactly `leaves` (sorted by key, unique, every key under `at`, a page
+/// boundary), built from nothing: its summary and the pages to store. A snapshot chunk is
+/// checked this way against the summary its manifest proves.
+pub fn subtree(at: NodeKey, leaves: &[(Hash, Hash)]) -> Result<(Child, PageWrites), StateError> {
+    assert_eq!(
+        at.depth % PAGE_LEVELS,
+        0,
+        "subtrees start at page boundaries"
+    );
     if !leaves.windows(2).all(|w| w[0].0 < w[1].0) {
         return Err(StateError::DuplicateKey);
     }
-    let mut writes = Vec::new();
-    let child = build(at, leaves, &mut writes)?;
-    writes.retain(|(_, node)| node.is_some());
-    Ok((child, writes))
+    let mut walk = Walk {
+        source: &NoPages,
+        writes: Vec::new(),
+        inserted: Vec::new(),
+    };
+    // A page boundary is a bottom slot of the page above (not built here).
+    let mut above = Page::EMPTY;
+    let child = build_in(&mut walk, &mut above, at, SLOTS, leaves)?;
+    Ok((child, walk.writes))
+}
+
+/// The source of a tree built from nothing.
+struct NoPages;
+
+impl PageSource for NoPages {
+    fn page(&self, _: &NodeKey) -> Result<Option<Arc<Page>>, StateError> {
+        Ok(None)
+    }
 }
 
 /// The key of subtree number `index` at `depth` (its prefix is `index` in `depth` bits).
@@ -319,24 +459,24 @@ pub fn subtree_index(key: &Hash, depth: u8) -> u32 {
 }
 
 /// The summaries of the 2^`depth` subtrees at `depth` of the tree rooted at `root`, in
-/// prefix order: what a snapshot manifest lists.
+/// prefix order: what a snapshot manifest lists. Every stored node walked is checked.
 pub fn summaries(
-    source: &dyn NodeSource,
+    source: &dyn PageSource,
     root: Child,
     depth: u8,
 ) -> Result<Vec<Child>, StateError> {
-    let top = NodeKey {
-        depth: 0,
-        prefix: Hash::ZERO,
-    };
     let mut out = Vec::with_capacity(1usize << depth);
-    summaries_at(source, top, root, depth, &mut out)?;
+    summaries_at(source, None, NodeKey::ROOT, SLOTS, root, depth, &mut out)?;
     Ok(out)
 }
 
+/// `page`: the page `position` is in with whether it is trusted; None with `position` at a
+/// page boundary (a bottom slot of the page above).
 fn summaries_at(
-    source: &dyn NodeSource,
+    source: &dyn PageSource,
+    page: Option<(&Page, bool)>,
     at: NodeKey,
+    position: usize,
     current: Child,
     depth: u8,
     out: &mut Vec<Child>,
@@ -351,37 +491,62 @@ fn summaries_at(
             let own = subtree_index(&key, depth) as usize - first;
             out.extend((0..below).map(|i| if i == own { current } else { Child::Empty }));
         }
-        Child::Node(expected) => {
-            let node = stored_node(source, at, expected)?;
-            summaries_at(source, at.child(false), node.left, depth, out)?;
-            summaries_at(source, at.child(true), node.right, depth, out)?;
-        }
+        Child::Node(expected) => match page {
+            Some((page, trusted)) if position < SLOTS => {
+                let (left, right) = checked_children(page, trusted, at, position, expected)?;
+                let (left_at, right_at) = (at.child(false), at.child(true));
+                let page = Some((page, trusted));
+                summaries_at(source, page, left_at, 2 * position, left, depth, out)?;
+                summaries_at(source, page, right_at, 2 * position + 1, right, depth, out)?;
+            }
+            _ => {
+                let (below, trusted) = source.page_in_memory(&at)?.ok_or(missing(at))?;
+                summaries_at(source, Some((&below, trusted)), at, 1, current, depth, out)?;
+            }
+        },
     }
     Ok(())
 }
 
-/// The tree above `depth` whose subtrees there are `children` (2^`depth` summaries in
-/// prefix order): its root and the nodes to store. The inverse of [`summaries`].
-pub fn assemble(depth: u8, children: &[Child]) -> (Child, NodeWrites) {
+/// The tree above `depth` (a page boundary) whose subtrees there are `children` (2^`depth`
+/// summaries in prefix order): its root and the pages to store. The inverse of
+/// [`summaries`].
+pub fn assemble(depth: u8, children: &[Child]) -> (Child, PageWrites) {
+    assert_eq!(
+        depth % PAGE_LEVELS,
+        0,
+        "the tree is assembled from page boundaries"
+    );
     assert_eq!(children.len(), 1usize << depth, "one summary per subtree");
     let mut writes = Vec::new();
-    let top = NodeKey {
-        depth: 0,
-        prefix: Hash::ZERO,
-    };
-    let root = assemble_at(top, children, &mut writes);
-    writes.retain(|(_, node)| node.is_some());
+    // The root is a bottom slot of a page above it that does not exist.
+    let mut above = Page::EMPTY;
+    let root = assemble_at(&mut above, NodeKey::ROOT, SLOTS, children, &mut writes);
     (root, writes)
 }
 
-fn assemble_at(at: NodeKey, children: &[Child], writes: &mut NodeWrites) -> Child {
+fn assemble_at(
+    page: &mut Page,
+    at: NodeKey,
+    position: usize,
+    children: &[Child],
+    writes: &mut PageWrites,
+) -> Child {
     if let [only] = children {
         return *only;
     }
+    if position >= SLOTS {
+        let mut below = Page::EMPTY;
+        let root = assemble_at(&mut below, at, 1, children, writes);
+        if matches!(root, Child::Node(_)) {
+            writes.push((at, Some(Arc::new(below))));
+        }
+        return root;
+    }
     let (left, right) = children.split_at(children.len() / 2);
-    let left = assemble_at(at.child(false), left, writes);
-    let right = assemble_at(at.child(true), right, writes);
-    join(at, left, right, writes)
+    let left = assemble_at(page, at.child(false), 2 * position, left, writes);
+    let right = assemble_at(page, at.child(true), 2 * position + 1, right, writes);
+    join_in(page, position, left, right)
 }
 
 /// Proof of one key's value, or of its absence, against a root hash.
@@ -395,12 +560,11 @@ pub struct SmtProof {
 }
 
 /// Builds the proof for `key` in the tree rooted at `root`.
-pub fn prove(source: &dyn NodeSource, root: Child, key: &Hash) -> Result<SmtProof, StateError> {
+pub fn prove(source: &dyn PageSource, root: Child, key: &Hash) -> Result<SmtProof, StateError> {
     let mut siblings = Vec::new();
-    let mut at = NodeKey {
-        depth: 0,
-        prefix: Hash::ZERO,
-    };
+    let mut at = NodeKey::ROOT;
+    let mut page = Arc::new(Page::EMPTY);
+    let mut position = SLOTS;
     let mut current = root;
     loop {
         match current {
@@ -417,18 +581,20 @@ pub fn prove(source: &dyn NodeSource, root: Child, key: &Hash) -> Result<SmtProo
                 });
             }
             Child::Node(_) => {
-                let node = source.node(&at)?.ok_or(StateError::MissingNode {
-                    depth: at.depth,
-                    prefix: at.prefix,
-                })?;
+                if position >= SLOTS {
+                    page = source.page(&at)?.ok_or(missing(at))?;
+                    position = 1;
+                }
+                let (left, right) = page.children(position);
                 let go_right = bit(key, at.depth);
                 let (next, sibling) = if go_right {
-                    (node.right, node.left)
+                    (right, left)
                 } else {
-                    (node.left, node.right)
+                    (left, right)
                 };
                 siblings.push(sibling.hash());
                 at = at.child(go_right);
+                position = 2 * position + usize::from(go_right);
                 current = next;
             }
         }
@@ -477,11 +643,11 @@ mod tests {
     use super::*;
 
     #[derive(Default)]
-    struct Memory(BTreeMap<NodeKey, Node>);
+    struct Memory(BTreeMap<NodeKey, Arc<Page>>);
 
-    impl NodeSource for Memory {
-        fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
-            Ok(self.0.get(key).copied())
+    impl PageSource for Memory {
+        fn page(&self, key: &NodeKey) -> Result<Option<Arc<Page>>, StateError> {
+            Ok(self.0.get(key).cloned())
         }
     }
 
@@ -503,10 +669,16 @@ mod tests {
                 inserted,
             } = update(self, root, &list).unwrap();
             assert!(inserted.windows(2).all(|w| w[0] < w[1]), "{inserted:?}");
+            let keys: Vec<NodeKey> = writes.iter().map(|(key, _)| *key).collect();
+            let mut unique = keys.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), keys.len(), "each page is written once");
             let inserted = inserted.into_iter().map(|i| list[i].0).collect();
-            for (key, node) in writes {
-                match node {
-                    Some(node) => self.0.insert(key, node),
+            for (key, page) in writes {
+                assert_eq!(key.depth % PAGE_LEVELS, 0, "pages sit at page boundaries");
+                match page {
+                    Some(page) => self.0.insert(key, page),
                     None => self.0.remove(&key),
                 };
             }
@@ -518,22 +690,40 @@ mod tests {
         Hash::sha256(&n.to_be_bytes())
     }
 
-    /// Reference: the root computed from scratch from the full set of leaves.
-    fn reference_root(all: &BTreeMap<Hash, Hash>) -> Hash {
-        let mut scratch = Memory::default();
-        scratch.apply(Child::Empty, all).hash()
+    /// The binary tree's summary of `leaves` (sorted, all under one prefix of `depth` bits)
+    /// straight from the definition: no pages, no store.
+    fn reference(leaves: &[(Hash, Hash)], depth: u8) -> Child {
+        match leaves {
+            [] => Child::Empty,
+            [(key, value)] => Child::Leaf {
+                key: *key,
+                value: *value,
+            },
+            _ => {
+                let at = leaves.partition_point(|(key, _)| !bit(key, depth));
+                let (left, right) = leaves.split_at(at);
+                let left = reference(left, depth + 1).hash();
+                let right = reference(right, depth + 1).hash();
+                Child::Node(node_hash(&left, &right))
+            }
+        }
+    }
+
+    fn reference_root(all: &BTreeMap<Hash, Hash>) -> Child {
+        let leaves: Vec<(Hash, Hash)> = all.iter().map(|(k, v)| (*k, *v)).collect();
+        reference(&leaves, 0)
     }
 
     #[test]
-    fn incremental_updates_match_a_fresh_build() {
+    fn incremental_updates_match_the_binary_definition_and_a_fresh_build() {
         let mut tree = Memory::default();
         let mut root = Child::Empty;
         let mut all = BTreeMap::new();
-        for round in 0..20u64 {
+        for round in 0..40u64 {
             let mut batch = BTreeMap::new();
             for i in 0..(round * 7 % 23 + 1) {
                 // Mix new keys with overwrites of old ones.
-                let key = h((round * 31 + i * 17) % 200);
+                let key = h((round * 31 + i * 17) % 400);
                 batch.insert(key, h(round * 1000 + i));
             }
             let (new_root, inserted) = tree.apply_inserting(root, &batch);
@@ -545,13 +735,32 @@ mod tests {
                 .collect();
             assert_eq!(inserted, new_keys, "round {round}: keys new to the tree");
             all.extend(batch);
-            assert_eq!(root.hash(), reference_root(&all), "round {round}");
+            assert_eq!(root, reference_root(&all), "round {round}");
+            // The stored pages are those of the same leaves inserted at once.
+            let mut fresh = Memory::default();
+            assert_eq!(fresh.apply(Child::Empty, &all), root, "round {round}");
+            assert_eq!(fresh.0, tree.0, "round {round}: pages");
         }
-        // Leaf-count-independent order: inserting in one batch gives the same root.
+    }
+
+    #[test]
+    fn an_update_writes_one_page_per_four_levels() {
+        let mut tree = Memory::default();
+        let all: BTreeMap<Hash, Hash> = (0..5000).map(|i| (h(i), h(i))).collect();
+        let root = tree.apply(Child::Empty, &all);
+        // 5,000 leaves sit ~12-14 levels down: pages at depths 0, 4, 8 and often 12.
+        let key = h(77);
+        let proof = prove(&tree, root, &key).unwrap();
+        let updated = update(&tree, root, &[(key, h(1))]).unwrap();
+        let pages = proof.siblings.len().div_ceil(usize::from(PAGE_LEVELS));
         assert_eq!(
-            root.hash(),
-            Memory::default().apply(Child::Empty, &all).hash()
+            updated.writes.len(),
+            pages,
+            "{} levels",
+            proof.siblings.len()
         );
+        assert!(updated.writes.iter().all(|(_, page)| page.is_some()));
+        assert!(updated.inserted.is_empty());
     }
 
     #[test]
@@ -595,17 +804,28 @@ mod tests {
 
     #[test]
     fn summaries_assemble_back_to_the_root_and_subtrees_rebuild_them() {
-        for count in [0u64, 1, 2, 3, 40, 300] {
+        for count in [0u64, 1, 2, 3, 40, 300, 3000] {
             let mut tree = Memory::default();
             let all: BTreeMap<Hash, Hash> = (0..count).map(|i| (h(i), h(i + 7))).collect();
             let root = tree.apply(Child::Empty, &all);
-            for depth in [0u8, 1, 3, 6] {
+            for depth in [0u8, 1, 3, 4, 6, 8] {
                 let children = summaries(&tree, root, depth).unwrap();
                 assert_eq!(children.len(), 1 << depth);
+                for (index, summary) in children.iter().enumerate() {
+                    let leaves: Vec<(Hash, Hash)> = all
+                        .iter()
+                        .filter(|(k, _)| subtree_index(k, depth) == index as u32)
+                        .map(|(k, v)| (*k, *v))
+                        .collect();
+                    assert_eq!(*summary, reference(&leaves, depth), "{count}: {index}");
+                }
+                if depth % PAGE_LEVELS != 0 {
+                    continue;
+                }
                 let (assembled, top) = assemble(depth, &children);
                 assert_eq!(assembled, root, "{count} leaves at depth {depth}");
-                let mut rebuilt: BTreeMap<NodeKey, Node> =
-                    top.into_iter().map(|(k, n)| (k, n.unwrap())).collect();
+                let mut rebuilt: BTreeMap<NodeKey, Arc<Page>> =
+                    top.into_iter().map(|(k, p)| (k, p.unwrap())).collect();
                 for (index, summary) in children.iter().enumerate() {
                     let at = subtree_key(depth, index as u32);
                     let leaves: Vec<(Hash, Hash)> = all
@@ -615,9 +835,9 @@ mod tests {
                         .collect();
                     let (child, writes) = subtree(at, &leaves).unwrap();
                     assert_eq!(child, *summary, "subtree {index} at depth {depth}");
-                    rebuilt.extend(writes.into_iter().map(|(k, n)| (k, n.unwrap())));
+                    rebuilt.extend(writes.into_iter().map(|(k, p)| (k, p.unwrap())));
                 }
-                // The rebuilt nodes are exactly the stored ones.
+                // The rebuilt pages are exactly the stored ones.
                 assert_eq!(rebuilt, tree.0, "{count} leaves at depth {depth}");
             }
         }
@@ -638,28 +858,59 @@ mod tests {
     }
 
     #[test]
+    fn a_page_round_trips_through_its_encoding_within_its_bound() {
+        let mut tree = Memory::default();
+        let all: BTreeMap<Hash, Hash> = (0..3000).map(|i| (h(i), h(i))).collect();
+        tree.apply(Child::Empty, &all);
+        let full = Page {
+            entries: [Child::Leaf {
+                key: h(1),
+                value: h(2),
+            }; ENTRIES],
+        };
+        for page in tree.0.values().map(|page| Page::clone(page)).chain([full]) {
+            let bytes = cachet_types::codec::encode(&page);
+            assert!(bytes.len() <= MAX_PAGE_BYTES, "{}", bytes.len());
+            let back: Page = cachet_types::codec::decode(&bytes, MAX_PAGE_BYTES).unwrap();
+            assert_eq!(back, page);
+        }
+    }
+
+    #[test]
     fn tampered_store_is_detected() {
         let mut tree = Memory::default();
-        let all: BTreeMap<Hash, Hash> = (0..10).map(|i| (h(i), h(i))).collect();
+        let all: BTreeMap<Hash, Hash> = (0..40).map(|i| (h(i), h(i))).collect();
         let root = tree.apply(Child::Empty, &all);
-        let top = NodeKey {
-            depth: 0,
-            prefix: Hash::ZERO,
+        let honest = Page::clone(&tree.0[&NodeKey::ROOT]);
+        let corrupt = |tree: &mut Memory, position: usize| {
+            let mut page = honest.clone();
+            let (left, right) = page.children(position);
+            page.set(2 * position, right);
+            page.set(2 * position + 1, left);
+            tree.0.insert(NodeKey::ROOT, Arc::new(page));
         };
-        let node = tree.0[&top];
-        tree.0.insert(
-            top,
-            Node {
-                left: node.right,
-                right: node.left,
-            },
-        );
+        // The root's children swapped, then two nodes inside the root's page: each is
+        // caught at its own level, also one that no update's keys needed.
+        corrupt(&mut tree, 1);
         let result = update(&tree, root, &[(h(100), h(1))]);
         assert!(matches!(
             result,
             Err(StateError::CorruptNode { depth: 0, .. })
         ));
-        tree.0.remove(&top);
+        for position in [2, 3] {
+            corrupt(&mut tree, position);
+            let result = update(
+                &tree,
+                root,
+                &all.iter().map(|(k, _)| (*k, h(5))).collect::<Vec<_>>(),
+            );
+            assert!(
+                matches!(result, Err(StateError::CorruptNode { depth: 1, .. })),
+                "{result:?}"
+            );
+            assert!(summaries(&tree, root, 4).is_err());
+        }
+        tree.0.remove(&NodeKey::ROOT);
         let result = update(&tree, root, &[(h(100), h(1))]);
         assert!(matches!(
             result,

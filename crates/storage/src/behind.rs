@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use cachet_state::smt::{Child, Node, NodeKey, NodeSource, NodeWrites};
+use cachet_state::smt::{Child, NodeKey, Page, PageSource, PageWrites};
 use cachet_state::{NewLeaves, StateChanges, StateError, StateKey, StateValue, StateView};
 use cachet_types::CertifiedBlock;
 
@@ -22,10 +22,10 @@ pub(crate) struct Pending {
     tip: Tip,
     certified: CertifiedBlock,
     changes: StateChanges,
-    tree_writes: NodeWrites,
+    tree_writes: PageWrites,
     new_leaves: NewLeaves,
     /// `tree_writes` by key (`None`: removed).
-    nodes: NodeMap<Option<Node>>,
+    pages: NodeMap<Option<Arc<Page>>>,
 }
 
 /// The write in flight, if any.
@@ -62,20 +62,20 @@ impl Store {
         &self,
         certified: CertifiedBlock,
         changes: StateChanges,
-        tree_writes: NodeWrites,
+        tree_writes: PageWrites,
         new_leaves: NewLeaves,
         new_root: Child,
     ) -> Result<Tip, StoreError> {
         self.settle()?;
         let tip = self.next_tip(&certified, new_root)?;
-        let nodes = tree_writes.iter().copied().collect();
+        let pages = tree_writes.iter().cloned().collect();
         let pending = Arc::new(Pending {
             tip,
             certified,
             changes,
             tree_writes,
             new_leaves,
-            nodes,
+            pages,
         });
         let db = Arc::clone(&self.db);
         let cache = Arc::clone(&self.tree_cache);
@@ -168,20 +168,20 @@ impl StateView for Ahead<'_> {
     }
 }
 
-impl NodeSource for Ahead<'_> {
-    fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
-        Ok(self.node_in_memory(key)?.map(|(node, _)| node))
+impl PageSource for Ahead<'_> {
+    fn page(&self, key: &NodeKey) -> Result<Option<Arc<Page>>, StateError> {
+        Ok(self.page_in_memory(key)?.map(|(page, _)| page))
     }
 
-    fn node_in_memory(&self, key: &NodeKey) -> Result<Option<(Node, bool)>, StateError> {
-        if let Some(node) = self
+    fn page_in_memory(&self, key: &NodeKey) -> Result<Option<(Arc<Page>, bool)>, StateError> {
+        if let Some(page) = self
             .pending
             .as_ref()
-            .and_then(|pending| pending.nodes.get(key))
+            .and_then(|pending| pending.pages.get(key))
         {
             // The block in flight's own tree writes.
-            return Ok(node.map(|node| (node, true)));
+            return Ok(page.as_ref().map(|page| (Arc::clone(page), true)));
         }
-        self.store.node_in_memory(key)
+        self.store.page_in_memory(key)
     }
 }

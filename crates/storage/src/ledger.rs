@@ -198,7 +198,7 @@ impl Ledger {
         (
             CertifiedBlock,
             cachet_state::StateChanges,
-            cachet_state::smt::NodeWrites,
+            cachet_state::smt::PageWrites,
             cachet_state::NewLeaves,
             cachet_state::smt::Child,
         ),

@@ -41,7 +41,7 @@ pub use backend::{Backend, Batch, Family, MemoryBackend, StoreStats};
 pub use behind::Ahead;
 pub use ledger::{Ledger, LedgerError, Proposal};
 
-use cachet_state::smt::{self, Child, Node, NodeKey, NodeSource};
+use cachet_state::smt::{self, Child, NodeKey, Page, PageSource};
 use cachet_state::{
     EventKind, MembershipState, ProposalState, StampEvent, StampState, StateChanges, StateError,
     StateKey, StateValue, StateView,
@@ -163,11 +163,12 @@ pub struct TxLocation {
     pub index: u32,
 }
 
-/// State-tree levels kept in memory: every stored node above this depth, at most
-/// 2^18 - 1 = 262,143 nodes (~165 bytes each in the map, whose table grows to 2^19 slots:
-/// ~86 MB at most). At 10 million stamps a leaf sits ~24 levels down, so an update reads ~6
-/// nodes from RocksDB instead of ~24; at 100,000 stamps, about none.
-pub const CACHED_TREE_DEPTH: u8 = 18;
+/// State-tree levels kept in memory: every stored page above this depth (pages at depths 0,
+/// 4, 8, 12 and 16: at most 69,905 of them, each ~2 KB behind a pointer: ~140 MB at most,
+/// reached only when every depth-16 page holds two or more leaves, ~10 million stamps). At
+/// 10 million stamps a leaf sits ~24 levels down, so an update reads ~1-2 pages from RocksDB
+/// instead of 6; at 100,000 stamps, about none.
+pub const CACHED_TREE_DEPTH: u8 = 20;
 
 /// The ledger store.
 ///
@@ -182,22 +183,22 @@ pub struct Store {
     writing: Mutex<behind::Writing>,
 }
 
-/// The cached upper tree levels, and how many commits changed them: a node read from the
+/// The cached upper tree levels, and how many commits changed them: a page read from the
 /// backend is cached only if no commit ran between the read and the insert (else it may be
 /// a superseded version).
 ///
-/// Each node says whether it came from a commit's own tree writes (`true`: trusted without
-/// hashing, see [`NodeSource::node_in_memory`]) or was read from the backend (`false`: the
-/// update that reads it checks it against its parent's hash).
+/// Each page says whether it came from a commit's own tree writes (`true`: trusted without
+/// hashing, see [`PageSource::page_in_memory`]) or was read from the backend (`false`: the
+/// update that reads it checks the nodes it walks against their parents' hashes).
 #[derive(Default)]
 struct TreeCache {
-    nodes: NodeMap<(Node, bool)>,
+    pages: NodeMap<(Arc<Page>, bool)>,
     commits: u64,
 }
 
 /// A map keyed by tree position. The keys are SHA-256 prefixes (no peer chooses them), so
 /// a fast seeded hash (foldhash, hashbrown's default) replaces SipHash, which was ~8% of the
-/// block writer's profile (caching a block's upper tree nodes).
+/// block writer's profile (caching a block's upper tree pages).
 pub(crate) type NodeMap<V> = HashMap<NodeKey, V, foldhash::fast::RandomState>;
 
 fn stamp_key(stamp: &StampId) -> Vec<u8> {
@@ -619,7 +620,7 @@ impl Store {
         &self,
         certified: &CertifiedBlock,
         changes: &StateChanges,
-        tree_writes: &[(NodeKey, Option<Node>)],
+        tree_writes: &[(NodeKey, Option<Arc<Page>>)],
         new_leaves: &[(Hash, StateKey)],
         new_root: Child,
     ) -> Result<Tip, StoreError> {
@@ -718,7 +719,7 @@ impl StateView for Store {
 fn block_batch(
     certified: &CertifiedBlock,
     changes: &StateChanges,
-    tree_writes: &[(NodeKey, Option<Node>)],
+    tree_writes: &[(NodeKey, Option<Arc<Page>>)],
     new_leaves: &[(Hash, StateKey)],
     new_tip: &Tip,
 ) -> Batch {
@@ -734,7 +735,7 @@ fn block_batch(
     }
     for (key, node) in tree_writes {
         match node {
-            Some(node) => batch.put(CF_TREE, key.to_bytes(), codec::encode(node)),
+            Some(page) => batch.put(CF_TREE, key.to_bytes(), codec::encode(page.as_ref())),
             None => batch.delete(CF_TREE, key.to_bytes()),
         }
     }
@@ -773,15 +774,15 @@ fn block_batch(
 }
 
 /// Writes a committed block's upper tree levels through to the cache.
-fn cache_tree_writes(cache: &mut TreeCache, tree_writes: &[(NodeKey, Option<Node>)]) {
+fn cache_tree_writes(cache: &mut TreeCache, tree_writes: &[(NodeKey, Option<Arc<Page>>)]) {
     cache.commits += 1;
-    for (key, node) in tree_writes
+    for (key, page) in tree_writes
         .iter()
         .filter(|(key, _)| key.depth < CACHED_TREE_DEPTH)
     {
-        match node {
-            Some(node) => cache.nodes.insert(*key, (*node, true)),
-            None => cache.nodes.remove(key),
+        match page {
+            Some(page) => cache.pages.insert(*key, (Arc::clone(page), true)),
+            None => cache.pages.remove(key),
         };
     }
 }
@@ -795,35 +796,36 @@ impl Store {
     }
 }
 
-impl NodeSource for Store {
-    fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
-        Ok(self.node_in_memory(key)?.map(|(node, _)| node))
+impl PageSource for Store {
+    fn page(&self, key: &NodeKey) -> Result<Option<Arc<Page>>, StateError> {
+        Ok(self.page_in_memory(key)?.map(|(page, _)| page))
     }
 
-    fn node_in_memory(&self, key: &NodeKey) -> Result<Option<(Node, bool)>, StateError> {
+    fn page_in_memory(&self, key: &NodeKey) -> Result<Option<(Arc<Page>, bool)>, StateError> {
         let cached = key.depth < CACHED_TREE_DEPTH;
         let commits = if cached {
             let cache = self.tree_cache();
-            if let Some(node) = cache.nodes.get(key) {
-                return Ok(Some(*node));
+            if let Some((page, trusted)) = cache.pages.get(key) {
+                return Ok(Some((Arc::clone(page), *trusted)));
             }
             cache.commits
         } else {
             0
         };
-        let node: Option<Node> = match self.db.get(CF_TREE, &key.to_bytes()) {
-            Ok(Some(bytes)) => {
-                Some(codec::decode(&bytes, 1024).map_err(|e| StateError::Corrupt(e.to_string()))?)
-            }
+        let page: Option<Arc<Page>> = match self.db.get(CF_TREE, &key.to_bytes()) {
+            Ok(Some(bytes)) => Some(Arc::new(
+                codec::decode(&bytes, smt::MAX_PAGE_BYTES)
+                    .map_err(|e| StateError::Corrupt(e.to_string()))?,
+            )),
             Ok(None) => None,
             Err(e) => return Err(state_error(e)),
         };
-        if cached && let Some(node) = node {
+        if cached && let Some(page) = &page {
             let mut cache = self.tree_cache();
             if cache.commits == commits {
-                cache.nodes.insert(*key, (node, false));
+                cache.pages.insert(*key, (Arc::clone(page), false));
             }
         }
-        Ok(node.map(|node| (node, false)))
+        Ok(page.map(|page| (page, false)))
     }
 }

@@ -77,9 +77,10 @@ pub enum SnapshotError {
         /// The manifest's.
         found: Hash,
     },
-    /// The split is deeper than allowed, or the summaries do not number 2^depth.
+    /// The split is deeper than allowed or not at a page boundary of the state tree, or the
+    /// summaries do not number 2^depth.
     #[error(
-        "the manifest splits at depth {depth} into {count} subtrees (at most depth {MAX_SNAPSHOT_DEPTH}, 2^depth subtrees)"
+        "the manifest splits at depth {depth} into {count} subtrees (a multiple of 4 up to depth {MAX_SNAPSHOT_DEPTH}, 2^depth subtrees)"
     )]
     Shape {
         /// Its depth.
@@ -154,7 +155,10 @@ impl SnapshotManifest {
                 found: self.block_hash,
             });
         }
-        if self.depth > MAX_SNAPSHOT_DEPTH || self.summaries.len() != 1usize << self.depth {
+        if self.depth > MAX_SNAPSHOT_DEPTH
+            || self.depth % smt::PAGE_LEVELS != 0
+            || self.summaries.len() != 1usize << self.depth
+        {
             return Err(SnapshotError::Shape {
                 depth: self.depth,
                 count: self.summaries.len(),
@@ -180,7 +184,7 @@ impl SnapshotManifest {
 /// A chunk checked against its manifest: its tree leaves and the tree nodes it stores.
 pub struct VerifiedChunk {
     chunk: SnapshotChunk,
-    tree_writes: smt::NodeWrites,
+    tree_writes: smt::PageWrites,
 }
 
 impl SnapshotChunk {
@@ -222,11 +226,13 @@ impl SnapshotChunk {
     }
 }
 
-/// The depth a manifest of `leaves` state entries splits at.
+/// The depth a manifest of `leaves` state entries splits at: the smallest page boundary of
+/// the state tree (a multiple of 4) that brings the average chunk to at most
+/// [`CHUNK_TARGET_ENTRIES`], so that each chunk's pages are its own.
 pub fn depth_for(leaves: u64) -> u8 {
     let mut depth = 0u8;
     while depth < MAX_SNAPSHOT_DEPTH && leaves > CHUNK_TARGET_ENTRIES << depth {
-        depth += 1;
+        depth += smt::PAGE_LEVELS;
     }
     depth
 }
@@ -278,10 +284,12 @@ impl Store {
         self.snapshot_manifest_split(depth_for(self.state_entries()?))
     }
 
-    /// The manifest of the state at the tip, split at `depth` (at most
-    /// [`MAX_SNAPSHOT_DEPTH`]).
+    /// The manifest of the state at the tip, split at `depth` rounded up to a page boundary
+    /// of the state tree (a multiple of 4), at most [`MAX_SNAPSHOT_DEPTH`].
     pub fn snapshot_manifest_split(&self, depth: u8) -> Result<SnapshotManifest, StoreError> {
-        let depth = depth.min(MAX_SNAPSHOT_DEPTH);
+        let depth = depth
+            .next_multiple_of(smt::PAGE_LEVELS)
+            .min(MAX_SNAPSHOT_DEPTH);
         let tip = self.tip()?;
         let summaries = smt::summaries(self, tip.state_root, depth)?;
         Ok(SnapshotManifest {
@@ -373,9 +381,9 @@ impl Store {
         manifest.verify(&block.block.header)?;
         let mut batch = Batch::default();
         let (_, top) = smt::assemble(manifest.depth, &manifest.summaries);
-        for (key, node) in top {
-            if let Some(node) = node {
-                batch.put(CF_TREE, key.to_bytes(), codec::encode(&node));
+        for (key, page) in top {
+            if let Some(page) = page {
+                batch.put(CF_TREE, key.to_bytes(), codec::encode(page.as_ref()));
             }
         }
         let record = ImportRecord {
@@ -440,9 +448,9 @@ impl Store {
                 batch.put(CF_HOLDINGS, holding_key(owner, stamp), []);
             }
         }
-        for (key, node) in &verified.tree_writes {
-            if let Some(node) = node {
-                batch.put(CF_TREE, key.to_bytes(), codec::encode(node));
+        for (key, page) in &verified.tree_writes {
+            if let Some(page) = page {
+                batch.put(CF_TREE, key.to_bytes(), codec::encode(page.as_ref()));
             }
         }
         batch.put(CF_META, imported_key(verified.chunk.index), []);

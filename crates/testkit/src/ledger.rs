@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use cachet_state::smt::{Child, Node, NodeKey, NodeSource};
+use cachet_state::smt::{Child, NodeKey, Page, PageSource};
 use cachet_state::{
     IssueState, Rejection, StampEvent, StampState, StateError, StateKey, StateValue, StateView,
 };
@@ -166,9 +166,9 @@ impl StateView for TestLedger {
     }
 }
 
-impl NodeSource for TestLedger {
-    fn node(&self, key: &NodeKey) -> Result<Option<Node>, StateError> {
-        self.ledger.store().node(key)
+impl PageSource for TestLedger {
+    fn page(&self, key: &NodeKey) -> Result<Option<std::sync::Arc<Page>>, StateError> {
+        self.ledger.store().page(key)
     }
 }
 

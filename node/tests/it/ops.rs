@@ -663,7 +663,7 @@ fn a_state_synced_node_without_its_history_answers_backfilling_for_it() {
         store.begin_import(&block, &manifest).unwrap();
         for index in manifest.non_empty() {
             store
-                .import_chunk(from.snapshot_chunk(2, index).unwrap())
+                .import_chunk(from.snapshot_chunk(manifest.depth, index).unwrap())
                 .unwrap();
         }
         store.finish_import().unwrap();

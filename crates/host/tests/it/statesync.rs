@@ -99,9 +99,10 @@ fn a_joiner_imports_the_certified_state_past_a_lying_peer_and_the_backfill_gives
     let live = source.ledger().store();
     // A split with several chunks, so both peers are asked for some.
     let served =
-        ServedSnapshot::split(live.freeze(std::path::Path::new("unused")).unwrap(), 3).unwrap();
+        ServedSnapshot::split(live.freeze(std::path::Path::new("unused")).unwrap(), 4).unwrap();
     assert_eq!(served.height(), source.height());
-    assert_eq!(served.manifest().non_empty().count(), 8);
+    let chunks = served.manifest().non_empty().count();
+    assert!(chunks >= 8, "{chunks} chunks");
 
     let target = Store::in_memory(&chain.genesis);
     let mut joiner: Joiner<String> = Joiner::new(&target).unwrap();
@@ -132,7 +133,7 @@ fn a_joiner_imports_the_certified_state_past_a_lying_peer_and_the_backfill_gives
     }
     assert_eq!(target.tip().unwrap(), live.tip().unwrap());
     let (done, total) = joiner.progress();
-    assert_eq!((done, total), (8, 8));
+    assert_eq!((done, total), (chunks, chunks));
     assert!(
         joiner.refused().contains(LIAR),
         "the altered chunks named their sender"

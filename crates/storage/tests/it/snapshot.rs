@@ -95,7 +95,7 @@ fn import(source: &Store, depth: u8, genesis: &cachet_types::Genesis) -> Store {
     target.begin_import(&block, &manifest).unwrap();
     for index in manifest.non_empty() {
         target
-            .import_chunk(source.snapshot_chunk(depth, index).unwrap())
+            .import_chunk(source.snapshot_chunk(manifest.depth, index).unwrap())
             .unwrap();
     }
     target.finish_import().unwrap();
@@ -173,6 +173,12 @@ fn a_bad_manifest_or_chunk_is_refused_by_name() {
     let mut other = manifest.clone();
     other.depth = 17;
     assert!(matches!(refused(&other), SnapshotError::Shape { .. }));
+    // A split between the state tree's page boundaries (a multiple of 4), though its
+    // summaries number 2^depth.
+    let mut other = manifest.clone();
+    other.depth = 3;
+    other.summaries.truncate(8);
+    assert!(matches!(refused(&other), SnapshotError::Shape { .. }));
     let mut other = manifest.clone();
     let busy = other.non_empty().next().unwrap() as usize;
     other.summaries[busy] = cachet_state::smt::Child::Node(Hash::sha256(b"forged"));
@@ -183,21 +189,22 @@ fn a_bad_manifest_or_chunk_is_refused_by_name() {
         key: Hash::sha256(b"k"),
         value: Hash::sha256(b"v"),
     };
-    let own = cachet_state::smt::subtree_index(&Hash::sha256(b"k"), 1) as usize;
+    let own = cachet_state::smt::subtree_index(&Hash::sha256(b"k"), 4) as usize;
+    let elsewhere = (own + 1) % 16;
     let mut lone = cachet_storage::snapshot::SnapshotManifest {
         height: header.height,
         block_hash: header.hash(),
-        depth: 1,
-        summaries: vec![cachet_state::smt::Child::Empty; 2],
+        depth: 4,
+        summaries: vec![cachet_state::smt::Child::Empty; 16],
     };
-    lone.summaries[1 - own] = single;
+    lone.summaries[elsewhere] = single;
     let mut lone_header = header.clone();
     lone_header.state_root = single.hash();
     lone.block_hash = lone_header.hash();
     assert_eq!(
         lone.verify(&lone_header),
         Err(SnapshotError::Misplaced {
-            index: (1 - own) as u32
+            index: elsewhere as u32
         })
     );
 
@@ -279,7 +286,7 @@ fn an_interrupted_import_opens_only_to_go_on_and_then_finishes() {
         target.begin_import(&block, &manifest).unwrap();
         for index in &chunks[..chunks.len() / 2] {
             target
-                .import_chunk(store.snapshot_chunk(5, *index).unwrap())
+                .import_chunk(store.snapshot_chunk(manifest.depth, *index).unwrap())
                 .unwrap();
         }
         assert!(matches!(target.finish_import(), Err(ImportError::State(_))));
@@ -296,7 +303,7 @@ fn an_interrupted_import_opens_only_to_go_on_and_then_finishes() {
     assert_eq!(missing, chunks[chunks.len() / 2..].to_vec());
     for index in missing {
         target
-            .import_chunk(store.snapshot_chunk(5, index).unwrap())
+            .import_chunk(store.snapshot_chunk(manifest.depth, index).unwrap())
             .unwrap();
     }
     target.finish_import().unwrap();
