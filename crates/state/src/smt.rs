@@ -33,9 +33,9 @@ pub const PAGE_LEVELS: u8 = 4;
 const SLOTS: usize = 1 << PAGE_LEVELS;
 /// Entries a page stores: every position below its root, 2 + 4 + 8 + 16.
 const ENTRIES: usize = 2 * SLOTS - 2;
-/// Largest encoded page: 30 leaves of 68 bytes (a 4-byte variant, two hashes) and the
-/// format byte.
-pub const MAX_PAGE_BYTES: usize = ENTRIES * 68 + 1;
+/// Largest encoded page: the format byte, two u32 position maps, the hashes' u64 count and
+/// two hashes for each of the 30 entries.
+pub const MAX_PAGE_BYTES: usize = 1 + 4 + 4 + 8 + ENTRIES * 2 * 32;
 
 /// A subtree as its parent sees it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
@@ -82,30 +82,115 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
 /// hash), the children of position p are 2p and 2p + 1, and 16..=31 are the roots of the
 /// pages one level of pages down. The entry at a position is the binary child there if the
 /// position's parent is an inner node, and empty otherwise, so a page is a function of the
-/// leaves below its root.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+/// leaves below its root. Only the non-empty entries are held (a low page holds a few
+/// leaves), in position order: an inner node's hash, or a leaf's key and value hash.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Page {
-    entries: [Child; ENTRIES],
+    /// Bit p: the entry at position p is an inner node (one hash in `hashes`).
+    nodes: u32,
+    /// Bit p: the entry at position p is a leaf (two hashes in `hashes`).
+    leaves: u32,
+    /// The non-empty entries' hashes, in position order.
+    hashes: Vec<Hash>,
 }
 
 impl Page {
     /// A page with no entries (what a new inner node's page starts as).
     pub const EMPTY: Page = Page {
-        entries: [Child::Empty; ENTRIES],
+        nodes: 0,
+        leaves: 0,
+        hashes: Vec::new(),
     };
+
+    /// Where the hashes of `position` begin.
+    fn offset(&self, position: usize) -> usize {
+        let below = (1u32 << position) - 1;
+        ((self.nodes & below).count_ones() + 2 * (self.leaves & below).count_ones()) as usize
+    }
 
     /// The entry at `position` (2..=31).
     pub fn get(&self, position: usize) -> Child {
-        self.entries[position - 2]
+        debug_assert!((2..2 * SLOTS).contains(&position), "position {position}");
+        let bit = 1u32 << position;
+        let at = self.offset(position);
+        if self.nodes & bit != 0 {
+            Child::Node(self.hashes[at])
+        } else if self.leaves & bit != 0 {
+            Child::Leaf {
+                key: self.hashes[at],
+                value: self.hashes[at + 1],
+            }
+        } else {
+            Child::Empty
+        }
     }
 
     fn set(&mut self, position: usize, child: Child) {
-        self.entries[position - 2] = child;
+        debug_assert!((2..2 * SLOTS).contains(&position), "position {position}");
+        let bit = 1u32 << position;
+        let at = self.offset(position);
+        let held = if self.nodes & bit != 0 {
+            1
+        } else if self.leaves & bit != 0 {
+            2
+        } else {
+            0
+        };
+        self.nodes &= !bit;
+        self.leaves &= !bit;
+        match child {
+            Child::Empty => {
+                self.hashes.drain(at..at + held);
+            }
+            Child::Node(hash) => {
+                self.nodes |= bit;
+                self.hashes.splice(at..at + held, [hash]);
+            }
+            Child::Leaf { key, value } => {
+                self.leaves |= bit;
+                self.hashes.splice(at..at + held, [key, value]);
+            }
+        }
     }
 
     /// The children of the inner node at `position` (1..=15).
     pub fn children(&self, position: usize) -> (Child, Child) {
         (self.get(2 * position), self.get(2 * position + 1))
+    }
+}
+
+/// A page's encoding: the two position maps (u32), then the hashes.
+impl Encode for Page {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        encoder: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
+        self.nodes.encode(encoder)?;
+        self.leaves.encode(encoder)?;
+        self.hashes.encode(encoder)
+    }
+}
+
+impl<Context> Decode<Context> for Page {
+    fn decode<D: bincode::de::Decoder<Context = Context>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        let nodes = u32::decode(decoder)?;
+        let leaves = u32::decode(decoder)?;
+        let hashes = Vec::<Hash>::decode(decoder)?;
+        // Positions 0 and 1 are not entries; no position is both; one hash per node, two
+        // per leaf.
+        let expected = nodes.count_ones() as usize + 2 * leaves.count_ones() as usize;
+        if (nodes | leaves) & 0b11 != 0 || nodes & leaves != 0 || hashes.len() != expected {
+            return Err(bincode::error::DecodeError::Other(
+                "a state tree page whose maps and hashes disagree",
+            ));
+        }
+        Ok(Page {
+            nodes,
+            leaves,
+            hashes,
+        })
     }
 }
 
@@ -862,13 +947,36 @@ mod tests {
         let mut tree = Memory::default();
         let all: BTreeMap<Hash, Hash> = (0..3000).map(|i| (h(i), h(i))).collect();
         tree.apply(Child::Empty, &all);
-        let full = Page {
-            entries: [Child::Leaf {
-                key: h(1),
-                value: h(2),
-            }; ENTRIES],
-        };
-        for page in tree.0.values().map(|page| Page::clone(page)).chain([full]) {
+        let mut full = Page::EMPTY;
+        for position in 2..2 * SLOTS {
+            full.set(
+                position,
+                Child::Leaf {
+                    key: h(position as u64),
+                    value: h(1),
+                },
+            );
+        }
+        // Entries set, replaced and cleared in any order read back as set.
+        let mut page = full.clone();
+        page.set(7, Child::Node(h(70)));
+        page.set(2, Child::Empty);
+        page.set(31, Child::Node(h(31)));
+        assert_eq!(page.get(7), Child::Node(h(70)));
+        assert_eq!(page.get(2), Child::Empty);
+        assert_eq!(page.get(31), Child::Node(h(31)));
+        assert_eq!(page.get(30), full.get(30));
+        assert_eq!(page.get(3), full.get(3));
+        // A page whose maps and hashes disagree does not decode.
+        let mut bytes = cachet_types::codec::encode(&page);
+        bytes[4] |= 0b100;
+        assert!(cachet_types::codec::decode::<Page>(&bytes, MAX_PAGE_BYTES).is_err());
+        for page in tree
+            .0
+            .values()
+            .map(|page| Page::clone(page))
+            .chain([full, page])
+        {
             let bytes = cachet_types::codec::encode(&page);
             assert!(bytes.len() <= MAX_PAGE_BYTES, "{}", bytes.len());
             let back: Page = cachet_types::codec::decode(&bytes, MAX_PAGE_BYTES).unwrap();
@@ -902,7 +1010,7 @@ mod tests {
             let result = update(
                 &tree,
                 root,
-                &all.iter().map(|(k, _)| (*k, h(5))).collect::<Vec<_>>(),
+                &all.keys().map(|k| (*k, h(5))).collect::<Vec<_>>(),
             );
             assert!(
                 matches!(result, Err(StateError::CorruptNode { depth: 1, .. })),

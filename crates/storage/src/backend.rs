@@ -28,7 +28,7 @@ pub enum Family {
     TxIndex,
     /// state key -> state value
     State,
-    /// state tree node key -> node
+    /// state tree page key (depth || prefix) -> page
     Tree,
     /// stamp id || seq (u32 BE) -> stamp event
     History,

@@ -70,6 +70,14 @@ const META_IMPORT: &[u8] = b"import";
 const META_LEAVES_INDEXED: &[u8] = b"leaves-indexed";
 /// Written by health checks: proves the store takes a synced write. Not ledger data.
 const META_HEALTH: &[u8] = b"health";
+/// Present once the `tree` family holds pages ([`Page`]); a store made before holds one node
+/// per record and its tree is rebuilt from the state on open.
+const META_TREE_PAGED: &[u8] = b"tree-paged";
+/// Depth at which a store made before pages is rebuilt, one subtree at a time (256 of
+/// them: ~40,000 leaves each at 10 million stamps).
+const REPAGE_SPLIT: u8 = 8;
+/// Writes per batch while the tree is rebuilt.
+const REPAGE_BATCH: usize = 10_000;
 
 /// Largest stored value we decode (a block at most; the chain caps blocks well below).
 const MAX_VALUE_BYTES: usize = codec::MAX_DECODE_BYTES;
@@ -164,8 +172,8 @@ pub struct TxLocation {
 }
 
 /// State-tree levels kept in memory: every stored page above this depth (pages at depths 0,
-/// 4, 8, 12 and 16: at most 69,905 of them, each ~2 KB behind a pointer: ~140 MB at most,
-/// reached only when every depth-16 page holds two or more leaves, ~10 million stamps). At
+/// 4, 8, 12 and 16: at most 69,905 of them, a full one ~1 KB: ~70 MB at most, reached only
+/// when every depth-16 page is full, ~10 million stamps). At
 /// 10 million stamps a leaf sits ~24 levels down, so an update reads ~1-2 pages from RocksDB
 /// instead of 6; at 100,000 stamps, about none.
 pub const CACHED_TREE_DEPTH: u8 = 20;
@@ -282,6 +290,7 @@ impl Store {
                     });
                 }
                 store.index_leaves()?;
+                store.page_tree()?;
                 store.check_tip()?;
             }
             None => {
@@ -290,6 +299,7 @@ impl Store {
                 let tip = Tip::genesis(genesis);
                 batch.put(CF_META, META_TIP, codec::encode(&tip));
                 batch.put(CF_META, META_LEAVES_INDEXED, []);
+                batch.put(CF_META, META_TREE_PAGED, []);
                 store.db.write(batch)?;
             }
         }
@@ -320,6 +330,94 @@ impl Store {
         }
         batch.put(CF_META, META_LEAVES_INDEXED, []);
         self.db.write(batch)
+    }
+
+    /// Rebuilds the state tree of a store made before it was stored in pages: drops every
+    /// old tree record, builds the pages from the state (in tree-key order, one depth-8
+    /// subtree at a time) and checks that they give the tip's state root. Interrupted, it
+    /// starts over on the next open.
+    fn page_tree(&self) -> Result<(), StoreError> {
+        if self.db.get(CF_META, META_TREE_PAGED)?.is_some() {
+            return Ok(());
+        }
+        if self.import_record()?.is_some() {
+            return Err(StoreError::Corrupt(
+                "the store holds a state sync begun before the state tree was stored in pages: remove the data directory and sync again".into(),
+            ));
+        }
+        tracing::info!("storing the state tree in pages (once, for a store made before)");
+        loop {
+            let mut batch = Batch::default();
+            self.db.scan(CF_TREE, &[], &mut |key, _| {
+                batch.delete(CF_TREE, key);
+                Ok(batch.ops().len() < REPAGE_BATCH)
+            })?;
+            let full = batch.ops().len() >= REPAGE_BATCH;
+            if !batch.ops().is_empty() {
+                self.db.write(batch)?;
+            }
+            if !full {
+                break;
+            }
+        }
+        let mut summaries = vec![Child::Empty; 1 << REPAGE_SPLIT];
+        let mut pending = Batch::default();
+        let mut build = |index: u32, leaves: &[(Hash, Hash)], pending: &mut Batch| {
+            let at = smt::subtree_key(REPAGE_SPLIT, index);
+            let (child, pages) = smt::subtree(at, leaves)?;
+            summaries[index as usize] = child;
+            for (key, page) in pages.iter().filter_map(|(k, p)| Some((k, p.as_ref()?))) {
+                pending.put(CF_TREE, key.to_bytes(), codec::encode(page.as_ref()));
+                if pending.ops().len() >= REPAGE_BATCH {
+                    self.db.write(std::mem::take(pending))?;
+                }
+            }
+            Ok::<_, StoreError>(())
+        };
+        let mut group: Vec<(Hash, Hash)> = Vec::new();
+        let mut index = 0u32;
+        let mut leaves = 0u64;
+        self.db.scan(CF_LEAVES, &[], &mut |tree_key, state_key| {
+            let tree_key = Hash(
+                tree_key
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("a leaves key is not a hash".into()))?,
+            );
+            let bytes = self
+                .db
+                .get(CF_STATE, state_key)?
+                .ok_or_else(|| StoreError::Corrupt("a leaves entry has no state value".into()))?;
+            let value: StateValue =
+                codec::decode(&bytes, MAX_VALUE_BYTES).map_err(|e| corrupt("state value", e))?;
+            let own = smt::subtree_index(&tree_key, REPAGE_SPLIT);
+            if own != index {
+                build(index, &group, &mut pending)?;
+                group.clear();
+                index = own;
+            }
+            group.push((tree_key, value.tree_value()));
+            leaves += 1;
+            if leaves.is_multiple_of(1_000_000) {
+                tracing::info!(leaves, "state tree pages rebuilt so far");
+            }
+            Ok(true)
+        })?;
+        build(index, &group, &mut pending)?;
+        let (root, top) = smt::assemble(REPAGE_SPLIT, &summaries);
+        for (key, page) in top.iter().filter_map(|(k, p)| Some((k, p.as_ref()?))) {
+            pending.put(CF_TREE, key.to_bytes(), codec::encode(page.as_ref()));
+        }
+        let tip = self.tip()?;
+        if root != tip.state_root {
+            return Err(StoreError::Corrupt(format!(
+                "the state tree rebuilt from the stored state ({leaves} entries) does not give the tip's state root at height {}",
+                tip.height
+            )));
+        }
+        pending.put(CF_META, META_TREE_PAGED, []);
+        self.db.write(pending)?;
+        tracing::info!(leaves, "the state tree is stored in pages");
+        Ok(())
     }
 
     /// The genesis this store holds.

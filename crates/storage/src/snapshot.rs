@@ -156,7 +156,7 @@ impl SnapshotManifest {
             });
         }
         if self.depth > MAX_SNAPSHOT_DEPTH
-            || self.depth % smt::PAGE_LEVELS != 0
+            || !self.depth.is_multiple_of(smt::PAGE_LEVELS)
             || self.summaries.len() != 1usize << self.depth
         {
             return Err(SnapshotError::Shape {

@@ -529,6 +529,89 @@ fn the_leaves_index_holds_every_state_key_once_though_only_new_keys_are_written(
     assert_eq!(indexed, state_keys);
 }
 
+/// Every record of one family, in key order.
+fn records(
+    backend: &dyn cachet_storage::Backend,
+    family: cachet_storage::Family,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    backend
+        .scan(family, &[], &mut |key, value| {
+            out.push((key.to_vec(), value.to_vec()));
+            Ok(true)
+        })
+        .unwrap();
+    out
+}
+
+#[test]
+fn a_store_made_before_tree_pages_is_rebuilt_in_pages_on_open() {
+    use cachet_storage::{Batch, Family};
+    let chain = TestChain::new(1);
+    let (backend, ledger) = memory_ledger(&chain);
+    let time_ms = chain.genesis.genesis_time_ms + 1;
+    for (i, txs) in setup_blocks(&chain).into_iter().enumerate() {
+        produce(&ledger, &chain, txs, time_ms + i as u64);
+    }
+    let tip = ledger.store().tip().unwrap();
+    let pages = records(backend.as_ref(), Family::Tree);
+    assert!(pages.len() > 1, "{} pages", pages.len());
+    drop(ledger);
+
+    // A store of the old layout: no mark, one node per record (a stale one at depth 1, and
+    // the root's record not a page).
+    let mut batch = Batch::default();
+    batch.delete(Family::Meta, b"tree-paged");
+    batch.put(Family::Tree, [1u8; 33], b"an inner node of the old layout");
+    batch.put(Family::Tree, [0u8; 33], b"the old root node");
+    backend.write(batch).unwrap();
+    let reopened = Store::with_backend(backend.clone(), &chain.genesis).unwrap();
+    assert_eq!(reopened.tip().unwrap(), tip);
+    assert_eq!(
+        records(backend.as_ref(), Family::Tree),
+        pages,
+        "exactly the pages the commits wrote"
+    );
+    drop(reopened);
+    let ledger = Ledger::new(Store::with_backend(backend.clone(), &chain.genesis).unwrap());
+    // The rebuilt tree takes the next block.
+    let mut f = TxFactory::new(chain.chain_id);
+    let mint = TxBody::Mint {
+        issue: cachet_testkit::issue_id(ISSUE),
+        first_serial: 251,
+        last_serial: 260,
+        owner: address("carol"),
+        variant: None,
+        claim_keys: Vec::new(),
+    };
+    // The issuer's first two nonces went to setup_blocks.
+    f.sign(chain.issuer(0), mint.clone());
+    f.sign(chain.issuer(0), mint.clone());
+    let next = f.sign(chain.issuer(0), mint);
+    produce(&ledger, &chain, vec![next], time_ms + 10);
+    drop(ledger);
+
+    // A state the tree cannot be rebuilt from (an entry gone from the tree-key index) is
+    // refused by name, not opened with another root.
+    let mut batch = Batch::default();
+    batch.delete(Family::Meta, b"tree-paged");
+    batch.delete(
+        Family::Leaves,
+        &records(backend.as_ref(), Family::Leaves)[0].0,
+    );
+    backend.write(batch).unwrap();
+    match Store::with_backend(backend.clone(), &chain.genesis) {
+        Err(StoreError::Corrupt(reason)) => {
+            assert!(
+                reason.contains("does not give the tip's state root"),
+                "{reason}"
+            )
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+        Ok(_) => panic!("a store whose tree does not give its root opened"),
+    }
+}
+
 #[test]
 fn a_corrupt_tree_node_is_refused_every_time_though_the_cache_holds_it() {
     // Nodes the store's own commits wrote are trusted without hashing; one read back from
@@ -547,13 +630,9 @@ fn a_corrupt_tree_node_is_refused_every_time_though_the_cache_holds_it() {
         .get(cachet_storage::Family::Tree, &root_key)
         .unwrap()
         .expect("the root page is stored");
-    // One bit of the first hash in the root's page (after the format byte, each entry is a
-    // 4-byte variant, 0 for an empty one, then its hashes): the root's own children.
-    let mut at = 1;
-    while bytes[at..at + 4] == [0, 0, 0, 0] {
-        at += 4;
-    }
-    bytes[at + 4] ^= 0x01;
+    // One bit of the first hash in the root's page (after the format byte, two u32 position
+    // maps and the u64 count of hashes): one of the root's own children.
+    bytes[1 + 4 + 4 + 8 + 5] ^= 0x01;
     let mut batch = cachet_storage::Batch::default();
     batch.put(cachet_storage::Family::Tree, root_key, bytes);
     backend.write(batch).unwrap();
