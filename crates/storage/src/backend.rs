@@ -15,6 +15,8 @@ use rocksdb::{
     WriteBatch, WriteOptions,
 };
 
+use cachet_types::codec;
+
 use crate::StoreError;
 
 /// The store's key families (RocksDB column families; `specs/ledger.md#storage-rocksdb`).
@@ -74,30 +76,101 @@ impl Family {
     }
 }
 
-/// One write of a batch: the family, the key, and the new value (`None` deletes).
-pub type Op = (Family, Vec<u8>, Option<Vec<u8>>);
-
 /// Writes applied together or not at all, in order.
+///
+/// Keys and values sit back to back in one buffer and each write names its place there: a
+/// block's ~10 writes per transfer cost no allocation each, values are encoded straight
+/// into the buffer ([`Batch::put_encoded`]), and sorting the batch moves small records.
 #[derive(Debug, Default, Clone)]
 pub struct Batch {
-    ops: Vec<Op>,
+    bytes: Vec<u8>,
+    ops: Vec<OpAt>,
+}
+
+/// Where one write of a batch sits in its buffer.
+#[derive(Debug, Clone, Copy)]
+struct OpAt {
+    family: Family,
+    /// Start of the key, followed by the value.
+    start: usize,
+    key_len: usize,
+    /// Length of the value; `None` deletes.
+    value_len: Option<usize>,
 }
 
 impl Batch {
     /// Sets `key` to `value`.
     pub fn put(&mut self, family: Family, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        self.ops
-            .push((family, key.as_ref().to_vec(), Some(value.as_ref().to_vec())));
+        let start = self.push_key(key.as_ref());
+        self.bytes.extend_from_slice(value.as_ref());
+        self.end_value(family, start, key.as_ref().len());
+    }
+
+    /// Sets `key` to the canonical encoding of `value` (as `codec::encode` gives it).
+    pub fn put_encoded<T: bincode::Encode>(
+        &mut self,
+        family: Family,
+        key: impl AsRef<[u8]>,
+        value: &T,
+    ) {
+        let start = self.push_key(key.as_ref());
+        self.bytes.push(codec::FORMAT_VERSION);
+        codec::encode_into(value, &mut self.bytes);
+        self.end_value(family, start, key.as_ref().len());
     }
 
     /// Removes `key`.
     pub fn delete(&mut self, family: Family, key: impl AsRef<[u8]>) {
-        self.ops.push((family, key.as_ref().to_vec(), None));
+        let start = self.push_key(key.as_ref());
+        self.ops.push(OpAt {
+            family,
+            start,
+            key_len: key.as_ref().len(),
+            value_len: None,
+        });
     }
 
-    /// The writes, in order: a value, or `None` for a delete.
-    pub fn ops(&self) -> &[Op] {
-        &self.ops
+    fn push_key(&mut self, key: &[u8]) -> usize {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(key);
+        start
+    }
+
+    fn end_value(&mut self, family: Family, start: usize, key_len: usize) {
+        self.ops.push(OpAt {
+            family,
+            start,
+            key_len,
+            value_len: Some(self.bytes.len() - start - key_len),
+        });
+    }
+
+    /// The number of writes.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the batch writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    fn op(&self, at: &OpAt) -> (Family, &[u8], Option<&[u8]>) {
+        let key_end = at.start + at.key_len;
+        let value = at.value_len.map(|len| &self.bytes[key_end..key_end + len]);
+        (at.family, &self.bytes[at.start..key_end], value)
+    }
+
+    /// The writes, in order: the family, the key, and the new value or `None` for a delete.
+    pub fn ops(&self) -> impl Iterator<Item = (Family, &[u8], Option<&[u8]>)> {
+        self.ops.iter().map(|at| self.op(at))
+    }
+
+    /// The writes sorted by (family, key), each key's writes in batch order.
+    fn sorted_ops(&self) -> Vec<(Family, &[u8], Option<&[u8]>)> {
+        let mut ops: Vec<_> = self.ops().collect();
+        ops.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        ops
     }
 }
 
@@ -266,11 +339,9 @@ impl Backend for RocksBackend {
         // (most of a block's commit time when they came in the order execution wrote them).
         // Writes to different keys commute and the sort is stable, so every key still ends
         // with its last write of the batch.
-        let mut ops = batch.ops;
-        ops.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let handles = Family::ALL.map(|family| self.cf(family));
         let mut rocks = WriteBatch::default();
-        for (family, key, value) in ops {
+        for (family, key, value) in batch.sorted_ops() {
             let cf = handles[family.index()];
             match value {
                 Some(value) => rocks.put_cf(cf, key, value),
@@ -376,11 +447,11 @@ impl Backend for MemoryBackend {
             .families
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (family, key, value) in batch.ops {
+        for (family, key, value) in batch.ops() {
             let map = &mut families[family.index()];
             match value {
-                Some(value) => map.insert(key, value),
-                None => map.remove(&key),
+                Some(value) => map.insert(key.to_vec(), value.to_vec()),
+                None => map.remove(key),
             };
         }
         Ok(())
@@ -445,6 +516,19 @@ mod tests {
             })
             .unwrap();
         seen
+    }
+
+    #[test]
+    fn a_value_encoded_into_the_batch_is_its_canonical_encoding() {
+        let value = (7u64, String::from("seven"));
+        let mut direct = Batch::default();
+        direct.put_encoded(Family::Meta, b"k", &value);
+        direct.delete(Family::Meta, b"gone");
+        let mut copied = Batch::default();
+        copied.put(Family::Meta, b"k", codec::encode(&value));
+        copied.delete(Family::Meta, b"gone");
+        assert!(direct.ops().eq(copied.ops()));
+        assert_eq!(direct.len(), 2);
     }
 
     #[test]

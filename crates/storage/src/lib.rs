@@ -317,7 +317,7 @@ impl Store {
             let state_key: StateKey =
                 codec::decode(key, 1024).map_err(|e| corrupt("state key", e))?;
             batch.put(CF_LEAVES, state_key.tree_key().as_bytes(), key);
-            if batch.ops().len() >= 10_000
+            if batch.len() >= 10_000
                 && let Err(error) = self.db.write(std::mem::take(&mut batch))
             {
                 failed = Some(error);
@@ -350,10 +350,10 @@ impl Store {
             let mut batch = Batch::default();
             self.db.scan(CF_TREE, &[], &mut |key, _| {
                 batch.delete(CF_TREE, key);
-                Ok(batch.ops().len() < REPAGE_BATCH)
+                Ok(batch.len() < REPAGE_BATCH)
             })?;
-            let full = batch.ops().len() >= REPAGE_BATCH;
-            if !batch.ops().is_empty() {
+            let full = batch.len() >= REPAGE_BATCH;
+            if !batch.is_empty() {
                 self.db.write(batch)?;
             }
             if !full {
@@ -368,7 +368,7 @@ impl Store {
             summaries[index as usize] = child;
             for (key, page) in pages.iter().filter_map(|(k, p)| Some((k, p.as_ref()?))) {
                 pending.put(CF_TREE, key.to_bytes(), codec::encode(page.as_ref()));
-                if pending.ops().len() >= REPAGE_BATCH {
+                if pending.len() >= REPAGE_BATCH {
                     self.db.write(std::mem::take(pending))?;
                 }
             }
@@ -824,7 +824,7 @@ fn block_batch(
     let mut batch = Batch::default();
     snapshot::put_block(&mut batch, certified);
     for (key, value) in &changes.writes {
-        batch.put(CF_STATE, key.to_bytes(), value.to_bytes());
+        batch.put_encoded(CF_STATE, key.to_bytes(), value);
     }
     // A tree key's state key never changes and state keys are never removed, so only keys
     // new to the tree join the index (two of a transfer's ~14 writes were rewrites).
@@ -833,16 +833,12 @@ fn block_batch(
     }
     for (key, node) in tree_writes {
         match node {
-            Some(page) => batch.put(CF_TREE, key.to_bytes(), codec::encode(page.as_ref())),
+            Some(page) => batch.put_encoded(CF_TREE, key.to_bytes(), page.as_ref()),
             None => batch.delete(CF_TREE, key.to_bytes()),
         }
     }
     for event in &changes.events {
-        batch.put(
-            CF_HISTORY,
-            history_key(&event.stamp, event.seq),
-            codec::encode(event),
-        );
+        batch.put_encoded(CF_HISTORY, history_key(&event.stamp, event.seq), event);
         match &event.kind {
             EventKind::Minted { owner } => {
                 batch.put(CF_HOLDINGS, holding_key(owner, &event.stamp), [])
@@ -867,7 +863,7 @@ fn block_batch(
             _ => {}
         }
     }
-    batch.put(CF_META, META_TIP, codec::encode(new_tip));
+    batch.put_encoded(CF_META, META_TIP, new_tip);
     batch
 }
 

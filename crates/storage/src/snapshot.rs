@@ -410,12 +410,12 @@ impl Store {
                     if ours {
                         batch.delete(family, key);
                     }
-                    Ok(batch.ops().len() < ABANDON_BATCH)
+                    Ok(batch.len() < ABANDON_BATCH)
                 })?;
-                if batch.ops().is_empty() {
+                if batch.is_empty() {
                     break;
                 }
-                let full = batch.ops().len() >= ABANDON_BATCH;
+                let full = batch.len() >= ABANDON_BATCH;
                 self.db.write(batch)?;
                 if !full {
                     break;
@@ -527,19 +527,16 @@ impl Store {
 /// A block with its hash index and transaction index entries.
 pub(crate) fn put_block(batch: &mut Batch, certified: &CertifiedBlock) {
     let header = &certified.block.header;
-    batch.put(
-        CF_BLOCKS,
-        header.height.to_be_bytes(),
-        codec::encode(certified),
-    );
+    batch.put_encoded(CF_BLOCKS, header.height.to_be_bytes(), certified);
     batch.put(
         CF_BLOCK_INDEX,
         header.hash().as_bytes(),
         header.height.to_be_bytes(),
     );
     for (index, tx) in certified.block.txs.iter().enumerate() {
-        let mut location = header.height.to_be_bytes().to_vec();
-        location.extend_from_slice(&(index as u32).to_be_bytes());
+        let mut location = [0u8; 12];
+        location[..8].copy_from_slice(&header.height.to_be_bytes());
+        location[8..].copy_from_slice(&(index as u32).to_be_bytes());
         batch.put(CF_TX_INDEX, tx.id().as_bytes(), location);
     }
 }
