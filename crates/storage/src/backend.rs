@@ -87,6 +87,10 @@ pub struct Batch {
     ops: Vec<OpAt>,
 }
 
+/// One write of a batch as read back: the family, the key, and the new value (`None`
+/// deletes).
+pub type Op<'a> = (Family, &'a [u8], Option<&'a [u8]>);
+
 /// Where one write of a batch sits in its buffer.
 #[derive(Debug, Clone, Copy)]
 struct OpAt {
@@ -155,19 +159,19 @@ impl Batch {
         self.ops.is_empty()
     }
 
-    fn op(&self, at: &OpAt) -> (Family, &[u8], Option<&[u8]>) {
+    fn op(&self, at: &OpAt) -> Op<'_> {
         let key_end = at.start + at.key_len;
         let value = at.value_len.map(|len| &self.bytes[key_end..key_end + len]);
         (at.family, &self.bytes[at.start..key_end], value)
     }
 
     /// The writes, in order: the family, the key, and the new value or `None` for a delete.
-    pub fn ops(&self) -> impl Iterator<Item = (Family, &[u8], Option<&[u8]>)> {
+    pub fn ops(&self) -> impl Iterator<Item = Op<'_>> {
         self.ops.iter().map(|at| self.op(at))
     }
 
     /// The writes sorted by (family, key), each key's writes in batch order.
-    fn sorted_ops(&self) -> Vec<(Family, &[u8], Option<&[u8]>)> {
+    fn sorted_ops(&self) -> Vec<Op<'_>> {
         let mut ops: Vec<_> = self.ops().collect();
         ops.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         ops
