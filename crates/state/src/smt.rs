@@ -84,7 +84,14 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
 /// position's parent is an inner node, and empty otherwise, so a page is a function of the
 /// leaves below its root. Only the non-empty entries are held (a low page holds a few
 /// leaves), in position order: an inner node's hash, or a leaf's key and value hash.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// A page also knows, in memory only, which of its inner nodes it has checked: bit p of
+/// `checked` says the children at 2p and 2p + 1 hash to the node at p (position 1: to the
+/// hash the parent gives). An update sets the bits of the nodes it builds and of those whose
+/// children it hashes; a page decoded from disk has none, so each of its nodes is hashed
+/// the first time a walk needs it, also after a commit wrote the page back (a node the walk
+/// did not need stays unchecked).
+#[derive(Debug, Clone, Default)]
 pub struct Page {
     /// Bit p: the entry at position p is an inner node (one hash in `hashes`).
     nodes: u32,
@@ -92,7 +99,18 @@ pub struct Page {
     leaves: u32,
     /// The non-empty entries' hashes, in position order.
     hashes: Vec<Hash>,
+    /// Bit p: the inner node at p is checked against its children (not stored).
+    checked: u32,
 }
+
+/// Pages are equal when their entries are: what has been checked is not part of the value.
+impl PartialEq for Page {
+    fn eq(&self, other: &Page) -> bool {
+        (self.nodes, self.leaves, &self.hashes) == (other.nodes, other.leaves, &other.hashes)
+    }
+}
+
+impl Eq for Page {}
 
 impl Page {
     /// A page with no entries (what a new inner node's page starts as).
@@ -100,6 +118,7 @@ impl Page {
         nodes: 0,
         leaves: 0,
         hashes: Vec::new(),
+        checked: 0,
     };
 
     /// Where the hashes of `position` begin.
@@ -178,10 +197,13 @@ impl<Context> Decode<Context> for Page {
         let nodes = u32::decode(decoder)?;
         let leaves = u32::decode(decoder)?;
         let hashes = Vec::<Hash>::decode(decoder)?;
-        // Positions 0 and 1 are not entries; no position is both; one hash per node, two
-        // per leaf.
+        // Positions 0 and 1 are not entries; no position is both; an entry below the page's
+        // root sits under an inner node; one hash per node, two per leaf.
+        let occupied = nodes | leaves;
         let expected = nodes.count_ones() as usize + 2 * leaves.count_ones() as usize;
-        if (nodes | leaves) & 0b11 != 0 || nodes & leaves != 0 || hashes.len() != expected {
+        let orphans =
+            (4..2 * SLOTS).any(|p| occupied & (1u32 << p) != 0 && nodes & (1u32 << (p / 2)) == 0);
+        if occupied & 0b11 != 0 || nodes & leaves != 0 || orphans || hashes.len() != expected {
             return Err(bincode::error::DecodeError::Other(
                 "a state tree page whose maps and hashes disagree",
             ));
@@ -190,6 +212,7 @@ impl<Context> Decode<Context> for Page {
             nodes,
             leaves,
             hashes,
+            checked: 0,
         })
     }
 }
@@ -231,18 +254,11 @@ impl NodeKey {
     }
 }
 
-/// Reads stored pages.
+/// Reads stored pages: as an update wrote them (with what it checked), or decoded from a
+/// disk (nothing checked; the hashes above catch a corrupt one).
 pub trait PageSource {
     /// The page at `key` (a depth that is a multiple of [`PAGE_LEVELS`]), if stored.
     fn page(&self, key: &NodeKey) -> Result<Option<Arc<Page>>, StateError>;
-
-    /// Like [`PageSource::page`], and whether the page is one this source holds in memory
-    /// from its own tree updates, so that an update need not hash it again to trust it.
-    /// Pages read back from a disk say `false`, also when served again from a cache: the
-    /// hashes above them are what catch a corrupt one.
-    fn page_in_memory(&self, key: &NodeKey) -> Result<Option<(Arc<Page>, bool)>, StateError> {
-        Ok(self.page(key)?.map(|page| (page, false)))
-    }
 }
 
 /// Bit `depth` of `key`, most significant first.
@@ -281,11 +297,10 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    /// The stored page at `at` (an inner node's, so it must be there), as a copy to change,
-    /// and whether the source vouches for it.
-    fn load(&self, at: NodeKey) -> Result<(Page, bool), StateError> {
-        let (page, in_memory) = self.source.page_in_memory(&at)?.ok_or(missing(at))?;
-        Ok((Page::clone(&page), in_memory))
+    /// The stored page at `at` (an inner node's, so it must be there), as a copy to change.
+    fn load(&self, at: NodeKey) -> Result<Page, StateError> {
+        let page = self.source.page(&at)?.ok_or(missing(at))?;
+        Ok(Page::clone(&page))
     }
 }
 
@@ -335,12 +350,8 @@ fn update_page(
         return Ok(current);
     }
     let stored = matches!(current, Child::Node(_));
-    let (mut page, trusted) = if stored {
-        walk.load(at)?
-    } else {
-        (Page::EMPTY, true)
-    };
-    let root = update_in(walk, &mut page, trusted, at, 1, current, updates, first)?;
+    let mut page = if stored { walk.load(at)? } else { Page::EMPTY };
+    let root = update_in(walk, &mut page, at, 1, current, updates, first)?;
     if matches!(root, Child::Node(_)) {
         walk.writes.push((at, Some(Arc::new(page))));
     } else if stored {
@@ -349,13 +360,10 @@ fn update_page(
     Ok(root)
 }
 
-/// Updates the subtree at `position` of `page` (whose entries are checked against their
-/// parents' hashes unless `trusted`).
-#[allow(clippy::too_many_arguments)]
+/// Updates the subtree at `position` of `page`.
 fn update_in(
     walk: &mut Walk,
     page: &mut Page,
-    trusted: bool,
     at: NodeKey,
     position: usize,
     current: Child,
@@ -387,13 +395,13 @@ fn update_in(
             build_in(walk, page, at, position, &leaves)
         }
         Child::Node(expected) => {
-            let (left, right) = checked_children(page, trusted, at, position, expected)?;
+            let (left, right) = checked_children(page, at, position, expected)?;
+            page.checked |= 1 << position;
             let (left_updates, right_updates) = split(updates, at.depth);
             let right_first = first + left_updates.len();
             let left = update_in(
                 walk,
                 page,
-                trusted,
                 at.child(false),
                 2 * position,
                 left,
@@ -403,7 +411,6 @@ fn update_in(
             let right = update_in(
                 walk,
                 page,
-                trusted,
                 at.child(true),
                 2 * position + 1,
                 right,
@@ -416,22 +423,22 @@ fn update_in(
 }
 
 /// The children of the inner node at `position`, which its parent says hashes to
-/// `expected`. A page the source holds from its own updates is not hashed again (half of an
-/// update's hashing in the upper levels, which every block rewrites); one read from a disk
-/// is, one node per level walked.
+/// `expected`. A node the page has checked already (built or checked by an update) is not
+/// hashed again (half of an update's hashing in the upper levels, which every block
+/// rewrites); any other is, one node per level walked.
 fn checked_children(
     page: &Page,
-    trusted: bool,
     at: NodeKey,
     position: usize,
     expected: Hash,
 ) -> Result<(Child, Child), StateError> {
     let (left, right) = page.children(position);
+    let checked = page.checked & (1 << position) != 0;
     debug_assert!(
-        !trusted || node_hash(&left.hash(), &right.hash()) == expected,
+        !checked || node_hash(&left.hash(), &right.hash()) == expected,
         "a page in memory is stale"
     );
-    if !trusted && node_hash(&left.hash(), &right.hash()) != expected {
+    if !checked && node_hash(&left.hash(), &right.hash()) != expected {
         return Err(StateError::CorruptNode {
             depth: at.depth,
             prefix: at.prefix,
@@ -489,6 +496,7 @@ fn join_in(page: &mut Page, position: usize, left: Child, right: Child) -> Child
         _ => {
             page.set(2 * position, left);
             page.set(2 * position + 1, right);
+            page.checked |= 1 << position;
             Child::Node(node_hash(&left.hash(), &right.hash()))
         }
     }
@@ -544,7 +552,8 @@ pub fn subtree_index(key: &Hash, depth: u8) -> u32 {
 }
 
 /// The summaries of the 2^`depth` subtrees at `depth` of the tree rooted at `root`, in
-/// prefix order: what a snapshot manifest lists. Every stored node walked is checked.
+/// prefix order: what a snapshot manifest lists. Every stored node walked is checked (or was,
+/// by the update that wrote or walked it).
 pub fn summaries(
     source: &dyn PageSource,
     root: Child,
@@ -555,11 +564,11 @@ pub fn summaries(
     Ok(out)
 }
 
-/// `page`: the page `position` is in with whether it is trusted; None with `position` at a
-/// page boundary (a bottom slot of the page above).
+/// `page`: the page `position` is in; None with `position` at a page boundary (a bottom
+/// slot of the page above).
 fn summaries_at(
     source: &dyn PageSource,
-    page: Option<(&Page, bool)>,
+    page: Option<&Page>,
     at: NodeKey,
     position: usize,
     current: Child,
@@ -577,16 +586,16 @@ fn summaries_at(
             out.extend((0..below).map(|i| if i == own { current } else { Child::Empty }));
         }
         Child::Node(expected) => match page {
-            Some((page, trusted)) if position < SLOTS => {
-                let (left, right) = checked_children(page, trusted, at, position, expected)?;
+            Some(page) if position < SLOTS => {
+                let (left, right) = checked_children(page, at, position, expected)?;
                 let (left_at, right_at) = (at.child(false), at.child(true));
-                let page = Some((page, trusted));
+                let page = Some(page);
                 summaries_at(source, page, left_at, 2 * position, left, depth, out)?;
                 summaries_at(source, page, right_at, 2 * position + 1, right, depth, out)?;
             }
             _ => {
-                let (below, trusted) = source.page_in_memory(&at)?.ok_or(missing(at))?;
-                summaries_at(source, Some((&below, trusted)), at, 1, current, depth, out)?;
+                let below = source.page(&at)?.ok_or(missing(at))?;
+                summaries_at(source, Some(&below), at, 1, current, depth, out)?;
             }
         },
     }
@@ -666,6 +675,13 @@ pub fn prove(source: &dyn PageSource, root: Child, key: &Hash) -> Result<SmtProo
                 });
             }
             Child::Node(_) => {
+                if siblings.len() >= 256 {
+                    // No key path is longer: a stored tree that says so is corrupt.
+                    return Err(StateError::CorruptNode {
+                        depth: at.depth,
+                        prefix: at.prefix,
+                    });
+                }
                 if position >= SLOTS {
                     page = source.page(&at)?.ok_or(missing(at))?;
                     position = 1;
@@ -947,29 +963,37 @@ mod tests {
         let mut tree = Memory::default();
         let all: BTreeMap<Hash, Hash> = (0..3000).map(|i| (h(i), h(i))).collect();
         tree.apply(Child::Empty, &all);
+        // The largest page: 14 inner nodes above 16 leaves.
         let mut full = Page::EMPTY;
         for position in 2..2 * SLOTS {
-            full.set(
-                position,
+            let child = if position < SLOTS {
+                Child::Node(h(position as u64))
+            } else {
                 Child::Leaf {
                     key: h(position as u64),
                     value: h(1),
-                },
-            );
+                }
+            };
+            full.set(position, child);
         }
         // Entries set, replaced and cleared in any order read back as set.
         let mut page = full.clone();
         page.set(7, Child::Node(h(70)));
-        page.set(2, Child::Empty);
+        page.set(30, Child::Empty);
         page.set(31, Child::Node(h(31)));
         assert_eq!(page.get(7), Child::Node(h(70)));
-        assert_eq!(page.get(2), Child::Empty);
+        assert_eq!(page.get(30), Child::Empty);
         assert_eq!(page.get(31), Child::Node(h(31)));
-        assert_eq!(page.get(30), full.get(30));
+        assert_eq!(page.get(29), full.get(29));
         assert_eq!(page.get(3), full.get(3));
-        // A page whose maps and hashes disagree does not decode.
+        // Pages that do not decode: a position both a node and a leaf (the leaves map's
+        // last byte); an entry under a position that is not an inner node.
         let mut bytes = cachet_types::codec::encode(&page);
-        bytes[4] |= 0b100;
+        bytes[8] |= 0b100;
+        assert!(cachet_types::codec::decode::<Page>(&bytes, MAX_PAGE_BYTES).is_err());
+        let mut orphan = full.clone();
+        orphan.set(2, Child::Empty);
+        let bytes = cachet_types::codec::encode(&orphan);
         assert!(cachet_types::codec::decode::<Page>(&bytes, MAX_PAGE_BYTES).is_err());
         for page in tree
             .0
@@ -984,6 +1008,12 @@ mod tests {
         }
     }
 
+    /// `page` as a disk gives it back: its bytes decoded, nothing checked.
+    fn from_disk(page: &Page) -> Arc<Page> {
+        let bytes = cachet_types::codec::encode(page);
+        Arc::new(cachet_types::codec::decode(&bytes, MAX_PAGE_BYTES).unwrap())
+    }
+
     #[test]
     fn tampered_store_is_detected() {
         let mut tree = Memory::default();
@@ -995,10 +1025,10 @@ mod tests {
             let (left, right) = page.children(position);
             page.set(2 * position, right);
             page.set(2 * position + 1, left);
-            tree.0.insert(NodeKey::ROOT, Arc::new(page));
+            tree.0.insert(NodeKey::ROOT, from_disk(&page));
         };
         // The root's children swapped, then two nodes inside the root's page: each is
-        // caught at its own level, also one that no update's keys needed.
+        // caught at its own level.
         corrupt(&mut tree, 1);
         let result = update(&tree, root, &[(h(100), h(1))]);
         assert!(matches!(
@@ -1007,11 +1037,8 @@ mod tests {
         ));
         for position in [2, 3] {
             corrupt(&mut tree, position);
-            let result = update(
-                &tree,
-                root,
-                &all.keys().map(|k| (*k, h(5))).collect::<Vec<_>>(),
-            );
+            let every: Vec<(Hash, Hash)> = all.keys().map(|k| (*k, h(5))).collect();
+            let result = update(&tree, root, &every);
             assert!(
                 matches!(result, Err(StateError::CorruptNode { depth: 1, .. })),
                 "{result:?}"
@@ -1024,5 +1051,27 @@ mod tests {
             result,
             Err(StateError::MissingNode { depth: 0, .. })
         ));
+    }
+
+    #[test]
+    fn a_corrupt_node_no_update_needed_is_caught_after_the_page_is_written_back() {
+        // A page read from disk and written back by an update that walked only its left
+        // half: its right half, never hashed, is not taken on trust by the next update.
+        let mut tree = Memory::default();
+        let all: BTreeMap<Hash, Hash> = (0..40).map(|i| (h(i), h(i))).collect();
+        let root = tree.apply(Child::Empty, &all);
+        let mut page = Page::clone(&tree.0[&NodeKey::ROOT]);
+        let (left, right) = page.children(3);
+        page.set(6, right);
+        page.set(7, left);
+        tree.0.insert(NodeKey::ROOT, from_disk(&page));
+        let side = |right: bool| (1000..).map(h).find(|k| bit(k, 0) == right).unwrap();
+        let root = tree.apply(root, &BTreeMap::from([(side(false), h(1))]));
+        assert!(tree.0[&NodeKey::ROOT].checked & (1 << 3) == 0);
+        let result = update(&tree, root, &[(side(true), h(1))]);
+        assert!(
+            matches!(result, Err(StateError::CorruptNode { depth: 1, .. })),
+            "{result:?}"
+        );
     }
 }

@@ -170,18 +170,14 @@ impl StateView for Ahead<'_> {
 
 impl PageSource for Ahead<'_> {
     fn page(&self, key: &NodeKey) -> Result<Option<Arc<Page>>, StateError> {
-        Ok(self.page_in_memory(key)?.map(|(page, _)| page))
-    }
-
-    fn page_in_memory(&self, key: &NodeKey) -> Result<Option<(Arc<Page>, bool)>, StateError> {
         if let Some(page) = self
             .pending
             .as_ref()
             .and_then(|pending| pending.pages.get(key))
         {
             // The block in flight's own tree writes.
-            return Ok(page.as_ref().map(|page| (Arc::clone(page), true)));
+            return Ok(page.clone());
         }
-        self.store.page_in_memory(key)
+        self.store.page(key)
     }
 }

@@ -172,8 +172,9 @@ pub struct TxLocation {
 }
 
 /// State-tree levels kept in memory: every stored page above this depth (pages at depths 0,
-/// 4, 8, 12 and 16: at most 69,905 of them, a full one ~1 KB: ~70 MB at most, reached only
-/// when every depth-16 page is full, ~10 million stamps). At
+/// 4, 8, 12 and 16: at most 69,905 of them, ~1.5 KB at most each (14 node hashes and 16
+/// leaves): ~105 MB at the very most; ~70 MB when every depth-16 page is full of inner
+/// nodes, near 10 million stamps). At
 /// 10 million stamps a leaf sits ~24 levels down, so an update reads ~1-2 pages from RocksDB
 /// instead of 6; at 100,000 stamps, about none.
 pub const CACHED_TREE_DEPTH: u8 = 20;
@@ -195,12 +196,11 @@ pub struct Store {
 /// backend is cached only if no commit ran between the read and the insert (else it may be
 /// a superseded version).
 ///
-/// Each page says whether it came from a commit's own tree writes (`true`: trusted without
-/// hashing, see [`PageSource::page_in_memory`]) or was read from the backend (`false`: the
-/// update that reads it checks the nodes it walks against their parents' hashes).
+/// A page a commit wrote carries what its update checked (see [`Page`]); one read from the
+/// backend has nothing checked, so the update that reads it hashes each node it walks.
 #[derive(Default)]
 struct TreeCache {
-    pages: NodeMap<(Arc<Page>, bool)>,
+    pages: NodeMap<Arc<Page>>,
     commits: u64,
 }
 
@@ -332,10 +332,11 @@ impl Store {
         self.db.write(batch)
     }
 
-    /// Rebuilds the state tree of a store made before it was stored in pages: drops every
-    /// old tree record, builds the pages from the state (in tree-key order, one depth-8
-    /// subtree at a time) and checks that they give the tip's state root. Interrupted, it
-    /// starts over on the next open.
+    /// Rebuilds the state tree of a store made before it was stored in pages: builds the
+    /// tree from the state (in tree-key order, one depth-8 subtree at a time) and checks that
+    /// it gives the tip's state root, writing nothing; then drops every old tree record and
+    /// writes the pages, the mark last. Interrupted, it starts over on the next open; a state
+    /// that does not give the tip's root leaves the store as it was, refused by name.
     fn page_tree(&self) -> Result<(), StoreError> {
         if self.db.get(CF_META, META_TREE_PAGED)?.is_some() {
             return Ok(());
@@ -346,78 +347,110 @@ impl Store {
             ));
         }
         tracing::info!("storing the state tree in pages (once, for a store made before)");
-        loop {
-            let mut batch = Batch::default();
-            self.db.scan(CF_TREE, &[], &mut |key, _| {
-                batch.delete(CF_TREE, key);
-                Ok(batch.len() < REPAGE_BATCH)
-            })?;
-            let full = batch.len() >= REPAGE_BATCH;
-            if !batch.is_empty() {
-                self.db.write(batch)?;
-            }
-            if !full {
-                break;
-            }
-        }
-        let mut summaries = vec![Child::Empty; 1 << REPAGE_SPLIT];
-        let mut pending = Batch::default();
-        let mut build = |index: u32, leaves: &[(Hash, Hash)], pending: &mut Batch| {
-            let at = smt::subtree_key(REPAGE_SPLIT, index);
-            let (child, pages) = smt::subtree(at, leaves)?;
-            summaries[index as usize] = child;
-            for (key, page) in pages.iter().filter_map(|(k, p)| Some((k, p.as_ref()?))) {
-                pending.put(CF_TREE, key.to_bytes(), codec::encode(page.as_ref()));
-                if pending.len() >= REPAGE_BATCH {
-                    self.db.write(std::mem::take(pending))?;
-                }
-            }
-            Ok::<_, StoreError>(())
-        };
-        let mut group: Vec<(Hash, Hash)> = Vec::new();
-        let mut index = 0u32;
-        let mut leaves = 0u64;
-        self.db.scan(CF_LEAVES, &[], &mut |tree_key, state_key| {
-            let tree_key = Hash(
-                tree_key
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("a leaves key is not a hash".into()))?,
-            );
-            let bytes = self
-                .db
-                .get(CF_STATE, state_key)?
-                .ok_or_else(|| StoreError::Corrupt("a leaves entry has no state value".into()))?;
-            let value: StateValue =
-                codec::decode(&bytes, MAX_VALUE_BYTES).map_err(|e| corrupt("state value", e))?;
-            let own = smt::subtree_index(&tree_key, REPAGE_SPLIT);
-            if own != index {
-                build(index, &group, &mut pending)?;
-                group.clear();
-                index = own;
-            }
-            group.push((tree_key, value.tree_value()));
-            leaves += 1;
-            if leaves.is_multiple_of(1_000_000) {
-                tracing::info!(leaves, "state tree pages rebuilt so far");
-            }
-            Ok(true)
-        })?;
-        build(index, &group, &mut pending)?;
-        let (root, top) = smt::assemble(REPAGE_SPLIT, &summaries);
-        for (key, page) in top.iter().filter_map(|(k, p)| Some((k, p.as_ref()?))) {
-            pending.put(CF_TREE, key.to_bytes(), codec::encode(page.as_ref()));
-        }
         let tip = self.tip()?;
+        let (root, leaves, _) = self.build_pages(false)?;
         if root != tip.state_root {
             return Err(StoreError::Corrupt(format!(
                 "the state tree rebuilt from the stored state ({leaves} entries) does not give the tip's state root at height {}",
                 tip.height
             )));
         }
-        pending.put(CF_META, META_TREE_PAGED, []);
-        self.db.write(pending)?;
+        self.clear_tree()?;
+        let (_, _, mut last) = self.build_pages(true)?;
+        last.put(CF_META, META_TREE_PAGED, []);
+        self.db.write(last)?;
         tracing::info!(leaves, "the state tree is stored in pages");
         Ok(())
+    }
+
+    /// The state tree built from the state: its root, its number of leaves and, with
+    /// `write`, the last batch of its pages (the others written on the way).
+    fn build_pages(&self, write: bool) -> Result<(Child, u64, Batch), StoreError> {
+        let mut summaries = vec![Child::Empty; 1 << REPAGE_SPLIT];
+        let mut pending = Batch::default();
+        let mut count = 0u64;
+        for index in 0..1u32 << REPAGE_SPLIT {
+            let at = smt::subtree_key(REPAGE_SPLIT, index);
+            let mut keys: Vec<(Hash, Vec<u8>)> = Vec::new();
+            self.db.scan(
+                CF_LEAVES,
+                at.prefix.as_bytes(),
+                &mut |tree_key, state_key| {
+                    let tree_key =
+                        Hash(tree_key.try_into().map_err(|_| {
+                            StoreError::Corrupt("a leaves key is not a hash".into())
+                        })?);
+                    if smt::subtree_index(&tree_key, REPAGE_SPLIT) != index {
+                        return Ok(false);
+                    }
+                    keys.push((tree_key, state_key.to_vec()));
+                    Ok(true)
+                },
+            )?;
+            let mut leaves = Vec::with_capacity(keys.len());
+            for (tree_key, state_key) in keys {
+                let bytes = self.db.get(CF_STATE, &state_key)?.ok_or_else(|| {
+                    StoreError::Corrupt("a leaves entry has no state value".into())
+                })?;
+                let value: StateValue = codec::decode(&bytes, MAX_VALUE_BYTES)
+                    .map_err(|e| corrupt("state value", e))?;
+                leaves.push((tree_key, value.tree_value()));
+            }
+            count += leaves.len() as u64;
+            let (child, pages) = smt::subtree(at, &leaves)?;
+            summaries[index as usize] = child;
+            if write {
+                for (key, page) in pages.iter().filter_map(|(k, p)| Some((k, p.as_ref()?))) {
+                    pending.put_encoded(CF_TREE, key.to_bytes(), page.as_ref());
+                    if pending.len() >= REPAGE_BATCH {
+                        self.db.write(std::mem::take(&mut pending))?;
+                    }
+                }
+            }
+            if (index + 1) % 32 == 0 {
+                tracing::info!(
+                    subtrees = index + 1,
+                    of = 1u32 << REPAGE_SPLIT,
+                    leaves = count,
+                    write,
+                    "state tree pages"
+                );
+            }
+        }
+        let (root, top) = smt::assemble(REPAGE_SPLIT, &summaries);
+        if write {
+            for (key, page) in top.iter().filter_map(|(k, p)| Some((k, p.as_ref()?))) {
+                pending.put_encoded(CF_TREE, key.to_bytes(), page.as_ref());
+            }
+        }
+        Ok((root, count, pending))
+    }
+
+    /// Deletes every record of the `tree` family, a bounded batch at a time, each scan
+    /// going on after the last key deleted.
+    fn clear_tree(&self) -> Result<(), StoreError> {
+        let mut start = Vec::new();
+        loop {
+            let mut batch = Batch::default();
+            let mut last = None;
+            self.db.scan(CF_TREE, &start, &mut |key, _| {
+                batch.delete(CF_TREE, key);
+                last = Some(key.to_vec());
+                Ok(batch.len() < REPAGE_BATCH)
+            })?;
+            let full = batch.len() >= REPAGE_BATCH;
+            if !batch.is_empty() {
+                self.db.write(batch)?;
+            }
+            match last {
+                Some(mut key) if full => {
+                    // The smallest key after it.
+                    key.push(0);
+                    start = key;
+                }
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// The genesis this store holds.
@@ -875,7 +908,7 @@ fn cache_tree_writes(cache: &mut TreeCache, tree_writes: &[(NodeKey, Option<Arc<
         .filter(|(key, _)| key.depth < CACHED_TREE_DEPTH)
     {
         match page {
-            Some(page) => cache.pages.insert(*key, (Arc::clone(page), true)),
+            Some(page) => cache.pages.insert(*key, Arc::clone(page)),
             None => cache.pages.remove(key),
         };
     }
@@ -892,15 +925,11 @@ impl Store {
 
 impl PageSource for Store {
     fn page(&self, key: &NodeKey) -> Result<Option<Arc<Page>>, StateError> {
-        Ok(self.page_in_memory(key)?.map(|(page, _)| page))
-    }
-
-    fn page_in_memory(&self, key: &NodeKey) -> Result<Option<(Arc<Page>, bool)>, StateError> {
         let cached = key.depth < CACHED_TREE_DEPTH;
         let commits = if cached {
             let cache = self.tree_cache();
-            if let Some((page, trusted)) = cache.pages.get(key) {
-                return Ok(Some((Arc::clone(page), *trusted)));
+            if let Some(page) = cache.pages.get(key) {
+                return Ok(Some(Arc::clone(page)));
             }
             cache.commits
         } else {
@@ -917,9 +946,9 @@ impl PageSource for Store {
         if cached && let Some(page) = &page {
             let mut cache = self.tree_cache();
             if cache.commits == commits {
-                cache.pages.insert(*key, (Arc::clone(page), false));
+                cache.pages.insert(*key, Arc::clone(page));
             }
         }
-        Ok(page.map(|page| (page, false)))
+        Ok(page)
     }
 }

@@ -288,8 +288,8 @@ impl Store {
     /// of the state tree (a multiple of 4), at most [`MAX_SNAPSHOT_DEPTH`].
     pub fn snapshot_manifest_split(&self, depth: u8) -> Result<SnapshotManifest, StoreError> {
         let depth = depth
-            .next_multiple_of(smt::PAGE_LEVELS)
-            .min(MAX_SNAPSHOT_DEPTH);
+            .min(MAX_SNAPSHOT_DEPTH)
+            .next_multiple_of(smt::PAGE_LEVELS);
         let tip = self.tip()?;
         let summaries = smt::summaries(self, tip.state_root, depth)?;
         Ok(SnapshotManifest {

@@ -600,6 +600,7 @@ fn a_store_made_before_tree_pages_is_rebuilt_in_pages_on_open() {
         &records(backend.as_ref(), Family::Leaves)[0].0,
     );
     backend.write(batch).unwrap();
+    let tree = records(backend.as_ref(), Family::Tree);
     match Store::with_backend(backend.clone(), &chain.genesis) {
         Err(StoreError::Corrupt(reason)) => {
             assert!(
@@ -610,6 +611,8 @@ fn a_store_made_before_tree_pages_is_rebuilt_in_pages_on_open() {
         Err(other) => panic!("unexpected error: {other}"),
         Ok(_) => panic!("a store whose tree does not give its root opened"),
     }
+    // Refused before anything was dropped: the tree it had is still there.
+    assert_eq!(records(backend.as_ref(), Family::Tree), tree);
 }
 
 #[test]
