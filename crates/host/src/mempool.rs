@@ -24,13 +24,24 @@ pub enum AdmitError {
     Full(usize),
 }
 
+/// Entries of the arrival order beyond the pending transactions (removed ones not yet
+/// swept) that make the pool sweep them all at once.
+const ARRIVAL_SLACK: usize = 1024;
+
 /// The pending pool.
 pub struct Mempool {
     max_txs: usize,
     max_remembered: usize,
-    /// Pending transactions with the time they arrived (monotonic ms).
-    txs: HashMap<Hash, (VerifiedTx, u64)>,
-    arrival: VecDeque<Hash>,
+    /// Pending transactions with the time they arrived (monotonic ms) and their place in
+    /// the arrival order.
+    txs: HashMap<Hash, (VerifiedTx, u64, u64)>,
+    /// The arrival order: (id, place). An entry whose transaction left the pool (or left
+    /// and came back later, under a new place) is skipped and swept lazily: a block's
+    /// transactions leave from anywhere in it (other nodes' blocks follow their own
+    /// arrival order), and finding each one in it was quadratic in the pool's size.
+    arrival: VecDeque<(Hash, u64)>,
+    /// The place the next admission takes.
+    next_place: u64,
     by_signer: BTreeMap<PublicKey, BTreeMap<u64, Hash>>,
     outcomes: HashMap<Hash, Rejection>,
     outcome_order: VecDeque<Hash>,
@@ -50,6 +61,7 @@ impl Mempool {
             max_remembered,
             txs: HashMap::new(),
             arrival: VecDeque::new(),
+            next_place: 0,
             by_signer: BTreeMap::new(),
             outcomes: HashMap::new(),
             outcome_order: VecDeque::new(),
@@ -85,7 +97,7 @@ impl Mempool {
 
     /// A pending transaction.
     pub fn get(&self, id: &Hash) -> Option<&VerifiedTx> {
-        self.txs.get(id).map(|(tx, _)| tx)
+        self.txs.get(id).map(|(tx, _, _)| tx)
     }
 
     /// The nonce `signer` should use next, given its last final nonce.
@@ -132,22 +144,33 @@ impl Mempool {
         }
         let id = tx.id();
         self.by_signer.entry(signer).or_default().insert(nonce, id);
-        self.arrival.push_back(id);
+        let place = self.next_place;
+        self.next_place += 1;
+        self.arrival.push_back((id, place));
         self.bytes += tx.size();
         self.last_arrival_ms = self.last_arrival_ms.max(now_ms);
-        self.txs.insert(id, (tx, self.last_arrival_ms));
+        self.txs.insert(id, (tx, self.last_arrival_ms, place));
         Ok(())
     }
 
     /// Up to `max` pending transactions in arrival order (cloned; they stay pending until
     /// [`Mempool::settle`]).
     pub fn candidates(&self, max: usize) -> Vec<VerifiedTx> {
-        self.arrival
-            .iter()
-            .filter_map(|id| self.txs.get(id))
+        self.in_arrival_order()
             .take(max)
-            .map(|(tx, _)| tx.clone())
+            .map(|(_, tx, _)| tx.clone())
             .collect()
+    }
+
+    /// The pending transactions in arrival order: (id, transaction, arrival time).
+    fn in_arrival_order(&self) -> impl Iterator<Item = (Hash, &VerifiedTx, u64)> {
+        self.arrival.iter().filter_map(|(id, place)| {
+            match self.txs.get(id) {
+                Some((tx, since, at)) if at == place => Some((*id, tx, *since)),
+                // Removed (or removed and admitted again, at its newer place).
+                _ => None,
+            }
+        })
     }
 
     /// Removes transactions that became final, and those a block refused (remembering why).
@@ -194,16 +217,13 @@ impl Mempool {
 
     /// Pending transactions that arrived before `before_ms`, oldest first.
     fn older_than(&self, before_ms: u64) -> impl Iterator<Item = (Hash, &VerifiedTx)> {
-        self.arrival
-            .iter()
-            .filter_map(move |id| match self.txs.get(id) {
-                Some((tx, since)) if *since < before_ms => Some((*id, tx)),
-                _ => None,
-            })
+        self.in_arrival_order()
+            .take_while(move |(_, _, since)| *since < before_ms)
+            .map(|(id, tx, _)| (id, tx))
     }
 
     fn remove(&mut self, id: &Hash) {
-        if let Some((tx, _)) = self.txs.remove(id) {
+        if let Some((tx, _, _)) = self.txs.remove(id) {
             self.bytes -= tx.size();
             let signer = tx.tx().signer;
             if let Some(nonces) = self.by_signer.get_mut(&signer) {
@@ -212,12 +232,27 @@ impl Mempool {
                     self.by_signer.remove(&signer);
                 }
             }
-            // Removal is almost always from the front (oldest first).
-            if self.arrival.front() == Some(id) {
-                self.arrival.pop_front();
-            } else if let Some(pos) = self.arrival.iter().position(|x| x == id) {
-                self.arrival.remove(pos);
+            self.sweep();
+        }
+    }
+
+    /// Drops entries of the arrival order whose transaction left: those at the front at
+    /// once, all of them once they outnumber the pending ones by [`ARRIVAL_SLACK`] (so the
+    /// order stays within twice the pool's bound, and a sweep is paid for by as many
+    /// removals).
+    fn sweep(&mut self) {
+        let live = |txs: &HashMap<Hash, (VerifiedTx, u64, u64)>, (id, place): &(Hash, u64)| {
+            txs.get(id).is_some_and(|(_, _, at)| at == place)
+        };
+        while let Some(front) = self.arrival.front() {
+            if live(&self.txs, front) {
+                break;
             }
+            self.arrival.pop_front();
+        }
+        if self.arrival.len() > self.txs.len().saturating_mul(2) + ARRIVAL_SLACK {
+            let txs = &self.txs;
+            self.arrival.retain(|entry| live(txs, entry));
         }
     }
 
@@ -351,6 +386,44 @@ mod tests {
         assert_eq!(pool.expire(cutoff), 2);
         assert_eq!(ids(pool.candidates(10)), vec![young.id()]);
         assert!(pool.lingering(cutoff, 10).is_empty());
+    }
+
+    #[test]
+    fn transactions_leaving_from_anywhere_keep_the_order_and_its_size_bounded() {
+        let mut pool = Mempool::new(10_000, 10);
+        let mut factory = TxFactory::new(Hash::ZERO);
+        let names: Vec<String> = (0..6000).map(|i| format!("c{i}")).collect();
+        let txs: Vec<VerifiedTx> = names.iter().map(|n| tx(&mut factory, n)).collect();
+        for t in &txs {
+            pool.admit(t.clone(), 0, 0).unwrap();
+        }
+        // Every other one leaves, from the back: none at the front.
+        let leaving: Vec<Hash> = txs.iter().rev().step_by(2).map(VerifiedTx::id).collect();
+        pool.settle(&leaving, &[]);
+        assert_eq!(pool.len(), 3000);
+        assert!(pool.arrival.len() <= 2 * pool.len() + ARRIVAL_SLACK);
+        let left: Vec<Hash> = txs.iter().step_by(2).map(VerifiedTx::id).collect();
+        let order: Vec<Hash> = pool.candidates(10_000).iter().map(VerifiedTx::id).collect();
+        assert_eq!(order, left, "arrival order kept");
+        // One leaves and comes back: it is pending once, at its new place (last).
+        let back = txs[2].clone();
+        pool.settle(&[back.id()], &[]);
+        pool.admit(back.clone(), 0, 1).unwrap();
+        let order: Vec<Hash> = pool.candidates(10_000).iter().map(VerifiedTx::id).collect();
+        assert_eq!(order.len(), 3000);
+        assert_eq!(order.last(), Some(&back.id()));
+        assert_eq!(order.iter().filter(|id| **id == back.id()).count(), 1);
+        assert_eq!(pool.lingering(2, 10_000).len(), 3000);
+        assert_eq!(pool.lingering(1, 10_000).len(), 2999);
+        // All but the first leave, from behind it: the order is swept down to its bound.
+        pool.settle(&order[1..], &[]);
+        assert_eq!(pool.len(), 1);
+        assert!(
+            pool.arrival.len() <= 2 + ARRIVAL_SLACK,
+            "{}",
+            pool.arrival.len()
+        );
+        assert_eq!(pool.candidates(10).len(), 1);
     }
 
     #[test]
