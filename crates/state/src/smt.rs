@@ -271,8 +271,9 @@ fn set_bit(key: &mut Hash, depth: u8) {
     key.0[usize::from(depth / 8)] |= 1 << (7 - depth % 8);
 }
 
-/// Page writes of an update, each key at most once (None: delete).
-pub type PageWrites = Vec<(NodeKey, Option<Arc<Page>>)>;
+/// Pages an update writes, each key at most once. None is ever deleted: no update removes a
+/// leaf, so an inner node stays one.
+pub type PageWrites = Vec<(NodeKey, Arc<Page>)>;
 
 /// (key, value hash) pairs, sorted by key.
 type Leaves = [(Hash, Hash)];
@@ -353,9 +354,13 @@ fn update_page(
     let mut page = if stored { walk.load(at)? } else { Page::EMPTY };
     let root = update_in(walk, &mut page, at, 1, current, updates, first)?;
     if matches!(root, Child::Node(_)) {
-        walk.writes.push((at, Some(Arc::new(page))));
-    } else if stored {
-        walk.writes.push((at, None));
+        walk.writes.push((at, Arc::new(page)));
+    } else {
+        // Two or more leaves stay two or more: updates only insert or replace.
+        assert!(
+            !stored,
+            "an update left fewer than two leaves under a stored page"
+        );
     }
     Ok(root)
 }
@@ -464,7 +469,7 @@ fn build_in(
         _ if position >= SLOTS => {
             let mut below = Page::EMPTY;
             let root = build_in(walk, &mut below, at, 1, leaves)?;
-            walk.writes.push((at, Some(Arc::new(below))));
+            walk.writes.push((at, Arc::new(below)));
             Ok(root)
         }
         _ => {
@@ -633,7 +638,7 @@ fn assemble_at(
         let mut below = Page::EMPTY;
         let root = assemble_at(&mut below, at, 1, children, writes);
         if matches!(root, Child::Node(_)) {
-            writes.push((at, Some(Arc::new(below))));
+            writes.push((at, Arc::new(below)));
         }
         return root;
     }
@@ -778,10 +783,7 @@ mod tests {
             let inserted = inserted.into_iter().map(|i| list[i].0).collect();
             for (key, page) in writes {
                 assert_eq!(key.depth % PAGE_LEVELS, 0, "pages sit at page boundaries");
-                match page {
-                    Some(page) => self.0.insert(key, page),
-                    None => self.0.remove(&key),
-                };
+                self.0.insert(key, page);
             }
             (root, inserted)
         }
@@ -860,7 +862,6 @@ mod tests {
             "{} levels",
             proof.siblings.len()
         );
-        assert!(updated.writes.iter().all(|(_, page)| page.is_some()));
         assert!(updated.inserted.is_empty());
     }
 
@@ -925,8 +926,7 @@ mod tests {
                 }
                 let (assembled, top) = assemble(depth, &children);
                 assert_eq!(assembled, root, "{count} leaves at depth {depth}");
-                let mut rebuilt: BTreeMap<NodeKey, Arc<Page>> =
-                    top.into_iter().map(|(k, p)| (k, p.unwrap())).collect();
+                let mut rebuilt: BTreeMap<NodeKey, Arc<Page>> = top.into_iter().collect();
                 for (index, summary) in children.iter().enumerate() {
                     let at = subtree_key(depth, index as u32);
                     let leaves: Vec<(Hash, Hash)> = all
@@ -936,7 +936,7 @@ mod tests {
                         .collect();
                     let (child, writes) = subtree(at, &leaves).unwrap();
                     assert_eq!(child, *summary, "subtree {index} at depth {depth}");
-                    rebuilt.extend(writes.into_iter().map(|(k, p)| (k, p.unwrap())));
+                    rebuilt.extend(writes);
                 }
                 // The rebuilt pages are exactly the stored ones.
                 assert_eq!(rebuilt, tree.0, "{count} leaves at depth {depth}");

@@ -24,8 +24,8 @@ pub(crate) struct Pending {
     changes: StateChanges,
     tree_writes: PageWrites,
     new_leaves: NewLeaves,
-    /// `tree_writes` by key (`None`: removed).
-    pages: NodeMap<Option<Arc<Page>>>,
+    /// `tree_writes` by key.
+    pages: NodeMap<Arc<Page>>,
 }
 
 /// The write in flight, if any.
@@ -176,7 +176,7 @@ impl PageSource for Ahead<'_> {
             .and_then(|pending| pending.pages.get(key))
         {
             // The block in flight's own tree writes.
-            return Ok(page.clone());
+            return Ok(Some(Arc::clone(page)));
         }
         self.store.page(key)
     }

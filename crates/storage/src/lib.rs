@@ -73,9 +73,10 @@ const META_HEALTH: &[u8] = b"health";
 /// Present once the `tree` family holds pages ([`Page`]); a store made before holds one node
 /// per record and its tree is rebuilt from the state on open.
 const META_TREE_PAGED: &[u8] = b"tree-paged";
-/// Depth at which a store made before pages is rebuilt, one subtree at a time (256 of
-/// them: ~40,000 leaves each at 10 million stamps).
-const REPAGE_SPLIT: u8 = 8;
+/// Depth at which a store made before pages is rebuilt, one subtree at a time (4,096 of
+/// them: ~2,500 leaves each at 10 million stamps; a snapshot chunk's limit of 65,536 is
+/// reached only past ~200 million).
+const REPAGE_SPLIT: u8 = 12;
 /// Writes per batch while the tree is rebuilt.
 const REPAGE_BATCH: usize = 10_000;
 
@@ -370,44 +371,25 @@ impl Store {
         let mut pending = Batch::default();
         let mut count = 0u64;
         for index in 0..1u32 << REPAGE_SPLIT {
-            let at = smt::subtree_key(REPAGE_SPLIT, index);
-            let mut keys: Vec<(Hash, Vec<u8>)> = Vec::new();
-            self.db.scan(
-                CF_LEAVES,
-                at.prefix.as_bytes(),
-                &mut |tree_key, state_key| {
-                    let tree_key =
-                        Hash(tree_key.try_into().map_err(|_| {
-                            StoreError::Corrupt("a leaves key is not a hash".into())
-                        })?);
-                    if smt::subtree_index(&tree_key, REPAGE_SPLIT) != index {
-                        return Ok(false);
-                    }
-                    keys.push((tree_key, state_key.to_vec()));
-                    Ok(true)
-                },
-            )?;
-            let mut leaves = Vec::with_capacity(keys.len());
-            for (tree_key, state_key) in keys {
-                let bytes = self.db.get(CF_STATE, &state_key)?.ok_or_else(|| {
-                    StoreError::Corrupt("a leaves entry has no state value".into())
-                })?;
-                let value: StateValue = codec::decode(&bytes, MAX_VALUE_BYTES)
-                    .map_err(|e| corrupt("state value", e))?;
-                leaves.push((tree_key, value.tree_value()));
-            }
+            // A subtree's entries as a snapshot chunk serves them (the `leaves` index, then
+            // each state value).
+            let chunk = self.snapshot_chunk(REPAGE_SPLIT, index)?;
+            let leaves: Vec<(Hash, Hash)> = chunk
+                .entries
+                .iter()
+                .map(|(key, value)| (key.tree_key(), value.tree_value()))
+                .collect();
             count += leaves.len() as u64;
+            let at = smt::subtree_key(REPAGE_SPLIT, index);
             let (child, pages) = smt::subtree(at, &leaves)?;
             summaries[index as usize] = child;
             if write {
-                for (key, page) in pages.iter().filter_map(|(k, p)| Some((k, p.as_ref()?))) {
-                    pending.put_encoded(CF_TREE, key.to_bytes(), page.as_ref());
-                    if pending.len() >= REPAGE_BATCH {
-                        self.db.write(std::mem::take(&mut pending))?;
-                    }
+                put_pages(&mut pending, &pages);
+                if pending.len() >= REPAGE_BATCH {
+                    self.db.write(std::mem::take(&mut pending))?;
                 }
             }
-            if (index + 1) % 32 == 0 {
+            if (index + 1) % 512 == 0 {
                 tracing::info!(
                     subtrees = index + 1,
                     of = 1u32 << REPAGE_SPLIT,
@@ -419,9 +401,7 @@ impl Store {
         }
         let (root, top) = smt::assemble(REPAGE_SPLIT, &summaries);
         if write {
-            for (key, page) in top.iter().filter_map(|(k, p)| Some((k, p.as_ref()?))) {
-                pending.put_encoded(CF_TREE, key.to_bytes(), page.as_ref());
-            }
+            put_pages(&mut pending, &top);
         }
         Ok((root, count, pending))
     }
@@ -751,7 +731,7 @@ impl Store {
         &self,
         certified: &CertifiedBlock,
         changes: &StateChanges,
-        tree_writes: &[(NodeKey, Option<Arc<Page>>)],
+        tree_writes: &[(NodeKey, Arc<Page>)],
         new_leaves: &[(Hash, StateKey)],
         new_root: Child,
     ) -> Result<Tip, StoreError> {
@@ -850,7 +830,7 @@ impl StateView for Store {
 fn block_batch(
     certified: &CertifiedBlock,
     changes: &StateChanges,
-    tree_writes: &[(NodeKey, Option<Arc<Page>>)],
+    tree_writes: &[(NodeKey, Arc<Page>)],
     new_leaves: &[(Hash, StateKey)],
     new_tip: &Tip,
 ) -> Batch {
@@ -864,12 +844,7 @@ fn block_batch(
     for (tree_key, key) in new_leaves {
         batch.put(CF_LEAVES, tree_key.as_bytes(), key.to_bytes());
     }
-    for (key, node) in tree_writes {
-        match node {
-            Some(page) => batch.put_encoded(CF_TREE, key.to_bytes(), page.as_ref()),
-            None => batch.delete(CF_TREE, key.to_bytes()),
-        }
-    }
+    put_pages(&mut batch, tree_writes);
     for event in &changes.events {
         batch.put_encoded(CF_HISTORY, history_key(&event.stamp, event.seq), event);
         match &event.kind {
@@ -901,16 +876,20 @@ fn block_batch(
 }
 
 /// Writes a committed block's upper tree levels through to the cache.
-fn cache_tree_writes(cache: &mut TreeCache, tree_writes: &[(NodeKey, Option<Arc<Page>>)]) {
+fn cache_tree_writes(cache: &mut TreeCache, tree_writes: &[(NodeKey, Arc<Page>)]) {
     cache.commits += 1;
     for (key, page) in tree_writes
         .iter()
         .filter(|(key, _)| key.depth < CACHED_TREE_DEPTH)
     {
-        match page {
-            Some(page) => cache.pages.insert(*key, Arc::clone(page)),
-            None => cache.pages.remove(key),
-        };
+        cache.pages.insert(*key, Arc::clone(page));
+    }
+}
+
+/// Adds the state tree's page writes to `batch`.
+pub(crate) fn put_pages(batch: &mut Batch, pages: &[(NodeKey, Arc<Page>)]) {
+    for (key, page) in pages {
+        batch.put_encoded(CF_TREE, key.to_bytes(), page.as_ref());
     }
 }
 

@@ -21,7 +21,7 @@ use crate::ledger::{Ledger, LedgerError};
 use crate::{
     CF_BLOCK_INDEX, CF_BLOCKS, CF_HISTORY, CF_HOLDINGS, CF_LEAVES, CF_META, CF_STATE, CF_TREE,
     CF_TX_INDEX, META_BASE, META_IMPORT, META_TIP, Store, StoreError, corrupt, history_key,
-    holding_key,
+    holding_key, put_pages,
 };
 
 /// Deepest split a manifest may use: at most 65,536 subtrees (a ~4 MiB manifest).
@@ -381,11 +381,7 @@ impl Store {
         manifest.verify(&block.block.header)?;
         let mut batch = Batch::default();
         let (_, top) = smt::assemble(manifest.depth, &manifest.summaries);
-        for (key, page) in top {
-            if let Some(page) = page {
-                batch.put(CF_TREE, key.to_bytes(), codec::encode(page.as_ref()));
-            }
-        }
+        put_pages(&mut batch, &top);
         let record = ImportRecord {
             block: block.clone(),
             manifest: manifest.clone(),
@@ -448,11 +444,7 @@ impl Store {
                 batch.put(CF_HOLDINGS, holding_key(owner, stamp), []);
             }
         }
-        for (key, page) in &verified.tree_writes {
-            if let Some(page) = page {
-                batch.put(CF_TREE, key.to_bytes(), codec::encode(page.as_ref()));
-            }
-        }
+        put_pages(&mut batch, &verified.tree_writes);
         batch.put(CF_META, imported_key(verified.chunk.index), []);
         self.db.write(batch)?;
         Ok(())

@@ -419,6 +419,15 @@ fn a_failed_store_read_is_never_a_verdict_on_the_block() {
 }
 
 /// A ledger on a memory backend, with the backend for opening more stores on it.
+/// Commits `setup_blocks` one after the other; returns the first block's time.
+fn produce_setup_blocks(ledger: &Ledger, chain: &TestChain) -> u64 {
+    let time_ms = chain.genesis.genesis_time_ms + 1;
+    for (i, txs) in setup_blocks(chain).into_iter().enumerate() {
+        produce(ledger, chain, txs, time_ms + i as u64);
+    }
+    time_ms
+}
+
 fn memory_ledger(chain: &TestChain) -> (std::sync::Arc<dyn cachet_storage::Backend>, Ledger) {
     let backend: std::sync::Arc<dyn cachet_storage::Backend> =
         std::sync::Arc::new(cachet_storage::MemoryBackend::new());
@@ -501,10 +510,7 @@ fn the_leaves_index_holds_every_state_key_once_though_only_new_keys_are_written(
     // key, which snapshot chunks read, must name exactly the keys of the state.
     let chain = TestChain::new(1);
     let (backend, ledger) = memory_ledger(&chain);
-    let time_ms = chain.genesis.genesis_time_ms + 1;
-    for (i, txs) in setup_blocks(&chain).into_iter().enumerate() {
-        produce(&ledger, &chain, txs, time_ms + i as u64);
-    }
+    produce_setup_blocks(&ledger, &chain);
     let scan = |family| {
         let mut entries = Vec::new();
         backend
@@ -549,10 +555,7 @@ fn a_store_made_before_tree_pages_is_rebuilt_in_pages_on_open() {
     use cachet_storage::{Batch, Family};
     let chain = TestChain::new(1);
     let (backend, ledger) = memory_ledger(&chain);
-    let time_ms = chain.genesis.genesis_time_ms + 1;
-    for (i, txs) in setup_blocks(&chain).into_iter().enumerate() {
-        produce(&ledger, &chain, txs, time_ms + i as u64);
-    }
+    let time_ms = produce_setup_blocks(&ledger, &chain);
     let tip = ledger.store().tip().unwrap();
     let pages = records(backend.as_ref(), Family::Tree);
     assert!(pages.len() > 1, "{} pages", pages.len());
@@ -622,11 +625,7 @@ fn a_corrupt_tree_node_is_refused_every_time_though_the_cache_holds_it() {
     // the tree cache.
     let chain = TestChain::new(1);
     let (backend, ledger) = memory_ledger(&chain);
-    let blocks = setup_blocks(&chain);
-    let time_ms = chain.genesis.genesis_time_ms + 1;
-    for (i, txs) in blocks.into_iter().enumerate() {
-        produce(&ledger, &chain, txs, time_ms + i as u64);
-    }
+    produce_setup_blocks(&ledger, &chain);
     drop(ledger);
     let root_key = [0u8; 33];
     let mut bytes = backend
