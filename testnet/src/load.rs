@@ -360,28 +360,30 @@ pub async fn load(dir: &Path, options: &LoadOptions) -> Result<LoadReport> {
                 .flat_map(|round| mine.iter().map(move |c| (round, *c)))
                 .filter_map(|(round, c)| queues[c].get(round).map(|tx| (tx, c % validators, round)))
                 .collect();
-            // Paced workers start spread over one batch's interval, not all at once.
-            let mut next = Instant::now()
-                + pace.map_or(Duration::ZERO, |pace| {
-                    pace * batch as u32 * w as u32 / workers as u32
-                });
             // A request goes to one node and holds one round: distinct collectors, never
             // two nonces of one signer (the other nodes get them by gossip, whose batches
             // may arrive out of order or be dropped when a node is overloaded, and a gap
             // waits for the regossip).
-            for group in sequence.chunk_by(|a, b| a.1 == b.1 && a.2 == b.2) {
-                for chunk in group.chunks(batch) {
-                    if let Some(pace) = pace {
-                        tokio::time::sleep_until(next.into()).await;
-                        next += pace * chunk.len() as u32;
-                    }
-                    let at = Instant::now();
-                    let txs: Vec<&SignedTx> = chunk.iter().map(|(tx, _, _)| *tx).collect();
-                    submit_many(&clients[chunk[0].1], &txs).await?;
-                    let mut map = submitted.lock().unwrap_or_else(|p| p.into_inner());
-                    for tx in txs {
-                        map.insert(tx.id(), at);
-                    }
+            let requests: Vec<&[(&SignedTx, usize, usize)]> = sequence
+                .chunk_by(|a, b| a.1 == b.1 && a.2 == b.2)
+                .flat_map(|group| group.chunks(batch))
+                .collect();
+            // Paced workers start spread over one request's interval, not all at once.
+            let mut next = Instant::now()
+                + pace.map_or(Duration::ZERO, |pace| {
+                    stagger(pace, sequence.len(), requests.len(), w, workers)
+                });
+            for chunk in requests {
+                if let Some(pace) = pace {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += pace * chunk.len() as u32;
+                }
+                let at = Instant::now();
+                let txs: Vec<&SignedTx> = chunk.iter().map(|(tx, _, _)| *tx).collect();
+                submit_many(&clients[chunk[0].1], &txs).await?;
+                let mut map = submitted.lock().unwrap_or_else(|p| p.into_inner());
+                for tx in txs {
+                    map.insert(tx.id(), at);
                 }
             }
             Ok::<(), anyhow::Error>(())
@@ -445,6 +447,23 @@ pub async fn load(dir: &Path, options: &LoadOptions) -> Result<LoadReport> {
         height,
         state_root,
     })
+}
+
+/// When paced worker `w` of `workers` sends its first request: the workers spread over the
+/// interval of one of their requests (`transfers` in `requests`, each worker sending one
+/// transfer per `pace`), so the load is even from the start. Requests hold fewer transfers
+/// than the batch allows when a worker has few collectors per node, so the spread follows
+/// the requests' real size: spread over a full batch's interval, a run of a few seconds
+/// would spend most of it starting.
+fn stagger(
+    pace: Duration,
+    transfers: usize,
+    requests: usize,
+    w: usize,
+    workers: usize,
+) -> Duration {
+    let per_request = transfers.div_ceil(requests.max(1)) as u32;
+    pace * per_request * w as u32 / workers.max(1) as u32
 }
 
 /// Waits (bounded) until every node reports the same height and state root.
@@ -514,5 +533,20 @@ mod tests {
         }
         .bench_row(Some(5_000));
         assert!(behind.ends_with("| 62% | missed |"), "{behind}");
+    }
+
+    #[test]
+    fn paced_workers_start_within_one_request_interval() {
+        // 256 workers at 5,000/s: one transfer per worker every 51.2 ms. A worker with ~8
+        // collectors over 4 nodes sends requests of ~2 transfers, so the last worker starts
+        // ~102 ms in (spread over a 64-transfer batch it started 3.3 s in, and a 4 s run
+        // reached only ~3,000/s of its pace).
+        let pace = Duration::from_secs_f64(256.0 / 5_000.0);
+        assert_eq!(stagger(pace, 78, 39, 0, 256), Duration::ZERO);
+        let last = stagger(pace, 78, 39, 255, 256);
+        assert!(last < pace * 2 && last > pace, "{last:?}");
+        // Full batches spread over a full batch's interval; nothing to send spreads nothing.
+        assert_eq!(stagger(pace, 640, 10, 128, 256), pace * 32);
+        assert_eq!(stagger(pace, 0, 0, 5, 256), Duration::ZERO);
     }
 }
