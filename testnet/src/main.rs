@@ -148,13 +148,17 @@ enum Cmd {
         /// Collectors signing them.
         #[arg(long, default_value_t = 2_000)]
         collectors: usize,
-        /// Submissions in flight.
-        #[arg(long, default_value_t = 256)]
+        /// Submitters, each with a request in flight. Each owns collectors / concurrency
+        /// collectors, spread over the validators, so the default sends requests of about
+        /// 2,000 / 64 / 4 = 8 transfers to a 4-validator testnet; 256 would send about 2,
+        /// and the nodes' per-request cost (HTTP, a batch verification of two signatures)
+        /// then takes the CPU the transfers need (README, "Benchmarks").
+        #[arg(long, default_value_t = 64)]
         concurrency: usize,
-        /// Transfers per request: 1 posts each alone (`POST /v1/tx`); more are sent
+        /// Transfers per request at most: 1 posts each alone (`POST /v1/tx`); more are sent
         /// together (`POST /v1/txs`, at most 1000), checked by the node in one batch. A
-        /// request holds one transfer of each of a submitter's collectors at most
-        /// (collectors / concurrency of them), never two nonces of one signer.
+        /// request goes to one validator and holds at most one transfer of each of the
+        /// submitter's collectors that send to it, never two nonces of one signer.
         #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1000))]
         batch: u64,
         /// Target rate in transfers/s [default: as fast as the nodes accept].
