@@ -27,29 +27,58 @@ pub fn max_tx_batch_bytes(node: &Node) -> usize {
 /// Gossiped transaction batches waiting to be checked; more are dropped unjudged.
 const TX_BATCH_QUEUE: usize = 256;
 
-/// Checks gossiped transaction batches one at a time, in the order they came (so a signer's
-/// consecutive nonces are not refused out of order), apart from the dispatcher so that
-/// consensus messages never wait behind signature checks.
+/// Most bytes of gossiped batches checked together: those that queued while the last were
+/// checked, up to this (at least one batch).
+const TX_BATCHES_CHECKED_TOGETHER_BYTES: usize = 2 << 20;
+
+/// Checks gossiped transaction batches in the order they came (so a signer's consecutive
+/// nonces are not refused out of order), apart from the dispatcher so that consensus
+/// messages never wait behind signature checks. The batches that queued while the last
+/// were checked are checked together (`Chain::admit_batches`): under load, one batch
+/// verification of hundreds of signatures instead of many of a few.
 async fn check_tx_batches(
     node: Arc<Node>,
     net: NetworkHandle,
     mut batches: mpsc::Receiver<(Vec<u8>, MessageId, Peer)>,
 ) {
-    while let Some((data, id, from)) = batches.recv().await {
+    while let Some(first) = batches.recv().await {
+        let mut bytes = first.0.len();
+        let mut group = vec![first];
+        while bytes < TX_BATCHES_CHECKED_TOGETHER_BYTES {
+            let Ok(next) = batches.try_recv() else { break };
+            bytes += next.0.len();
+            group.push(next);
+        }
+        let (data, senders): (Vec<Vec<u8>>, Vec<(MessageId, Peer)>) = group
+            .into_iter()
+            .map(|(data, id, from)| (data, (id, from)))
+            .unzip();
         let worker = node.clone();
-        let verdict = tokio::task::spawn_blocking(move || {
-            match open_tx_envelope(&data, max_tx_batch_bytes(&worker)) {
-                Some(txs) => match worker.chain().admit_batch(&txs, mono_ms()) {
-                    BatchVerdict::Accept => Verdict::Accept,
-                    BatchVerdict::Reject => Verdict::Reject,
-                    BatchVerdict::Ignore => Verdict::Ignore,
-                },
-                None => Verdict::Reject,
-            }
+        let verdicts = tokio::task::spawn_blocking(move || {
+            let limit = max_tx_batch_bytes(&worker);
+            let opened: Vec<Option<Vec<Vec<u8>>>> = data
+                .iter()
+                .map(|data| open_tx_envelope(data, limit))
+                .collect();
+            let well_formed: Vec<&[Vec<u8>]> = opened.iter().flatten().map(Vec::as_slice).collect();
+            let mut judged = worker
+                .chain()
+                .admit_batches(&well_formed, mono_ms())
+                .into_iter();
+            opened
+                .iter()
+                .map(|txs| match txs.as_ref().and(judged.next()) {
+                    Some(BatchVerdict::Accept) => Verdict::Accept,
+                    Some(BatchVerdict::Reject) | None => Verdict::Reject,
+                    Some(BatchVerdict::Ignore) => Verdict::Ignore,
+                })
+                .collect()
         })
         .await
-        .unwrap_or(Verdict::Ignore);
-        net.send(Command::Validated { id, from, verdict });
+        .unwrap_or_else(|_| vec![Verdict::Ignore; senders.len()]);
+        for ((id, from), verdict) in senders.into_iter().zip(verdicts) {
+            net.send(Command::Validated { id, from, verdict });
+        }
     }
 }
 

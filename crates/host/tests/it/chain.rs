@@ -91,6 +91,52 @@ fn gossiped_batches_are_judged_for_the_gossip_layer() {
 }
 
 #[test]
+fn gossiped_batches_checked_together_are_judged_one_by_one() {
+    let mut fixture = Fixture::new();
+    let Fixture {
+        chain,
+        node,
+        factory,
+        ..
+    } = &mut fixture;
+    let txs: Vec<SignedTx> = (1..=5)
+        .map(|n| create(factory, chain, &format!("AT-2026-00{n}")))
+        .collect();
+    // A batch with one forged signature among good batches: the whole verification fails,
+    // and each batch is then checked alone; a malformed one and an empty one beside them.
+    let mut forged = txs[3].clone();
+    forged.signature = txs[0].signature;
+    let (good, forged, garbage, later) = (
+        batch(&txs[..2]),
+        batch(&[txs[2].clone(), forged]),
+        vec![b"garbage".to_vec()],
+        batch(&txs[2..3]),
+    );
+    let verdicts = node.admit_batches(&[&good, &forged, &garbage, &[], &later], 0);
+    assert_eq!(
+        verdicts,
+        [
+            BatchVerdict::Accept,
+            BatchVerdict::Reject,
+            BatchVerdict::Reject,
+            BatchVerdict::Accept,
+            BatchVerdict::Accept
+        ]
+    );
+    // The good batches' transactions are admitted in order (consecutive nonces of one
+    // signer across batches); nothing of the condemned batch is, though its first
+    // transaction also came in a later good batch.
+    for tx in &txs[..3] {
+        assert_eq!(node.status(&tx.id()).unwrap(), Status::Pending);
+    }
+    assert_eq!(node.counters().mempool_size, 3);
+    // All good together: one verification, every batch accepted and admitted.
+    let verdicts = node.admit_batches(&[&batch(&txs[3..4]), &batch(&txs[4..])], 0);
+    assert_eq!(verdicts, [BatchVerdict::Accept, BatchVerdict::Accept]);
+    assert_eq!(node.counters().mempool_size, 5);
+}
+
+#[test]
 fn a_copy_with_other_cosigners_cannot_take_the_authors_nonce() {
     // TestChain's operators: AT-POST (issuer 0) and DE-POST (issuer 1), ...
     let mut fixture = Fixture::new();
