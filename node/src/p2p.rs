@@ -61,18 +61,8 @@ async fn check_tx_batches(
                 .map(|data| open_tx_envelope(data, limit))
                 .collect();
             let well_formed: Vec<&[Vec<u8>]> = opened.iter().flatten().map(Vec::as_slice).collect();
-            let mut judged = worker
-                .chain()
-                .admit_batches(&well_formed, mono_ms())
-                .into_iter();
-            opened
-                .iter()
-                .map(|txs| match txs.as_ref().and(judged.next()) {
-                    Some(BatchVerdict::Accept) => Verdict::Accept,
-                    Some(BatchVerdict::Reject) | None => Verdict::Reject,
-                    Some(BatchVerdict::Ignore) => Verdict::Ignore,
-                })
-                .collect()
+            let judged = worker.chain().admit_batches(&well_formed, mono_ms());
+            verdicts(&opened, judged)
         })
         .await
         .unwrap_or_else(|_| vec![Verdict::Ignore; senders.len()]);
@@ -80,6 +70,21 @@ async fn check_tx_batches(
             net.send(Command::Validated { id, from, verdict });
         }
     }
+}
+
+/// The gossip layer's verdict on each message of a group: `Reject` for one whose envelope
+/// did not open, else the host's verdict on its batch (`judged` holds one per opened
+/// envelope, in order).
+fn verdicts<T>(opened: &[Option<T>], judged: Vec<BatchVerdict>) -> Vec<Verdict> {
+    let mut judged = judged.into_iter();
+    opened
+        .iter()
+        .map(|txs| match txs.as_ref().map(|_| judged.next()) {
+            Some(Some(BatchVerdict::Accept)) => Verdict::Accept,
+            Some(Some(BatchVerdict::Ignore)) => Verdict::Ignore,
+            Some(Some(BatchVerdict::Reject)) | Some(None) | None => Verdict::Reject,
+        })
+        .collect()
 }
 
 /// What state sync needs of the network glue: the snapshots to serve, and where the
@@ -272,5 +277,38 @@ pub async fn wake_consensus(
         }
         // A full queue already holds work for the thread to look at.
         offer(&inputs, Input::Work);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_message_gets_its_own_batchs_verdict() {
+        // A message whose envelope did not open is rejected and takes no verdict of the
+        // host's: the next message still gets its own (an honest peer's batch after a bad
+        // envelope was once rejected in its place).
+        let opened = [Some(()), None, Some(()), Some(()), None];
+        let judged = vec![
+            BatchVerdict::Accept,
+            BatchVerdict::Ignore,
+            BatchVerdict::Reject,
+        ];
+        assert_eq!(
+            verdicts(&opened, judged),
+            [
+                Verdict::Accept,
+                Verdict::Reject,
+                Verdict::Ignore,
+                Verdict::Reject,
+                Verdict::Reject
+            ]
+        );
+        let opened = [None, Some(())];
+        assert_eq!(
+            verdicts(&opened, vec![BatchVerdict::Accept]),
+            [Verdict::Reject, Verdict::Accept]
+        );
     }
 }

@@ -395,17 +395,22 @@ impl Chain {
         self.checked(fresh.iter().flatten().map(signatures).sum());
         let chain_id = self.ledger.store().chain_id();
         let all: Vec<SignedTx> = fresh.iter().flatten().cloned().collect();
-        let verified: Vec<Option<Vec<VerifiedTx>>> =
-            match cachet_types::verify_parallel(&chain_id, all) {
-                Ok(mut verified) => fresh
-                    .iter()
-                    .map(|txs| Some(verified.drain(..txs.len()).collect()))
-                    .collect(),
-                Err(_) => fresh
+        let verified: Vec<Option<Vec<VerifiedTx>>> = match cachet_types::verify_all(&chain_id, all)
+        {
+            Ok(mut verified) => fresh
+                .iter()
+                .map(|txs| Some(verified.drain(..txs.len()).collect()))
+                .collect(),
+            // Some batch is bad: each is checked alone. A bad one costs the others a second
+            // batch verification, and its sender the gossip layer's penalty.
+            Err(_) => {
+                self.checked(fresh.iter().flatten().map(signatures).sum());
+                fresh
                     .into_iter()
                     .map(|txs| cachet_types::verify_parallel(&chain_id, txs).ok())
-                    .collect(),
-            };
+                    .collect()
+            }
+        };
         for (verdict, verified) in verdicts.iter_mut().zip(verified) {
             match verified {
                 Some(verified) if *verdict == BatchVerdict::Accept => {

@@ -24,8 +24,8 @@ pub use ids::{CountryCode, CurrencyCode, IdError, IssueId, OperatorId, StampId};
 pub use keys::{Address, BatchVerifier, PublicKey, Signature, SignatureError, SigningKey, os_rng};
 pub use tx::{
     CoIssuer, Cosignature, Deadline, FaceValue, FreezeReason, IssueRecord, MIN_PARALLEL_CHUNK,
-    MembershipChange, SignedTx, SwapLeg, TxBody, TxCheckError, Variant, VerifiedTx, verify_batch,
-    verify_each, verify_parallel,
+    MembershipChange, SignedTx, SwapLeg, TxBody, TxCheckError, Variant, VerifiedTx, verify_all,
+    verify_batch, verify_each, verify_parallel,
 };
 
 /// Re-exported so callers of the batch verifier can pass an OS random source.

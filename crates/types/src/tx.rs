@@ -742,6 +742,25 @@ pub fn verify_batch<R: rand_core::CryptoRng>(
     txs: Vec<SignedTx>,
     rng: R,
 ) -> Result<Vec<VerifiedTx>, (usize, TxCheckError)> {
+    if batch_holds(chain_id, &txs, rng)? {
+        return Ok(txs.into_iter().map(VerifiedTx::new_unchecked).collect());
+    }
+    // The batch failed: find the culprit one by one (same rule, so one must fail).
+    for (index, tx) in txs.iter().enumerate() {
+        if let Err(error) = tx.clone().verify(chain_id) {
+            return Err((index, error));
+        }
+    }
+    Err((0, TxCheckError::Signature(SignatureError::BadSignature)))
+}
+
+/// The stateless checks of every transaction (the first failure, by index), then whether
+/// all their signatures hold, in one batch verification.
+fn batch_holds<R: rand_core::CryptoRng>(
+    chain_id: &Hash,
+    txs: &[SignedTx],
+    rng: R,
+) -> Result<bool, (usize, TxCheckError)> {
     let mut batch = BatchVerifier::new();
     let mut messages = Vec::with_capacity(txs.len());
     for (index, tx) in txs.iter().enumerate() {
@@ -757,16 +776,41 @@ pub fn verify_batch<R: rand_core::CryptoRng>(
             }
         }
     }
-    if batch.verify(rng).is_ok() {
-        return Ok(txs.into_iter().map(VerifiedTx::new_unchecked).collect());
+    Ok(batch.verify(rng).is_ok())
+}
+
+/// Checks `txs` as [`verify_parallel`] does, but when any fails does not look for which:
+/// `Err` gives them back unjudged. For transactions from several sources checked together,
+/// where a failure is followed by checking each source's alone (the search of a large
+/// batch one by one would cost far more than that).
+pub fn verify_all(chain_id: &Hash, txs: Vec<SignedTx>) -> Result<Vec<VerifiedTx>, Vec<SignedTx>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = txs.len().div_ceil(threads).max(MIN_PARALLEL_CHUNK);
+    let holds = |txs: &[SignedTx]| matches!(batch_holds(chain_id, txs, crate::os_rng()), Ok(true));
+    let all_hold = if txs.len() <= chunk {
+        holds(&txs)
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = txs
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || holds(part)))
+                .collect();
+            let mut all = true;
+            for handle in handles {
+                match handle.join() {
+                    Ok(held) => all &= held,
+                    // Verification does not panic on any input; a panic is a bug: pass it on.
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            all
+        })
+    };
+    if all_hold {
+        Ok(txs.into_iter().map(VerifiedTx::new_unchecked).collect())
+    } else {
+        Err(txs)
     }
-    // The batch failed: find the culprit one by one (same rule, so one must fail).
-    for (index, tx) in txs.iter().enumerate() {
-        if let Err(error) = tx.clone().verify(chain_id) {
-            return Err((index, error));
-        }
-    }
-    Err((0, TxCheckError::Signature(SignatureError::BadSignature)))
 }
 
 /// Fewest transactions worth a thread of their own in [`verify_parallel`].

@@ -407,9 +407,25 @@ fn parallel_verification_keeps_order_and_names_the_bad_transaction_anywhere() {
     );
     short[9].signature = signer.sign(b"x");
     assert_eq!(
-        cachet_types::verify_parallel(&chain, short).unwrap_err().0,
+        cachet_types::verify_parallel(&chain, short.clone())
+            .unwrap_err()
+            .0,
         9
     );
+    // Checked all or nothing: every one verified in order, or all given back unjudged,
+    // with a bad one in any chunk, or a stateless fault (another chain's transaction).
+    let verified = cachet_types::verify_all(&chain, txs.clone()).unwrap();
+    assert!(verified.iter().map(|v| v.tx()).eq(txs.iter()));
+    for bad in [0, cachet_types::MIN_PARALLEL_CHUNK + 5, 699] {
+        let mut broken = txs.clone();
+        broken[bad].signature = signer.sign(b"something else");
+        assert_eq!(
+            cachet_types::verify_all(&chain, broken.clone()),
+            Err(broken)
+        );
+    }
+    assert_eq!(cachet_types::verify_all(&chain, short.clone()), Err(short));
+    assert!(cachet_types::verify_all(&Hash::ZERO, txs[..3].to_vec()).is_err());
 }
 
 #[test]
