@@ -167,6 +167,15 @@ pub struct PeerView {
     pub ahead_message: Option<(u64, u64)>,
 }
 
+/// `items` cut into consecutive runs of `sizes` (which sum to its length).
+fn split<T>(items: Vec<T>, sizes: &[usize]) -> Vec<Vec<T>> {
+    let mut items = items.into_iter();
+    sizes
+        .iter()
+        .map(|&size| items.by_ref().take(size).collect())
+        .collect()
+}
+
 /// The signatures of a certified block: its certificate's and its transactions'.
 fn all_signatures(certified: &CertifiedBlock) -> u64 {
     certified.certificate.signatures.len() as u64
@@ -394,23 +403,20 @@ impl Chain {
         // (ZIP-215: batch and single checks agree).
         self.checked(fresh.iter().flatten().map(signatures).sum());
         let chain_id = self.ledger.store().chain_id();
-        let all: Vec<SignedTx> = fresh.iter().flatten().cloned().collect();
-        let verified: Vec<Option<Vec<VerifiedTx>>> = match cachet_types::verify_all(&chain_id, all)
-        {
-            Ok(mut verified) => fresh
-                .iter()
-                .map(|txs| Some(verified.drain(..txs.len()).collect()))
-                .collect(),
-            // Some batch is bad: each is checked alone. A bad one costs the others a second
-            // batch verification, and its sender the gossip layer's penalty.
-            Err(_) => {
-                self.checked(fresh.iter().flatten().map(signatures).sum());
-                fresh
-                    .into_iter()
-                    .map(|txs| cachet_types::verify_parallel(&chain_id, txs).ok())
-                    .collect()
-            }
-        };
+        let sizes: Vec<usize> = fresh.iter().map(Vec::len).collect();
+        let verified: Vec<Option<Vec<VerifiedTx>>> =
+            match cachet_types::verify_all(&chain_id, fresh.into_iter().flatten().collect()) {
+                Ok(verified) => split(verified, &sizes).into_iter().map(Some).collect(),
+                // Some batch is bad: each is checked alone. A bad one costs the others a
+                // second batch verification, and its sender the gossip layer's penalty.
+                Err(unjudged) => {
+                    self.checked(unjudged.iter().map(signatures).sum());
+                    split(unjudged, &sizes)
+                        .into_iter()
+                        .map(|txs| cachet_types::verify_parallel(&chain_id, txs).ok())
+                        .collect()
+                }
+            };
         for (verdict, verified) in verdicts.iter_mut().zip(verified) {
             match verified {
                 Some(verified) if *verdict == BatchVerdict::Accept => {

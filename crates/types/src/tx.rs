@@ -742,10 +742,20 @@ pub fn verify_batch<R: rand_core::CryptoRng>(
     txs: Vec<SignedTx>,
     rng: R,
 ) -> Result<Vec<VerifiedTx>, (usize, TxCheckError)> {
-    if batch_holds(chain_id, &txs, rng)? {
-        return Ok(txs.into_iter().map(VerifiedTx::new_unchecked).collect());
+    first_bad(chain_id, &txs, rng)?;
+    Ok(txs.into_iter().map(VerifiedTx::new_unchecked).collect())
+}
+
+/// The first bad transaction of `txs`, by index: the stateless checks, then one batch
+/// verification, and only if that fails a search one by one (same rule, so one must fail).
+fn first_bad<R: rand_core::CryptoRng>(
+    chain_id: &Hash,
+    txs: &[SignedTx],
+    rng: R,
+) -> Result<(), (usize, TxCheckError)> {
+    if batch_holds(chain_id, txs, rng)? {
+        return Ok(());
     }
-    // The batch failed: find the culprit one by one (same rule, so one must fail).
     for (index, tx) in txs.iter().enumerate() {
         if let Err(error) = tx.clone().verify(chain_id) {
             return Err((index, error));
@@ -779,42 +789,38 @@ fn batch_holds<R: rand_core::CryptoRng>(
     Ok(batch.verify(rng).is_ok())
 }
 
-/// Checks `txs` as [`verify_parallel`] does, but when any fails does not look for which:
-/// `Err` gives them back unjudged. For transactions from several sources checked together,
-/// where a failure is followed by checking each source's alone (the search of a large
-/// batch one by one would cost far more than that).
-pub fn verify_all(chain_id: &Hash, txs: Vec<SignedTx>) -> Result<Vec<VerifiedTx>, Vec<SignedTx>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = txs.len().div_ceil(threads).max(MIN_PARALLEL_CHUNK);
-    let holds = |txs: &[SignedTx]| matches!(batch_holds(chain_id, txs, crate::os_rng()), Ok(true));
-    let all_hold = if txs.len() <= chunk {
-        holds(&txs)
-    } else {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = txs
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || holds(part)))
-                .collect();
-            let mut all = true;
-            for handle in handles {
-                match handle.join() {
-                    Ok(held) => all &= held,
-                    // Verification does not panic on any input; a panic is a bug: pass it on.
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-            all
-        })
-    };
-    if all_hold {
-        Ok(txs.into_iter().map(VerifiedTx::new_unchecked).collect())
-    } else {
-        Err(txs)
-    }
-}
-
 /// Fewest transactions worth a thread of their own in [`verify_parallel`].
 pub const MIN_PARALLEL_CHUNK: usize = 256;
+
+/// `check` run on `txs` split into one chunk per core (at least `MIN_PARALLEL_CHUNK` each),
+/// each on a thread of its own (a single chunk on the calling thread); each chunk's result
+/// with the chunk's first index, in order.
+fn in_chunks<T: Send>(
+    txs: &[SignedTx],
+    check: impl Fn(&[SignedTx]) -> T + Sync,
+) -> Vec<(usize, T)> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = txs.len().div_ceil(threads).max(MIN_PARALLEL_CHUNK);
+    if txs.len() <= chunk {
+        return vec![(0, check(txs))];
+    }
+    let check = &check;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = txs
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || check(part)))
+            .collect();
+        handles
+            .into_iter()
+            .enumerate()
+            .map(|(number, handle)| match handle.join() {
+                Ok(result) => (number * chunk, result),
+                // Verification does not panic on any input; a panic is a bug: pass it on.
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
 
 /// [`verify_batch`] on every core: one batch per thread, fresh random scalars in each (the
 /// verdict does not depend on them). Up to `MIN_PARALLEL_CHUNK` transactions it runs on the
@@ -824,43 +830,32 @@ pub fn verify_parallel(
     chain_id: &Hash,
     txs: Vec<SignedTx>,
 ) -> Result<Vec<VerifiedTx>, (usize, TxCheckError)> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = txs.len().div_ceil(threads).max(MIN_PARALLEL_CHUNK);
-    if txs.len() <= chunk {
-        return verify_batch(chain_id, txs, crate::os_rng());
+    for (offset, checked) in in_chunks(&txs, |part| first_bad(chain_id, part, crate::os_rng())) {
+        checked.map_err(|(index, error)| (offset + index, error))?;
     }
-    let mut chunks = Vec::new();
-    let mut rest = txs;
-    while rest.len() > chunk {
-        let tail = rest.split_off(chunk);
-        chunks.push(rest);
-        rest = tail;
+    Ok(txs.into_iter().map(VerifiedTx::new_unchecked).collect())
+}
+
+/// Checks `txs` as [`verify_parallel`] does, but when any fails does not look for which:
+/// `Err` gives them back unjudged. For a caller that then judges them in groups or one by
+/// one (the search of a large batch one by one would cost far more than that).
+pub fn verify_all(chain_id: &Hash, txs: Vec<SignedTx>) -> Result<Vec<VerifiedTx>, Vec<SignedTx>> {
+    let held = in_chunks(&txs, |part| {
+        matches!(batch_holds(chain_id, part, crate::os_rng()), Ok(true))
+    });
+    if held.iter().all(|(_, holds)| *holds) {
+        Ok(txs.into_iter().map(VerifiedTx::new_unchecked).collect())
+    } else {
+        Err(txs)
     }
-    chunks.push(rest);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| scope.spawn(move || verify_batch(chain_id, chunk, crate::os_rng())))
-            .collect();
-        let mut out = Vec::new();
-        for (number, handle) in handles.into_iter().enumerate() {
-            match handle.join() {
-                Ok(Ok(verified)) => out.extend(verified),
-                Ok(Err((index, error))) => return Err((number * chunk + index, error)),
-                // Verification does not panic on any input; a panic is a bug: pass it on.
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        Ok(out)
-    })
 }
 
 /// Every transaction's own verdict, for a client's batch in which some may be bad: one
-/// [`verify_parallel`] when all are good (the usual case), otherwise each checked on its own
+/// [`verify_all`] when all are good (the usual case), otherwise each checked on its own
 /// (linear: a batch of bad signatures costs its singles, never a search).
 pub fn verify_each(chain_id: &Hash, txs: Vec<SignedTx>) -> Vec<Result<VerifiedTx, TxCheckError>> {
-    match verify_parallel(chain_id, txs.clone()) {
+    match verify_all(chain_id, txs) {
         Ok(verified) => verified.into_iter().map(Ok).collect(),
-        Err(_) => txs.into_iter().map(|tx| tx.verify(chain_id)).collect(),
+        Err(txs) => txs.into_iter().map(|tx| tx.verify(chain_id)).collect(),
     }
 }
