@@ -45,6 +45,8 @@ pub struct ApiState {
     pub event_clients: Arc<tokio::sync::Semaphore>,
     /// Whether the web explorer is served at `/explorer`.
     pub explorer: bool,
+    /// The queue of clients' submissions, checked together.
+    pub submissions: crate::submit::Submissions,
 }
 
 /// An error answer: status, code, message; always the JSON of `specs/api.md`.
@@ -258,6 +260,14 @@ fn join_error(error: tokio::task::JoinError) -> ApiError {
     )
 }
 
+fn unanswered(_: crate::submit::Unanswered) -> ApiError {
+    ApiError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal".into(),
+        "the submission checker stopped before answering".into(),
+    )
+}
+
 async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
     let node = state.node.clone();
     let text = tokio::task::spawn_blocking(move || node.metrics_registry().render(&node))
@@ -384,12 +394,16 @@ async fn submit_tx(
 ) -> Result<(StatusCode, Json<TxInfo>), ApiError> {
     let Json(body) = body?;
     let bytes = hex::decode(&body.tx).map_err(|_| ApiError::bad_request("tx must be hex"))?;
-    let node = state.node.clone();
-    // Signature checks and a store read: keep them off the async workers.
-    let result = tokio::task::spawn_blocking(move || node.submit(&bytes))
+    // Checked with the other clients' submissions that queued meanwhile.
+    let mut answers = state
+        .submissions
+        .submit(vec![bytes])
         .await
-        .map_err(join_error)?;
-    let (tx_id, status) = result.map_err(submit_error)?;
+        .map_err(unanswered)?;
+    let (tx_id, status) = answers
+        .pop()
+        .expect("one answer per transaction")
+        .map_err(submit_error)?;
     let code = if status == TxStatus::Pending {
         StatusCode::ACCEPTED
     } else {
@@ -446,10 +460,7 @@ async fn submit_txs(
     // Undecodable hex is answered in its place; the rest go to the chain together.
     let decoded: Vec<Option<Vec<u8>>> = body.txs.iter().map(|h| hex::decode(h).ok()).collect();
     let bytes: Vec<Vec<u8>> = decoded.iter().flatten().cloned().collect();
-    let node = state.node.clone();
-    let answers = tokio::task::spawn_blocking(move || node.submit_batch(&bytes))
-        .await
-        .map_err(join_error)?;
+    let answers = state.submissions.submit(bytes).await.map_err(unanswered)?;
     let mut answers = answers.into_iter();
     let mut results = Vec::with_capacity(decoded.len());
     for tx in &decoded {

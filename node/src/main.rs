@@ -15,6 +15,7 @@ mod replica;
 mod server;
 mod setup;
 mod statesync;
+mod submit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -282,6 +283,7 @@ async fn run(options: Options) -> Result<()> {
         ready_max_lag: options.ready_max_lag_blocks,
         event_clients: Arc::new(tokio::sync::Semaphore::new(events::MAX_EVENT_CLIENTS)),
         explorer: !options.no_explorer,
+        submissions: submit::Submissions::start(node.clone()),
     };
     if let Some(listener) = ops_listener {
         let ops = api::ops_router(api::ApiState {

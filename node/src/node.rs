@@ -164,20 +164,22 @@ impl Node {
         self.chain.next_nonce(signer)
     }
 
-    /// Checks and admits transaction bytes from a client; returns the id and its status.
-    /// Admitted transactions are gossiped to the other nodes.
-    pub fn submit(&self, bytes: &[u8]) -> Result<(Hash, TxStatus), SubmitError> {
-        let (id, status) = self.chain.submit(bytes, mono_ms())?;
-        Ok((id, api_status(status)))
-    }
-
-    /// [`Node::submit`] for a client's batch: signatures checked in one parallel batch, then
-    /// each admitted in order; one answer per transaction.
-    pub fn submit_batch(&self, txs: &[Vec<u8>]) -> Vec<Result<(Hash, TxStatus), SubmitError>> {
+    /// Checks and admits several clients' batches of transaction bytes together (see
+    /// `Chain::submit_batches`): one answer list per batch, one answer (the id and its status)
+    /// per transaction. Admitted transactions are gossiped to the other nodes.
+    pub fn submit_batches(
+        &self,
+        batches: &[&[Vec<u8>]],
+    ) -> Vec<Vec<Result<(Hash, TxStatus), SubmitError>>> {
         self.chain
-            .submit_batch(txs, mono_ms())
+            .submit_batches(batches, mono_ms())
             .into_iter()
-            .map(|answer| answer.map(|(id, status)| (id, api_status(status))))
+            .map(|answers| {
+                answers
+                    .into_iter()
+                    .map(|answer| answer.map(|(id, status)| (id, api_status(status))))
+                    .collect()
+            })
             .collect()
     }
 
@@ -261,16 +263,22 @@ mod tests {
             record: issue_record(id, "AT-POST", 10),
         };
         let first = factory.sign(chain.issuer(0), body("AT-2026-001"));
+        let submit = |tx: &cachet_types::SignedTx| {
+            node.submit_batches(&[&[tx.to_bytes()]])
+                .pop()
+                .and_then(|mut answers| answers.pop())
+                .unwrap()
+        };
         let mut changes = node.status_watch();
         changes.mark_unchanged();
-        assert_eq!(node.submit(&first.to_bytes()).unwrap().1, TxStatus::Pending);
+        assert_eq!(submit(&first).unwrap().1, TxStatus::Pending);
         assert!(!changes.has_changed().unwrap());
         assert_eq!(node.chain().take_outbox(), vec![first.to_bytes()]);
         // A refusal remembered for the client wakes long polls and reads as the API's form.
         // Nonce 2 is signed but never sent: nonce 3 leaves a gap.
         factory.sign(chain.issuer(0), body("AT-2026-002"));
         let later = factory.sign(chain.issuer(0), body("AT-2026-003"));
-        assert!(node.submit(&later.to_bytes()).is_err());
+        assert!(submit(&later).is_err());
         assert!(changes.has_changed().unwrap(), "long polls are woken");
         assert!(matches!(
             node.status(&later.id()).unwrap(),

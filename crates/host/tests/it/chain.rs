@@ -352,6 +352,97 @@ fn a_clients_batch_gets_one_answer_per_transaction_in_order() {
 }
 
 #[test]
+fn clients_batches_checked_together_are_answered_each_in_its_own_list() {
+    let mut fixture = Fixture::new();
+    let Fixture {
+        chain,
+        node,
+        factory,
+        ..
+    } = &mut fixture;
+    let at = |factory: &mut TxFactory, id| create(factory, chain, id);
+    let de = |factory: &mut TxFactory, id| {
+        let body = TxBody::CreateIssue {
+            record: issue_record(id, "DE-POST", 10),
+        };
+        factory.sign(chain.issuer(1), body)
+    };
+    // All good, across clients: one verification of every signature, each answered in
+    // its own list; one signer's nonces across two clients' batches admitted in order.
+    let (a1, a2, d1) = (
+        at(factory, "AT-2026-001"),
+        at(factory, "AT-2026-002"),
+        de(factory, "DE-2026-001"),
+    );
+    let before = node.counters().signature_checks;
+    let answers = node.submit_batches(
+        &[
+            &batch(std::slice::from_ref(&a1)),
+            &[],
+            &batch(&[a2.clone(), d1.clone(), a1.clone()]),
+        ],
+        0,
+    );
+    assert_eq!(answers.iter().map(Vec::len).collect::<Vec<_>>(), [1, 0, 3]);
+    assert!(matches!(answers[0][0], Ok((id, Status::Pending)) if id == a1.id()));
+    assert!(matches!(answers[2][0], Ok((id, Status::Pending)) if id == a2.id()));
+    assert!(matches!(answers[2][1], Ok((id, Status::Pending)) if id == d1.id()));
+    // A repeat of another client's transaction reads as pending, and is gossiped once.
+    assert!(matches!(answers[2][2], Ok((id, Status::Pending)) if id == a1.id()));
+    assert_eq!(node.counters().signature_checks - before, 4);
+    assert_eq!(node.take_outbox(), batch(&[a1, a2, d1]));
+    // One client's forged signature is answered to it alone; the others are admitted.
+    let (a3, d2) = (at(factory, "AT-2026-003"), de(factory, "DE-2026-002"));
+    let mut forged = de(factory, "DE-2026-003");
+    forged.signature = d2.signature;
+    let before = node.counters().signature_checks;
+    let answers = node.submit_batches(
+        &[
+            &batch(std::slice::from_ref(&a3)),
+            &batch(&[d2.clone(), forged]),
+            &[b"garbage".to_vec()],
+        ],
+        0,
+    );
+    assert!(matches!(answers[0][0], Ok((id, Status::Pending)) if id == a3.id()));
+    assert!(matches!(answers[1][0], Ok((id, Status::Pending)) if id == d2.id()));
+    assert!(
+        matches!(&answers[1][1], Err(SubmitError::Rejected(reason)) if reason.code() == "bad_signature"),
+        "{:?}",
+        answers[1][1]
+    );
+    assert!(matches!(
+        answers[2][0],
+        Err(SubmitError::Rejected(Rejection::Malformed(_)))
+    ));
+    // Together (3), then each batch again (3), then the bad batch's two one by one.
+    assert_eq!(node.counters().signature_checks - before, 3 + 3 + 2);
+    // One client alone with a bad signature: checked together, then one by one.
+    // (DE's nonce 3 is free: the forged copy did not take it.)
+    let d3 = SignedTx::sign(
+        chain.chain_id,
+        chain.issuer(1),
+        3,
+        TxBody::CreateIssue {
+            record: issue_record("DE-2026-004", "DE-POST", 10),
+        },
+    );
+    let a4 = at(factory, "AT-2026-004");
+    let mut forged = at(factory, "AT-2026-005");
+    forged.signature = a4.signature;
+    let before = node.counters().signature_checks;
+    let answers = node.submit_batches(&[&batch(&[a4.clone(), forged, d3.clone()]), &[]], 0);
+    assert!(matches!(answers[0][0], Ok((id, Status::Pending)) if id == a4.id()));
+    assert!(
+        matches!(&answers[0][1], Err(SubmitError::Rejected(reason)) if reason.code() == "bad_signature")
+    );
+    assert!(matches!(answers[0][2], Ok((id, Status::Pending)) if id == d3.id()));
+    assert_eq!(node.counters().signature_checks - before, 3 + 3);
+    assert_eq!(node.take_outbox(), batch(&[a3, d2, a4, d3]));
+    assert_eq!(node.counters().mempool_size, 7);
+}
+
+#[test]
 fn a_transaction_refused_here_but_final_later_reports_final() {
     let mut fixture = Fixture::new();
     let Fixture {
