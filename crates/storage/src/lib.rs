@@ -68,6 +68,9 @@ const META_BASE: &[u8] = b"base";
 const META_IMPORT: &[u8] = b"import";
 /// Present once `leaves` indexes every state key (stores made before it are indexed on open).
 const META_LEAVES_INDEXED: &[u8] = b"leaves-indexed";
+
+/// State keys indexed per write when a store made before the tree-key index is indexed.
+pub const LEAF_INDEX_RUN: usize = 10_000;
 /// Written by health checks: proves the store takes a synced write. Not ledger data.
 const META_HEALTH: &[u8] = b"health";
 /// Present once the `tree` family holds pages ([`Page`]); a store made before holds one node
@@ -307,30 +310,39 @@ impl Store {
         Ok(store)
     }
 
-    /// Fills the tree-key index of a store made before it existed: one scan of the state.
+    /// Fills the tree-key index of a store made before it existed: the state scanned in
+    /// runs of [`LEAF_INDEX_RUN`] keys, each written after its scan ended (a backend may
+    /// hold a lock while it scans), the next scan resuming after the last key written. The
+    /// mark goes with the last run; interrupted, it starts over on the next open.
     fn index_leaves(&self) -> Result<(), StoreError> {
         if self.db.get(CF_META, META_LEAVES_INDEXED)?.is_some() {
             return Ok(());
         }
-        let mut batch = Batch::default();
-        let mut failed = None;
-        self.db.scan(CF_STATE, &[], &mut |key, _| {
-            let state_key: StateKey =
-                codec::decode(key, 1024).map_err(|e| corrupt("state key", e))?;
-            batch.put(CF_LEAVES, state_key.tree_key().as_bytes(), key);
-            if batch.len() >= 10_000
-                && let Err(error) = self.db.write(std::mem::take(&mut batch))
-            {
-                failed = Some(error);
-                return Ok(false);
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let mut batch = Batch::default();
+            let mut last = None;
+            self.db
+                .scan(CF_STATE, after.as_deref().unwrap_or(&[]), &mut |key, _| {
+                    if after.as_deref() == Some(key) {
+                        return Ok(true);
+                    }
+                    let state_key: StateKey =
+                        codec::decode(key, 1024).map_err(|e| corrupt("state key", e))?;
+                    batch.put(CF_LEAVES, state_key.tree_key().as_bytes(), key);
+                    if batch.len() < LEAF_INDEX_RUN {
+                        return Ok(true);
+                    }
+                    last = Some(key.to_vec());
+                    Ok(false)
+                })?;
+            if last.is_none() {
+                batch.put(CF_META, META_LEAVES_INDEXED, []);
+                return self.db.write(batch);
             }
-            Ok(true)
-        })?;
-        if let Some(error) = failed {
-            return Err(error);
+            self.db.write(batch)?;
+            after = last;
         }
-        batch.put(CF_META, META_LEAVES_INDEXED, []);
-        self.db.write(batch)
     }
 
     /// Rebuilds the state tree of a store made before it was stored in pages: builds the

@@ -397,6 +397,41 @@ fn a_store_made_before_the_tree_key_index_is_indexed_on_open() {
 }
 
 #[test]
+fn an_index_of_more_keys_than_one_run_is_written_run_by_run() {
+    // The memory backend holds its lock while it scans: an index written from inside the
+    // scan would wait for itself. More keys than one run, and the mark taken away.
+    let chain = TestChain::new(2);
+    let disk: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+    drop(Store::with_backend(disk.clone(), &chain.genesis).unwrap());
+    let keys: Vec<StateKey> = (0..cachet_storage::LEAF_INDEX_RUN * 2 + 7)
+        .map(|n| StateKey::Account(cachet_testkit::key(&format!("holder-{n}")).public_key()))
+        .collect();
+    let mut batch = cachet_storage::Batch::default();
+    for key in &keys {
+        batch.put(Family::State, cachet_types::codec::encode(key), b"v");
+    }
+    batch.delete(Family::Meta, b"leaves-indexed");
+    disk.write(batch).unwrap();
+    let (done, opened) = std::sync::mpsc::channel();
+    let (backend, genesis) = (disk.clone(), chain.genesis.clone());
+    std::thread::spawn(move || done.send(Store::with_backend(backend, &genesis).map(drop)));
+    opened
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the store opens within 60 s (the index is not written inside its scan)")
+        .unwrap();
+    let mut indexed = 0;
+    disk.scan(Family::Leaves, &[], &mut |tree_key, state_key| {
+        let key: StateKey = cachet_types::codec::decode(state_key, 1024).unwrap();
+        assert_eq!(key.tree_key().as_bytes(), tree_key);
+        indexed += 1;
+        Ok(true)
+    })
+    .unwrap();
+    assert_eq!(indexed, keys.len(), "every state key indexed once");
+    assert!(disk.get(Family::Meta, b"leaves-indexed").unwrap().is_some());
+}
+
+#[test]
 fn on_rocksdb_a_frozen_copy_stays_at_its_height_and_imports_survive_reopen() {
     let mut source = Source::new(2);
     let dir = tempfile::tempdir().unwrap();
