@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod events;
 mod explorer;
+mod group;
 mod health;
 mod metrics;
 mod node;

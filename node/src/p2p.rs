@@ -41,14 +41,13 @@ async fn check_tx_batches(
     net: NetworkHandle,
     mut batches: mpsc::Receiver<(Vec<u8>, MessageId, Peer)>,
 ) {
-    while let Some(first) = batches.recv().await {
-        let mut bytes = first.0.len();
-        let mut group = vec![first];
-        while bytes < TX_BATCHES_CHECKED_TOGETHER_BYTES {
-            let Ok(next) = batches.try_recv() else { break };
-            bytes += next.0.len();
-            group.push(next);
-        }
+    while let Some(group) = crate::group::next_group(
+        &mut batches,
+        TX_BATCHES_CHECKED_TOGETHER_BYTES,
+        |(data, _, _)| data.len(),
+    )
+    .await
+    {
         let (data, senders): (Vec<Vec<u8>>, Vec<(MessageId, Peer)>) = group
             .into_iter()
             .map(|(data, id, from)| (data, (id, from)))

@@ -64,14 +64,12 @@ impl Submissions {
 /// Takes the requests that queued, up to [`SUBMISSIONS_CHECKED_TOGETHER`] transactions,
 /// checks them as one group off the async workers, and answers each.
 async fn check(node: Arc<Node>, mut requests: mpsc::Receiver<Request>) {
-    while let Some(first) = requests.recv().await {
-        let mut count = first.0.len();
-        let mut group = vec![first];
-        while count < SUBMISSIONS_CHECKED_TOGETHER {
-            let Ok(next) = requests.try_recv() else { break };
-            count += next.0.len();
-            group.push(next);
-        }
+    while let Some(group) =
+        crate::group::next_group(&mut requests, SUBMISSIONS_CHECKED_TOGETHER, |(txs, _)| {
+            txs.len()
+        })
+        .await
+    {
         let (txs, answers): (Vec<Vec<Vec<u8>>>, Vec<oneshot::Sender<Answers>>) =
             group.into_iter().unzip();
         let worker = node.clone();
