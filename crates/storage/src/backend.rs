@@ -234,6 +234,8 @@ pub struct StoreStats {
     pub write_stopped: bool,
     /// Bytes per second writes are slowed to, 0 when they are not.
     pub delayed_write_rate: u64,
+    /// Compactions and flushes running now.
+    pub background_jobs: u64,
 }
 
 /// The families in RocksDB, every write through the WAL and synced.
@@ -412,6 +414,8 @@ impl Backend for RocksBackend {
                 .sum_property("rocksdb.estimate-pending-compaction-bytes"),
             write_stopped: db_wide("rocksdb.is-write-stopped") != 0,
             delayed_write_rate: db_wide("rocksdb.actual-delayed-write-rate"),
+            background_jobs: db_wide("rocksdb.num-running-compactions")
+                + db_wide("rocksdb.num-running-flushes"),
         }
     }
 }
