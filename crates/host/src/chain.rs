@@ -321,11 +321,10 @@ impl Chain {
                         .into_iter()
                         .map(|txs| {
                             let sigs: u64 = txs.iter().map(signatures).sum();
+                            self.checked(sigs);
                             if alone {
-                                self.checked(sigs);
                                 return txs.into_iter().map(|tx| tx.verify(&chain_id)).collect();
                             }
-                            self.checked(sigs);
                             let verdicts = cachet_types::verify_each(&chain_id, txs);
                             if verdicts.iter().any(Result::is_err) {
                                 self.checked(sigs);
