@@ -264,7 +264,9 @@ fn unanswered(_: crate::submit::Unanswered) -> ApiError {
     ApiError(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal".into(),
-        "the submission checker stopped before answering".into(),
+        "the submission checker failed before answering: the transactions may or may not \
+         have been admitted"
+            .into(),
     )
 }
 
@@ -460,7 +462,12 @@ async fn submit_txs(
     // Undecodable hex is answered in its place; the rest go to the chain together.
     let decoded: Vec<Option<Vec<u8>>> = body.txs.iter().map(|h| hex::decode(h).ok()).collect();
     let bytes: Vec<Vec<u8>> = decoded.iter().flatten().cloned().collect();
-    let answers = state.submissions.submit(bytes).await.map_err(unanswered)?;
+    // An empty batch takes no place in the queue.
+    let answers = if bytes.is_empty() {
+        Vec::new()
+    } else {
+        state.submissions.submit(bytes).await.map_err(unanswered)?
+    };
     let mut answers = answers.into_iter();
     let mut results = Vec::with_capacity(decoded.len());
     for tx in &decoded {

@@ -32,8 +32,8 @@ pub struct Submissions {
     queue: mpsc::Sender<Request>,
 }
 
-/// The checker stopped before answering (it panicked): the request may or may not have been
-/// admitted.
+/// The checker failed before answering (a bug: it panicked): the request's transactions
+/// may or may not have been admitted.
 #[derive(Debug)]
 pub struct Unanswered;
 
@@ -78,12 +78,19 @@ async fn check(node: Arc<Node>, mut requests: mpsc::Receiver<Request>) {
             worker.submit_batches(&batches)
         })
         .await;
-        // A panic drops the answers' senders: each handler reports an internal error.
-        if let Ok(checked) = checked {
-            for (answer, answers) in answers.into_iter().zip(checked) {
-                // The client may have gone; its transactions stay admitted.
-                let _ = answer.send(answers);
+        match checked {
+            Ok(checked) => {
+                for (answer, answers) in answers.into_iter().zip(checked) {
+                    // The client may have gone; its transactions stay admitted.
+                    let _ = answer.send(answers);
+                }
             }
+            // Dropping the answers' senders: each handler reports an internal error.
+            Err(error) => tracing::error!(
+                %error,
+                requests = answers.len(),
+                "the submission checker failed; its requests go unanswered"
+            ),
         }
     }
 }
@@ -115,7 +122,9 @@ mod tests {
             )
             .unwrap(),
         );
-        let submissions = Submissions::start(node.clone());
+        // Every request queued before the checker starts: one group.
+        let (queue, queued) = mpsc::channel(SUBMISSION_QUEUE);
+        let submissions = Submissions { queue };
         let mut factory = TxFactory::new(chain.chain_id);
         // Forty clients at once, each with its own issuer-signed transactions: operator i's
         // issuer signs for its own issues, nonces 1.. in each request.
@@ -152,6 +161,8 @@ mod tests {
         for txs in requests.iter().chain([&forged]) {
             pending.push(submissions.enqueue(bytes(txs)).await.unwrap());
         }
+        let before = node.chain().counters().signature_checks;
+        tokio::spawn(check(node.clone(), queued));
         let bad = pending.pop().unwrap().await.unwrap();
         assert!(matches!(bad[0], Ok((id, TxStatus::Pending)) if id == forged[0].id()));
         assert!(matches!(bad[1], Ok((id, TxStatus::Pending)) if id == forged[1].id()));
@@ -170,6 +181,12 @@ mod tests {
                 );
             }
         }
+        // One verification of the group's 163 signatures failed; then each request's batch
+        // (163), then the bad one's three one by one.
+        assert_eq!(
+            node.chain().counters().signature_checks - before,
+            163 + 163 + 3
+        );
         // And through `submit`: a request alone.
         let last = factory.sign(
             chain.issuer(1),
