@@ -234,7 +234,8 @@ pub struct StoreStats {
     pub write_stopped: bool,
     /// Bytes per second writes are slowed to, 0 when they are not.
     pub delayed_write_rate: u64,
-    /// Compactions and flushes running now.
+    /// Compactions and flushes running now, plus, per family, one for a compaction and one
+    /// for a flush waiting to run.
     pub background_jobs: u64,
 }
 
@@ -415,7 +416,9 @@ impl Backend for RocksBackend {
             write_stopped: db_wide("rocksdb.is-write-stopped") != 0,
             delayed_write_rate: db_wide("rocksdb.actual-delayed-write-rate"),
             background_jobs: db_wide("rocksdb.num-running-compactions")
-                + db_wide("rocksdb.num-running-flushes"),
+                + db_wide("rocksdb.num-running-flushes")
+                + self.sum_property("rocksdb.compaction-pending")
+                + self.sum_property("rocksdb.mem-table-flush-pending"),
         }
     }
 }
