@@ -176,42 +176,6 @@ fn split<T>(items: Vec<T>, sizes: &[usize]) -> Vec<Vec<T>> {
         .collect()
 }
 
-/// Each batch's own verdicts ([`cachet_types::verify_each`]), the batches spread over the
-/// cores in contiguous runs, in order.
-fn each_apart(
-    chain_id: &Hash,
-    mut batches: Vec<Vec<SignedTx>>,
-) -> Vec<Vec<Result<VerifiedTx, cachet_types::TxCheckError>>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = batches.len().div_ceil(threads).max(1);
-    let mut runs = Vec::with_capacity(threads);
-    while !batches.is_empty() {
-        let rest = batches.split_off(per_thread.min(batches.len()));
-        runs.push(std::mem::replace(&mut batches, rest));
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = runs
-            .into_iter()
-            .map(|run| {
-                scope.spawn(move || {
-                    run.into_iter()
-                        .map(|txs| cachet_types::verify_each(chain_id, txs))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| {
-                // Verification does not panic on any input; a panic is a bug: pass it on.
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
-}
-
 /// The signatures of a certified block: its certificate's and its transactions'.
 fn all_signatures(certified: &CertifiedBlock) -> u64 {
     certified.certificate.signatures.len() as u64
@@ -350,29 +314,29 @@ impl Chain {
                 // cores as separate requests were.
                 Err(unjudged) => {
                     let batches = split(unjudged, &sizes);
-                    let alone = sizes.iter().filter(|&&size| size > 0).count() == 1;
                     let sigs: Vec<u64> = batches
                         .iter()
                         .map(|txs| txs.iter().map(signatures).sum())
                         .collect();
                     self.checked(sigs.iter().sum());
-                    let verdicts = if alone {
+                    if sizes.iter().filter(|&&size| size > 0).count() == 1 {
                         batches
                             .into_iter()
                             .map(|txs| txs.into_iter().map(|tx| tx.verify(&chain_id)).collect())
                             .collect()
                     } else {
-                        each_apart(&chain_id, batches)
-                    };
-                    // A batch with a bad one was also checked one by one.
-                    let again: u64 = verdicts
-                        .iter()
-                        .zip(&sigs)
-                        .filter(|(verdicts, _)| !alone && verdicts.iter().any(Result::is_err))
-                        .map(|(_, sigs)| sigs)
-                        .sum();
-                    self.checked(again);
-                    verdicts
+                        let verdicts = cachet_types::verify_each_batch(&chain_id, &batches);
+                        // A batch with a bad one was also checked one by one.
+                        self.checked(
+                            verdicts
+                                .iter()
+                                .zip(&sigs)
+                                .filter(|(verdicts, _)| verdicts.iter().any(Result::is_err))
+                                .map(|(_, sigs)| sigs)
+                                .sum(),
+                        );
+                        verdicts
+                    }
                 }
             };
         let mut seen = std::collections::HashSet::new();

@@ -25,7 +25,7 @@ pub use keys::{Address, BatchVerifier, PublicKey, Signature, SignatureError, Sig
 pub use tx::{
     CoIssuer, Cosignature, Deadline, FaceValue, FreezeReason, IssueRecord, MIN_PARALLEL_CHUNK,
     MembershipChange, SignedTx, SwapLeg, TxBody, TxCheckError, Variant, VerifiedTx, verify_all,
-    verify_batch, verify_each, verify_parallel,
+    verify_batch, verify_each, verify_each_batch, verify_parallel,
 };
 
 /// Re-exported so callers of the batch verifier can pass an OS random source.

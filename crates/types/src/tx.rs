@@ -792,21 +792,22 @@ fn batch_holds<R: rand_core::CryptoRng>(
 /// Fewest transactions worth a thread of their own in [`verify_parallel`].
 pub const MIN_PARALLEL_CHUNK: usize = 256;
 
-/// `check` run on `txs` split into one chunk per core (at least `MIN_PARALLEL_CHUNK` each),
-/// each on a thread of its own (a single chunk on the calling thread); each chunk's result
-/// with the chunk's first index, in order.
-fn in_chunks<T: Send>(
-    txs: &[SignedTx],
-    check: impl Fn(&[SignedTx]) -> T + Sync,
+/// `check` run on `items` split into one chunk per core (at least `min_chunk` each), each
+/// on a thread of its own (a single chunk on the calling thread); each chunk's result with
+/// the chunk's first index, in order.
+fn in_chunks<I: Sync, T: Send>(
+    items: &[I],
+    min_chunk: usize,
+    check: impl Fn(&[I]) -> T + Sync,
 ) -> Vec<(usize, T)> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = txs.len().div_ceil(threads).max(MIN_PARALLEL_CHUNK);
-    if txs.len() <= chunk {
-        return vec![(0, check(txs))];
+    let chunk = items.len().div_ceil(threads).max(min_chunk).max(1);
+    if items.len() <= chunk {
+        return vec![(0, check(items))];
     }
     let check = &check;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = txs
+        let handles: Vec<_> = items
             .chunks(chunk)
             .map(|part| scope.spawn(move || check(part)))
             .collect();
@@ -830,7 +831,10 @@ pub fn verify_parallel(
     chain_id: &Hash,
     txs: Vec<SignedTx>,
 ) -> Result<Vec<VerifiedTx>, (usize, TxCheckError)> {
-    for (offset, checked) in in_chunks(&txs, |part| first_bad(chain_id, part, crate::os_rng())) {
+    let chunks = in_chunks(&txs, MIN_PARALLEL_CHUNK, |part| {
+        first_bad(chain_id, part, crate::os_rng())
+    });
+    for (offset, checked) in chunks {
         checked.map_err(|(index, error)| (offset + index, error))?;
     }
     Ok(txs.into_iter().map(VerifiedTx::new_unchecked).collect())
@@ -840,7 +844,7 @@ pub fn verify_parallel(
 /// `Err` gives them back unjudged. For a caller that then judges them in groups or one by
 /// one (the search of a large batch one by one would cost far more than that).
 pub fn verify_all(chain_id: &Hash, txs: Vec<SignedTx>) -> Result<Vec<VerifiedTx>, Vec<SignedTx>> {
-    let held = in_chunks(&txs, |part| {
+    let held = in_chunks(&txs, MIN_PARALLEL_CHUNK, |part| {
         matches!(batch_holds(chain_id, part, crate::os_rng()), Ok(true))
     });
     if held.iter().all(|(_, holds)| *holds) {
@@ -858,4 +862,21 @@ pub fn verify_each(chain_id: &Hash, txs: Vec<SignedTx>) -> Vec<Result<VerifiedTx
         Ok(verified) => verified.into_iter().map(Ok).collect(),
         Err(txs) => txs.into_iter().map(|tx| tx.verify(chain_id)).collect(),
     }
+}
+
+/// [`verify_each`] of every batch, the batches spread over the cores: each batch's own
+/// verdicts, in order. For batches that failed one verification together (several clients'
+/// requests), each judged as if it had come alone.
+pub fn verify_each_batch(
+    chain_id: &Hash,
+    batches: &[Vec<SignedTx>],
+) -> Vec<Vec<Result<VerifiedTx, TxCheckError>>> {
+    in_chunks(batches, 1, |run| {
+        run.iter()
+            .map(|txs| verify_each(chain_id, txs.clone()))
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flat_map(|(_, verdicts)| verdicts)
+    .collect()
 }

@@ -426,6 +426,22 @@ fn parallel_verification_keeps_order_and_names_the_bad_transaction_anywhere() {
     }
     assert_eq!(cachet_types::verify_all(&chain, short.clone()), Err(short));
     assert!(cachet_types::verify_all(&Hash::ZERO, txs[..3].to_vec()).is_err());
+    // Many batches judged apart, across cores: each keeps its order and its own verdicts.
+    let mut batches: Vec<Vec<_>> = txs.chunks(7).map(<[_]>::to_vec).collect();
+    batches.insert(3, Vec::new());
+    batches[50][2].signature = signer.sign(b"something else");
+    let judged = cachet_types::verify_each_batch(&chain, &batches);
+    assert_eq!(judged.len(), batches.len());
+    for (number, (verdicts, batch)) in judged.iter().zip(&batches).enumerate() {
+        assert_eq!(verdicts.len(), batch.len(), "batch {number}");
+        for (index, (verdict, tx)) in verdicts.iter().zip(batch).enumerate() {
+            match verdict {
+                Ok(verified) => assert_eq!(verified.tx(), tx),
+                Err(_) => assert_eq!((number, index), (50, 2)),
+            }
+        }
+    }
+    assert!(judged[50][2].is_err());
 }
 
 #[test]
