@@ -285,20 +285,21 @@ impl Chain {
         // Each batch's fresh transactions, with their place in it.
         let mut fresh: Vec<(Vec<usize>, Vec<SignedTx>)> = Vec::with_capacity(batches.len());
         for txs in batches {
-            let mut known = Vec::with_capacity(txs.len());
+            // Answered now, or `None` until its signature is checked.
+            let mut early = Vec::with_capacity(txs.len());
             let (mut indices, mut unseen) = (Vec::new(), Vec::new());
             for (index, bytes) in txs.iter().enumerate() {
                 match self.precheck(bytes) {
                     Ok(Precheck::Fresh(tx)) => {
                         indices.push(index);
                         unseen.push(*tx);
-                        known.push(None);
+                        early.push(None);
                     }
-                    Ok(Precheck::Known(id, status)) => known.push(Some(Ok((id, status)))),
-                    Err(error) => known.push(Some(Err(error))),
+                    Ok(Precheck::Known(id, status)) => early.push(Some(Ok((id, status)))),
+                    Err(error) => early.push(Some(Err(error))),
                 }
             }
-            answers.push(known);
+            answers.push(early);
             fresh.push((indices, unseen));
         }
         self.checked(fresh.iter().flat_map(|(_, txs)| txs).map(signatures).sum());
