@@ -284,7 +284,7 @@ async fn run(options: Options) -> Result<()> {
         ready_max_lag: options.ready_max_lag_blocks,
         event_clients: Arc::new(tokio::sync::Semaphore::new(events::MAX_EVENT_CLIENTS)),
         explorer: !options.no_explorer,
-        submissions: submit::Submissions::start(node.clone()),
+        submissions: submit::Submissions::start(node.clone(), options.api_max_concurrent as usize),
     };
     if let Some(listener) = ops_listener {
         let ops = api::ops_router(api::ApiState {

@@ -13,10 +13,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::node::Node;
 
-/// Requests waiting to be checked; a handler waits for a place (the server bounds how many
-/// requests are in flight).
-pub const SUBMISSION_QUEUE: usize = 256;
-
 /// Most transactions of queued requests checked together (at least one request).
 pub const SUBMISSIONS_CHECKED_TOGETHER: usize = 4096;
 
@@ -39,8 +35,10 @@ pub struct Unanswered;
 
 impl Submissions {
     /// Starts the task that checks the queue's requests; it ends when every sender is gone.
-    pub fn start(node: Arc<Node>) -> Submissions {
-        let (queue, requests) = mpsc::channel(SUBMISSION_QUEUE);
+    /// `capacity` is the server's bound on requests in flight (`--api-max-concurrent`):
+    /// each holds at most one place, so a request never waits for one.
+    pub fn start(node: Arc<Node>, capacity: usize) -> Submissions {
+        let (queue, requests) = mpsc::channel(capacity.max(1));
         tokio::spawn(check(node, requests));
         Submissions { queue }
     }
@@ -50,7 +48,8 @@ impl Submissions {
         self.enqueue(txs).await?.await.map_err(|_| Unanswered)
     }
 
-    /// Puts a request in the queue (waiting for a place); its answers come on the receiver.
+    /// Puts a request in the queue (a place is free: see [`Submissions::start`]); its
+    /// answers come on the receiver.
     async fn enqueue(&self, txs: Vec<Vec<u8>>) -> Result<oneshot::Receiver<Answers>, Unanswered> {
         let (answer, answered) = oneshot::channel();
         self.queue
@@ -122,8 +121,8 @@ mod tests {
             )
             .unwrap(),
         );
-        // Every request queued before the checker starts: one group.
-        let (queue, queued) = mpsc::channel(SUBMISSION_QUEUE);
+        // Every request (41) queued before the checker starts: one group.
+        let (queue, queued) = mpsc::channel(64);
         let submissions = Submissions { queue };
         let mut factory = TxFactory::new(chain.chain_id);
         // Forty clients at once, each with its own issuer-signed transactions: operator i's

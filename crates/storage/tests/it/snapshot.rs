@@ -400,10 +400,32 @@ fn a_store_made_before_the_tree_key_index_is_indexed_on_open() {
 fn an_index_of_more_keys_than_one_run_is_written_run_by_run() {
     // The memory backend holds its lock while it scans: an index written from inside the
     // scan would wait for itself. More keys than one run, and the mark taken away.
+    leaves_indexed_on_open(|_| cachet_storage::LEAF_INDEX_RUN * 2 + 7);
+}
+
+#[test]
+fn an_index_of_an_exact_multiple_of_the_run_ends_with_the_mark_alone() {
+    // The last run is full: the scan after it finds nothing and writes the mark alone.
+    leaves_indexed_on_open(|genesis_keys| cachet_storage::LEAF_INDEX_RUN * 2 - genesis_keys);
+}
+
+/// Opens a memory store whose tree-key index is missing, with `added(genesis keys)` state
+/// keys besides the genesis', and checks that every state key is indexed once, and marked.
+fn leaves_indexed_on_open(added: impl Fn(usize) -> usize) {
     let chain = TestChain::new(2);
     let disk: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
     drop(Store::with_backend(disk.clone(), &chain.genesis).unwrap());
-    let keys: Vec<StateKey> = (0..cachet_storage::LEAF_INDEX_RUN * 2 + 7)
+    let count = |family| {
+        let mut count = 0;
+        disk.scan(family, &[], &mut |_, _| {
+            count += 1;
+            Ok(true)
+        })
+        .unwrap();
+        count
+    };
+    let genesis_keys = count(Family::State);
+    let keys: Vec<StateKey> = (0..added(genesis_keys))
         .map(|n| StateKey::Account(cachet_testkit::key(&format!("holder-{n}")).public_key()))
         .collect();
     let mut batch = cachet_storage::Batch::default();
@@ -419,15 +441,17 @@ fn an_index_of_more_keys_than_one_run_is_written_run_by_run() {
         .recv_timeout(std::time::Duration::from_secs(60))
         .expect("the store opens within 60 s (the index is not written inside its scan)")
         .unwrap();
-    let mut indexed = 0;
     disk.scan(Family::Leaves, &[], &mut |tree_key, state_key| {
         let key: StateKey = cachet_types::codec::decode(state_key, 1024).unwrap();
         assert_eq!(key.tree_key().as_bytes(), tree_key);
-        indexed += 1;
         Ok(true)
     })
     .unwrap();
-    assert_eq!(indexed, keys.len(), "every state key indexed once");
+    assert_eq!(
+        count(Family::Leaves),
+        genesis_keys + keys.len(),
+        "every state key indexed once"
+    );
     assert!(disk.get(Family::Meta, b"leaves-indexed").unwrap().is_some());
 }
 
