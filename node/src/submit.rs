@@ -38,9 +38,15 @@ impl Submissions {
     /// `capacity` is the server's bound on requests in flight (`--api-max-concurrent`):
     /// each holds at most one place, so a request never waits for one.
     pub fn start(node: Arc<Node>, capacity: usize) -> Submissions {
-        let (queue, requests) = mpsc::channel(capacity.max(1));
+        let (submissions, requests) = Submissions::queue(capacity);
         tokio::spawn(check(node, requests));
-        Submissions { queue }
+        submissions
+    }
+
+    /// The queue of `capacity` places (at least one), and its receiving side for the checker.
+    fn queue(capacity: usize) -> (Submissions, mpsc::Receiver<Request>) {
+        let (queue, requests) = mpsc::channel(capacity.max(1));
+        (Submissions { queue }, requests)
     }
 
     /// Checks and admits one client's transactions (see [`Node::submit_batches`]).
@@ -97,6 +103,7 @@ async fn check(node: Arc<Node>, mut requests: mpsc::Receiver<Request>) {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
 
     use cachet_host::Mempool;
     use cachet_storage::{Ledger, Store};
@@ -121,9 +128,9 @@ mod tests {
             )
             .unwrap(),
         );
-        // Every request (41) queued before the checker starts: one group.
-        let (queue, queued) = mpsc::channel(64);
-        let submissions = Submissions { queue };
+        // Every request queued before the checker starts: one group. The queue has a place
+        // for each (as the server's in-flight bound gives one to each request it lets in).
+        let (submissions, queued) = Submissions::queue(41);
         let mut factory = TxFactory::new(chain.chain_id);
         // Forty clients at once, each with its own issuer-signed transactions: operator i's
         // issuer signs for its own issues, nonces 1.. in each request.
@@ -158,7 +165,14 @@ mod tests {
         let bytes = |txs: &[cachet_types::SignedTx]| txs.iter().map(|tx| tx.to_bytes()).collect();
         let mut pending = Vec::new();
         for txs in requests.iter().chain([&forged]) {
-            pending.push(submissions.enqueue(bytes(txs)).await.unwrap());
+            let placed =
+                tokio::time::timeout(Duration::from_secs(10), submissions.enqueue(bytes(txs)));
+            pending.push(
+                placed
+                    .await
+                    .expect("each of the 41 requests finds a place without the checker running")
+                    .unwrap(),
+            );
         }
         let before = node.chain().counters().signature_checks;
         tokio::spawn(check(node.clone(), queued));
