@@ -801,7 +801,7 @@ fn in_chunks<I: Sync, T: Send>(
     check: impl Fn(&[I]) -> T + Sync,
 ) -> Vec<(usize, T)> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = items.len().div_ceil(threads).max(min_chunk).max(1);
+    let chunk = items.len().div_ceil(threads).max(min_chunk);
     if items.len() <= chunk {
         return vec![(0, check(items))];
     }
